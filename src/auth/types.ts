@@ -1,0 +1,37 @@
+// The one question every login door asks (auth-client socket, checkpassword, the Dovecot
+// Lua endpoint) and the answers they map to their own wire. Implemented by
+// auth/authenticator.ts on top of the directory, the password service and the limiter.
+
+import type { UserdbFields } from '../directory/userdb.js';
+
+export interface AuthContext {
+  /** Dovecot's / Postfix's service name: smtp, imap, pop3, lmtp, doveadm… */
+  service: string;
+  remoteIp?: string;
+  localIp?: string;
+  secured?: boolean;
+  /** Dovecot's `no-penalty`: do not delay the answer. */
+  noPenalty?: boolean;
+}
+
+export type AuthOutcome =
+  | { result: 'ok'; fields: UserdbFields }
+  /** Wrong password, unknown user, or a stored hash that cannot be checked: all look alike outside. */
+  | { result: 'fail'; why: 'mismatch' | 'unknown' | 'no_password' | 'bad_hash' }
+  | { result: 'disabled'; address: string }
+  /** The brute-force limiter refused before any password was checked. */
+  | { result: 'refused'; retryAfterSeconds: number }
+  /** The answer is unknown (directory never loaded, hash workers overloaded). */
+  | { result: 'temp'; why: string };
+
+export type LookupOutcome =
+  | { result: 'ok'; fields: UserdbFields }
+  | { result: 'unknown' }
+  | { result: 'disabled'; address: string }
+  | { result: 'temp'; why: string };
+
+export interface Authenticator {
+  authenticate(login: string, password: string, ctx: AuthContext): Promise<AuthOutcome>;
+  /** The userdb side: no password, no hashing, answered synchronously from memory. */
+  lookup(login: string): LookupOutcome;
+}

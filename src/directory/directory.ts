@@ -1,0 +1,280 @@
+// The mail directory: domains, alias domains, mailboxes and aliases held in memory, and
+// the answers every protocol gives from them. Pure: no I/O, no clock, no globals. The sync
+// fills and patches it; socketmap, auth, checkpassword and the Dovecot lookup read it.
+
+import { domainOf, fold, localOf, splitExtension, withExtension } from './address.js';
+
+export interface MailboxRecord {
+  /** `{SCHEME}hash` or a bare crypt string; null when the row has none (cannot log in). */
+  password: string | null;
+  /** 0 = no limit. */
+  quotaBytes: number;
+  active: boolean;
+}
+
+export interface AliasDomainRecord {
+  target: string;
+  active: boolean;
+}
+
+export interface DirectoryData {
+  domains: Map<string, boolean>;
+  aliasDomains: Map<string, AliasDomainRecord>;
+  mailboxes: Map<string, MailboxRecord>;
+  /** Address (or `@domain`) → its active destinations, comma-joined, as Postfix wants them. */
+  aliases: Map<string, string>;
+}
+
+export type ChangeKind = 'domain' | 'alias_domain' | 'mailbox' | 'alias';
+
+export type ChangeListener = (kind: ChangeKind, key: string | null) => void;
+
+export type UserLookup =
+  | { status: 'ok'; address: string; password: string | null; quotaBytes: number }
+  | { status: 'disabled'; address: string }
+  | { status: 'unknown' };
+
+export type MapName = 'domains' | 'mailboxes' | 'aliases' | 'senders';
+
+export const mapNames: readonly MapName[] = ['domains', 'mailboxes', 'aliases', 'senders'];
+
+export function emptyData(): DirectoryData {
+  return { domains: new Map(), aliasDomains: new Map(), mailboxes: new Map(), aliases: new Map() };
+}
+
+/** One alias row as stored: address → destination, each row active or not. */
+export interface AliasRow {
+  destination: string;
+  active: boolean;
+}
+
+/** Joins alias rows into the stored form; undefined when none is active. */
+export function joinAliasRows(rows: Iterable<AliasRow>): string | undefined {
+  const seen: string[] = [];
+  for (const r of rows) {
+    if (!r.active) continue;
+    const d = fold(r.destination.trim());
+    if (d !== '' && !seen.includes(d)) seen.push(d);
+  }
+  return seen.length === 0 ? undefined : seen.join(',');
+}
+
+export interface DirectoryOptions {
+  /** Characters that start an address extension, like Postfix's recipient_delimiter. */
+  recipientDelimiter: string;
+}
+
+export interface Directory {
+  /** True once a full load has completed; before that every answer is "unknown". */
+  readonly loaded: boolean;
+  lookup(map: MapName, key: string): string | undefined;
+  domain(key: string): string | undefined;
+  mailbox(key: string): string | undefined;
+  alias(key: string): string | undefined;
+  senders(key: string): string | undefined;
+  user(login: string): UserLookup;
+  /** Every mailbox address, for Dovecot's user iteration. */
+  users(): IterableIterator<string>;
+  counts(): Record<ChangeKind, number>;
+
+  replaceAll(data: DirectoryData): void;
+  setDomain(name: string, active: boolean | undefined): void;
+  setAliasDomain(name: string, record: AliasDomainRecord | undefined): void;
+  setMailbox(address: string, record: MailboxRecord | undefined): void;
+  setAlias(address: string, destinations: string | undefined): void;
+  onChange(listener: ChangeListener): () => void;
+  setRecipientDelimiter(delimiters: string): void;
+}
+
+export function createDirectory(options: DirectoryOptions): Directory {
+  let data = emptyData();
+  let loaded = false;
+  let delimiters = options.recipientDelimiter;
+  const listeners = new Set<ChangeListener>();
+
+  const emit = (kind: ChangeKind, key: string | null) => {
+    for (const l of listeners) l(kind, key);
+  };
+
+  /** An active domain, or an active alias domain whose target is active. */
+  const servesDomain = (domain: string): boolean => {
+    if (data.domains.get(domain) === true) return true;
+    const ad = data.aliasDomains.get(domain);
+    return ad !== undefined && ad.active && data.domains.get(ad.target) === true;
+  };
+
+  const activeMailbox = (address: string): MailboxRecord | undefined => {
+    const mb = data.mailboxes.get(address);
+    if (mb === undefined || !mb.active) return undefined;
+    return data.domains.get(domainOf(address)) === true ? mb : undefined;
+  };
+
+  const domain = (key: string): string | undefined => {
+    const d = fold(key);
+    return servesDomain(d) ? d : undefined;
+  };
+
+  const mailbox = (key: string): string | undefined => {
+    const a = fold(key);
+    let found = activeMailbox(a) ? a : undefined;
+    if (found === undefined) {
+      const split = splitExtension(a, delimiters);
+      if (split && activeMailbox(split.base)) found = split.base;
+    }
+    if (found === undefined) return undefined;
+    return `${domainOf(found)}/${localOf(found)}/`;
+  };
+
+  const aliasTargets = (address: string): string | undefined => {
+    const dom = domainOf(address);
+    if (data.domains.get(dom) !== true) {
+      const ad = data.aliasDomains.get(dom);
+      if (ad === undefined || !ad.active || data.domains.get(ad.target) !== true) return undefined;
+    }
+    return data.aliases.get(address);
+  };
+
+  // The search order of the contract: exact → extension stripped (extension propagated,
+  // as Postfix's propagate_unmatched_extensions does) → a mailbox answers with itself →
+  // alias domain rewritten to its target → the @domain catch-all.
+  const resolveAlias = (a: string, depth: number): string | undefined => {
+    const at = a.lastIndexOf('@');
+    if (at < 0) return undefined; // bare domains: never turn them into alias domains
+    const exact = aliasTargets(a);
+    if (exact !== undefined) return exact;
+    const split = splitExtension(a, delimiters);
+    if (split) {
+      const stripped = aliasTargets(split.base);
+      if (stripped !== undefined) {
+        return stripped
+          .split(',')
+          .map((t) => (t.startsWith('@') ? t : withExtension(t, split.extension)))
+          .join(',');
+      }
+    }
+    if (at > 0 && (activeMailbox(a) || (split && activeMailbox(split.base)))) return a;
+    const dom = a.slice(at + 1);
+    const ad = data.aliasDomains.get(dom);
+    if (at > 0 && depth < 4 && ad !== undefined && ad.active && data.domains.get(ad.target) === true) {
+      const rewritten = `${a.slice(0, at)}@${ad.target}`;
+      if (resolveAlias(rewritten, depth + 1) !== undefined) return rewritten;
+    }
+    return aliasTargets(`@${dom}`);
+  };
+
+  const alias = (key: string): string | undefined => resolveAlias(fold(key), 0);
+
+  // Logins allowed to send as an address: the mailbox itself and the mailboxes its alias
+  // delivers to. Deliberately not the catch-all: owning @domain must not mean being
+  // allowed to send as every address of it.
+  const senders = (key: string): string | undefined => {
+    const a = fold(key);
+    if (a.lastIndexOf('@') <= 0) return undefined;
+    const out: string[] = [];
+    const add = (addr: string) => {
+      if (activeMailbox(addr) && !out.includes(addr)) out.push(addr);
+    };
+    const collect = (addr: string) => {
+      add(addr);
+      const targets = aliasTargets(addr);
+      if (targets !== undefined) for (const t of targets.split(',')) add(t);
+    };
+    collect(a);
+    const split = splitExtension(a, delimiters);
+    if (split) collect(split.base);
+    const base = split ? split.base : a;
+    const ad = data.aliasDomains.get(domainOf(base));
+    if (ad !== undefined && ad.active) collect(`${localOf(base)}@${ad.target}`);
+    return out.length === 0 ? undefined : out.join(',');
+  };
+
+  const user = (login: string): UserLookup => {
+    let a = fold(login);
+    const at = a.lastIndexOf('@');
+    if (at <= 0) return { status: 'unknown' };
+    let mb = data.mailboxes.get(a);
+    if (mb === undefined) {
+      // A login in an alias domain resolves to the mailbox of the target domain.
+      const ad = data.aliasDomains.get(a.slice(at + 1));
+      if (ad === undefined) return { status: 'unknown' };
+      const target = `${a.slice(0, at)}@${ad.target}`;
+      mb = data.mailboxes.get(target);
+      if (mb === undefined) return { status: 'unknown' };
+      if (!ad.active) return { status: 'disabled', address: target };
+      a = target;
+    }
+    if (!mb.active || data.domains.get(domainOf(a)) !== true) return { status: 'disabled', address: a };
+    return { status: 'ok', address: a, password: mb.password, quotaBytes: mb.quotaBytes };
+  };
+
+  const lookup = (map: MapName, key: string): string | undefined => {
+    switch (map) {
+      case 'domains':
+        return domain(key);
+      case 'mailboxes':
+        return mailbox(key);
+      case 'aliases':
+        return alias(key);
+      case 'senders':
+        return senders(key);
+    }
+  };
+
+  return {
+    get loaded() {
+      return loaded;
+    },
+    lookup,
+    domain,
+    mailbox,
+    alias,
+    senders,
+    user,
+    users: () => data.mailboxes.keys(),
+    counts: () => ({
+      domain: data.domains.size,
+      alias_domain: data.aliasDomains.size,
+      mailbox: data.mailboxes.size,
+      alias: data.aliases.size,
+    }),
+    replaceAll(next) {
+      data = next;
+      loaded = true;
+      emit('domain', null);
+      emit('alias_domain', null);
+      emit('mailbox', null);
+      emit('alias', null);
+    },
+    setDomain(name, active) {
+      const k = fold(name);
+      if (active === undefined) data.domains.delete(k);
+      else data.domains.set(k, active);
+      emit('domain', k);
+    },
+    setAliasDomain(name, record) {
+      const k = fold(name);
+      if (record === undefined) data.aliasDomains.delete(k);
+      else data.aliasDomains.set(k, { target: fold(record.target), active: record.active });
+      emit('alias_domain', k);
+    },
+    setMailbox(address, record) {
+      const k = fold(address);
+      if (record === undefined) data.mailboxes.delete(k);
+      else data.mailboxes.set(k, record);
+      emit('mailbox', k);
+    },
+    setAlias(address, destinations) {
+      const k = fold(address);
+      if (destinations === undefined) data.aliases.delete(k);
+      else data.aliases.set(k, destinations);
+      emit('alias', k);
+    },
+    onChange(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    setRecipientDelimiter(d) {
+      delimiters = d;
+    },
+  };
+}
