@@ -1,0 +1,336 @@
+// `mailmapd domain|mailbox|alias …`: administration of the native schema. Input is checked
+// before the database sees it, every change is one transaction, and a refused change
+// leaves the database as it was. Errors are one line; see cli.ts for exit codes.
+
+import pg from 'pg';
+import { UsageError, TempError, readNewPassword } from './password-input.js';
+
+export interface AdminDeps {
+  url: string;
+  hash(password: string): Promise<string>;
+  out(line: string): void;
+}
+
+const domainRe = /^(?=.{1,253}$)[a-z0-9_](?:[a-z0-9_-]{0,62})?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,62})?)*$|^\[[0-9a-f.:]+\]$/;
+const localRe = /^[^\s@,"\\]{1,64}$/;
+
+export function checkDomain(raw: string | undefined): string {
+  if (raw === undefined || raw === '') throw new UsageError('missing domain name');
+  const d = raw.trim().toLowerCase();
+  if (d.includes('@')) throw new UsageError(`"${raw}" is an address, not a domain`);
+  if (!domainRe.test(d)) throw new UsageError(`"${raw}" is not a valid domain name`);
+  return d;
+}
+
+export function checkAddress(raw: string | undefined, opts: { catchAll?: boolean } = {}): string {
+  if (raw === undefined || raw === '') throw new UsageError('missing address');
+  const a = raw.trim().toLowerCase();
+  const parts = a.split('@');
+  if (parts.length !== 2) throw new UsageError(`"${raw}" is not an address: it needs exactly one @`);
+  const [local, domain] = parts as [string, string];
+  if (local === '' && !opts.catchAll) throw new UsageError(`"${raw}" has an empty local part`);
+  if (local !== '' && !localRe.test(local)) throw new UsageError(`"${raw}" has an invalid local part`);
+  checkDomain(domain);
+  return a;
+}
+
+function parseQuota(raw: string): number {
+  const m = /^(\d+)\s*([kmgt]?)i?b?$/i.exec(raw.trim());
+  if (!m) throw new UsageError(`bad quota "${raw}" (bytes, or with K/M/G/T)`);
+  const mult = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 }[m[2]!.toLowerCase() as ''];
+  const n = Number(m[1]) * mult;
+  if (!Number.isSafeInteger(n)) throw new UsageError(`quota "${raw}" is too large`);
+  return n;
+}
+
+interface Parsed {
+  positional: string[];
+  flags: Map<string, string | true>;
+}
+
+function parseArgs(args: string[], valued: string[]): Parsed {
+  const positional: string[] = [];
+  const flags = new Map<string, string | true>();
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a.startsWith('--')) {
+      const [name, inline] = a.slice(2).split('=', 2) as [string, string | undefined];
+      if (valued.includes(name)) {
+        const v = inline ?? args[++i];
+        if (v === undefined) throw new UsageError(`--${name} needs a value`);
+        flags.set(name, v);
+      } else {
+        if (inline !== undefined) throw new UsageError(`--${name} takes no value`);
+        flags.set(name, true);
+      }
+    } else positional.push(a);
+  }
+  return { positional, flags };
+}
+
+function onlyFlags(p: Parsed, allowed: string[]): void {
+  for (const f of p.flags.keys()) if (!allowed.includes(f)) throw new UsageError(`unknown option --${f}`);
+}
+
+function arity(p: Parsed, min: number, max: number, usage: string): void {
+  if (p.positional.length < min || p.positional.length > max) throw new UsageError(`usage: mailmapd ${usage}`);
+}
+
+async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000, application_name: 'mailmapd-cli' });
+  c.on('error', () => {});
+  try {
+    await c.connect();
+  } catch (err) {
+    throw new TempError(`cannot connect to the database: ${(err as Error).message}`);
+  }
+  try {
+    return await fn(c);
+  } catch (err) {
+    throw translate(err);
+  } finally {
+    await c.end().catch(() => {});
+  }
+}
+
+/** Database errors a person caused become usage errors with a plain sentence. */
+function translate(err: unknown): Error {
+  if (err instanceof UsageError || err instanceof TempError) return err;
+  const e = err as { code?: string; message?: string; constraint?: string };
+  switch (e.code) {
+    case '23505':
+      return new UsageError('already exists');
+    case '23503':
+      return new UsageError(e.constraint?.includes('domain') ? 'the domain does not exist, or still has mailboxes' : 'a referenced entry does not exist');
+    case '23514':
+      return new UsageError(`rejected by the schema's checks (${e.constraint ?? 'check'})`);
+    case '42P01':
+      return new UsageError('the mailmapd schema is missing: run `mailmapd migrate` first');
+    case '57P01':
+    case '57P03':
+    case '08006':
+    case '08001':
+      return new TempError(`database unavailable: ${e.message}`);
+    default:
+      return new Error(e.message ?? String(err));
+  }
+}
+
+async function requireDomain(c: pg.Client, domain: string): Promise<void> {
+  const r = await c.query('SELECT 1 FROM mailmapd.domains WHERE name = $1', [domain]);
+  if (r.rowCount === 0) throw new UsageError(`domain ${domain} does not exist (add it with: mailmapd domain add ${domain})`);
+}
+
+export async function domainCommand(args: string[], deps: AdminDeps): Promise<number> {
+  const [verb, ...rest] = args;
+  const p = parseArgs(rest, ['alias-of']);
+  switch (verb) {
+    case 'add': {
+      onlyFlags(p, ['alias-of', 'inactive']);
+      arity(p, 1, 1, 'domain add DOMAIN [--alias-of TARGET] [--inactive]');
+      const name = checkDomain(p.positional[0]);
+      const active = !p.flags.has('inactive');
+      const target = p.flags.get('alias-of');
+      return withClient(deps.url, async (c) => {
+        await c.query('BEGIN');
+        try {
+          if (typeof target === 'string') {
+            const t = checkDomain(target);
+            await requireDomain(c, t);
+            const clash = await c.query('SELECT 1 FROM mailmapd.domains WHERE name = $1', [name]);
+            if (clash.rowCount) throw new UsageError(`${name} is already a domain`);
+            await c.query('INSERT INTO mailmapd.alias_domains (name, target, active) VALUES ($1, $2, $3)', [name, t, active]);
+          } else {
+            const clash = await c.query('SELECT 1 FROM mailmapd.alias_domains WHERE name = $1', [name]);
+            if (clash.rowCount) throw new UsageError(`${name} is already an alias domain`);
+            await c.query('INSERT INTO mailmapd.domains (name, active) VALUES ($1, $2)', [name, active]);
+          }
+          await c.query('COMMIT');
+        } catch (err) {
+          await c.query('ROLLBACK');
+          throw err;
+        }
+        deps.out(typeof target === 'string' ? `added alias domain ${name} -> ${checkDomain(target)}` : `added domain ${name}`);
+        return 0;
+      });
+    }
+    case 'rm': {
+      onlyFlags(p, []);
+      arity(p, 1, 1, 'domain rm DOMAIN');
+      const name = checkDomain(p.positional[0]);
+      return withClient(deps.url, async (c) => {
+        await c.query('BEGIN');
+        try {
+          const ad = await c.query('DELETE FROM mailmapd.alias_domains WHERE name = $1', [name]);
+          if (!ad.rowCount) {
+            const n = await c.query<{ n: string }>('SELECT count(*) AS n FROM mailmapd.mailboxes WHERE domain = $1', [name]);
+            if (Number(n.rows[0]!.n) > 0) throw new UsageError(`domain ${name} still has ${n.rows[0]!.n} mailbox(es); remove them first`);
+            const d = await c.query('DELETE FROM mailmapd.domains WHERE name = $1', [name]);
+            if (!d.rowCount) throw new UsageError(`no such domain: ${name}`);
+            await c.query(`DELETE FROM mailmapd.aliases WHERE split_part(address, '@', 2) = $1`, [name]);
+          }
+          await c.query('COMMIT');
+        } catch (err) {
+          await c.query('ROLLBACK');
+          throw err;
+        }
+        deps.out(`removed ${name}`);
+        return 0;
+      });
+    }
+    case 'list': {
+      onlyFlags(p, []);
+      arity(p, 0, 0, 'domain list');
+      return withClient(deps.url, async (c) => {
+        const r = await c.query<{ name: string; active: boolean; target: string | null }>(
+          `SELECT name, active, NULL AS target FROM mailmapd.domains
+           UNION ALL SELECT name, active, target FROM mailmapd.alias_domains ORDER BY name`,
+        );
+        for (const row of r.rows) {
+          deps.out(`${row.name}${row.target ? ` -> ${row.target}` : ''}${row.active ? '' : ' (inactive)'}`);
+        }
+        return 0;
+      });
+    }
+    default:
+      throw new UsageError('usage: mailmapd domain add|rm|list …');
+  }
+}
+
+export async function mailboxCommand(args: string[], deps: AdminDeps): Promise<number> {
+  const [verb, ...rest] = args;
+  const p = parseArgs(rest, ['quota']);
+  switch (verb) {
+    case 'add': {
+      onlyFlags(p, ['quota', 'inactive']);
+      arity(p, 1, 1, 'mailbox add ADDRESS [--quota BYTES] [--inactive]   (password on stdin or at the prompt)');
+      const address = checkAddress(p.positional[0]);
+      const quotaFlag = p.flags.get('quota');
+      const quota = typeof quotaFlag === 'string' ? parseQuota(quotaFlag) : 0;
+      // Check what can be checked before asking for a password nobody will use.
+      await withClient(deps.url, async (c) => {
+        await requireDomain(c, address.split('@')[1]!);
+        const dup = await c.query('SELECT 1 FROM mailmapd.mailboxes WHERE address = $1', [address]);
+        if (dup.rowCount) throw new UsageError(`mailbox ${address} already exists`);
+      });
+      const hash = await deps.hash(await readNewPassword());
+      return withClient(deps.url, async (c) => {
+        await requireDomain(c, address.split('@')[1]!);
+        await c.query('INSERT INTO mailmapd.mailboxes (address, password, quota_bytes, active) VALUES ($1, $2, $3, $4)', [
+          address,
+          hash,
+          quota,
+          !p.flags.has('inactive'),
+        ]);
+        deps.out(`added mailbox ${address}`);
+        return 0;
+      });
+    }
+    case 'passwd': {
+      onlyFlags(p, []);
+      arity(p, 1, 1, 'mailbox passwd ADDRESS   (password on stdin or at the prompt)');
+      const address = checkAddress(p.positional[0]);
+      await withClient(deps.url, async (c) => {
+        const r = await c.query('SELECT 1 FROM mailmapd.mailboxes WHERE address = $1', [address]);
+        if (!r.rowCount) throw new UsageError(`no such mailbox: ${address}`);
+      });
+      const hash = await deps.hash(await readNewPassword());
+      return withClient(deps.url, async (c) => {
+        const r = await c.query('UPDATE mailmapd.mailboxes SET password = $2 WHERE address = $1', [address, hash]);
+        if (!r.rowCount) throw new UsageError(`no such mailbox: ${address}`);
+        deps.out(`changed the password of ${address}`);
+        return 0;
+      });
+    }
+    case 'rm': {
+      onlyFlags(p, []);
+      arity(p, 1, 1, 'mailbox rm ADDRESS');
+      const address = checkAddress(p.positional[0]);
+      return withClient(deps.url, async (c) => {
+        const r = await c.query('DELETE FROM mailmapd.mailboxes WHERE address = $1', [address]);
+        if (!r.rowCount) throw new UsageError(`no such mailbox: ${address}`);
+        deps.out(`removed mailbox ${address}`);
+        return 0;
+      });
+    }
+    case 'list': {
+      onlyFlags(p, []);
+      arity(p, 0, 1, 'mailbox list [DOMAIN]');
+      const domain = p.positional[0] === undefined ? undefined : checkDomain(p.positional[0]);
+      return withClient(deps.url, async (c) => {
+        const r = await c.query<{ address: string; quota_bytes: string; active: boolean }>(
+          `SELECT address, quota_bytes, active FROM mailmapd.mailboxes WHERE $1::text IS NULL OR domain = $1 ORDER BY address`,
+          [domain ?? null],
+        );
+        for (const row of r.rows) {
+          const q = Number(row.quota_bytes);
+          deps.out(`${row.address}${q > 0 ? ` quota=${q}` : ''}${row.active ? '' : ' (inactive)'}`);
+        }
+        return 0;
+      });
+    }
+    default:
+      throw new UsageError('usage: mailmapd mailbox add|rm|list|passwd …');
+  }
+}
+
+export async function aliasCommand(args: string[], deps: AdminDeps): Promise<number> {
+  const [verb, ...rest] = args;
+  const p = parseArgs(rest, []);
+  switch (verb) {
+    case 'add': {
+      onlyFlags(p, ['inactive']);
+      if (p.positional.length < 2) throw new UsageError('usage: mailmapd alias add ADDRESS|@DOMAIN DESTINATION [DESTINATION…]');
+      const address = checkAddress(p.positional[0], { catchAll: true });
+      const dests = p.positional.slice(1).flatMap((d) => d.split(',')).filter((d) => d.trim() !== '').map((d) => checkAddress(d, { catchAll: true }));
+      return withClient(deps.url, async (c) => {
+        await c.query('BEGIN');
+        try {
+          const domain = address.split('@')[1]!;
+          const known = await c.query(
+            'SELECT 1 FROM mailmapd.domains WHERE name = $1 UNION ALL SELECT 1 FROM mailmapd.alias_domains WHERE name = $1',
+            [domain],
+          );
+          if (!known.rowCount) throw new UsageError(`domain ${domain} does not exist (add it with: mailmapd domain add ${domain})`);
+          for (const d of dests) {
+            await c.query('INSERT INTO mailmapd.aliases (address, destination, active) VALUES ($1, $2, $3)', [address, d, !p.flags.has('inactive')]);
+          }
+          await c.query('COMMIT');
+        } catch (err) {
+          await c.query('ROLLBACK');
+          throw err;
+        }
+        deps.out(`added alias ${address} -> ${dests.join(', ')}`);
+        return 0;
+      });
+    }
+    case 'rm': {
+      onlyFlags(p, []);
+      arity(p, 1, 2, 'alias rm ADDRESS [DESTINATION]');
+      const address = checkAddress(p.positional[0], { catchAll: true });
+      const dest = p.positional[1] === undefined ? null : checkAddress(p.positional[1], { catchAll: true });
+      return withClient(deps.url, async (c) => {
+        const r = await c.query('DELETE FROM mailmapd.aliases WHERE address = $1 AND ($2::text IS NULL OR destination = $2)', [address, dest]);
+        if (!r.rowCount) throw new UsageError(`no such alias: ${address}${dest ? ` -> ${dest}` : ''}`);
+        deps.out(`removed ${r.rowCount} alias row(s) of ${address}`);
+        return 0;
+      });
+    }
+    case 'list': {
+      onlyFlags(p, []);
+      arity(p, 0, 1, 'alias list [DOMAIN]');
+      const domain = p.positional[0] === undefined ? undefined : checkDomain(p.positional[0]);
+      return withClient(deps.url, async (c) => {
+        const r = await c.query<{ address: string; destination: string; active: boolean }>(
+          `SELECT address, destination, active FROM mailmapd.aliases
+            WHERE $1::text IS NULL OR split_part(address, '@', 2) = $1 ORDER BY address, destination`,
+          [domain ?? null],
+        );
+        for (const row of r.rows) deps.out(`${row.address} -> ${row.destination}${row.active ? '' : ' (inactive)'}`);
+        return 0;
+      });
+    }
+    default:
+      throw new UsageError('usage: mailmapd alias add|rm|list …');
+  }
+}

@@ -1,0 +1,49 @@
+// Where the database is: `database_url`, or the embedded default. Admin commands reach a
+// running embedded server on its port and start one themselves only when none runs.
+
+import pg from 'pg';
+import type { Config } from '../config.js';
+import type { Logger } from '../log.js';
+import { startEmbedded } from './embedded.js';
+
+export interface DatabaseHandle {
+  url: string;
+  embedded: boolean;
+  stop(): Promise<void>;
+}
+
+export function embeddedUrl(config: Config): string {
+  return `postgres://postgres:postgres@127.0.0.1:${config.embedded_port}/mailmapd`;
+}
+
+async function reachable(url: string): Promise<boolean> {
+  const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2000 });
+  c.on('error', () => {});
+  try {
+    await c.connect();
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await c.end().catch(() => {});
+  }
+}
+
+export async function openDatabase(config: Config, logger: Logger): Promise<DatabaseHandle> {
+  if (config.database_url !== '') return { url: config.database_url, embedded: false, stop: async () => {} };
+  const url = embeddedUrl(config);
+  if (await reachable(url)) return { url, embedded: true, stop: async () => {} };
+  const db = await startEmbedded(config.embedded_data_dir, config.embedded_port, logger);
+  return { url: db.url, embedded: true, stop: db.stop };
+}
+
+/** Hides credentials when a URL is shown to a person. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return '(unparsable database_url)';
+  }
+}

@@ -1,0 +1,41 @@
+// A profile says how to read a database into the directory's shape. Each query returns
+// the columns the directory wants, key column first, folded to lower case:
+//   domains:       name, active
+//   alias_domains: name, target, active
+//   mailboxes:     address, password, quota_bytes, active
+//   aliases:       address, destination, active
+// The sync runs them whole for a full load and wrapped as
+// `SELECT * FROM (<query>) q WHERE q.<key> = ANY($1)` to re-read the keys a change touched.
+
+import type { ChangeKind } from '../directory/directory.js';
+
+export interface Profile {
+  name: string;
+  queries: Record<ChangeKind, string>;
+}
+
+export const keyColumn: Record<ChangeKind, string> = {
+  domain: 'name',
+  alias_domain: 'name',
+  mailbox: 'address',
+  alias: 'address',
+};
+
+export const expectedColumns: Record<ChangeKind, readonly string[]> = {
+  domain: ['name', 'active'],
+  alias_domain: ['name', 'target', 'active'],
+  mailbox: ['address', 'password', 'quota_bytes', 'active'],
+  alias: ['address', 'destination', 'active'],
+};
+
+export const changeKinds: readonly ChangeKind[] = ['domain', 'alias_domain', 'mailbox', 'alias'];
+
+export const nativeProfile: Profile = {
+  name: 'native',
+  queries: {
+    domain: 'SELECT name, active FROM mailmapd.domains',
+    alias_domain: 'SELECT name, target, active FROM mailmapd.alias_domains',
+    mailbox: 'SELECT address, password, quota_bytes, active FROM mailmapd.mailboxes',
+    alias: 'SELECT address, destination, active FROM mailmapd.aliases',
+  },
+};
