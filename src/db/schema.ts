@@ -179,10 +179,9 @@ export interface MigrateResult {
 }
 
 export async function currentVersion(client: pg.ClientBase): Promise<number> {
-  const r = await client.query<{ v: number | null }>(
-    `SELECT CASE WHEN to_regclass('mailmapd.schema_version') IS NULL THEN 0
-            ELSE (SELECT coalesce(max(version), 0) FROM mailmapd.schema_version) END AS v`,
-  );
+  const exists = await client.query(`SELECT to_regclass('mailmapd.schema_version') IS NOT NULL AS e`);
+  if (exists.rows[0]?.e !== true) return 0;
+  const r = await client.query<{ v: number }>('SELECT coalesce(max(version), 0) AS v FROM mailmapd.schema_version');
   return r.rows[0]?.v ?? 0;
 }
 
