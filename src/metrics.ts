@@ -40,7 +40,7 @@ export interface Metrics {
 
 export function createMetrics(enabled = true): Metrics {
   const registry = new Registry();
-  if (enabled) collectDefaultMetrics({ register: registry, prefix: 'mailmapd_process_' });
+  if (enabled) collectDefaultMetrics({ register: registry, prefix: 'mailmapd_' });
   const registers = [registry];
   const m: Metrics = {
     registry,

@@ -96,10 +96,13 @@ async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Pro
 /** Database errors a person caused become usage errors with a plain sentence. */
 function translate(err: unknown): Error {
   if (err instanceof UsageError || err instanceof TempError) return err;
-  const e = err as { code?: string; message?: string; constraint?: string };
+  const e = err as { code?: string; message?: string; constraint?: string; detail?: string };
   switch (e.code) {
-    case '23505':
-      return new UsageError('already exists');
+    case '23505': {
+      // detail: Key (name)=(example.org) already exists.
+      const m = /\)=\((.*)\) already exists/.exec(e.detail ?? '');
+      return new UsageError(m ? `${m[1]} already exists` : 'already exists');
+    }
     case '23503':
       return new UsageError(e.constraint?.includes('domain') ? 'the domain does not exist, or still has mailboxes' : 'a referenced entry does not exist');
     case '23514':

@@ -52,7 +52,8 @@ function groupId(group: string): number {
   return gid;
 }
 
-function removeStaleSocket(path: string): void {
+/** Removes a socket left behind by a previous run; refuses to replace anything else. */
+export function removeStaleSocket(path: string): void {
   try {
     const st = lstatSync(path);
     if (!st.isSocket()) throw new Error(`${path} exists and is not a socket; refusing to replace it`);
@@ -60,6 +61,12 @@ function removeStaleSocket(path: string): void {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
+}
+
+/** Mode and group from `unix_socket_mode`/`unix_socket_group`: Dovecot and Postfix must connect. */
+export function applySocketPermissions(path: string, unix: UnixSocketOptions): void {
+  chmodSync(path, unix.mode);
+  if (unix.group !== '') chownSync(path, process.getuid?.() ?? 0, groupId(unix.group));
 }
 
 export async function listen(
@@ -104,10 +111,7 @@ export async function listen(
   });
   server.on('error', (err) => logger.error('listener error', { listener: name, address: address.text, error: err.message }));
 
-  if (address.kind === 'unix') {
-    chmodSync(address.path, unix.mode);
-    if (unix.group !== '') chownSync(address.path, process.getuid?.() ?? 0, groupId(unix.group));
-  }
+  if (address.kind === 'unix') applySocketPermissions(address.path, unix);
   const bound = server.address();
   const port = typeof bound === 'object' && bound !== null ? bound.port : undefined;
 

@@ -51,10 +51,6 @@ export interface Sync {
 
 const keyChunk = 5000;
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms).unref());
-}
-
 export function createSync(opts: SyncOptions): Sync {
   const { directory, logger, metrics, profile } = opts;
   const fetchSize = opts.fetchSize ?? 20000;
@@ -67,6 +63,17 @@ export function createSync(opts: SyncOptions): Sync {
   let waiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
   let loop: Promise<void> | undefined;
   let lastPrune = 0;
+  let cancelSleep: (() => void) | undefined;
+  // The backoff sleep keeps the process alive (nothing else may while the database is
+  // down) and ends early on stop().
+  const sleep = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, ms);
+      cancelSleep = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
   let pruneDenied = false;
   let resolveFirst!: () => void;
   let rejectFirst!: (e: Error) => void;
@@ -357,9 +364,11 @@ export function createSync(opts: SyncOptions): Sync {
     async stop() {
       stopped = true;
       wake?.();
+      cancelSleep?.();
       const c = client;
       if (c) await c.end().catch(() => {});
-      await loop;
+      // A connect() in flight may not notice end(); do not let it hold the shutdown.
+      await Promise.race([loop, new Promise((r) => setTimeout(r, 3000).unref())]);
       for (const w of waiters) w.reject(new Error('sync stopped'));
       waiters = [];
       if (!status.loaded) rejectFirst(new Error('sync stopped before the first load'));

@@ -1,0 +1,149 @@
+#!/usr/bin/env node
+// `mailmapd VERB …`: parses the global options, dispatches to one module per verb, and maps
+// errors to the contract's exit codes: 0 ok, 1 not found / auth failed, 2 usage or config
+// error, 75 temporary failure (database down, daemon unreachable).
+
+import { readFileSync } from 'node:fs';
+import pg from 'pg';
+import { ConfigError, loadConfig, type Config } from './config.js';
+import { openDatabase, redactUrl } from './db/connect.js';
+import { currentVersion, latestVersion, migrate } from './db/schema.js';
+import { createLogger } from './log.js';
+import { aliasCommand, domainCommand, mailboxCommand } from './cli/admin.js';
+import { TempError, UsageError } from './cli/password-input.js';
+import { serve } from './serve.js';
+
+const usage = `usage: mailmapd [-c FILE] VERB [ARGS]
+
+  serve                         run the daemon
+  migrate                       create or upgrade the native schema (idempotent)
+  domain add|rm|list            manage domains (add DOMAIN [--alias-of TARGET] [--inactive])
+  mailbox add|rm|list|passwd    manage mailboxes (password on stdin or at a prompt)
+  alias add|rm|list             manage aliases (add ADDRESS|@DOMAIN DEST…)
+  check                         validate the config and the database, print what is wrong
+
+Options: -c, --config FILE (default $MAILMAPD_CONFIG or /etc/mailmapd/mailmapd.conf)
+Exit codes: 0 ok, 1 not found, 2 usage or config error, 75 temporary failure.`;
+
+const out = (line: string) => process.stdout.write(`${line}\n`);
+
+function splitGlobal(argv: string[]): { configPath: string | undefined; verb: string | undefined; args: string[] } {
+  let configPath: string | undefined;
+  const rest: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '-c' || a === '--config') {
+      configPath = argv[++i];
+      if (configPath === undefined) throw new UsageError(`${a} needs a file name`);
+    } else if (a.startsWith('--config=')) configPath = a.slice(9);
+    else rest.push(a);
+  }
+  const [verb, ...args] = rest;
+  return { configPath, verb, args };
+}
+
+/** Runs `fn` against the configured database (starting the embedded one if it is not running). */
+async function withDatabaseUrl<T>(config: Config, fn: (url: string) => Promise<T>): Promise<T> {
+  const logger = createLogger('warn');
+  let db;
+  try {
+    db = await openDatabase(config, logger);
+  } catch (err) {
+    throw new TempError(`cannot start or reach the database: ${(err as Error).message}`);
+  }
+  try {
+    return await fn(db.url);
+  } finally {
+    await db.stop();
+  }
+}
+
+async function migrateCommand(config: Config): Promise<number> {
+  return withDatabaseUrl(config, async (url) => {
+    const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000 });
+    try {
+      await c.connect();
+    } catch (err) {
+      throw new TempError(`cannot connect to ${redactUrl(url)}: ${(err as Error).message}`);
+    }
+    try {
+      const r = await migrate(c);
+      out(r.applied.length === 0 ? `schema is up to date (version ${r.to})` : `migrated from version ${r.from} to ${r.to}`);
+      return 0;
+    } finally {
+      await c.end();
+    }
+  });
+}
+
+async function checkCommand(config: Config): Promise<number> {
+  out(`config ${config.source}: ok`);
+  return withDatabaseUrl(config, async (url) => {
+    const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000 });
+    c.on('error', () => {});
+    try {
+      await c.connect();
+    } catch (err) {
+      throw new TempError(`database ${redactUrl(url)}: cannot connect: ${(err as Error).message}`);
+    }
+    try {
+      out(`database ${redactUrl(url)}: reachable`);
+      const problems: string[] = [];
+      if (config.schema === 'native') {
+        const v = await currentVersion(c);
+        if (v === 0) problems.push('the native schema is missing: run `mailmapd migrate`');
+        else if (v < latestVersion) problems.push(`the native schema is version ${v}, this mailmapd wants ${latestVersion}: run \`mailmapd migrate\``);
+        else out(`native schema: version ${v}`);
+      }
+      for (const p of problems) out(`problem: ${p}`);
+      return problems.length === 0 ? 0 : 2;
+    } finally {
+      await c.end();
+    }
+  });
+}
+
+async function main(argv: string[]): Promise<number> {
+  const { configPath, verb, args } = splitGlobal(argv);
+  if (verb === undefined || verb === 'help' || verb === '--help' || verb === '-h') {
+    (verb === undefined ? process.stderr : process.stdout).write(`${usage}\n`);
+    return verb === undefined ? 2 : 0;
+  }
+  if (verb === '--version' || verb === 'version') {
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+    out(`mailmapd ${pkg.version}`);
+    return 0;
+  }
+  if (verb === 'serve') {
+    // Exit explicitly: a client connection or timer left behind must not keep a stopped daemon alive.
+    process.exit(await serve(configPath));
+  }
+  const config = loadConfig({ path: configPath });
+  switch (verb) {
+    case 'migrate':
+      return migrateCommand(config);
+    case 'check':
+      return checkCommand(config);
+    case 'domain':
+    case 'mailbox':
+    case 'alias': {
+      const command = { domain: domainCommand, mailbox: mailboxCommand, alias: aliasCommand }[verb];
+      // Loaded on demand: the hashing libraries are only needed for a new password.
+      const hash = async (pw: string) => (await import('./cli/new-password.js')).hashPassword(pw, config);
+      return withDatabaseUrl(config, (url) => command(args, { url, out, hash }));
+    }
+    default:
+      throw new UsageError(`unknown verb "${verb}"\n${usage}`);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    const message = err instanceof Error ? err.message : String(err);
+    process.stderr.write(`mailmapd: ${message}\n`);
+    process.exitCode = err instanceof UsageError || err instanceof ConfigError ? 2 : err instanceof TempError ? 75 : 1;
+  },
+);

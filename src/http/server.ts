@@ -1,0 +1,136 @@
+// The HTTP listener (`http_listen`): a small router over node:http with the limits every
+// listener has — bounded bodies, header and request timeouts, a connection cap. Routes
+// are plain functions registered by the composition root: health and metrics here, the
+// Dovecot auth policy and the Lua lookup endpoint in their own modules.
+
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { Socket } from 'node:net';
+import type { ListenAddress } from '../listen.js';
+import { errorMessage, type Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
+import { applySocketPermissions, removeStaleSocket, type UnixSocketOptions } from '../net/listener.js';
+
+export interface HttpRequest {
+  method: string;
+  path: string;
+  query: URLSearchParams;
+  headers: IncomingMessage['headers'];
+  body: Buffer;
+}
+
+export interface HttpResponse {
+  status: number;
+  body: string | Buffer;
+  contentType?: string;
+}
+
+export type Route = (req: HttpRequest) => HttpResponse | Promise<HttpResponse>;
+
+export interface HttpLimits {
+  maxConnections: number;
+  maxBodyBytes: number;
+  idleTimeoutMs: number;
+}
+
+export interface HttpServer {
+  readonly port: number | undefined;
+  close(graceMs?: number): Promise<void>;
+}
+
+export function json(status: number, value: unknown): HttpResponse {
+  return { status, body: JSON.stringify(value), contentType: 'application/json' };
+}
+
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > limit) return resolve(undefined);
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > limit) {
+        resolve(undefined);
+        req.destroy();
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+export async function serveHttp(
+  address: ListenAddress,
+  routes: Map<string, Route>,
+  limits: HttpLimits,
+  unix: UnixSocketOptions,
+  logger: Logger,
+  metrics: Metrics,
+): Promise<HttpServer> {
+  const sockets = new Set<Socket>();
+  const server: Server = createServer({ keepAlive: true, headersTimeout: 10_000, requestTimeout: 30_000 }, async (req, res) => {
+    let status = 500;
+    try {
+      const url = new URL(req.url ?? '/', 'http://mailmapd');
+      const route = routes.get(`${req.method} ${url.pathname}`);
+      if (!route) {
+        status = routes.has(`GET ${url.pathname}`) || routes.has(`POST ${url.pathname}`) ? 405 : 404;
+        res.writeHead(status, { 'content-type': 'text/plain' }).end(status === 404 ? 'not found\n' : 'method not allowed\n');
+        return;
+      }
+      const body = await readBody(req, limits.maxBodyBytes);
+      if (body === undefined) {
+        metrics.badInput.inc({ listener: 'http', reason: 'oversized' });
+        status = 413;
+        res.writeHead(413, { 'content-type': 'text/plain', connection: 'close' }).end('request body too large\n');
+        return;
+      }
+      const out = await route({ method: req.method ?? 'GET', path: url.pathname, query: url.searchParams, headers: req.headers, body });
+      status = out.status;
+      res.writeHead(out.status, { 'content-type': out.contentType ?? 'text/plain; charset=utf-8' }).end(out.body);
+    } catch (err) {
+      logger.error('http request failed', { path: req.url?.split('?')[0], error: errorMessage(err) });
+      if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' }).end('internal error\n');
+      else res.destroy();
+    } finally {
+      if (status >= 400 && status !== 503 && status !== 404) logger.debug('http', { status, path: req.url?.split('?')[0] });
+    }
+  });
+  server.keepAliveTimeout = limits.idleTimeoutMs;
+  server.on('connection', (s: Socket) => {
+    if (sockets.size >= limits.maxConnections) {
+      metrics.connectionsRefused.inc({ listener: 'http' });
+      s.destroy();
+      return;
+    }
+    sockets.add(s);
+    metrics.connectionsOpen.inc({ listener: 'http' });
+    metrics.connectionsTotal.inc({ listener: 'http' });
+    s.once('close', () => {
+      sockets.delete(s);
+      metrics.connectionsOpen.dec({ listener: 'http' });
+    });
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    if (address.kind === 'unix') {
+      removeStaleSocket(address.path);
+      server.listen(address.path, resolve);
+    } else server.listen(address.port, address.host, resolve);
+  });
+  if (address.kind === 'unix') applySocketPermissions(address.path, unix);
+  const bound = server.address();
+  return {
+    port: typeof bound === 'object' && bound !== null ? bound.port : undefined,
+    close(graceMs = 5000) {
+      return new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+        setTimeout(() => server.closeAllConnections(), graceMs).unref();
+      });
+    },
+  };
+}

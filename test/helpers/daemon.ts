@@ -1,0 +1,102 @@
+// Starts the real daemon (`node dist/cli.js serve`) the way an administrator would: a
+// config file, its own listeners on free loopback ports, a database. Tests talk to it
+// with the real Postfix and Dovecot tools.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const root = fileURLToPath(new URL('../..', import.meta.url));
+export const cliPath = join(root, 'dist/cli.js');
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      const port = typeof a === 'object' && a ? a.port : 0;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export interface Daemon {
+  dir: string;
+  configPath: string;
+  ports: { socketmap: number; auth: number; checkpassword: number; http: number };
+  /** Everything the daemon logged so far. */
+  logs(): string;
+  http(path: string, init?: RequestInit): Promise<Response>;
+  /** Sends a signal and resolves with the exit code once it has exited. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+  process: ChildProcess;
+}
+
+export interface DaemonOptions {
+  databaseUrl: string;
+  /** Extra `key = value` lines. */
+  config?: Record<string, string>;
+  /** Wait for /readyz 200 (default) or only for the HTTP listener. */
+  waitReady?: boolean;
+}
+
+export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
+  const dir = mkdtempSync(join(tmpdir(), 'mailmapd-test-'));
+  const ports = { socketmap: await freePort(), auth: await freePort(), checkpassword: await freePort(), http: await freePort() };
+  const lines: Record<string, string> = {
+    database_url: opts.databaseUrl,
+    socketmap_listen: `inet:127.0.0.1:${ports.socketmap}`,
+    auth_listen: `inet:127.0.0.1:${ports.auth}`,
+    checkpassword_listen: `inet:127.0.0.1:${ports.checkpassword}`,
+    http_listen: `127.0.0.1:${ports.http}`,
+    sync_poll_interval: '200ms',
+    reconnect_max_delay: '500ms',
+    auth_failure_delay: '50ms',
+    log_level: 'debug',
+    ...opts.config,
+  };
+  const configPath = join(dir, 'mailmapd.conf');
+  writeFileSync(configPath, Object.entries(lines).map(([k, v]) => `${k} = ${v}\n`).join(''));
+  const child = spawn(process.execPath, [cliPath, 'serve', '-c', configPath], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, MAILMAPD_CONFIG: '' } });
+  let log = '';
+  child.stdout!.on('data', (d) => (log += d));
+  child.stderr!.on('data', (d) => (log += d));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const base = `http://127.0.0.1:${ports.http}`;
+  const daemon: Daemon = {
+    dir,
+    configPath,
+    ports,
+    process: child,
+    logs: () => log,
+    http: (path, init) => fetch(base + path, init),
+    async stop(signal = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      const t = setTimeout(() => child.kill('SIGKILL'), 15000);
+      const code = await exited;
+      clearTimeout(t);
+      rmSync(dir, { recursive: true, force: true });
+      return code;
+    },
+  };
+  const deadline = Date.now() + 30000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`daemon exited with ${child.exitCode}:\n${log}`);
+    try {
+      const r = await fetch(base + (opts.waitReady === false ? '/healthz' : '/readyz'));
+      if (r.status === 200) break;
+    } catch {
+      /* not listening yet */
+    }
+    if (Date.now() > deadline) {
+      await daemon.stop('SIGKILL');
+      throw new Error(`daemon not ready after 30 s:\n${log}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return daemon;
+}
