@@ -1,4 +1,8 @@
-// Runs after tsc: builds the native pieces that are not TypeScript.
-// Each builder is a separate module under scripts/ so that a failure names its part.
-const steps = [];
-for (const step of steps) await step();
+// Runs after tsc (`npm run build`, and so `npm ci`): makes the CLI executable and builds
+// the parts that are not TypeScript. Each builder lives in its own module under scripts/.
+import { chmodSync } from 'node:fs';
+
+chmodSync(new URL('../dist/cli.js', import.meta.url), 0o755);
+
+const builders = [];
+for (const build of builders) await build();
