@@ -27,6 +27,7 @@ export interface Metrics {
   catchups: Counter;
   fullReloads: Counter<'reason'>;
   lastSync: Gauge;
+  syncAge: Gauge;
   dbConnected: Gauge;
   directoryLoaded: Gauge;
   verifications: Counter<'scheme' | 'result'>;
@@ -77,7 +78,21 @@ export function createMetrics(enabled = true): Metrics {
     }),
     catchups: new Counter({ name: 'mailmapd_sync_catchups_total', help: 'Catch-ups from the change log after (re)connecting', registers }),
     fullReloads: new Counter({ name: 'mailmapd_sync_full_reloads_total', help: 'Full reloads of the directory', labelNames: ['reason'], registers }),
-    lastSync: new Gauge({ name: 'mailmapd_sync_last_success_timestamp_seconds', help: 'Unix time of the last successful sync with PostgreSQL', registers }),
+    lastSync: new Gauge({
+      name: 'mailmapd_sync_last_success_timestamp_seconds',
+      help: 'Unix time of the last successful sync with PostgreSQL',
+      registers,
+      // Also exported as an age below: alerting on "no sync for 60 s" needs no time() arithmetic.
+    }),
+    syncAge: new Gauge({
+      name: 'mailmapd_sync_seconds_since_last_success',
+      help: 'Seconds since the last successful sync with PostgreSQL (+Inf before the first)',
+      registers,
+      async collect() {
+        const last = (await m.lastSync.get()).values[0]?.value ?? 0;
+        this.set(last > 0 ? Date.now() / 1000 - last : Number.POSITIVE_INFINITY);
+      },
+    }),
     dbConnected: new Gauge({ name: 'mailmapd_database_connected', help: '1 while the sync connection to PostgreSQL is up', registers }),
     directoryLoaded: new Gauge({ name: 'mailmapd_directory_loaded', help: '1 once the directory has been loaded', registers }),
     verifications: new Counter({
