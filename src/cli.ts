@@ -21,6 +21,7 @@ const usage = `usage: mailmapd [-c FILE] VERB [ARGS]
   mailbox add|rm|list|passwd    manage mailboxes (password on stdin or at a prompt)
   alias add|rm|list             manage aliases (add ADDRESS|@DOMAIN DEST…)
   check                         validate the config and the database, print what is wrong
+  hash [--scheme S]             print {SCHEME}hash for a password on stdin (like doveadm pw)
 
 Options: -c, --config FILE (default $MAILMAPD_CONFIG or /etc/mailmapd/mailmapd.conf)
 Exit codes: 0 ok, 1 not found, 2 usage or config error, 75 temporary failure.`;
@@ -124,6 +125,8 @@ async function main(argv: string[]): Promise<number> {
       return migrateCommand(config);
     case 'check':
       return checkCommand(config);
+    case 'hash':
+      return (await import('./cli/hash.js')).hashCommand(args, config, out);
     case 'domain':
     case 'mailbox':
     case 'alias': {

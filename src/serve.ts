@@ -16,6 +16,8 @@ import { listen, type ConnectionHandler, type Listener } from './net/listener.js
 import { nativeProfile } from './sync/profile.js';
 import { createSync, type Sync } from './sync/sync.js';
 import { notifySystemd } from './daemon/systemd.js';
+import { createHashPool } from './password/pool.js';
+import { createAuthenticator } from './auth/authenticator.js';
 
 /** A protocol served on the addresses of one config key. */
 interface Service {
@@ -69,6 +71,22 @@ export async function serve(configPath: string | undefined): Promise<number> {
   // Set once the database is open; listeners come first so that a port in use fails the
   // start before an embedded PostgreSQL is spun up. Until the first load every answer is TEMP.
   let sync: Sync | undefined;
+
+  const pool = createHashPool({
+    workers: config.hash_workers,
+    queueLimit: config.hash_queue_limit,
+    defaultScheme: config.default_scheme,
+    metrics,
+    logger,
+  });
+  const authenticator = createAuthenticator({
+    directory,
+    pool,
+    logger,
+    metrics,
+    userdb: { mailHome: config.mail_home, mailUid: config.mail_uid, mailGid: config.mail_gid },
+    cacheSize: config.auth_cache_size,
+  });
 
   const services: Service[] = [];
 
@@ -222,6 +240,8 @@ export async function serve(configPath: string | undefined): Promise<number> {
       // Stop accepting, let in-flight requests finish, then drop the database side.
       await Promise.all([...running.map((r) => r.listener.close(5000)), ...http.map((h) => h.close(5000))]);
       await activeSync.stop();
+      authenticator.close();
+      await pool.close();
       await db.stop().catch((err) => logger.warn('stopping the embedded database failed', { error: errorMessage(err) }));
       logger.info('stopped');
       resolve(0);
