@@ -21,6 +21,8 @@ const usage = `usage: mailmapd [-c FILE] VERB [ARGS]
   mailbox add|rm|list|passwd    manage mailboxes (password on stdin or at a prompt)
   alias add|rm|list             manage aliases (add ADDRESS|@DOMAIN DEST…)
   check                         validate the config and the database, print what is wrong
+  triggers install|remove|status  change triggers on an admin panel's own tables (schema = …)
+  import --passwd-file F --virtual F --vmailbox F [--dry-run]   flat files into the native schema
   hash [--scheme S]             print {SCHEME}hash for a password on stdin (like doveadm pw)
 
 Options: -c, --config FILE (default $MAILMAPD_CONFIG or /etc/mailmapd/mailmapd.conf)
@@ -95,6 +97,13 @@ async function checkCommand(config: Config): Promise<number> {
         if (v === 0) problems.push('the native schema is missing: run `mailmapd migrate`');
         else if (v < latestVersion) problems.push(`the native schema is version ${v}, this mailmapd wants ${latestVersion}: run \`mailmapd migrate\``);
         else out(`native schema: version ${v}`);
+      } else {
+        const { profileFor } = await import('./sync/profile-select.js');
+        const { checkProfile } = await import('./sync/profile-check.js');
+        const { triggerProblems } = await import('./cli/triggers.js');
+        const profile = await profileFor(config.schema);
+        problems.push(...(await checkProfile(c, profile)), ...(await triggerProblems(c, profile)));
+        if (problems.length === 0) out(`schema ${config.schema}: queries, columns and change triggers ok`);
       }
       for (const p of problems) out(`problem: ${p}`);
       return problems.length === 0 ? 0 : 2;
@@ -125,6 +134,10 @@ async function main(argv: string[]): Promise<number> {
       return migrateCommand(config);
     case 'check':
       return checkCommand(config);
+    case 'triggers':
+      return (await import('./cli/triggers.js')).triggersCommand(config, args, out);
+    case 'import':
+      return (await import('./cli/import.js')).importCommand(config, args, out);
     case 'hash':
       return (await import('./cli/hash.js')).hashCommand(args, config, out);
     case 'domain':

@@ -13,7 +13,7 @@ import type { ListenAddress } from './listen.js';
 import { createLogger, errorMessage, type Logger } from './log.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { listen, type ConnectionHandler, type Listener } from './net/listener.js';
-import { nativeProfile } from './sync/profile.js';
+import { profileFor } from './sync/profile-select.js';
 import { createSync, type Sync } from './sync/sync.js';
 import { notifySystemd } from './daemon/systemd.js';
 import { createHashPool } from './password/pool.js';
@@ -65,6 +65,7 @@ async function prepareDatabase(config: Config, logger: Logger): Promise<Database
 export async function serve(configPath: string | undefined): Promise<number> {
   let config = loadConfig({ path: configPath });
   const logger = createLogger(config.log_level);
+  const profile = await profileFor(config.schema); // a broken custom profile is a config error
   const started = process.hrtime.bigint();
   const metrics = createMetrics(config.metrics);
   const directory = createDirectory({ recipientDelimiter: config.recipient_delimiter });
@@ -147,7 +148,7 @@ export async function serve(configPath: string | undefined): Promise<number> {
   }
   const activeSync = createSync({
     databaseUrl: db.url,
-    profile: nativeProfile,
+    profile,
     directory,
     logger,
     metrics,

@@ -9,9 +9,27 @@
 
 import type { ChangeKind } from '../directory/directory.js';
 
+/**
+ * One table whose changes must reach the daemon: `mailmapd triggers install` puts the
+ * change triggers on it. `keyExpr` is evaluated per changed row with the row as `r` and
+ * must give exactly the lower-cased key column of `kind`'s query; NULL means "reload
+ * everything", a set-returning expression (`unnest(ARRAY(...))`) may give several keys or
+ * none. The trigger runs with search_path = pg_catalog, so other tables are named as
+ * `{{table}}`, which install replaces with the table's schema-qualified name.
+ */
+export interface Watch {
+  table: string;
+  kind: ChangeKind;
+  keyExpr: string;
+}
+
 export interface Profile {
   name: string;
   queries: Record<ChangeKind, string>;
+  /** Foreign tables to put triggers on; the native schema's come from `migrate`. */
+  watches?: Watch[];
+  /** Where the profile came from, for messages (a custom file's path). */
+  source?: string;
 }
 
 export const keyColumn: Record<ChangeKind, string> = {

@@ -344,6 +344,10 @@ export function createSync(opts: SyncOptions): Sync {
       } catch (err) {
         if (stopped) break;
         status.lastError = errorMessage(err);
+        // The change log is missing: say what to run rather than only what failed.
+        if ((err as { code?: string }).code === '42P01' && /mailmapd\./.test(status.lastError)) {
+          status.lastError += profile.name === 'native' ? ' (run `mailmapd migrate`)' : ' (run `mailmapd triggers install`)';
+        }
         logger.warn('database sync interrupted; serving the last good copy', {
           error: status.lastError,
           retry_ms: delay,
