@@ -1,0 +1,313 @@
+// Socketmap load test: 8 concurrent real `postmap -q -` clients × 20k keys against 100k
+// mailboxes, side by side in one run with (a) Postfix's own `pgsql:` table on the same data
+// and keys, and (b) a do-nothing threaded C socketmap server as the floor. Prints wall
+// times, server CPU per lookup, and the ratios; checks that mailmapd and pgsql printed the
+// same answers (a differential test for free).
+// Runnable alone: node bench/socketmap.mjs [rounds]   (needs `npm run build`, postmap with
+// pgsql support, cc for the floor, PostgreSQL at MAILMAPD_BENCH_PG or 127.0.0.1:5432)
+
+import { execFileSync, fork, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+
+const serverUrl = process.env.MAILMAPD_BENCH_PG ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const DB = 'mailmapd_bench_socketmap';
+const MAILBOXES = 100_000;
+const DOMAINS = 1000;
+const CLIENTS = 8;
+const KEYS_PER_CLIENT = 20_000;
+const POSTMAP = process.env.POSTMAP ?? '/usr/sbin/postmap';
+
+const dbUrl = (name) => {
+  const u = new URL(serverUrl);
+  u.pathname = `/${name}`;
+  return u.toString();
+};
+
+async function withClient(url, fn) {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    return await fn(c);
+  } finally {
+    await c.end();
+  }
+}
+
+async function prepareDatabase() {
+  await withClient(serverUrl, async (c) => {
+    await c.query(`DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
+    await c.query(`CREATE DATABASE ${DB}`);
+  });
+  const { migrate } = await import('../dist/db/schema.js');
+  await withClient(dbUrl(DB), async (c) => {
+    await migrate(c);
+    await c.query(`SET session_replication_role = replica`); // bulk data that predates the daemon
+    await c.query(`INSERT INTO mailmapd.domains (name) SELECT 'd' || i || '.test' FROM generate_series(1, ${DOMAINS}) i`);
+    await c.query(`UPDATE mailmapd.domains SET active = false WHERE name = 'd7.test'`);
+    await c.query(
+      `INSERT INTO mailmapd.mailboxes (address, password, active)
+       SELECT 'user' || i || '@d' || (i % ${DOMAINS} + 1) || '.test', '{PLAIN}x', i % 50 <> 0
+         FROM generate_series(1, ${MAILBOXES}) i`,
+    );
+    await c.query('ANALYZE');
+  });
+}
+
+/** Deterministic keys: mostly mailboxes (some inactive, some in an inactive domain), some unknown. */
+function keysFor(client) {
+  let x = 2463534242 + client * 7919;
+  const rnd = () => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return (x >>> 0) / 4294967296;
+  };
+  const keys = [];
+  for (let i = 0; i < KEYS_PER_CLIENT; i++) {
+    const n = 1 + Math.floor(rnd() * MAILBOXES);
+    keys.push(rnd() < 0.1 ? `nobody${n}@d${(n % DOMAINS) + 1}.test` : `user${n}@d${(n % DOMAINS) + 1}.test`);
+  }
+  return keys.join('\n') + '\n';
+}
+
+// The floor: a threaded C server that parses netstrings and sends one fixed answer.
+const floorC = String.raw`
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+static const char reply[] = "18:OK example.test/x/,";
+static void *conn(void *arg) {
+  int fd = (int)(long)arg; char buf[65536]; size_t have = 0;
+  for (;;) {
+    ssize_t n = read(fd, buf + have, sizeof buf - have);
+    if (n <= 0) break;
+    have += n; size_t off = 0;
+    for (;;) {
+      size_t len = 0, i = off;
+      while (i < have && buf[i] >= '0' && buf[i] <= '9') len = len * 10 + (buf[i++] - '0');
+      if (i >= have || buf[i] != ':' || have - i - 1 < len + 1) break;
+      off = i + 1 + len + 1;
+      if (write(fd, reply, sizeof reply - 1) < 0) goto done;
+    }
+    memmove(buf, buf + off, have - off); have -= off;
+  }
+done:
+  close(fd); return 0;
+}
+int main(void) {
+  int s = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+  setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = 0, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+  bind(s, (struct sockaddr *)&a, sizeof a); listen(s, 128);
+  socklen_t l = sizeof a; getsockname(s, (struct sockaddr *)&a, &l);
+  printf("%d\n", ntohs(a.sin_port)); fflush(stdout);
+  for (;;) {
+    int c = accept(s, 0, 0); if (c < 0) continue;
+    setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    pthread_t t; pthread_create(&t, 0, conn, (void *)(long)c); pthread_detach(t);
+  }
+}
+`;
+
+function startFloor(dir) {
+  const src = join(dir, 'floor.c');
+  const bin = join(dir, 'floor');
+  writeFileSync(src, floorC);
+  try {
+    execFileSync('cc', ['-O2', '-pthread', '-o', bin, src]);
+  } catch (err) {
+    throw new Error(`cannot build the floor server (needs a C compiler, cc): ${err.message}`);
+  }
+  const p = spawn(bin, [], { stdio: ['ignore', 'pipe', 'inherit'] });
+  return new Promise((resolve, reject) => {
+    p.once('error', reject);
+    p.stdout.once('data', (d) => resolve({ port: Number(String(d).trim()), pid: p.pid, stop: () => p.kill() }));
+  });
+}
+
+/** mailmapd's socketmap listener in a process of its own, composed as the daemon composes it. */
+function startMailmapd() {
+  const p = fork(fileURLToPath(import.meta.url), ['--server', dbUrl(DB)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  return new Promise((resolve, reject) => {
+    p.once('error', reject);
+    p.once('exit', (code) => reject(new Error(`mailmapd bench server exited ${code}`)));
+    p.once('message', (m) =>
+      resolve({
+        port: m.port,
+        pid: p.pid,
+        loadSeconds: m.loadSeconds,
+        stop: () => p.kill(),
+      }),
+    );
+  });
+}
+
+async function serverChild(url) {
+  const { createDirectory } = await import('../dist/directory/directory.js');
+  const { createSync } = await import('../dist/sync/sync.js');
+  const { nativeProfile } = await import('../dist/sync/profile.js');
+  const { createMetrics } = await import('../dist/metrics.js');
+  const { createLogger } = await import('../dist/log.js');
+  const { listen } = await import('../dist/net/listener.js');
+  const { createSocketmapHandler } = await import('../dist/socketmap/server.js');
+  const logger = createLogger('warn');
+  const metrics = createMetrics(true); // metrics on, as in the daemon's default
+  const directory = createDirectory({ recipientDelimiter: '+' });
+  const sync = createSync({
+    databaseUrl: url, profile: nativeProfile, directory, logger, metrics,
+    pollIntervalMs: 1000, retentionMs: 86_400_000, reconnectMaxDelayMs: 1000,
+  });
+  const t0 = performance.now();
+  sync.start();
+  await sync.firstLoad();
+  const loadSeconds = (performance.now() - t0) / 1000;
+  const handler = createSocketmapHandler({ directory, logger, metrics, maxRequestBytes: 4096 });
+  const listener = await listen(
+    { kind: 'inet', host: '127.0.0.1', port: 0, text: 'inet:127.0.0.1:0' }, 'socketmap', handler,
+    { maxConnections: 1000, idleTimeoutMs: 300_000 }, { mode: 0o660, group: '' }, logger,
+  );
+  process.send({ port: listener.port, loadSeconds });
+}
+
+/** Server CPU seconds (user + system) from /proc, so every kind of server is measured alike. */
+function cpuSeconds(pid) {
+  if (pid === undefined) return NaN;
+  try {
+    const stat = execFileSync('cat', [`/proc/${pid}/stat`], { encoding: 'utf8' });
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+  } catch {
+    return NaN;
+  }
+}
+
+/** 8 concurrent `postmap -q - TABLE`, each with its own keys; resolves with wall seconds and outputs. */
+async function postmapRound(table, inputs, configDir) {
+  const t0 = performance.now();
+  const outputs = await Promise.all(
+    inputs.map(
+      (input) =>
+        new Promise((resolve, reject) => {
+          const args = [...(configDir ? ['-c', configDir] : []), '-q', '-', table];
+          const p = spawn(POSTMAP, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+          const out = [];
+          let err = '';
+          p.stdout.on('data', (d) => out.push(d));
+          p.stderr.on('data', (d) => (err += d));
+          p.once('error', reject);
+          p.once('close', (code) => {
+            // postmap -q - exits 1 when no key at all was found; any stderr is a real failure.
+            if (err !== '' || (code !== 0 && code !== 1)) reject(new Error(`postmap ${table} exited ${code}: ${err.slice(0, 500)}`));
+            else resolve(Buffer.concat(out).toString());
+          });
+          p.stdin.end(input);
+        }),
+    ),
+  );
+  return { seconds: (performance.now() - t0) / 1000, outputs };
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+export async function run(log = console.log, rounds = 3) {
+  if (!execFileSync('postconf', ['-m'], { encoding: 'utf8' }).split('\n').includes('pgsql')) {
+    throw new Error("Postfix has no pgsql: table type here (Debian: apt-get install postfix-pgsql); the comparison needs it");
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'mailmapd-bench-sm-'));
+  const stops = [];
+  try {
+    let t = performance.now();
+    await prepareDatabase();
+    log(`socketmap: prepared ${MAILBOXES.toLocaleString('en')} mailboxes in ${DOMAINS} domains in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+
+    const pgcf = join(dir, 'pgsql-mailboxes.cf');
+    const u = new URL(dbUrl(DB));
+    writeFileSync(
+      pgcf,
+      [
+        `hosts = inet:${u.hostname}:${u.port || 5432}`,
+        `user = ${decodeURIComponent(u.username || 'postgres')}`,
+        `password = ${decodeURIComponent(u.password)}`,
+        `dbname = ${DB}`,
+        // The same answer as mailmapd's mailboxes map: an active mailbox in an active domain.
+        `query = SELECT d.name || '/' || split_part(m.address, '@', 1) || '/' FROM mailmapd.mailboxes m ` +
+          `JOIN mailmapd.domains d ON d.name = split_part(m.address, '@', 2) WHERE m.address = '%s' AND m.active AND d.active`,
+        '',
+      ].join('\n'),
+    );
+
+    const mailmapd = await startMailmapd();
+    stops.push(mailmapd.stop);
+    log(`socketmap: mailmapd loaded the directory in ${mailmapd.loadSeconds.toFixed(2)} s`);
+    const floor = await startFloor(dir);
+    stops.push(floor.stop);
+
+    const inputs = Array.from({ length: CLIENTS }, (_, i) => keysFor(i));
+    const lookups = CLIENTS * KEYS_PER_CLIENT;
+    const targets = [
+      { name: 'pgsql', table: `pgsql:${pgcf}`, pid: undefined },
+      { name: 'mailmapd', table: `socketmap:inet:127.0.0.1:${mailmapd.port}:mailboxes`, pid: mailmapd.pid },
+      { name: 'floor', table: `socketmap:inet:127.0.0.1:${floor.port}:mailboxes`, pid: floor.pid },
+    ];
+    const results = Object.fromEntries(targets.map((x) => [x.name, { seconds: [], cpu: [] }]));
+    const answers = {};
+    // Warm-up (first connection, JIT, PostgreSQL caches), then rounds interleaved so that
+    // every target sees the same machine state.
+    for (const x of targets) answers[x.name] = (await postmapRound(x.table, inputs)).outputs;
+    for (let r = 0; r < rounds; r++) {
+      for (const x of targets) {
+        const c0 = cpuSeconds(x.pid);
+        const { seconds } = await postmapRound(x.table, inputs);
+        results[x.name].seconds.push(seconds);
+        results[x.name].cpu.push(cpuSeconds(x.pid) - c0);
+      }
+    }
+
+    const same = answers.pgsql.every((o, i) => o === answers.mailmapd[i]);
+    const found = answers.mailmapd.reduce((n, o) => n + o.split('\n').filter(Boolean).length, 0);
+    const summary = {};
+    for (const x of targets) {
+      const s = median(results[x.name].seconds);
+      const cpu = median(results[x.name].cpu);
+      summary[x.name] = { seconds: s, cpuMicros: (cpu / lookups) * 1e6 };
+      log(
+        `socketmap: ${x.name.padEnd(8)} ${CLIENTS} × postmap -q - × ${KEYS_PER_CLIENT.toLocaleString('en')} keys: ` +
+          `median ${s.toFixed(2)} s (runs ${results[x.name].seconds.map((v) => v.toFixed(2)).join(', ')}), ` +
+          `${Math.round(lookups / s).toLocaleString('en')} lookups/s` +
+          (Number.isNaN(cpu) ? '' : `, server CPU ${((cpu / lookups) * 1e6).toFixed(1)} µs/lookup`),
+      );
+    }
+    const vsPgsql = summary.pgsql.seconds / summary.mailmapd.seconds;
+    const vsFloor = summary.mailmapd.seconds / summary.floor.seconds;
+    log(
+      `socketmap: mailmapd is ${vsPgsql.toFixed(2)}× faster than pgsql (target ≥ 2×) and ${vsFloor.toFixed(2)}× the floor (target ≤ 1.5×); ` +
+        `answers ${same ? 'identical to' : 'DIFFERENT from'} pgsql's (${found.toLocaleString('en')} of ${lookups.toLocaleString('en')} keys found)`,
+    );
+    if (!same) throw new Error('mailmapd and the pgsql table answered differently');
+    return { ...summary, vsPgsql, vsFloor, same };
+  } finally {
+    for (const stop of stops) stop();
+    rmSync(dir, { recursive: true, force: true });
+    await withClient(serverUrl, (c) => c.query(`DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`)).catch(() => {});
+  }
+}
+
+if (process.argv[2] === '--server') {
+  serverChild(process.argv[3]).catch((err) => {
+    console.error(err);
+    process.exit(1);
+  });
+} else if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const rounds = Number(process.argv[2]) || undefined;
+  await run(console.log, rounds);
+}

@@ -1,0 +1,44 @@
+// `mailmapd postfix-config`: the main.cf lines that point Postfix at this daemon's first
+// socketmap listener. A UNIX socket goes through proxymap (`proxy:`), because Debian runs
+// smtpd, cleanup and trivial-rewrite chrooted in /var/spool/postfix, where the socket's
+// path does not exist (shared/spec/protocols.md §1, "Chroot").
+
+import type { Config } from '../config.js';
+import type { ListenAddress } from '../listen.js';
+
+/** The Postfix table name for one socketmap name on `address`. */
+export function socketmapTable(address: ListenAddress, name: string): string {
+  return address.kind === 'unix' ? `proxy:socketmap:unix:${address.path}:${name}` : `socketmap:${address.text}:${name}`;
+}
+
+export function postfixConfig(config: Config): string {
+  const address = config.socketmap_listen[0];
+  if (address === undefined) {
+    return '# socketmap_listen is empty in the mailmapd config: there is no listener for Postfix to use.\n';
+  }
+  const t = (name: string) => socketmapTable(address, name);
+  const delimiter = config.recipient_delimiter;
+  const lines = [
+    `# mailmapd: Postfix main.cf settings for the socketmap listener ${address.text} (${config.source})`,
+    delimiter === ''
+      ? '# recipient_delimiter: mailmapd has none set; leave Postfix\'s recipient_delimiter empty as well.'
+      : `# recipient_delimiter = ${delimiter}   <- keep Postfix's equal to mailmapd's: mailmapd strips the extension itself (Postfix sends socketmap tables only full keys).`,
+  ];
+  if (address.kind === 'unix') {
+    lines.push(
+      '# proxy: lets the unchrooted proxymap do the lookups; these four parameters are in the default',
+      '# proxy_read_maps. If you changed proxy_read_maps, add the tables below to it.',
+    );
+  }
+  lines.push(
+    `virtual_mailbox_domains = ${t('domains')}`,
+    `virtual_mailbox_maps = ${t('mailboxes')}`,
+    `virtual_alias_maps = ${t('aliases')}`,
+    '# used with smtpd_sender_restrictions = reject_sender_login_mismatch (or reject_authenticated_sender_login_mismatch)',
+    `smtpd_sender_login_maps = ${t('senders')}`,
+  );
+  if (config.socketmap_listen.length > 1) {
+    lines.push(`# (other socketmap listeners: ${config.socketmap_listen.slice(1).map((a) => a.text).join(', ')})`);
+  }
+  return lines.join('\n') + '\n';
+}
