@@ -1,0 +1,215 @@
+// The Dovecot auth-client protocol as bytes in, messages out, and messages in, lines out:
+// no sockets here. Lines are LF-terminated, fields TAB-separated and tab-escaped
+// (\001 → \0011, TAB → \001t, LF → \001n, CR → \001r), as Dovecot 2.3 and Postfix 3.7
+// send them (shared/spec/protocols.md §3).
+
+/** Escapes one field value for the wire. */
+export function tabEscape(value: string): string {
+  return value.replace(/[\x01\t\n\r]/g, (c) => (c === '\x01' ? '\x011' : c === '\t' ? '\x01t' : c === '\n' ? '\x01n' : '\x01r'));
+}
+
+/** Undoes tabEscape; an unknown escape keeps the character after \001, as Dovecot does. */
+export function tabUnescape(value: string): string {
+  if (!value.includes('\x01')) return value;
+  return value.replace(/\x01(.?)/gs, (_, c: string) => {
+    switch (c) {
+      case '1':
+        return '\x01';
+      case 't':
+        return '\t';
+      case 'n':
+        return '\n';
+      case 'r':
+        return '\r';
+      case '0':
+        return '\0';
+      default:
+        return c;
+    }
+  });
+}
+
+export type ClientMessage =
+  | { kind: 'version'; major: number; minor: number }
+  | { kind: 'cpid'; pid: number }
+  | { kind: 'auth'; id: number; mech: string; params: AuthParams }
+  | { kind: 'cont'; id: number; data: string }
+  | { kind: 'cancel'; id: number }
+  /** A line the server must answer by disconnecting; `reason` is safe to log. */
+  | { kind: 'invalid'; reason: string };
+
+export interface AuthParams {
+  service: string;
+  lip?: string;
+  rip?: string;
+  secured: boolean;
+  noPenalty: boolean;
+  /** The base64 initial response as sent; undefined when absent. Empty string = empty response. */
+  resp?: string;
+}
+
+/** Request ids are unsigned 32-bit and never 0 (Dovecot's rule). */
+function parseId(text: string | undefined): number | undefined {
+  if (text === undefined || !/^[0-9]{1,10}$/.test(text)) return undefined;
+  const id = Number(text);
+  return id > 0 && id <= 0xffffffff ? id : undefined;
+}
+
+/**
+ * Parses the parameters after `AUTH <id> <mech>`. `resp=` must be last; an empty `resp=`
+ * means "no initial response" for clients older than 1.2 (Postfix speaks 1.0), and an empty
+ * response for 1.2 clients; `resp==` is always an empty response.
+ */
+function parseAuthParams(fields: string[], clientMinor: number): AuthParams | string {
+  const out: AuthParams = { service: '', secured: false, noPenalty: false };
+  let haveService = false;
+  for (let i = 0; i < fields.length; i++) {
+    const f = fields[i]!;
+    const eq = f.indexOf('=');
+    const name = eq < 0 ? f : f.slice(0, eq);
+    const value = eq < 0 ? '' : tabUnescape(f.slice(eq + 1));
+    switch (name) {
+      case 'service':
+        out.service = value;
+        haveService = value !== '';
+        break;
+      case 'lip':
+        out.lip = value;
+        break;
+      case 'rip':
+        out.rip = value;
+        break;
+      case 'secured':
+        out.secured = true;
+        break;
+      case 'no-penalty':
+        out.noPenalty = true;
+        break;
+      case 'resp':
+        if (i !== fields.length - 1) return 'parameters after resp=';
+        if (value === '=') out.resp = '';
+        else if (value !== '' || clientMinor >= 2) out.resp = value;
+        break;
+      default:
+        break; // unknown parameters (nologin, session, real_rip, debug…) are ignored, as by Dovecot
+    }
+  }
+  if (!haveService) return 'AUTH without service=';
+  return out;
+}
+
+/** Parses one line (without its LF) sent by a client that announced minor version `clientMinor`. */
+export function parseClientLine(line: string, clientMinor: number): ClientMessage {
+  const fields = line.split('\t');
+  const cmd = fields[0];
+  switch (cmd) {
+    case 'VERSION': {
+      if (fields.length < 3 || !/^\d{1,5}$/.test(fields[1]!) || !/^\d{1,5}$/.test(fields[2]!)) {
+        return { kind: 'invalid', reason: 'malformed VERSION' };
+      }
+      return { kind: 'version', major: Number(fields[1]), minor: Number(fields[2]) };
+    }
+    case 'CPID': {
+      if (fields.length < 2 || !/^\d{1,10}$/.test(fields[1]!)) return { kind: 'invalid', reason: 'malformed CPID' };
+      return { kind: 'cpid', pid: Number(fields[1]) };
+    }
+    case 'AUTH': {
+      const id = parseId(fields[1]);
+      const mech = fields[2];
+      if (id === undefined || mech === undefined || mech === '') return { kind: 'invalid', reason: 'malformed AUTH' };
+      const params = parseAuthParams(fields.slice(3), clientMinor);
+      if (typeof params === 'string') return { kind: 'invalid', reason: params };
+      return { kind: 'auth', id, mech: mech.toUpperCase(), params };
+    }
+    case 'CONT': {
+      const id = parseId(fields[1]);
+      if (id === undefined || fields.length !== 3) return { kind: 'invalid', reason: 'malformed CONT' };
+      return { kind: 'cont', id, data: fields[2]! };
+    }
+    case 'CANCEL': {
+      const id = parseId(fields[1]);
+      if (id === undefined) return { kind: 'invalid', reason: 'malformed CANCEL' };
+      return { kind: 'cancel', id };
+    }
+    default:
+      return { kind: 'invalid', reason: 'unknown command' };
+  }
+}
+
+export type ServerReply =
+  | { kind: 'cont'; id: number; data: string }
+  | { kind: 'ok'; id: number; user: string }
+  | { kind: 'fail'; id: number; user?: string; code?: 'temp_fail' | 'invalid_base64' | 'authz_fail'; reason?: string };
+
+export function serializeReply(r: ServerReply): string {
+  switch (r.kind) {
+    case 'cont':
+      return `CONT\t${r.id}\t${r.data}\n`;
+    case 'ok':
+      return `OK\t${r.id}\tuser=${tabEscape(r.user)}\n`;
+    case 'fail': {
+      let line = `FAIL\t${r.id}`;
+      if (r.user !== undefined) line += `\tuser=${tabEscape(r.user)}`;
+      // `temp` is the 2.2-era flag; 2.3 clients read code=temp_fail. Sending both costs nothing.
+      if (r.code === 'temp_fail') line += '\tcode=temp_fail\ttemp';
+      else if (r.code !== undefined) line += `\tcode=${r.code}`;
+      if (r.reason !== undefined) line += `\treason=${tabEscape(r.reason)}`;
+      return line + '\n';
+    }
+  }
+}
+
+export interface Handshake {
+  pid: number;
+  cuid: number;
+  cookie: string;
+  mechanisms: readonly string[];
+}
+
+/** The server's greeting. MECH lines come before SPID: Postfix takes SPID-before-MECH as "wrong socket". */
+export function serializeHandshake(h: Handshake): string {
+  let out = 'VERSION\t1\t2\n';
+  for (const m of h.mechanisms) out += `MECH\t${m}\tplaintext\n`;
+  return out + `SPID\t${h.pid}\nCUID\t${h.cuid}\nCOOKIE\t${h.cookie}\nDONE\n`;
+}
+
+const strictBase64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/** Decodes canonical, padded base64; undefined for anything else (Node's decoder would guess). */
+export function decodeBase64(text: string): Buffer | undefined {
+  return strictBase64.test(text) ? Buffer.from(text, 'base64') : undefined;
+}
+
+/**
+ * Splits a byte stream into lines with a bound: `push` returns the complete lines, or
+ * `undefined` once a line (or a partial one) exceeds `maxBytes`, after which the caller
+ * drops the connection.
+ */
+export function createLineSplitter(maxBytes: number): { push(chunk: Buffer): string[] | undefined } {
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
+  return {
+    push(chunk) {
+      const lines: string[] = [];
+      let start = 0;
+      for (;;) {
+        const nl = chunk.indexOf(0x0a, start);
+        if (nl < 0) break;
+        const piece = chunk.subarray(start, nl);
+        if (pendingBytes + piece.length > maxBytes) return undefined;
+        const whole = pendingBytes === 0 ? piece : Buffer.concat([...pending, piece]);
+        pending = [];
+        pendingBytes = 0;
+        lines.push(whole.toString('utf8'));
+        start = nl + 1;
+      }
+      const rest = chunk.subarray(start);
+      if (rest.length > 0) {
+        if (pendingBytes + rest.length > maxBytes) return undefined;
+        pending.push(Buffer.from(rest)); // copied: the socket may reuse its buffer
+        pendingBytes += rest.length;
+      }
+      return lines;
+    },
+  };
+}

@@ -1,0 +1,170 @@
+// The two login doors (auth-client socket, checkpassword socket) served in-process over the
+// real authenticator, a real hash pool and a real in-memory directory, on UNIX sockets in a
+// temporary directory that Dovecot's unprivileged auth process can reach. Plus a small
+// line client that speaks the auth-client protocol byte for byte.
+
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createAuthenticator, type AuthenticatorHandle } from '../../src/auth/authenticator.js';
+import { createAuthClientHandler } from '../../src/authclient/server.js';
+import { createCheckpasswordHandler } from '../../src/checkpassword/server.js';
+import { createDirectory, emptyData, type Directory, type DirectoryData } from '../../src/directory/directory.js';
+import { parseListenAddress } from '../../src/listen.js';
+import { createLogger } from '../../src/log.js';
+import { createMetrics, type Metrics } from '../../src/metrics.js';
+import { listen, type Listener } from '../../src/net/listener.js';
+import { createHashPool, type HashPool } from '../../src/password/pool.js';
+
+export const checkpasswordBinary = fileURLToPath(new URL('../../bin/mailmapd-checkpassword', import.meta.url));
+export const userdb = { mailHome: '/var/vmail/%d/%n', mailUid: 5000, mailGid: 5001 };
+
+/** The fixture every login test uses: good, inactive mailbox, mailbox in an inactive domain, alias domain. */
+export function standardData(): DirectoryData {
+  const data = emptyData();
+  data.domains.set('example.org', true).set('off.org', false);
+  data.aliasDomains.set('alias.org', { target: 'example.org', active: true });
+  data.mailboxes
+    .set('user@example.org', { password: '{PLAIN}secret', quotaBytes: 1048576, active: true })
+    .set('crypt@example.org', {
+      password: '{SHA512-CRYPT}$6$lXRp1ig.4KPF2O5i$8hULb3sBLbI1Eo5rjuOrw262V.pizuOv3igQTRCz/cfOctXAnCnIVo7857/Esw/QbDljhogP5FOeQDddoyfos0',
+      quotaBytes: 0,
+      active: true,
+    })
+    .set('inactive@example.org', { password: '{PLAIN}secret', quotaBytes: 0, active: false })
+    .set('x@off.org', { password: '{PLAIN}secret', quotaBytes: 0, active: true });
+  return data;
+}
+
+export interface Doors {
+  dir: string;
+  authSocket: string;
+  checkpasswordSocket: string;
+  directory: Directory;
+  authenticator: AuthenticatorHandle;
+  metrics: Metrics;
+  logs: string[];
+  close(): Promise<void>;
+}
+
+let sharedPool: HashPool | undefined;
+function pool(): HashPool {
+  sharedPool ??= createHashPool({ workers: 2, queueLimit: 1000, defaultScheme: 'CRYPT', metrics: createMetrics(false), logger: createLogger('error', () => {}) });
+  return sharedPool;
+}
+export async function closePool(): Promise<void> {
+  await sharedPool?.close();
+  sharedPool = undefined;
+}
+
+export async function startDoors(opts: { failureDelayMs?: number; data?: DirectoryData; loaded?: boolean; maxRequestBytes?: number; maxConnections?: number } = {}): Promise<Doors> {
+  const dir = mkdtempSync(join(tmpdir(), 'mailmapd-doors-'));
+  chmodSync(dir, 0o755); // Dovecot's auth process runs as user dovecot
+  const logs: string[] = [];
+  const logger = createLogger('debug', (l) => logs.push(l));
+  const metrics = createMetrics(false);
+  const directory = createDirectory({ recipientDelimiter: '+' });
+  if (opts.loaded !== false) directory.replaceAll(opts.data ?? standardData());
+  const authenticator = createAuthenticator({ directory, pool: pool(), logger, metrics, userdb, cacheSize: 1000 });
+  const limits = { maxConnections: opts.maxConnections ?? 5000, idleTimeoutMs: 60_000 };
+  const unix = { mode: 0o666, group: '' };
+  const maxRequestBytes = opts.maxRequestBytes ?? 4096;
+  const authSocket = join(dir, 'auth');
+  const checkpasswordSocket = join(dir, 'checkpassword');
+  const listeners: Listener[] = [
+    await listen(
+      parseListenAddress(`unix:${authSocket}`),
+      'auth',
+      createAuthClientHandler({ authenticator, logger, metrics, failureDelayMs: opts.failureDelayMs ?? 0, maxRequestBytes }),
+      limits,
+      unix,
+      logger,
+    ),
+    await listen(parseListenAddress(`unix:${checkpasswordSocket}`), 'checkpassword', createCheckpasswordHandler({ authenticator, logger, metrics, maxRequestBytes }), limits, unix, logger),
+  ];
+  return {
+    dir,
+    authSocket,
+    checkpasswordSocket,
+    directory,
+    authenticator,
+    metrics,
+    logs,
+    async close() {
+      if (listeners.length === 0) return; // already closed
+      for (const l of listeners.splice(0)) await l.close(100);
+      authenticator.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A raw auth-client connection: send lines, wait for lines. */
+export interface LineClient {
+  socket: Socket;
+  /** Every line received so far (without LF). */
+  lines: string[];
+  send(text: string): void;
+  /** Resolves with the first received line (from `from` on) matching `pred`. */
+  waitFor(pred: (line: string) => boolean, ms?: number): Promise<string>;
+  /** Resolves when the server has closed the connection. */
+  closed: Promise<void>;
+  close(): void;
+}
+
+export async function lineClient(path: string): Promise<LineClient> {
+  const socket = connect(path);
+  const lines: string[] = [];
+  let partial = '';
+  const waiters: { pred: (l: string) => boolean; resolve: (l: string) => void }[] = [];
+  socket.setEncoding('utf8');
+  socket.on('data', (d: string) => {
+    partial += d;
+    let nl: number;
+    while ((nl = partial.indexOf('\n')) >= 0) {
+      const line = partial.slice(0, nl);
+      partial = partial.slice(nl + 1);
+      lines.push(line);
+      for (const w of [...waiters]) {
+        if (w.pred(line)) {
+          waiters.splice(waiters.indexOf(w), 1);
+          w.resolve(line);
+        }
+      }
+    }
+  });
+  socket.on('error', () => {});
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    socket.once('connect', resolve);
+    socket.once('error', reject);
+  });
+  return {
+    socket,
+    lines,
+    closed,
+    send: (text) => void socket.write(text),
+    waitFor(pred, ms = 5000) {
+      const seen = lines.find(pred);
+      if (seen !== undefined) return Promise.resolve(seen);
+      return new Promise((resolve, reject) => {
+        const t = setTimeout(() => reject(new Error(`no matching line within ${ms} ms; got ${JSON.stringify(lines)}`)), ms);
+        waiters.push({
+          pred,
+          resolve: (l) => {
+            clearTimeout(t);
+            resolve(l);
+          },
+        });
+      });
+    },
+    close: () => socket.destroy(),
+  };
+}
+
+/** base64 of SASL PLAIN's authzid NUL authcid NUL password. */
+export function plain(authcid: string, password: string, authzid = ''): string {
+  return Buffer.from(`${authzid}\0${authcid}\0${password}`).toString('base64');
+}
