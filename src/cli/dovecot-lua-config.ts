@@ -1,0 +1,114 @@
+// `mailmapd dovecot-config --lua`: the conf.d snippets that make Dovecot ask this daemon
+// through config/dovecot/auth-mailmapd.lua — one for 2.3 (`passdb { driver = lua }`,
+// settings through the environment) and one for 2.4 (`passdb lua { lua_file }`, settings
+// through lua_settings). The 2.3 one is what the interop test runs; the 2.4 one follows
+// Dovecot 2.4's documented syntax (doc.dovecot.org/2.4.2, "Lua Authentication Database").
+
+import { fileURLToPath } from 'node:url';
+import type { Config } from '../config.js';
+
+/** The script as shipped in the package (dist/cli → ../../config; src/cli alike). */
+export const defaultLuaFile = fileURLToPath(new URL('../../config/dovecot/auth-mailmapd.lua', import.meta.url));
+
+export interface LuaConfigOptions {
+  /** Where Dovecot finds the script; default: the one in this package. */
+  luaFile?: string;
+}
+
+/** The daemon's base URL for Dovecot's HTTP client, which speaks TCP only. */
+export function daemonUrl(config: Config): string | undefined {
+  const inet = config.http_listen.find((a) => a.kind === 'inet');
+  if (inet === undefined || inet.kind !== 'inet') return undefined;
+  const host = inet.host.includes(':') ? `[${inet.host}]` : inet.host;
+  return `http://${host}:${inet.port}`;
+}
+
+// A Dovecot config value cannot hold a newline, and spaces would split import_environment.
+function checkValue(name: string, value: string): string {
+  if (/[\s"\\]/.test(value)) throw new Error(`${name} cannot contain spaces, quotes or backslashes for the Dovecot snippet`);
+  return value;
+}
+
+function noUrlNote(config: Config): string {
+  return [
+    `# NOTE: http_listen (${config.http_listen.map((a) => a.text).join(', ') || 'empty'}) has no 127.0.0.1:PORT address;`,
+    `# Dovecot's Lua HTTP client cannot use a UNIX socket. Add one, e.g. http_listen = 127.0.0.1:9465.`,
+  ].join('\n');
+}
+
+export function dovecotLuaConfig23(config: Config, opts: LuaConfigOptions = {}): string {
+  const file = checkValue('the Lua file path', opts.luaFile ?? defaultLuaFile);
+  const url = daemonUrl(config);
+  const env = [`MAILMAPD_URL=${checkValue('the URL', url ?? 'http://127.0.0.1:9465')}`];
+  if (config.http_secret !== '') env.push(`MAILMAPD_HTTP_SECRET=${checkValue('http_secret', config.http_secret)}`);
+  return [
+    '# Dovecot 2.3 (Debian 12): conf.d/auth-mailmapd.conf.ext, `!include auth-mailmapd.conf.ext`',
+    '# from 10-auth.conf in place of the other auth-*.conf.ext. Needs dovecot-auth-lua.',
+    ...(url === undefined ? [noUrlNote(config)] : []),
+    ...(config.http_secret !== ''
+      ? ['# Holds http_secret: keep this file readable by root and the dovecot group only (0640).']
+      : []),
+    '',
+    '# The script reads its settings from the environment of the auth processes.',
+    `import_environment = $import_environment ${env.join(' ')}`,
+    '# mailmapd verifies passwords itself: plaintext mechanisms only.',
+    'auth_mechanisms = plain login',
+    '# mailmapd caches verified logins and drops an entry the moment the password changes;',
+    "# Dovecot's own cache would keep an old password working until its TTL.",
+    'auth_cache_size = 0',
+    '',
+    'passdb {',
+    '  driver = lua',
+    `  args = file=${file} blocking=yes`,
+    '}',
+    'userdb {',
+    '  driver = lua',
+    `  args = file=${file} blocking=yes`,
+    '}',
+    '',
+  ].join('\n');
+}
+
+export function dovecotLuaConfig24(config: Config, opts: LuaConfigOptions = {}): string {
+  const file = checkValue('the Lua file path', opts.luaFile ?? defaultLuaFile);
+  const url = daemonUrl(config);
+  const settings = [`    url = ${url ?? 'http://127.0.0.1:9465'}`];
+  if (config.http_secret !== '') settings.push(`    http_secret = ${checkValue('http_secret', config.http_secret)}`);
+  const block = (kind: 'passdb' | 'userdb') => [
+    `${kind} lua {`,
+    `  lua_file = ${file}`,
+    '  # The HTTP request blocks: run the script in auth-worker processes.',
+    '  use_worker = yes',
+    '  lua_settings {',
+    ...settings,
+    '  }',
+    '}',
+  ];
+  return [
+    '# Dovecot 2.4 (Debian 13): conf.d/auth-mailmapd.conf.ext. Needs dovecot-auth-lua.',
+    '# Written against the 2.4 documentation; not run by the test suite, which has 2.3.',
+    ...(url === undefined ? [noUrlNote(config)] : []),
+    ...(config.http_secret !== ''
+      ? ['# Holds http_secret: keep this file readable by root and the dovecot group only (0640).']
+      : []),
+    '',
+    'auth_mechanisms = plain login',
+    'auth_cache_size = 0',
+    '',
+    ...block('passdb'),
+    ...block('userdb'),
+    '',
+  ].join('\n');
+}
+
+export function dovecotLuaConfig(config: Config, opts: LuaConfigOptions = {}): string {
+  return [
+    `# mailmapd: Dovecot passdb/userdb through ${opts.luaFile ?? defaultLuaFile}`,
+    '# Pick the block for your Dovecot version (`dovecot --version`).',
+    '',
+    '# ---------------------------------------------------------------- Dovecot 2.3',
+    dovecotLuaConfig23(config, opts),
+    '# ---------------------------------------------------------------- Dovecot 2.4',
+    dovecotLuaConfig24(config, opts),
+  ].join('\n');
+}

@@ -1,0 +1,409 @@
+// The Dovecot Lua door: the HTTP lookup endpoint on its own (answers, shared secret,
+// metrics, no password in a log), the printed conf.d snippets, and the interop with a
+// real, throwaway Dovecot 2.3 running config/dovecot/auth-mailmapd.lua with the 2.3
+// snippet that `mailmapd dovecot-config --lua` prints, against a directory fed from
+// PostgreSQL by the sync. Needs dovecot, doveadm and dovecot-auth-lua: fails without them.
+
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createAuthenticator, type AuthenticatorHandle } from '../src/auth/authenticator.js';
+import { defaultLuaFile, dovecotLuaConfig, dovecotLuaConfig23, dovecotLuaConfig24 } from '../src/cli/dovecot-lua-config.js';
+import { parseConfigText, type Config } from '../src/config.js';
+import { createDirectory, emptyData, type Directory } from '../src/directory/directory.js';
+import { createDovecotRoutes } from '../src/dovecot/route.js';
+import { serveHttp, type HttpServer } from '../src/http/server.js';
+import { createLogger } from '../src/log.js';
+import { createMetrics, type Metrics } from '../src/metrics.js';
+import { createHashPool, type HashPool } from '../src/password/pool.js';
+import { nativeProfile } from '../src/sync/profile.js';
+import { createSync, type Sync } from '../src/sync/sync.js';
+import { freePort } from './helpers/daemon.js';
+import { createTestDatabase, waitFor, type TestDatabase } from './helpers/db.js';
+
+const sha512 = '{SHA512-CRYPT}$6$lXRp1ig.4KPF2O5i$8hULb3sBLbI1Eo5rjuOrw262V.pizuOv3igQTRCz/cfOctXAnCnIVo7857/Esw/QbDljhogP5FOeQDddoyfos0'; // "secret"
+const odd = 'p@ss w&rd=+%é'; // every character the form encoding must carry
+
+interface Stack {
+  directory: Directory;
+  metrics: Metrics;
+  logs: string[];
+  auth: AuthenticatorHandle;
+  http: HttpServer;
+  base: string;
+  config: Config;
+}
+
+async function startStack(directory: Directory, pool: HashPool, extra: string[] = []): Promise<Stack> {
+  const port = await freePort();
+  const config = parseConfigText([`http_listen = 127.0.0.1:${port}`, 'mail_gid = 5001', ...extra].join('\n'), 'test');
+  const metrics = createMetrics(true);
+  const logs: string[] = [];
+  const logger = createLogger('debug', (l) => logs.push(l));
+  const auth = createAuthenticator({
+    directory,
+    pool,
+    logger,
+    metrics,
+    userdb: { mailHome: config.mail_home, mailUid: config.mail_uid, mailGid: config.mail_gid },
+    cacheSize: 1000,
+  });
+  const routes = createDovecotRoutes({ authenticator: auth, directory, config, logger, metrics });
+  const http = await serveHttp(config.http_listen[0]!, routes, { maxConnections: 100, maxBodyBytes: 65536, idleTimeoutMs: 5000 }, { mode: 0o660, group: '' }, logger, metrics);
+  return { directory, metrics, logs, auth, http, base: `http://127.0.0.1:${port}`, config };
+}
+
+async function histogramCount(m: Metrics, labels: Record<string, string>): Promise<number> {
+  const json = await m.registry.getMetricsAsJSON();
+  const h = json.find((x) => x.name === 'mailmapd_lookup_duration_seconds');
+  return (h?.values ?? [])
+    .filter((v) => (v as { metricName?: string }).metricName === 'mailmapd_lookup_duration_seconds_count' && Object.entries(labels).every(([k, x]) => v.labels[k] === x))
+    .reduce((a, v) => a + v.value, 0);
+}
+
+let pool: HashPool;
+beforeAll(() => {
+  pool = createHashPool({ workers: 2, queueLimit: 100, defaultScheme: 'CRYPT', metrics: createMetrics(false), logger: createLogger('error', () => {}) });
+});
+afterAll(() => pool.close());
+
+describe('the lookup endpoint', () => {
+  let s: Stack;
+  const secret = 'tok-3n';
+  const pw = 'Tr0ub4dor-x';
+  const post = (path: string, fields: Record<string, string>, token: string | null = secret) =>
+    fetch(s.base + path, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', ...(token !== null ? { authorization: `Bearer ${token}` } : {}) },
+      body: new URLSearchParams(fields).toString(),
+    });
+  const answer = async (r: Response) => Object.fromEntries(new URLSearchParams(await r.text()));
+
+  beforeAll(async () => {
+    const directory = createDirectory({ recipientDelimiter: '+' });
+    const data = emptyData();
+    data.domains.set('example.org', true).set('off.org', false);
+    data.aliasDomains.set('alias.org', { target: 'example.org', active: true });
+    data.mailboxes
+      .set('user@example.org', { password: `{PLAIN}${pw}`, quotaBytes: 2048, active: true })
+      .set('odd@example.org', { password: `{PLAIN}${odd}`, quotaBytes: 0, active: true })
+      .set('off@example.org', { password: sha512, quotaBytes: 0, active: false })
+      .set('x@off.org', { password: sha512, quotaBytes: 0, active: true });
+    directory.replaceAll(data);
+    s = await startStack(directory, pool, [`http_secret = ${secret}`]);
+  });
+  afterAll(async () => {
+    s.auth.close();
+    await s.http.close(0);
+  });
+
+  it('verifies a password and answers the canonical user with the userdb fields', async () => {
+    const r = await post('/dovecot/passdb', { user: 'User@Alias.ORG', password: pw, service: 'imap', rip: '192.0.2.9' });
+    expect(r.status).toBe(200);
+    expect(r.headers.get('content-type')).toBe('application/x-www-form-urlencoded');
+    expect(await answer(r)).toEqual({ result: 'ok', user: 'user@example.org', home: '/var/vmail/example.org/user', uid: '5000', gid: '5001', quota_rule: '*:bytes=2048' });
+    expect(await answer(await post('/dovecot/passdb', { user: 'odd@example.org', password: odd }))).toMatchObject({ result: 'ok' });
+  });
+
+  it('tells mismatch, unknown and disabled apart', async () => {
+    expect(await answer(await post('/dovecot/passdb', { user: 'user@example.org', password: pw.toUpperCase() }))).toEqual({ result: 'mismatch' });
+    expect(await answer(await post('/dovecot/passdb', { user: 'nobody@example.org', password: pw }))).toEqual({ result: 'unknown' });
+    expect(await answer(await post('/dovecot/passdb', { user: 'off@example.org', password: pw }))).toEqual({ result: 'disabled', user: 'off@example.org' });
+    expect(await answer(await post('/dovecot/passdb', { user: 'x@off.org', password: pw }))).toEqual({ result: 'disabled', user: 'x@off.org' });
+    expect(await answer(await post('/dovecot/passdb', { user: 'bad\nname@example.org', password: pw }))).toEqual({ result: 'unknown' });
+  });
+
+  it('a passdb request without a password is refused, never treated as a lookup', async () => {
+    const r = await post('/dovecot/passdb', { user: 'user@example.org' });
+    expect(r.status).toBe(400);
+    expect((await answer(r)).result).not.toBe('ok');
+  });
+
+  it('userdb: fields for an active mailbox, unknown and disabled otherwise', async () => {
+    expect(await answer(await post('/dovecot/userdb', { user: 'USER@example.org' }))).toEqual({
+      result: 'ok', user: 'user@example.org', home: '/var/vmail/example.org/user', uid: '5000', gid: '5001', quota_rule: '*:bytes=2048',
+    });
+    expect(await answer(await post('/dovecot/userdb', { user: 'odd@example.org' }))).not.toHaveProperty('quota_rule');
+    expect(await answer(await post('/dovecot/userdb', { user: 'nobody@example.org' }))).toEqual({ result: 'unknown' });
+    expect(await answer(await post('/dovecot/userdb', { user: 'off@example.org' }))).toEqual({ result: 'disabled', user: 'off@example.org' });
+  });
+
+  it('iterate lists the active mailboxes only', async () => {
+    const r = await fetch(`${s.base}/dovecot/users`, { headers: { authorization: `Bearer ${secret}` } });
+    expect(r.status).toBe(200);
+    expect((await r.text()).split('\n').filter(Boolean).sort()).toEqual(['odd@example.org', 'user@example.org']);
+  });
+
+  it('refuses a missing or wrong shared secret with 401, before any lookup', async () => {
+    const before = await histogramCount(s.metrics, { protocol: 'dovecot' });
+    expect((await post('/dovecot/passdb', { user: 'user@example.org', password: pw }, null)).status).toBe(401);
+    expect((await post('/dovecot/passdb', { user: 'user@example.org', password: pw }, 'tok-3N')).status).toBe(401);
+    expect((await post('/dovecot/userdb', { user: 'user@example.org' }, '')).status).toBe(401);
+    expect((await fetch(`${s.base}/dovecot/users`)).status).toBe(401);
+    expect(await histogramCount(s.metrics, { protocol: 'dovecot' })).toBe(before);
+  });
+
+  it('records every answer in the lookup histogram by map and result', async () => {
+    expect(await histogramCount(s.metrics, { protocol: 'dovecot', map: 'passdb', result: 'ok' })).toBeGreaterThanOrEqual(2);
+    expect(await histogramCount(s.metrics, { protocol: 'dovecot', map: 'passdb', result: 'fail' })).toBeGreaterThanOrEqual(3);
+    expect(await histogramCount(s.metrics, { protocol: 'dovecot', map: 'passdb', result: 'notfound' })).toBeGreaterThanOrEqual(2);
+    expect(await histogramCount(s.metrics, { protocol: 'dovecot', map: 'userdb', result: 'ok' })).toBeGreaterThanOrEqual(2);
+    expect(await histogramCount(s.metrics, { protocol: 'dovecot', map: 'userdb', result: 'notfound' })).toBeGreaterThanOrEqual(1);
+    expect(await histogramCount(s.metrics, { protocol: 'dovecot', map: 'iterate', result: 'ok' })).toBe(1);
+  });
+
+  it('never logs a password or a hash', () => {
+    const all = s.logs.join('');
+    expect(all).toContain('dovecot passdb');
+    for (const secretText of [pw, pw.toUpperCase(), odd, encodeURIComponent(odd), '$6$', 'lXRp1ig']) expect(all).not.toContain(secretText);
+  });
+
+  it('answers 503 temp before the directory is loaded', async () => {
+    const cold = await startStack(createDirectory({ recipientDelimiter: '+' }), pool);
+    try {
+      const p = await fetch(`${cold.base}/dovecot/passdb`, { method: 'POST', body: `user=user%40example.org&password=${pw}` });
+      expect(p.status).toBe(503);
+      expect(await answer(p)).toMatchObject({ result: 'temp' });
+      expect((await fetch(`${cold.base}/dovecot/userdb`, { method: 'POST', body: 'user=user%40example.org' })).status).toBe(503);
+      expect((await fetch(`${cold.base}/dovecot/users`)).status).toBe(503);
+      expect(await histogramCount(cold.metrics, { protocol: 'dovecot', result: 'temp' })).toBe(3);
+    } finally {
+      cold.auth.close();
+      await cold.http.close(0);
+    }
+  });
+});
+
+describe('dovecot-config --lua', () => {
+  const cfg = (extra = '') => parseConfigText(`http_listen = unix:/run/mailmapd/http, 127.0.0.1:9999\n${extra}`, 'test');
+
+  it('prints the 2.3 and the 2.4 syntax with the daemon URL and the shipped script', () => {
+    const out = dovecotLuaConfig(cfg());
+    expect(existsSync(defaultLuaFile)).toBe(true);
+    expect(out).toContain('Dovecot 2.3');
+    expect(out).toContain('Dovecot 2.4');
+    expect(out).toMatch(/passdb \{\n {2}driver = lua\n {2}args = file=\S+auth-mailmapd\.lua blocking=yes\n\}/);
+    expect(out).toMatch(/userdb \{\n {2}driver = lua\n/);
+    expect(out).toContain('MAILMAPD_URL=http://127.0.0.1:9999');
+    expect(out).toMatch(/passdb lua \{\n {2}lua_file = \S+auth-mailmapd\.lua\n/);
+    expect(out).toMatch(/userdb lua \{/);
+    expect(out).toMatch(/lua_settings \{\n {4}url = http:\/\/127\.0\.0\.1:9999\n/);
+    expect(out).toContain('auth_cache_size = 0');
+    expect(out).not.toContain('http_secret');
+  });
+
+  it('passes the shared secret when one is configured', () => {
+    expect(dovecotLuaConfig23(cfg('http_secret = s3cr3t'))).toContain('MAILMAPD_HTTP_SECRET=s3cr3t');
+    expect(dovecotLuaConfig24(cfg('http_secret = s3cr3t'))).toContain('http_secret = s3cr3t');
+  });
+
+  it('says so when the daemon has no TCP HTTP listener for Dovecot to reach', () => {
+    expect(dovecotLuaConfig(parseConfigText('http_listen = unix:/run/mailmapd/http', 'test'))).toContain('cannot use a UNIX socket');
+  });
+});
+
+describe('interop: Dovecot 2.3 with the Lua passdb and userdb', { timeout: 30_000 }, () => {
+  let db: TestDatabase;
+  let sync: Sync;
+  let s: Stack;
+  let dir: string;
+  let conf: string;
+  const directory = createDirectory({ recipientDelimiter: '+' });
+
+  // Asynchronous: the daemon's HTTP server lives in this very process and must keep
+  // answering while doveadm waits for Dovecot, which waits for it.
+  const doveadm = (...args: string[]) =>
+    new Promise<{ code: number | null; out: string }>((resolve, reject) => {
+      const child = spawn('doveadm', ['-c', conf, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout.on('data', (d) => (out += d));
+      child.stderr.on('data', (d) => (out += d));
+      child.once('error', (err) => reject(new Error(`doveadm is required for this interop test: ${err.message}`)));
+      child.once('close', (code) => resolve({ code, out }));
+    });
+  const authTest = (user: string, password: string) => doveadm('auth', 'test', user, password);
+  const dovecotLog = () => readFileSync(join(dir, 'dovecot.log'), 'utf8');
+  const httpConnections = async () =>
+    (await s.metrics.registry.getMetricsAsJSON()).find((m) => m.name === 'mailmapd_connections_total')?.values.find((v) => v.labels.listener === 'http')?.value ?? 0;
+
+  beforeAll(async () => {
+    expect(spawnSync('dovecot', ['--version']).status, 'dovecot must be installed').toBe(0);
+    expect(existsSync('/usr/lib/dovecot/modules/auth/libauthdb_lua.so'), 'dovecot-auth-lua must be installed').toBe(true);
+
+    db = await createTestDatabase();
+    const crypt = spawnSync('doveadm', ['pw', '-s', 'SHA512-CRYPT', '-p', 'alice-pw'], { encoding: 'utf8' }).stdout.trim();
+    expect(crypt).toMatch(/^\{SHA512-CRYPT\}\$6\$/);
+    await db.sql.query(`INSERT INTO mailmapd.domains (name, active) VALUES ('example.org', true), ('off.test', false)`);
+    await db.sql.query(`INSERT INTO mailmapd.alias_domains (name, target) VALUES ('alias.test', 'example.org')`);
+    await db.sql.query(
+      `INSERT INTO mailmapd.mailboxes (address, password, quota_bytes, active) VALUES
+        ('alice@example.org', $1, 1073741824, true),
+        ('bob@example.org', $2, 0, true),
+        ('carol@example.org', '{PLAIN}carol-pw', 0, false),
+        ('dave@off.test', '{PLAIN}dave-pw', 0, true)`,
+      [crypt, `{PLAIN}${odd}`],
+    );
+    sync = createSync({
+      databaseUrl: db.url,
+      profile: nativeProfile,
+      directory,
+      logger: createLogger('error', () => {}),
+      metrics: createMetrics(false),
+      pollIntervalMs: 5000,
+      retentionMs: 86_400_000,
+      reconnectMaxDelayMs: 500,
+    });
+    sync.start();
+    await sync.firstLoad();
+    s = await startStack(directory, pool, ['http_secret = interop-t0ken']);
+
+    dir = mkdtempSync(join(tmpdir(), 'mailmapd-dovecot-lua-'));
+    chmodSync(dir, 0o755); // Dovecot's unprivileged processes must reach base_dir
+    for (const d of ['run', 'state']) mkdirSync(join(dir, d));
+    conf = join(dir, 'dovecot.conf');
+    writeFileSync(
+      conf,
+      [
+        `base_dir = ${dir}/run`,
+        `state_dir = ${dir}/state`,
+        `log_path = ${dir}/dovecot.log`,
+        'protocols =',
+        'ssl = no',
+        'auth_verbose = yes',
+        // The auth-worker logs "Finished: user_unknown" etc. only at debug level: the
+        // test reads the exact passdb result codes from there.
+        'auth_debug = yes',
+        // No failure delay and no anvil penalty, or every failed doveadm run waits seconds.
+        'auth_failure_delay = 0',
+        'service anvil {\n  unix_listener anvil-auth-penalty {\n    mode = 0\n  }\n}',
+        // What `mailmapd dovecot-config --lua` prints for 2.3, verbatim.
+        dovecotLuaConfig23(s.config),
+      ].join('\n'),
+    );
+    // stdio ignored: the daemonized master keeps inherited pipes open, which would make
+    // spawnSync wait for it forever. Startup errors land in dovecot.log.
+    const start = spawnSync('dovecot', ['-c', conf], { stdio: 'ignore', timeout: 20_000 });
+    expect(start.status, existsSync(join(dir, 'dovecot.log')) ? dovecotLog() : 'dovecot did not start').toBe(0);
+    await waitFor(() => existsSync(join(dir, 'run', 'auth-client')) && existsSync(join(dir, 'run', 'auth-userdb')) && existsSync(join(dir, 'run', 'master.pid')), 10_000, 'dovecot auth sockets');
+  }, 60_000);
+
+  afterAll(async () => {
+    // Stop the master by its pid and wait until it is gone, before its directory goes.
+    const pidFile = dir ? join(dir, 'run', 'master.pid') : '';
+    if (pidFile && existsSync(pidFile)) {
+      const pid = Number(readFileSync(pidFile, 'utf8'));
+      const alive = () => {
+        try {
+          process.kill(pid, 0);
+          return true;
+        } catch {
+          return false;
+        }
+      };
+      if (alive()) process.kill(pid, 'SIGTERM');
+      await waitFor(() => !alive(), 10_000, 'dovecot to stop');
+    }
+    s?.auth.close();
+    await s?.http.close(0);
+    await sync?.stop();
+    await db?.drop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  }, 30_000);
+
+  it('doveadm auth test: a good password logs in with the canonical user name', async () => {
+    const good = await authTest('alice@example.org', 'alice-pw');
+    expect(good.code, good.out).toBe(0);
+    expect(good.out).toContain('auth succeeded');
+    const folded = await authTest('Alice@Alias.TEST', 'alice-pw');
+    expect(folded.code, folded.out).toBe(0);
+    expect(folded.out).toMatch(/^\s*user=alice@example\.org$/m);
+    const odd1 = await authTest('bob@example.org', odd);
+    expect(odd1.code, odd1.out).toBe(0);
+  });
+
+  it('doveadm auth test: bad password, unknown user and inactive users fail, each with its own passdb result', async () => {
+    const cases: [string, string, string][] = [
+      ['alice@example.org', 'wrong-pw', 'password_mismatch'],
+      ['nobody@example.org', 'alice-pw', 'user_unknown'],
+      ['carol@example.org', 'carol-pw', 'user_disabled'],
+      ['dave@off.test', 'dave-pw', 'user_disabled'],
+    ];
+    for (const [user, pw, code] of cases) {
+      const r = await authTest(user, pw);
+      expect(r.code, r.out).toBe(77);
+      expect(r.out).toContain('auth failed');
+      if (code === 'user_disabled') expect(r.out).toContain('code=user_disabled');
+      else expect(r.out).not.toContain('code=');
+      // The auth worker's own record of the result code the script returned.
+      const log = dovecotLog();
+      const mine = log.split('\n').filter((l) => l.includes('auth-worker<') && l.includes(`lua(${user})`));
+      expect(mine.length, log).toBeGreaterThan(0);
+      const worker = /auth-worker<(\d+)>: lua\(/.exec(mine[mine.length - 1]!)![1];
+      expect(log).toContain(`auth-worker<${worker}>: Finished: ${code}`);
+    }
+  });
+
+  it('doveadm user shows home, uid, gid and the quota rule', async () => {
+    const r = await doveadm('user', 'Alice@example.org');
+    expect(r.code, r.out).toBe(0);
+    expect(r.out).toMatch(/^home\s+\/var\/vmail\/example\.org\/alice$/m);
+    expect(r.out).toMatch(/^uid\s+5000$/m);
+    expect(r.out).toMatch(/^gid\s+5001$/m);
+    expect(r.out).toMatch(/^quota_rule\s+\*:bytes=1073741824$/m);
+    expect((await doveadm('user', 'bob@example.org')).out).not.toContain('quota_rule');
+    expect((await doveadm('user', 'nobody@example.org')).code).toBe(67);
+    expect((await doveadm('user', 'carol@example.org')).code).toBe(67);
+  });
+
+  it("doveadm user '*' lists the active users", async () => {
+    const r = await doveadm('user', '*');
+    expect(r.code, r.out).toBe(0);
+    expect(r.out.split('\n').filter(Boolean).sort()).toEqual(['alice@example.org', 'bob@example.org']);
+  });
+
+  it('keeps its HTTP connection open between logins', async () => {
+    const before = await httpConnections();
+    for (let i = 0; i < 10; i++) expect((await authTest('alice@example.org', 'alice-pw')).code).toBe(0);
+    // One connection per auth-worker process at most, not one per login.
+    expect((await httpConnections()) - before).toBeLessThanOrEqual(2);
+  });
+
+  it('a password change in SQL stops the old password on the next attempt, though it was cached', async () => {
+    expect((await authTest('bob@example.org', odd)).code).toBe(0);
+    const hits = (await s.metrics.registry.getSingleMetric('mailmapd_auth_cache_hits_total')!.get()).values[0]?.value ?? 0;
+    expect((await authTest('bob@example.org', odd)).code).toBe(0);
+    expect((await s.metrics.registry.getSingleMetric('mailmapd_auth_cache_hits_total')!.get()).values[0]?.value).toBe(hits + 1);
+
+    const t0 = Date.now();
+    await db.sql.query(`UPDATE mailmapd.mailboxes SET password = '{PLAIN}bob-new' WHERE address = 'bob@example.org'`);
+    await waitFor(() => {
+      const u = directory.user('bob@example.org');
+      return u.status === 'ok' && u.password === '{PLAIN}bob-new';
+    }, 1000, 'the change to reach the directory');
+    const visibleMs = Date.now() - t0;
+    const old = await authTest('bob@example.org', odd);
+    expect(old.code, old.out).toBe(77);
+    expect((await authTest('bob@example.org', 'bob-new')).code).toBe(0);
+    expect(visibleMs).toBeLessThan(1000);
+
+    await db.sql.query(`UPDATE mailmapd.mailboxes SET active = false WHERE address = 'bob@example.org'`);
+    await waitFor(() => directory.user('bob@example.org').status === 'disabled', 1000, 'deactivation');
+    expect((await authTest('bob@example.org', 'bob-new')).out).toContain('code=user_disabled');
+  });
+
+  it('no password reaches the daemon log or the Dovecot log', async () => {
+    const logs = s.logs.join('') + dovecotLog();
+    for (const pw of ['alice-pw', 'wrong-pw', 'bob-new', odd, encodeURIComponent(odd), 'carol-pw', 'interop-t0ken']) expect(logs).not.toContain(pw);
+  });
+
+  it('the daemon being unreachable is a temporary failure, never a wrong password', async () => {
+    await s.http.close(0);
+    const r = await authTest('alice@example.org', 'alice-pw');
+    expect(r.code).toBe(77);
+    expect(r.out).toContain('code=temp_fail');
+    const u = await doveadm('user', 'alice@example.org');
+    expect(u.code, u.out).toBe(75);
+  });
+});
