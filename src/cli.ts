@@ -23,6 +23,9 @@ const usage = `usage: mailmapd [-c FILE] VERB [ARGS]
   check                         validate the config and the database, print what is wrong
   triggers install|remove|status  change triggers on an admin panel's own tables (schema = …)
   import --passwd-file F --virtual F --vmailbox F [--dry-run]   flat files into the native schema
+  lookup MAP KEY                ask the running daemon, like postmap -q (maps: domains, mailboxes, aliases, senders)
+  postfix-config                print the main.cf lines for this daemon's socketmap listener
+  dovecot-config [--lua]        print the Dovecot conf.d snippets (checkpassword for 2.3; --lua for 2.3 and 2.4)
   hash [--scheme S]             print {SCHEME}hash for a password on stdin (like doveadm pw)
 
 Options: -c, --config FILE (default $MAILMAPD_CONFIG or /etc/mailmapd/mailmapd.conf)
@@ -138,6 +141,18 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./cli/triggers.js')).triggersCommand(config, args, out);
     case 'import':
       return (await import('./cli/import.js')).importCommand(config, args, out);
+    case 'lookup':
+      return (await import('./cli/lookup.js')).lookupCommand(config, args, out);
+    case 'postfix-config':
+      if (args.length > 0) throw new UsageError('usage: mailmapd postfix-config');
+      process.stdout.write((await import('./cli/postfix-config.js')).postfixConfig(config));
+      return 0;
+    case 'dovecot-config':
+      if (args.includes('--lua')) {
+        if (args.length > 1) throw new UsageError('usage: mailmapd dovecot-config --lua');
+        process.stdout.write((await import('./cli/dovecot-lua-config.js')).dovecotLuaConfig(config));
+      } else process.stdout.write((await import('./cli/dovecot-config.js')).dovecotConfig(config, args));
+      return 0;
     case 'hash':
       return (await import('./cli/hash.js')).hashCommand(args, config, out);
     case 'domain':

@@ -18,6 +18,10 @@ import { createSync, type Sync } from './sync/sync.js';
 import { notifySystemd } from './daemon/systemd.js';
 import { createHashPool } from './password/pool.js';
 import { createAuthenticator } from './auth/authenticator.js';
+import { createSocketmapHandler } from './socketmap/server.js';
+import { createAuthClientHandler } from './authclient/server.js';
+import { createCheckpasswordHandler } from './checkpassword/server.js';
+import { createDovecotRoutes } from './dovecot/route.js';
 
 /** A protocol served on the addresses of one config key. */
 interface Service {
@@ -89,7 +93,29 @@ export async function serve(configPath: string | undefined): Promise<number> {
     cacheSize: config.auth_cache_size,
   });
 
-  const services: Service[] = [];
+  const services: Service[] = [
+    {
+      name: 'socketmap',
+      key: 'socketmap_listen',
+      handler: createSocketmapHandler({ directory, logger, metrics, maxRequestBytes: config.max_request_bytes }),
+    },
+    {
+      name: 'auth',
+      key: 'auth_listen',
+      handler: createAuthClientHandler({
+        authenticator,
+        logger,
+        metrics,
+        failureDelayMs: config.auth_failure_delay,
+        maxRequestBytes: config.max_request_bytes,
+      }),
+    },
+    {
+      name: 'checkpassword',
+      key: 'checkpassword_listen',
+      handler: createCheckpasswordHandler({ authenticator, logger, metrics, maxRequestBytes: config.max_request_bytes }),
+    },
+  ];
 
   const limits = () => ({ maxConnections: config.max_connections, idleTimeoutMs: config.idle_timeout });
   const unixOptions = () => ({ mode: config.unix_socket_mode, group: config.unix_socket_group });
@@ -111,6 +137,7 @@ export async function serve(configPath: string | undefined): Promise<number> {
     if (!sync.inSync()) return json(503, { ready: false, reason: 'sync is lagging' });
     return json(200, { ready: true, entries: directory.counts() });
   });
+  for (const [k, r] of createDovecotRoutes({ authenticator, directory, config, logger, metrics })) routes.set(k, r);
   if (config.metrics) {
     routes.set('GET /metrics', async () => ({
       status: 200,
