@@ -136,8 +136,8 @@ function startFloor(dir) {
 }
 
 /** mailmapd's socketmap listener in a process of its own, composed as the daemon composes it. */
-function startMailmapd() {
-  const p = fork(fileURLToPath(import.meta.url), ['--server', dbUrl(DB)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+function startMailmapd(metricsOn = true) {
+  const p = fork(fileURLToPath(import.meta.url), ['--server', dbUrl(DB), metricsOn ? 'metrics' : 'nometrics'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   return new Promise((resolve, reject) => {
     p.once('error', reject);
     p.once('exit', (code) => reject(new Error(`mailmapd bench server exited ${code}`)));
@@ -152,7 +152,7 @@ function startMailmapd() {
   });
 }
 
-async function serverChild(url) {
+async function serverChild(url, metricsOn) {
   const { createDirectory } = await import('../dist/directory/directory.js');
   const { createSync } = await import('../dist/sync/sync.js');
   const { nativeProfile } = await import('../dist/sync/profile.js');
@@ -161,7 +161,7 @@ async function serverChild(url) {
   const { listen } = await import('../dist/net/listener.js');
   const { createSocketmapHandler } = await import('../dist/socketmap/server.js');
   const logger = createLogger('warn');
-  const metrics = createMetrics(true); // metrics on, as in the daemon's default
+  const metrics = createMetrics(metricsOn); // on is the daemon's default; off measures what metrics cost
   const directory = createDirectory({ recipientDelimiter: '+' });
   const sync = createSync({
     databaseUrl: url, profile: nativeProfile, directory, logger, metrics,
@@ -249,6 +249,8 @@ export async function run(log = console.log, rounds = 3) {
     const mailmapd = await startMailmapd();
     stops.push(mailmapd.stop);
     log(`socketmap: mailmapd loaded the directory in ${mailmapd.loadSeconds.toFixed(2)} s`);
+    const bare = await startMailmapd(false);
+    stops.push(bare.stop);
     const floor = await startFloor(dir);
     stops.push(floor.stop);
 
@@ -257,6 +259,7 @@ export async function run(log = console.log, rounds = 3) {
     const targets = [
       { name: 'pgsql', table: `pgsql:${pgcf}`, pid: undefined },
       { name: 'mailmapd', table: `socketmap:inet:127.0.0.1:${mailmapd.port}:mailboxes`, pid: mailmapd.pid },
+      { name: 'nometric', table: `socketmap:inet:127.0.0.1:${bare.port}:mailboxes`, pid: bare.pid },
       { name: 'floor', table: `socketmap:inet:127.0.0.1:${floor.port}:mailboxes`, pid: floor.pid },
     ];
     const results = Object.fromEntries(targets.map((x) => [x.name, { seconds: [], cpu: [] }]));
@@ -293,8 +296,13 @@ export async function run(log = console.log, rounds = 3) {
       `socketmap: mailmapd is ${vsPgsql.toFixed(2)}× faster than pgsql (target ≥ 2×) and ${vsFloor.toFixed(2)}× the floor (target ≤ 1.5×); ` +
         `answers ${same ? 'identical to' : 'DIFFERENT from'} pgsql's (${found.toLocaleString('en')} of ${lookups.toLocaleString('en')} keys found)`,
     );
+    const metricsCost = summary.mailmapd.seconds / summary.nometric.seconds - 1;
+    log(
+      `socketmap: metrics cost: mailmapd with metrics on took ${(metricsCost * 100).toFixed(1)}% longer than with metrics off ` +
+        `(target ≤ 10%); server CPU ${summary.mailmapd.cpuMicros.toFixed(1)} vs ${summary.nometric.cpuMicros.toFixed(1)} µs/lookup`,
+    );
     if (!same) throw new Error('mailmapd and the pgsql table answered differently');
-    return { ...summary, vsPgsql, vsFloor, same };
+    return { ...summary, vsPgsql, vsFloor, metricsCost, same };
   } finally {
     for (const stop of stops) stop();
     rmSync(dir, { recursive: true, force: true });
@@ -303,7 +311,7 @@ export async function run(log = console.log, rounds = 3) {
 }
 
 if (process.argv[2] === '--server') {
-  serverChild(process.argv[3]).catch((err) => {
+  serverChild(process.argv[3], process.argv[4] !== 'nometrics').catch((err) => {
     console.error(err);
     process.exit(1);
   });

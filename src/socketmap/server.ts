@@ -88,7 +88,9 @@ export function createSocketmapHandler(deps: SocketmapDeps): ConnectionHandler {
   // Unknown map names are a Postfix misconfiguration repeated on every lookup: log each once.
   const reportedNames = new Set<string>();
 
+  // `metrics = no` saves the per-request histogram update too, not only the endpoint.
   const observe = (m: number, result: number, started: number) => {
+    if (!metrics.enabled) return;
     metrics.lookupDuration.observe(labels[m]![result]!, (performance.now() - started) / 1000);
   };
 

@@ -142,7 +142,7 @@ export async function startSocketmap(
 ): Promise<Server> {
   const directory = createDirectory({ recipientDelimiter: '+' });
   if (opts.loaded !== false) directory.replaceAll(fixtureData());
-  const metrics = createMetrics(false);
+  const metrics = createMetrics(true);
   const handler = createSocketmapHandler({ directory, logger: opts.logger ?? silentLogger, metrics, maxRequestBytes: opts.maxRequestBytes ?? 4096 });
   const address: ListenAddress = opts.address ?? { kind: 'inet', host: '127.0.0.1', port: 0, text: 'inet:127.0.0.1:0' };
   const listener = await listen(
