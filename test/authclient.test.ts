@@ -224,7 +224,7 @@ describe('doveadm auth test: every vector in shared/vectors', () => {
     const data = emptyData();
     data.domains.set('vectors.test', true);
     for (const f of ['dovecot-pw.tsv', 'seed-style-pw.tsv']) {
-      const rows = readFileSync(new URL(`../../shared/vectors/${f}`, import.meta.url), 'utf8').trim().split('\n').slice(1);
+      const rows = readFileSync(new URL(`./vectors/${f}`, import.meta.url), 'utf8').trim().split('\n').slice(1);
       for (const row of rows) {
         const [scheme, password, hash] = row.split('\t') as [string, string, string];
         const user = `v${vectors.length}@vectors.test`;

@@ -1,4 +1,4 @@
-// Every hash Dovecot's own `doveadm pw` wrote (../shared/vectors/dovecot-pw.tsv) and every
+// Every hash Dovecot's own `doveadm pw` wrote (test/vectors/dovecot-pw.tsv) and every
 // bare style the seed databases hold (seed-style-pw.tsv) verifies with its password and
 // fails with any other; malformed and unknown stored values are bad_hash with a reason
 // that never quotes the hash.
@@ -21,7 +21,7 @@ function readTsv(path: string): { label: string; password: string; hash: string 
   });
 }
 
-const vectorDir = new URL('../../shared/vectors/', import.meta.url);
+const vectorDir = new URL('./vectors/', import.meta.url);
 const dovecot = readTsv(new URL('dovecot-pw.tsv', vectorDir).pathname);
 const seeds = readTsv(new URL('seed-style-pw.tsv', vectorDir).pathname);
 
