@@ -4,11 +4,9 @@
 // error, 75 temporary failure (database down, daemon unreachable).
 
 import { readFileSync } from 'node:fs';
-import pg from 'pg';
 import { ConfigError, loadConfig, type Config } from './config.js';
-import { openDatabase, redactUrl } from './db/connect.js';
+import { withDatabaseClient, withDatabaseUrl } from './cli/database.js';
 import { currentVersion, latestVersion, migrate } from './db/schema.js';
-import { createLogger } from './log.js';
 import { aliasCommand, domainCommand, mailboxCommand } from './cli/admin.js';
 import { TempError, UsageError } from './cli/password-input.js';
 import { serve } from './serve.js';
@@ -48,71 +46,34 @@ function splitGlobal(argv: string[]): { configPath: string | undefined; verb: st
   return { configPath, verb, args };
 }
 
-/** Runs `fn` against the configured database (starting the embedded one if it is not running). */
-async function withDatabaseUrl<T>(config: Config, fn: (url: string) => Promise<T>): Promise<T> {
-  const logger = createLogger('warn');
-  let db;
-  try {
-    db = await openDatabase(config, logger);
-  } catch (err) {
-    throw new TempError(`cannot start or reach the database: ${(err as Error).message}`);
-  }
-  try {
-    return await fn(db.url);
-  } finally {
-    await db.stop();
-  }
-}
-
 async function migrateCommand(config: Config): Promise<number> {
-  return withDatabaseUrl(config, async (url) => {
-    const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000 });
-    try {
-      await c.connect();
-    } catch (err) {
-      throw new TempError(`cannot connect to ${redactUrl(url)}: ${(err as Error).message}`);
-    }
-    try {
-      const r = await migrate(c);
-      out(r.applied.length === 0 ? `schema is up to date (version ${r.to})` : `migrated from version ${r.from} to ${r.to}`);
-      return 0;
-    } finally {
-      await c.end();
-    }
+  return withDatabaseClient(config, 'mailmapd-migrate', async (c) => {
+    const r = await migrate(c);
+    out(r.applied.length === 0 ? `schema is up to date (version ${r.to})` : `migrated from version ${r.from} to ${r.to}`);
+    return 0;
   });
 }
 
 async function checkCommand(config: Config): Promise<number> {
   out(`config ${config.source}: ok`);
-  return withDatabaseUrl(config, async (url) => {
-    const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000 });
-    c.on('error', () => {});
-    try {
-      await c.connect();
-    } catch (err) {
-      throw new TempError(`database ${redactUrl(url)}: cannot connect: ${(err as Error).message}`);
+  return withDatabaseClient(config, 'mailmapd-check', async (c) => {
+    out(`database ${c.host}:${c.port}/${c.database}: reachable`);
+    const problems: string[] = [];
+    if (config.schema === 'native') {
+      const v = await currentVersion(c);
+      if (v === 0) problems.push('the native schema is missing: run `mailmapd migrate`');
+      else if (v < latestVersion) problems.push(`the native schema is version ${v}, this mailmapd wants ${latestVersion}: run \`mailmapd migrate\``);
+      else out(`native schema: version ${v}`);
+    } else {
+      const { profileFor } = await import('./sync/profile-select.js');
+      const { checkProfile } = await import('./sync/profile-check.js');
+      const { triggerProblems } = await import('./cli/triggers.js');
+      const profile = await profileFor(config.schema);
+      problems.push(...(await checkProfile(c, profile)), ...(await triggerProblems(c, profile)));
+      if (problems.length === 0) out(`schema ${config.schema}: queries, columns and change triggers ok`);
     }
-    try {
-      out(`database ${redactUrl(url)}: reachable`);
-      const problems: string[] = [];
-      if (config.schema === 'native') {
-        const v = await currentVersion(c);
-        if (v === 0) problems.push('the native schema is missing: run `mailmapd migrate`');
-        else if (v < latestVersion) problems.push(`the native schema is version ${v}, this mailmapd wants ${latestVersion}: run \`mailmapd migrate\``);
-        else out(`native schema: version ${v}`);
-      } else {
-        const { profileFor } = await import('./sync/profile-select.js');
-        const { checkProfile } = await import('./sync/profile-check.js');
-        const { triggerProblems } = await import('./cli/triggers.js');
-        const profile = await profileFor(config.schema);
-        problems.push(...(await checkProfile(c, profile)), ...(await triggerProblems(c, profile)));
-        if (problems.length === 0) out(`schema ${config.schema}: queries, columns and change triggers ok`);
-      }
-      for (const p of problems) out(`problem: ${p}`);
-      return problems.length === 0 ? 0 : 2;
-    } finally {
-      await c.end();
-    }
+    for (const p of problems) out(`problem: ${p}`);
+    return problems.length === 0 ? 0 : 2;
   });
 }
 

@@ -76,6 +76,7 @@ function arity(p: Parsed, min: number, max: number, usage: string): void {
   if (p.positional.length < min || p.positional.length > max) throw new UsageError(`usage: mailmapd ${usage}`);
 }
 
+/** One connection per step, with database errors translated for a person. */
 async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
   const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000, application_name: 'mailmapd-cli' });
   c.on('error', () => {});

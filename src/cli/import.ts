@@ -7,14 +7,13 @@
 // counts are exact. Passwords are taken as they are (`{SCHEME}hash` or a bare crypt
 // string): no password is ever printed.
 
+import { withDatabaseClient } from './database.js';
 import { readFile } from 'node:fs/promises';
 import pg from 'pg';
 import type { Config } from '../config.js';
-import { openDatabase, redactUrl } from '../db/connect.js';
 import { currentVersion } from '../db/schema.js';
-import { createLogger } from '../log.js';
 import { checkAddress, checkDomain } from './admin.js';
-import { TempError, UsageError } from './password-input.js';
+import { UsageError } from './password-input.js';
 
 type Out = (line: string) => void;
 
@@ -320,20 +319,7 @@ export async function importCommand(config: Config, args: string[], out: Out): P
   }
   if (config.schema !== 'native') out(`warning: schema = ${config.schema}: the daemon does not read the native tables this import writes`);
 
-  let db;
-  try {
-    db = await openDatabase(config, createLogger('warn'));
-  } catch (err) {
-    throw new TempError(`cannot start or reach the database: ${(err as Error).message}`);
-  }
-  const c = new pg.Client({ connectionString: db.url, connectionTimeoutMillis: 5000, application_name: 'mailmapd-import' });
-  c.on('error', () => {});
-  try {
-    try {
-      await c.connect();
-    } catch (err) {
-      throw new TempError(`cannot connect to ${redactUrl(db.url)}: ${(err as Error).message}`);
-    }
+  return withDatabaseClient(config, 'mailmapd-import', async (c) => {
     if ((await currentVersion(c)) === 0) {
       out('the native schema is missing: run `mailmapd migrate` first');
       return 2;
@@ -359,8 +345,5 @@ export async function importCommand(config: Config, args: string[], out: Out): P
     out(`aliases: ${counts.aliases.added} ${v('added')}, ${counts.aliases.present} already present`);
     if (opts.dryRun) out('dry run: nothing written');
     return 0;
-  } finally {
-    await c.end().catch(() => {});
-    await db.stop();
-  }
+  });
 }

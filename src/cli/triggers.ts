@@ -5,15 +5,14 @@
 // column, no row, no index of the panel's tables is touched. Remove drops exactly those
 // triggers again. Every install or remove is one transaction.
 
+import { withDatabaseClient } from './database.js';
 import pg from 'pg';
 import type { Config } from '../config.js';
-import { openDatabase, redactUrl } from '../db/connect.js';
 import { changeLogSql, currentVersion, latestVersion, migrate } from '../db/schema.js';
-import { createLogger } from '../log.js';
 import { checkProfile, resolveWatches, sectionName, type ResolvedWatch } from '../sync/profile-check.js';
 import { changeKinds, type Profile } from '../sync/profile.js';
 import { profileFor } from '../sync/profile-select.js';
-import { TempError, UsageError } from './password-input.js';
+import { UsageError } from './password-input.js';
 
 type Out = (line: string) => void;
 
@@ -179,25 +178,9 @@ export async function triggersCommand(config: Config, args: string[], out: Out):
     throw new UsageError(usage);
   }
   const profile = await profileFor(config.schema);
-  let db;
-  try {
-    db = await openDatabase(config, createLogger('warn'));
-  } catch (err) {
-    throw new TempError(`cannot start or reach the database: ${(err as Error).message}`);
-  }
-  const c = new pg.Client({ connectionString: db.url, connectionTimeoutMillis: 5000, application_name: 'mailmapd-cli' });
-  c.on('error', () => {});
-  try {
-    try {
-      await c.connect();
-    } catch (err) {
-      throw new TempError(`cannot connect to ${redactUrl(db.url)}: ${(err as Error).message}`);
-    }
+  return withDatabaseClient(config, 'mailmapd-cli', async (c) => {
     if (sub === 'install') return await install(c, profile, out);
     if (sub === 'remove') return await remove(c, purge, out);
     return await status(c, profile, out);
-  } finally {
-    await c.end().catch(() => {});
-    await db.stop();
-  }
+  });
 }
