@@ -22,6 +22,8 @@ import { createSocketmapHandler } from './socketmap/server.js';
 import { createAuthClientHandler } from './authclient/server.js';
 import { createCheckpasswordHandler } from './checkpassword/server.js';
 import { createDovecotRoutes } from './dovecot/route.js';
+import { createLimiter, settingsFrom } from './policy/limiter.js';
+import { createPolicyRoutes } from './policy/route.js';
 
 /** A protocol served on the addresses of one config key. */
 interface Service {
@@ -84,7 +86,10 @@ export async function serve(configPath: string | undefined): Promise<number> {
     metrics,
     logger,
   });
+  // One limiter for every door: Dovecot's policy reports and SMTP AUTH on the auth socket.
+  const limiter = config.policy_enabled ? createLimiter(settingsFrom(config), metrics) : undefined;
   const authenticator = createAuthenticator({
+    limiter,
     directory,
     pool,
     logger,
@@ -137,6 +142,7 @@ export async function serve(configPath: string | undefined): Promise<number> {
     if (!sync.inSync()) return json(503, { ready: false, reason: 'sync is lagging' });
     return json(200, { ready: true, entries: directory.counts() });
   });
+  if (limiter) for (const [k, r] of createPolicyRoutes({ limiter, config, logger, metrics })) routes.set(k, r);
   for (const [k, r] of createDovecotRoutes({ authenticator, directory, config, logger, metrics })) routes.set(k, r);
   if (config.metrics) {
     routes.set('GET /metrics', async () => ({

@@ -17,7 +17,7 @@ function postmap(port: number, map: string, key: string): { code: number | null;
   return { code: r.status, out: r.stdout.trim() };
 }
 
-function smtpAuth(port: number, user: string, pass: string): Promise<string> {
+function smtpAuth(port: number, user: string, pass: string, rip?: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const s = connect(port, '127.0.0.1');
     let data = '';
@@ -31,7 +31,7 @@ function smtpAuth(port: number, user: string, pass: string): Promise<string> {
     });
     s.on('error', reject);
     const resp = Buffer.from(`\0${user}\0${pass}`).toString('base64');
-    s.write(`VERSION\t1\t2\nCPID\t77\nAUTH\t1\tPLAIN\tservice=smtp\tnologin\tno-penalty\tresp=${resp}\n`);
+    s.write(`VERSION\t1\t2\nCPID\t77\nAUTH\t1\tPLAIN\tservice=smtp\tnologin\tno-penalty${rip ? `\trip=${rip}` : ''}\tresp=${resp}\n`);
   });
 }
 
@@ -62,7 +62,7 @@ describe('end to end through the daemon', () => {
     await db.sql.query(`INSERT INTO mailmapd.mailboxes (address, password, quota_bytes) VALUES ('alice@example.org', $1, 2048)`, [
       await hashPassword('first-password', 'SHA512-CRYPT'),
     ]);
-    daemon = await startDaemon({ databaseUrl: db.url });
+    daemon = await startDaemon({ databaseUrl: db.url, config: { policy_delay_after: '3', policy_reject_after: '3' } });
   });
   afterAll(async () => {
     await daemon?.stop();
@@ -105,5 +105,13 @@ describe('end to end through the daemon', () => {
     expect((await checkpasswordLogin(cp, 'alice@example.org', 'second-password')).code).toBe(1);
     expect(postmap(daemon.ports.socketmap, 'mailboxes', 'alice@example.org').code).toBe(1);
     expect(daemon.logs()).not.toMatch(/first-password|second-password|\$6\$|argon2id\$/);
+  });
+
+  it('the brute-force limiter guards SMTP AUTH too: a guessing address is refused, others are not', async () => {
+    await db.sql.query(`INSERT INTO mailmapd.mailboxes (address, password) VALUES ('bob@example.org', '{PLAIN}bobs-password')`);
+    await waitFor(async () => (await smtpAuth(daemon.ports.auth, 'bob@example.org', 'bobs-password', '192.0.2.1')) === 'OK', 1000, 'bob');
+    for (const guess of ['a', 'b', 'c']) expect(await smtpAuth(daemon.ports.auth, 'bob@example.org', guess, '198.18.0.9')).toBe('FAIL');
+    expect(await smtpAuth(daemon.ports.auth, 'bob@example.org', 'bobs-password', '198.18.0.9')).toBe('FAIL');
+    expect(await smtpAuth(daemon.ports.auth, 'bob@example.org', 'bobs-password', '192.0.2.1')).toBe('OK');
   });
 });
