@@ -3,6 +3,7 @@
 // listener, scheme, reason); never a user, an address or an IP.
 
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { createLookupHistogram, type LookupHistogram } from './lookup-histogram.js';
 
 export type Protocol = 'socketmap' | 'auth' | 'checkpassword' | 'policy' | 'dovecot';
 export type Result = 'ok' | 'notfound' | 'temp' | 'fail';
@@ -15,7 +16,7 @@ export const latencyBuckets = [
 export interface Metrics {
   registry: Registry;
   enabled: boolean;
-  lookupDuration: Histogram<'protocol' | 'map' | 'result'>;
+  lookupDuration: LookupHistogram;
   connectionsOpen: Gauge<'listener'>;
   connectionsTotal: Counter<'listener'>;
   connectionsRefused: Counter<'listener'>;
@@ -46,13 +47,12 @@ export function createMetrics(enabled = true): Metrics {
   const m: Metrics = {
     registry,
     enabled,
-    lookupDuration: new Histogram({
-      name: 'mailmapd_lookup_duration_seconds',
-      help: 'Time to answer one request, by protocol, map or mechanism, and result',
-      labelNames: ['protocol', 'map', 'result'],
-      buckets: latencyBuckets,
-      registers,
-    }),
+    lookupDuration: createLookupHistogram(
+      'mailmapd_lookup_duration_seconds',
+      'Time to answer one request, by protocol, map or mechanism, and result',
+      latencyBuckets,
+      registry,
+    ),
     connectionsOpen: new Gauge({ name: 'mailmapd_connections_open', help: 'Open connections per listener', labelNames: ['listener'], registers }),
     connectionsTotal: new Counter({ name: 'mailmapd_connections_total', help: 'Accepted connections per listener', labelNames: ['listener'], registers }),
     connectionsRefused: new Counter({
