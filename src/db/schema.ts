@@ -68,24 +68,7 @@ BEGIN
 END
 $fn$;
 
--- Installs the four change triggers on a table. Used by the native schema and by
--- \`mailmapd triggers install\` for admin panels' own tables.
-CREATE OR REPLACE FUNCTION mailmapd.watch_table(tbl regclass, kind text, key_expr text) RETURNS void
-LANGUAGE plpgsql AS $fn$
-DECLARE
-  base text := 'mailmapd_' || kind;
-BEGIN
-  EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', base || '_ins', tbl);
-  EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', base || '_upd', tbl);
-  EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', base || '_del', tbl);
-  EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', base || '_trunc', tbl);
-  EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION mailmapd.log_change(%L, %L)', base || '_ins', tbl, kind, key_expr);
-  EXECUTE format('CREATE TRIGGER %I AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION mailmapd.log_change(%L, %L)', base || '_upd', tbl, kind, key_expr);
-  EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION mailmapd.log_change(%L, %L)', base || '_del', tbl, kind, key_expr);
-  EXECUTE format('CREATE TRIGGER %I AFTER TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION mailmapd.log_change(%L, %L)', base || '_trunc', tbl, kind, key_expr);
-END
-$fn$;
-
+-- Removes the four change triggers of a kind from a table.
 CREATE OR REPLACE FUNCTION mailmapd.unwatch_table(tbl regclass, kind text) RETURNS void
 LANGUAGE plpgsql AS $fn$
 DECLARE
@@ -95,6 +78,21 @@ BEGIN
   EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', base || '_upd', tbl);
   EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', base || '_del', tbl);
   EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', base || '_trunc', tbl);
+END
+$fn$;
+
+-- Installs (or replaces) the four change triggers on a table. Used by the native schema
+-- and by \`mailmapd triggers install\` for admin panels' own tables.
+CREATE OR REPLACE FUNCTION mailmapd.watch_table(tbl regclass, kind text, key_expr text) RETURNS void
+LANGUAGE plpgsql AS $fn$
+DECLARE
+  base text := 'mailmapd_' || kind;
+BEGIN
+  PERFORM mailmapd.unwatch_table(tbl, kind);
+  EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION mailmapd.log_change(%L, %L)', base || '_ins', tbl, kind, key_expr);
+  EXECUTE format('CREATE TRIGGER %I AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION mailmapd.log_change(%L, %L)', base || '_upd', tbl, kind, key_expr);
+  EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION mailmapd.log_change(%L, %L)', base || '_del', tbl, kind, key_expr);
+  EXECUTE format('CREATE TRIGGER %I AFTER TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION mailmapd.log_change(%L, %L)', base || '_trunc', tbl, kind, key_expr);
 END
 $fn$;
 `;
