@@ -219,7 +219,7 @@ async function postmapRound(table, inputs, configDir) {
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-export async function run(log = console.log, rounds = 3) {
+export async function run(log = console.log, rounds = 5) {
   if (!execFileSync('postconf', ['-m'], { encoding: 'utf8' }).split('\n').includes('pgsql')) {
     throw new Error("Postfix has no pgsql: table type here (Debian: apt-get install postfix-pgsql); the comparison needs it");
   }

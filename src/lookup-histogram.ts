@@ -24,29 +24,44 @@ export interface LookupHistogram {
   readonly type: 'histogram';
   readonly labelNames: readonly string[];
   observe(labels: LookupLabels, seconds: number): void;
+  /**
+   * observe() for fixed labels, resolved once: for a hot path that knows its label sets
+   * in advance. The series appears in /metrics on its first observation, as with observe().
+   */
+  observer(labels: LookupLabels): (seconds: number) => void;
   /** What prom-client's Registry asks a metric for when it renders /metrics. */
   get(): Promise<{ name: string; help: string; type: 'histogram'; values: Array<{ labels: Record<string, string | number>; value: number; metricName: string }>; aggregator: 'sum' }>;
 }
 
 export function createLookupHistogram(name: string, help: string, bounds: readonly number[], registry: Registry): LookupHistogram {
   const series = new Map<string, Series>();
+  const seriesFor = (labels: LookupLabels): Series => {
+    const key = `${labels.protocol}\0${labels.map}\0${labels.result}`;
+    let s = series.get(key);
+    if (s === undefined) {
+      s = { labels: { protocol: labels.protocol, map: labels.map, result: labels.result }, buckets: new Float64Array(bounds.length), sum: 0, count: 0 };
+      series.set(key, s);
+    }
+    return s;
+  };
+  const record = (s: Series, seconds: number) => {
+    let i = 0;
+    while (i < bounds.length && seconds > bounds[i]!) i++;
+    if (i < bounds.length) s.buckets[i]!++;
+    s.sum += seconds;
+    s.count++;
+  };
   const h: LookupHistogram = {
     name,
     help,
     type: 'histogram',
     labelNames: ['protocol', 'map', 'result'],
     observe(labels, seconds) {
-      const key = `${labels.protocol}\0${labels.map}\0${labels.result}`;
-      let s = series.get(key);
-      if (s === undefined) {
-        s = { labels: { protocol: labels.protocol, map: labels.map, result: labels.result }, buckets: new Float64Array(bounds.length), sum: 0, count: 0 };
-        series.set(key, s);
-      }
-      let i = 0;
-      while (i < bounds.length && seconds > bounds[i]!) i++;
-      if (i < bounds.length) s.buckets[i]!++;
-      s.sum += seconds;
-      s.count++;
+      record(seriesFor(labels), seconds);
+    },
+    observer(labels) {
+      let s: Series | undefined;
+      return (seconds) => record((s ??= seriesFor(labels)), seconds);
     },
     async get() {
       const values: Array<{ labels: Record<string, string | number>; value: number; metricName: string }> = [];

@@ -45,6 +45,25 @@ describe('netstring decoder', () => {
     );
   });
 
+  it('reads only up to `end` of a reused buffer, whatever stale bytes lie after it', () => {
+    // The socketmap server reads every connection into one shared buffer and passes its fill.
+    fc.assert(
+      fc.property(payloadsArb, fc.array(fc.nat(), { maxLength: 40 }), fc.uint8Array({ minLength: 1, maxLength: 64 }), (payloads, cuts, stale) => {
+        const stream = Buffer.concat(payloads.map(encodeNetstringBytes));
+        const got: Buffer[] = [];
+        const d = createNetstringDecoder(300, (buf, s, e) => got.push(Buffer.from(buf.subarray(s, e))));
+        const shared = Buffer.alloc(stream.length + stale.length);
+        for (const piece of split(stream, cuts)) {
+          piece.copy(shared);
+          Buffer.from(stale).copy(shared, piece.length);
+          expect(d.push(shared, piece.length)).toBeUndefined();
+        }
+        expect(got).toEqual(payloads);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
   it('decodes one byte at a time', () => {
     fc.assert(
       fc.property(payloadsArb, (payloads) => {

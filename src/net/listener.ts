@@ -40,6 +40,11 @@ export interface Listener {
 export interface ConnectionControl {
   /** Called at shutdown: finish the request in flight, if any, then end the connection. */
   shutdown(): void;
+  /**
+   * performance.now() of the connection's last request, for protocols that read past
+   * net.Socket's stream layer (which is what refreshes its idle timer).
+   */
+  lastActive?(): number;
 }
 
 export type ConnectionHandler = (socket: Socket) => ConnectionControl | void;
@@ -89,7 +94,13 @@ export async function listen(
     }
     connections.add(socket);
     events.opened?.(name);
-    socket.setTimeout(limits.idleTimeoutMs, () => socket.destroy());
+    socket.setTimeout(limits.idleTimeoutMs);
+    socket.on('timeout', () => {
+      const last = controls.get(socket)?.lastActive?.();
+      const quiet = last === undefined ? Infinity : performance.now() - last;
+      if (quiet < limits.idleTimeoutMs) socket.setTimeout(Math.ceil(limits.idleTimeoutMs - quiet));
+      else socket.destroy();
+    });
     socket.on('error', () => socket.destroy());
     socket.once('close', () => {
       connections.delete(socket);

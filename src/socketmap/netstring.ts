@@ -14,11 +14,11 @@ export type PayloadHandler = (buf: Buffer, start: number, end: number) => void;
 
 export interface NetstringDecoder {
   /**
-   * Feeds the next bytes of the stream; calls the handler once per complete payload.
-   * Returns the error that made the stream unusable (then and on every later call), or
-   * undefined.
+   * Feeds the next bytes of the stream, `chunk[0, end)`; calls the handler once per
+   * complete payload. Returns the error that made the stream unusable (then and on every
+   * later call), or undefined.
    */
-  push(chunk: Buffer): NetstringError | undefined;
+  push(chunk: Buffer, end?: number): NetstringError | undefined;
   /** True when no netstring is partly received: a reply now would leave nothing half-read. */
   readonly idle: boolean;
 }
@@ -53,9 +53,9 @@ export function createNetstringDecoder(maxPayloadBytes: number, onPayload: Paylo
     return e;
   };
 
-  const push = (chunk: Buffer): NetstringError | undefined => {
+  const push = (chunk: Buffer, end = chunk.length): NetstringError | undefined => {
     if (failed !== undefined) return failed;
-    const n = chunk.length;
+    const n = Math.min(end, chunk.length);
     let i = 0;
     while (i < n) {
       if (phase === Phase.Length) {
@@ -73,12 +73,12 @@ export function createNetstringDecoder(maxPayloadBytes: number, onPayload: Paylo
         i++;
         if (n - i > length) {
           // The whole payload and its comma are in this chunk: hand out a window.
-          const end = i + length;
-          if (chunk[end] !== COMMA) return fail('bad_terminator');
+          const last = i + length;
+          if (chunk[last] !== COMMA) return fail('bad_terminator');
           digits = 0;
           length = 0;
-          onPayload(chunk, i, end);
-          i = end + 1;
+          onPayload(chunk, i, last);
+          i = last + 1;
           continue;
         }
         partial = Buffer.allocUnsafe(length);

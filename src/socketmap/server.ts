@@ -17,6 +17,7 @@ import type { Directory, MapName } from '../directory/directory.js';
 import { errorMessage, type Logger } from '../log.js';
 import type { Metrics, Result } from '../metrics.js';
 import type { ConnectionControl, ConnectionHandler } from '../net/listener.js';
+import { openByteConnection } from '../net/byte-connection.js';
 import { createNetstringDecoder, encodeNetstring } from './netstring.js';
 
 export interface SocketmapDeps {
@@ -77,21 +78,21 @@ const OK = 0;
 const NOT_FOUND = 1;
 const TEMP = 2;
 
-/** Label objects built once, indexed [map][result]: the hot path builds no label object or key string. */
+/** Label sets indexed [map][result], resolved once: the hot path builds no label object or key string. */
 function labelTable(): Labels[][] {
   return [...maps.map((m) => m.name as string), 'unknown'].map((map) => results.map((result) => ({ protocol: 'socketmap', map, result })));
 }
 
 export function createSocketmapHandler(deps: SocketmapDeps): ConnectionHandler {
   const { directory, logger, metrics } = deps;
-  const labels = labelTable();
+  const observers = labelTable().map((row) => row.map((l) => metrics.lookupDuration.observer(l)));
   // Unknown map names are a Postfix misconfiguration repeated on every lookup: log each once.
   const reportedNames = new Set<string>();
 
   // `metrics = no` saves the per-request histogram update too, not only the endpoint.
   const observe = (m: number, result: number, started: number) => {
     if (!metrics.enabled) return;
-    metrics.lookupDuration.observe(labels[m]![result]!, (performance.now() - started) / 1000);
+    observers[m]![result]!((performance.now() - started) / 1000);
   };
 
   /** The reply netstring for one request payload `buf[start, end)`. Never throws. */
@@ -159,7 +160,7 @@ export function createSocketmapHandler(deps: SocketmapDeps): ConnectionHandler {
       if (done) return;
       replies += answer(buf, start, end);
       if (closing) done = true;
-      if (replies.length + socket.writableLength > MAX_PENDING_REPLY_CHARS) {
+      if (replies.length + conn.queuedBytes > MAX_PENDING_REPLY_CHARS) {
         backlog = true;
         done = true;
       }
@@ -170,26 +171,25 @@ export function createSocketmapHandler(deps: SocketmapDeps): ConnectionHandler {
       metrics.badInput.inc({ listener: LISTENER, reason });
       logger.warn('socketmap: closing connection on bad input', { reason, peer: socket.remoteAddress ?? 'unix' });
       // Stop reading at once; still deliver the answers to the good requests before the bad one.
-      socket.pause();
+      conn.stopReading();
       if (!flush || replies === '') socket.destroy();
-      else socket.end(replies, () => socket.destroy());
+      else {
+        conn.write(replies);
+        conn.end();
+      }
       replies = '';
     };
 
-    socket.on('data', (chunk: Buffer) => {
+    const conn = openByteConnection(socket, (chunk, end) => {
       if (done) return;
-      const err = decoder.push(chunk);
+      const err = decoder.push(chunk, end);
       if (err !== undefined) return drop(err, true);
       if (backlog) return drop('reply_backlog', false);
       if (replies !== '') {
-        // A client that sends faster than it reads waits for its replies to drain.
-        if (!socket.write(replies)) {
-          socket.pause();
-          socket.once('drain', () => socket.resume());
-        }
+        conn.write(replies);
         replies = '';
       }
-      if (done) socket.end();
+      if (done) conn.end();
     });
 
     return {
@@ -199,9 +199,10 @@ export function createSocketmapHandler(deps: SocketmapDeps): ConnectionHandler {
         // Nothing is ever in flight between reads; wait only for a half-received request.
         if (decoder.idle) {
           done = true;
-          socket.end();
+          conn.end();
         }
       },
+      lastActive: () => conn.lastActive,
     };
   };
 }
