@@ -259,8 +259,8 @@ export async function run(log = console.log, rounds = 5) {
     const targets = [
       { name: 'pgsql', table: `pgsql:${pgcf}`, pid: undefined },
       { name: 'mailmapd', table: `socketmap:inet:127.0.0.1:${mailmapd.port}:mailboxes`, pid: mailmapd.pid },
-      { name: 'nometric', table: `socketmap:inet:127.0.0.1:${bare.port}:mailboxes`, pid: bare.pid },
       { name: 'floor', table: `socketmap:inet:127.0.0.1:${floor.port}:mailboxes`, pid: floor.pid },
+      { name: 'nometric', table: `socketmap:inet:127.0.0.1:${bare.port}:mailboxes`, pid: bare.pid },
     ];
     const results = Object.fromEntries(targets.map((x) => [x.name, { seconds: [], cpu: [] }]));
     const answers = {};
@@ -290,13 +290,18 @@ export async function run(log = console.log, rounds = 5) {
           (Number.isNaN(cpu) ? '' : `, server CPU ${((cpu / lookups) * 1e6).toFixed(1)} µs/lookup`),
       );
     }
-    const vsPgsql = summary.pgsql.seconds / summary.mailmapd.seconds;
-    const vsFloor = summary.mailmapd.seconds / summary.floor.seconds;
+    // Ratios of the rounds run back to back, then their median: the machine's speed drifts
+    // by ±15% over a run here, and a pair of neighbouring rounds sees the same drift.
+    const paired = (a, b) => median(results[a].seconds.map((v, i) => v / results[b].seconds[i]));
+    const vsPgsql = paired('pgsql', 'mailmapd');
+    const vsFloor = paired('mailmapd', 'floor');
     log(
-      `socketmap: mailmapd is ${vsPgsql.toFixed(2)}× faster than pgsql (target ≥ 2×) and ${vsFloor.toFixed(2)}× the floor (target ≤ 1.5×); ` +
+      `socketmap: mailmapd is ${vsPgsql.toFixed(2)}× faster than pgsql (target ≥ 2×) and ${vsFloor.toFixed(2)}× the floor (target ≤ 1.5×), ` +
+        `medians of per-round ratios (${results.mailmapd.seconds.map((v, i) => (v / results.floor.seconds[i]).toFixed(2)).join(', ')} × the floor; ` +
+        `ratio of median times: ${(summary.pgsql.seconds / summary.mailmapd.seconds).toFixed(2)}× and ${(summary.mailmapd.seconds / summary.floor.seconds).toFixed(2)}×); ` +
         `answers ${same ? 'identical to' : 'DIFFERENT from'} pgsql's (${found.toLocaleString('en')} of ${lookups.toLocaleString('en')} keys found)`,
     );
-    const metricsCost = summary.mailmapd.seconds / summary.nometric.seconds - 1;
+    const metricsCost = paired('mailmapd', 'nometric') - 1;
     log(
       `socketmap: metrics cost: mailmapd with metrics on took ${(metricsCost * 100).toFixed(1)}% longer than with metrics off ` +
         `(target ≤ 10%); server CPU ${summary.mailmapd.cpuMicros.toFixed(1)} vs ${summary.nometric.cpuMicros.toFixed(1)} µs/lookup`,

@@ -122,7 +122,8 @@ export function createDirectory(options: DirectoryOptions): Directory {
       if (split && activeMailbox(split.base)) found = split.base;
     }
     if (found === undefined) return undefined;
-    return `${domainOf(found)}/${localOf(found)}/`;
+    const at = found.lastIndexOf('@');
+    return `${found.slice(at + 1)}/${found.slice(0, at)}/`;
   };
 
   const aliasTargets = (address: string): string | undefined => {
