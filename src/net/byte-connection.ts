@@ -14,6 +14,7 @@
 // stream API; `byteConnectionMode()` says which path a process uses (a test pins it, so
 // a Node upgrade that loses the fast path shows up in CI rather than as a slow daemon).
 
+import { performance } from 'node:perf_hooks';
 import type { Socket } from 'node:net';
 
 export interface ByteConnection {

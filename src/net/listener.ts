@@ -4,6 +4,7 @@
 // waits for open connections to finish. Protocols plug in a per-connection handler and
 // know nothing of sockets' life cycle.
 
+import { performance } from 'node:perf_hooks';
 import { chmodSync, chownSync, lstatSync, unlinkSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { createServer, type Server, type Socket } from 'node:net';

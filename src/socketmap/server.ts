@@ -12,6 +12,8 @@
 // per-request work avoids what does not need doing: the map name is matched on the raw
 // bytes, the key is the only string decoded, constant replies are built once.
 
+// perf_hooks' object, not the global: globalThis.performance is a getter run on every access.
+import { performance } from 'node:perf_hooks';
 import type { Socket } from 'node:net';
 import type { Directory, MapName } from '../directory/directory.js';
 import { errorMessage, type Logger } from '../log.js';
