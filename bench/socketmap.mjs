@@ -2,7 +2,9 @@
 // mailboxes, side by side in one run with (a) Postfix's own `pgsql:` table on the same data
 // and keys, and (b) a do-nothing threaded C socketmap server as the floor. Prints wall
 // times, server CPU per lookup, and the ratios; checks that mailmapd and pgsql printed the
-// same answers (a differential test for free).
+// same answers (a differential test for free). A third reference, a do-nothing C server
+// with one thread and epoll (the shape of any event loop, Node's included), shows how much
+// of the distance to the floor is the architecture rather than the work done per lookup.
 // Runnable alone: node bench/socketmap.mjs [rounds]   (needs `npm run build`, postmap with
 // pgsql support, cc for the floor, PostgreSQL at MAILMAPD_BENCH_PG or 127.0.0.1:5432)
 
@@ -119,14 +121,65 @@ int main(void) {
 }
 `;
 
-function startFloor(dir) {
-  const src = join(dir, 'floor.c');
-  const bin = join(dir, 'floor');
-  writeFileSync(src, floorC);
+// The event-loop floor: the same do-nothing answer from one thread that waits in epoll and
+// does one read and one write per request, as Node's libuv does. The threaded floor's
+// per-connection thread is woken on its client's CPU and the two ping-pong there; an event
+// loop wakes its clients across CPUs, which on small VMs costs more than the lookup.
+const loopFloorC = String.raw`
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+static const char reply[] = "18:OK example.test/x/,";
+int main(void) {
+  int s = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+  setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = 0, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+  bind(s, (struct sockaddr *)&a, sizeof a); listen(s, 128);
+  socklen_t l = sizeof a; getsockname(s, (struct sockaddr *)&a, &l);
+  printf("%d\n", ntohs(a.sin_port)); fflush(stdout);
+  int ep = epoll_create1(0);
+  struct epoll_event ev = { .events = EPOLLIN, .data.fd = s };
+  epoll_ctl(ep, EPOLL_CTL_ADD, s, &ev);
+  static char buf[65536]; struct epoll_event evs[64];
+  for (;;) {
+    int n = epoll_wait(ep, evs, 64, -1);
+    for (int k = 0; k < n; k++) {
+      int fd = evs[k].data.fd;
+      if (fd == s) {
+        int c = accept4(s, 0, 0, SOCK_NONBLOCK); if (c < 0) continue;
+        setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        struct epoll_event e = { .events = EPOLLIN, .data.fd = c }; epoll_ctl(ep, EPOLL_CTL_ADD, c, &e);
+        continue;
+      }
+      /* postmap sends one request and waits for its answer, so no partial request is kept */
+      ssize_t r = read(fd, buf, sizeof buf);
+      if (r <= 0) { close(fd); continue; }
+      size_t off = 0;
+      for (;;) {
+        size_t len = 0, i = off;
+        while (i < (size_t)r && buf[i] >= '0' && buf[i] <= '9') len = len * 10 + (buf[i++] - '0');
+        if (i >= (size_t)r || buf[i] != ':' || (size_t)r - i - 1 < len + 1) break;
+        off = i + 1 + len + 1;
+        if (write(fd, reply, sizeof reply - 1) < 0) break;
+      }
+    }
+  }
+}
+`;
+
+function startC(dir, name, source) {
+  const src = join(dir, `${name}.c`);
+  const bin = join(dir, name);
+  writeFileSync(src, source);
   try {
     execFileSync('cc', ['-O2', '-pthread', '-o', bin, src]);
   } catch (err) {
-    throw new Error(`cannot build the floor server (needs a C compiler, cc): ${err.message}`);
+    throw new Error(`cannot build the ${name} server (needs a C compiler, cc): ${err.message}`);
   }
   const p = spawn(bin, [], { stdio: ['ignore', 'pipe', 'inherit'] });
   return new Promise((resolve, reject) => {
@@ -251,8 +304,10 @@ export async function run(log = console.log, rounds = 5) {
     log(`socketmap: mailmapd loaded the directory in ${mailmapd.loadSeconds.toFixed(2)} s`);
     const bare = await startMailmapd(false);
     stops.push(bare.stop);
-    const floor = await startFloor(dir);
+    const floor = await startC(dir, 'floor', floorC);
     stops.push(floor.stop);
+    const loopFloor = await startC(dir, 'loopfloor', loopFloorC);
+    stops.push(loopFloor.stop);
 
     const inputs = Array.from({ length: CLIENTS }, (_, i) => keysFor(i));
     const lookups = CLIENTS * KEYS_PER_CLIENT;
@@ -261,6 +316,7 @@ export async function run(log = console.log, rounds = 5) {
       { name: 'mailmapd', table: `socketmap:inet:127.0.0.1:${mailmapd.port}:mailboxes`, pid: mailmapd.pid },
       { name: 'floor', table: `socketmap:inet:127.0.0.1:${floor.port}:mailboxes`, pid: floor.pid },
       { name: 'nometric', table: `socketmap:inet:127.0.0.1:${bare.port}:mailboxes`, pid: bare.pid },
+      { name: 'loopfloor', table: `socketmap:inet:127.0.0.1:${loopFloor.port}:mailboxes`, pid: loopFloor.pid },
     ];
     const results = Object.fromEntries(targets.map((x) => [x.name, { seconds: [], cpu: [] }]));
     const answers = {};
@@ -284,7 +340,7 @@ export async function run(log = console.log, rounds = 5) {
       const cpu = median(results[x.name].cpu);
       summary[x.name] = { seconds: s, cpuMicros: (cpu / lookups) * 1e6 };
       log(
-        `socketmap: ${x.name.padEnd(8)} ${CLIENTS} × postmap -q - × ${KEYS_PER_CLIENT.toLocaleString('en')} keys: ` +
+        `socketmap: ${x.name.padEnd(9)} ${CLIENTS} × postmap -q - × ${KEYS_PER_CLIENT.toLocaleString('en')} keys: ` +
           `median ${s.toFixed(2)} s (runs ${results[x.name].seconds.map((v) => v.toFixed(2)).join(', ')}), ` +
           `${Math.round(lookups / s).toLocaleString('en')} lookups/s` +
           (Number.isNaN(cpu) ? '' : `, server CPU ${((cpu / lookups) * 1e6).toFixed(1)} µs/lookup`),
@@ -301,13 +357,20 @@ export async function run(log = console.log, rounds = 5) {
         `ratio of median times: ${(summary.pgsql.seconds / summary.mailmapd.seconds).toFixed(2)}× and ${(summary.mailmapd.seconds / summary.floor.seconds).toFixed(2)}×); ` +
         `answers ${same ? 'identical to' : 'DIFFERENT from'} pgsql's (${found.toLocaleString('en')} of ${lookups.toLocaleString('en')} keys found)`,
     );
+    const loopVsFloor = paired('loopfloor', 'floor');
+    const vsLoopFloor = paired('mailmapd', 'loopfloor');
+    log(
+      `socketmap: floor target ${vsFloor <= 1.5 ? 'met' : 'MISSED'}; the event-loop floor (one C thread on epoll, no lookup) is ` +
+        `${loopVsFloor.toFixed(2)}× the floor on this machine, and mailmapd is ${vsLoopFloor.toFixed(2)}× the event-loop floor ` +
+        `(server CPU ${summary.mailmapd.cpuMicros.toFixed(1)} vs ${summary.loopfloor.cpuMicros.toFixed(1)} vs ${summary.floor.cpuMicros.toFixed(1)} µs/lookup)`,
+    );
     const metricsCost = paired('mailmapd', 'nometric') - 1;
     log(
       `socketmap: metrics cost: mailmapd with metrics on took ${(metricsCost * 100).toFixed(1)}% longer than with metrics off ` +
         `(target ≤ 10%); server CPU ${summary.mailmapd.cpuMicros.toFixed(1)} vs ${summary.nometric.cpuMicros.toFixed(1)} µs/lookup`,
     );
     if (!same) throw new Error('mailmapd and the pgsql table answered differently');
-    return { ...summary, vsPgsql, vsFloor, metricsCost, same };
+    return { ...summary, vsPgsql, vsFloor, loopVsFloor, vsLoopFloor, metricsCost, same };
   } finally {
     for (const stop of stops) stop();
     rmSync(dir, { recursive: true, force: true });
