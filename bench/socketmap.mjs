@@ -76,8 +76,10 @@ function keysFor(client) {
   return keys.join('\n') + '\n';
 }
 
-// The floor: a threaded C server that parses netstrings and sends one fixed answer.
-const floorC = String.raw`
+// What both C reference servers share: a loopback listener on a free port (printed for the
+// bench) and the do-nothing answer, one fixed reply per complete netstring.
+const cPrelude = String.raw`
+#define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -85,34 +87,49 @@ const floorC = String.raw`
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 static const char reply[] = "18:OK example.test/x/,";
-static void *conn(void *arg) {
-  int fd = (int)(long)arg; char buf[65536]; size_t have = 0;
-  for (;;) {
-    ssize_t n = read(fd, buf + have, sizeof buf - have);
-    if (n <= 0) break;
-    have += n; size_t off = 0;
-    for (;;) {
-      size_t len = 0, i = off;
-      while (i < have && buf[i] >= '0' && buf[i] <= '9') len = len * 10 + (buf[i++] - '0');
-      if (i >= have || buf[i] != ':' || have - i - 1 < len + 1) break;
-      off = i + 1 + len + 1;
-      if (write(fd, reply, sizeof reply - 1) < 0) goto done;
-    }
-    memmove(buf, buf + off, have - off); have -= off;
-  }
-done:
-  close(fd); return 0;
-}
-int main(void) {
-  int s = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+static int one = 1;
+static int listen_loopback(void) {
+  int s = socket(AF_INET, SOCK_STREAM, 0);
   setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = 0, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
   bind(s, (struct sockaddr *)&a, sizeof a); listen(s, 128);
   socklen_t l = sizeof a; getsockname(s, (struct sockaddr *)&a, &l);
   printf("%d\n", ntohs(a.sin_port)); fflush(stdout);
+  return s;
+}
+/* Answers every complete netstring in buf[0, have); returns the bytes consumed, or -1 on a failed write. */
+static long answer_all(int fd, const char *buf, size_t have) {
+  size_t off = 0;
+  for (;;) {
+    size_t len = 0, i = off;
+    while (i < have && buf[i] >= '0' && buf[i] <= '9') len = len * 10 + (buf[i++] - '0');
+    if (i >= have || buf[i] != ':' || have - i - 1 < len + 1) return (long)off;
+    off = i + 1 + len + 1;
+    if (write(fd, reply, sizeof reply - 1) < 0) return -1;
+  }
+}
+`;
+
+// The floor: a threaded C server, one blocking thread per connection.
+const floorC = cPrelude + String.raw`
+static void *conn(void *arg) {
+  int fd = (int)(long)arg; char buf[65536]; size_t have = 0;
+  for (;;) {
+    ssize_t n = read(fd, buf + have, sizeof buf - have);
+    if (n <= 0) break;
+    have += n;
+    long off = answer_all(fd, buf, have);
+    if (off < 0) break;
+    memmove(buf, buf + off, have - off); have -= off;
+  }
+  close(fd); return 0;
+}
+int main(void) {
+  int s = listen_loopback();
   for (;;) {
     int c = accept(s, 0, 0); if (c < 0) continue;
     setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -128,23 +145,9 @@ int main(void) {
 // The threaded floor is also the least steady number here: on a 2-vCPU VM its median has
 // swung from 0.67 s to 1.35 s between runs an hour apart, while the event-loop floor and
 // mailmapd stayed within 5%; read the ratio against both.
-const loopFloorC = String.raw`
-#define _GNU_SOURCE
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <stdio.h>
-#include <sys/epoll.h>
-#include <sys/socket.h>
-#include <unistd.h>
-static const char reply[] = "18:OK example.test/x/,";
+const loopFloorC = cPrelude + String.raw`
 int main(void) {
-  int s = socket(AF_INET, SOCK_STREAM, 0), one = 1;
-  setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = 0, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-  bind(s, (struct sockaddr *)&a, sizeof a); listen(s, 128);
-  socklen_t l = sizeof a; getsockname(s, (struct sockaddr *)&a, &l);
-  printf("%d\n", ntohs(a.sin_port)); fflush(stdout);
+  int s = listen_loopback();
   int ep = epoll_create1(0);
   struct epoll_event ev = { .events = EPOLLIN, .data.fd = s };
   epoll_ctl(ep, EPOLL_CTL_ADD, s, &ev);
@@ -162,14 +165,7 @@ int main(void) {
       /* postmap sends one request and waits for its answer, so no partial request is kept */
       ssize_t r = read(fd, buf, sizeof buf);
       if (r <= 0) { close(fd); continue; }
-      size_t off = 0;
-      for (;;) {
-        size_t len = 0, i = off;
-        while (i < (size_t)r && buf[i] >= '0' && buf[i] <= '9') len = len * 10 + (buf[i++] - '0');
-        if (i >= (size_t)r || buf[i] != ':' || (size_t)r - i - 1 < len + 1) break;
-        off = i + 1 + len + 1;
-        if (write(fd, reply, sizeof reply - 1) < 0) break;
-      }
+      answer_all(fd, buf, (size_t)r);
     }
   }
 }
