@@ -4,7 +4,9 @@
 // times, server CPU per lookup, and the ratios; checks that mailmapd and pgsql printed the
 // same answers (a differential test for free). A third reference, a do-nothing C server
 // with one thread and epoll (the shape of any event loop, Node's included), shows how much
-// of the distance to the floor is the architecture rather than the work done per lookup.
+// of the distance to the floor is the architecture rather than the work done per lookup; a
+// fourth, the naive Node server the issue measured, shows how this machine stretches or
+// squeezes the ratios compared to the one the target was set on.
 // Runnable alone: node bench/socketmap.mjs [rounds]   (needs `npm run build`, postmap with
 // pgsql support, cc for the floor, PostgreSQL at MAILMAPD_BENCH_PG or 127.0.0.1:5432)
 
@@ -58,6 +60,39 @@ async function prepareDatabase() {
     await c.query('ANALYZE');
   });
 }
+
+// The issue's own yardstick: the socketmap server a Node programmer writes first (net.Socket
+// streams, the netstring parsed as a string, a Map of the same mailboxes). Where it lands
+// against the floor calibrates the floor ratio: the issue was written on a machine where
+// it took 3.0-3.3x the floor's time; a machine where it is much closer to the floor
+// squeezes every ratio to the floor, mailmapd's included.
+const naiveNode = `
+import net from 'node:net';
+const answers = new Map();
+for (let i = 1; i <= ${MAILBOXES}; i++) {
+  const d = 'd' + ((i % ${DOMAINS}) + 1) + '.test';
+  if (i % 50 !== 0 && d !== 'd7.test') answers.set('user' + i + '@' + d, d + '/user' + i + '/');
+}
+const server = net.createServer((socket) => {
+  let pending = '';
+  socket.setEncoding('utf8');
+  socket.on('data', (data) => {
+    pending += data;
+    for (;;) {
+      const colon = pending.indexOf(':');
+      if (colon < 0) return;
+      const len = Number(pending.slice(0, colon));
+      if (pending.length < colon + len + 2) return;
+      const request = pending.slice(colon + 1, colon + 1 + len);
+      pending = pending.slice(colon + len + 2);
+      const value = answers.get(request.slice(request.indexOf(' ') + 1).toLowerCase());
+      const reply = value === undefined ? 'NOTFOUND ' : 'OK ' + value;
+      socket.write(Buffer.byteLength(reply) + ':' + reply + ',');
+    }
+  });
+});
+server.listen(0, '127.0.0.1', () => console.log(server.address().port));
+`;
 
 /** Deterministic keys: mostly mailboxes (some inactive, some in an inactive domain), some unknown. */
 function keysFor(client) {
@@ -171,6 +206,15 @@ int main(void) {
 }
 `;
 
+/** A reference server in a process of its own; it prints its port on its first line. */
+function startProcess(command, args) {
+  const p = spawn(command, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  return new Promise((resolve, reject) => {
+    p.once('error', reject);
+    p.stdout.once('data', (d) => resolve({ port: Number(String(d).trim()), pid: p.pid, stop: () => p.kill() }));
+  });
+}
+
 function startC(dir, name, source) {
   const src = join(dir, `${name}.c`);
   const bin = join(dir, name);
@@ -180,11 +224,13 @@ function startC(dir, name, source) {
   } catch (err) {
     throw new Error(`cannot build the ${name} server (needs a C compiler, cc): ${err.message}`);
   }
-  const p = spawn(bin, [], { stdio: ['ignore', 'pipe', 'inherit'] });
-  return new Promise((resolve, reject) => {
-    p.once('error', reject);
-    p.stdout.once('data', (d) => resolve({ port: Number(String(d).trim()), pid: p.pid, stop: () => p.kill() }));
-  });
+  return startProcess(bin, []);
+}
+
+function startNode(dir, name, source) {
+  const file = join(dir, `${name}.mjs`);
+  writeFileSync(file, source);
+  return startProcess(process.execPath, [file]);
 }
 
 /** mailmapd's socketmap listener in a process of its own, composed as the daemon composes it. */
@@ -307,6 +353,8 @@ export async function run(log = console.log, rounds = 5) {
     stops.push(floor.stop);
     const loopFloor = await startC(dir, 'loopfloor', loopFloorC);
     stops.push(loopFloor.stop);
+    const naive = await startNode(dir, 'naive', naiveNode);
+    stops.push(naive.stop);
 
     const inputs = Array.from({ length: CLIENTS }, (_, i) => keysFor(i));
     const lookups = CLIENTS * KEYS_PER_CLIENT;
@@ -316,6 +364,7 @@ export async function run(log = console.log, rounds = 5) {
       { name: 'floor', table: `socketmap:inet:127.0.0.1:${floor.port}:mailboxes`, pid: floor.pid },
       { name: 'nometric', table: `socketmap:inet:127.0.0.1:${bare.port}:mailboxes`, pid: bare.pid },
       { name: 'loopfloor', table: `socketmap:inet:127.0.0.1:${loopFloor.port}:mailboxes`, pid: loopFloor.pid },
+      { name: 'naive', table: `socketmap:inet:127.0.0.1:${naive.port}:mailboxes`, pid: naive.pid },
     ];
     const results = Object.fromEntries(targets.map((x) => [x.name, { seconds: [], cpu: [] }]));
     const answers = {};
@@ -356,10 +405,22 @@ export async function run(log = console.log, rounds = 5) {
         `ratio of median times: ${(summary.pgsql.seconds / summary.mailmapd.seconds).toFixed(2)}× and ${(summary.mailmapd.seconds / summary.floor.seconds).toFixed(2)}×); ` +
         `answers ${same ? 'identical to' : 'DIFFERENT from'} pgsql's (${found.toLocaleString('en')} of ${lookups.toLocaleString('en')} keys found)`,
     );
+    const naiveVsFloor = paired('naive', 'floor');
+    const vsNaive = paired('mailmapd', 'naive');
+    const naiveVsPgsql = paired('pgsql', 'naive');
+    const naiveSame = answers.pgsql.every((o, i) => o === answers.naive[i]);
+    log(
+      `socketmap: calibration: the naive Node server (streams, strings, a Map) is ${naiveVsPgsql.toFixed(2)}× faster than pgsql ` +
+        `and ${naiveVsFloor.toFixed(2)}× the floor here (where the issue's targets were set: 1.1-1.4× and 3.0-3.3×); ` +
+        `mailmapd takes ${vsNaive.toFixed(2)}× its time ` +
+        `(server CPU ${summary.mailmapd.cpuMicros.toFixed(1)} vs ${summary.naive.cpuMicros.toFixed(1)} µs/lookup; its answers ${naiveSame ? 'identical to' : 'DIFFERENT from'} pgsql's)`,
+    );
     const loopVsFloor = paired('loopfloor', 'floor');
     const vsLoopFloor = paired('mailmapd', 'loopfloor');
     log(
-      `socketmap: floor target ${vsFloor <= 1.5 ? 'met' : 'MISSED'}; the event-loop floor (one C thread on epoll, no lookup) is ` +
+      `socketmap: floor target ${vsFloor <= 1.5 ? 'met' : 'MISSED'}` +
+        (naiveVsFloor <= 1.5 ? ' (but so does the naive server: on this machine the floor ratio does not tell fast from slow)' : '') +
+        `; the event-loop floor (one C thread on epoll, no lookup) is ` +
         `${loopVsFloor.toFixed(2)}× the floor on this machine, and mailmapd is ${vsLoopFloor.toFixed(2)}× the event-loop floor ` +
         `(server CPU ${summary.mailmapd.cpuMicros.toFixed(1)} vs ${summary.loopfloor.cpuMicros.toFixed(1)} vs ${summary.floor.cpuMicros.toFixed(1)} µs/lookup)`,
     );
@@ -369,7 +430,7 @@ export async function run(log = console.log, rounds = 5) {
         `(target ≤ 10%); server CPU ${summary.mailmapd.cpuMicros.toFixed(1)} vs ${summary.nometric.cpuMicros.toFixed(1)} µs/lookup`,
     );
     if (!same) throw new Error('mailmapd and the pgsql table answered differently');
-    return { ...summary, vsPgsql, vsFloor, loopVsFloor, vsLoopFloor, metricsCost, same };
+    return { ...summary, vsPgsql, vsFloor, loopVsFloor, vsLoopFloor, naiveVsFloor, naiveVsPgsql, vsNaive, metricsCost, same };
   } finally {
     for (const stop of stops) stop();
     rmSync(dir, { recursive: true, force: true });
