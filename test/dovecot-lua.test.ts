@@ -1,11 +1,12 @@
 // The Dovecot Lua door: the HTTP lookup endpoint on its own (answers, shared secret,
-// metrics, no password in a log), the printed conf.d snippets, and the interop with a
-// real, throwaway Dovecot 2.3 running config/dovecot/auth-mailmapd.lua with the 2.3
-// snippet that `mailmapd dovecot-config --lua` prints, against a directory fed from
-// PostgreSQL by the sync. Needs dovecot, doveadm and dovecot-auth-lua: fails without them.
+// metrics, no password in a log), the printed conf.d snippets, and the interop with real,
+// throwaway Dovecots running config/dovecot/auth-mailmapd.lua with the snippet that
+// `mailmapd dovecot-config --lua` prints for their version, against a directory fed from
+// PostgreSQL by the sync: Debian 12's Dovecot 2.3 (dovecot-core, dovecot-auth-lua) and
+// Debian 13's 2.4 in the chroot scripts/dovecot24-root.sh makes. Fails without either.
 
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -190,6 +191,7 @@ describe('dovecot-config --lua', () => {
     expect(out).toMatch(/passdb lua \{\n {2}lua_file = \S+auth-mailmapd\.lua\n/);
     expect(out).toMatch(/userdb lua \{/);
     expect(out).toMatch(/lua_settings \{\n {4}url = http:\/\/127\.0\.0\.1:9999\n/);
+    expect(out).toContain('    quota_field = quota_storage_size\n'); // 2.4 ignores quota_rule
     expect(out).toContain('auth_cache_size = 0');
     expect(out).not.toContain('http_secret');
   });
@@ -204,206 +206,305 @@ describe('dovecot-config --lua', () => {
   });
 });
 
-describe('interop: Dovecot 2.3 with the Lua passdb and userdb', { timeout: 30_000 }, () => {
-  let db: TestDatabase;
-  let sync: Sync;
-  let s: Stack;
-  let dir: string;
-  let conf: string;
-  const directory = createDirectory({ recipientDelimiter: '+' });
+/** A Dovecot to run the interop suite against: the host's, or one in a chroot. */
+interface DovecotUnderTest {
+  version: string;
+  /** '' for the host's Dovecot; else the root directory Dovecot runs chrooted in. */
+  root: string;
+  /** Fails, saying how to get it, when this Dovecot is not installed. */
+  requireInstalled(): void;
+  /** The conf.d lines `mailmapd dovecot-config --lua` prints for this version. */
+  snippet(config: Config, luaFile: string): string;
+  /** Lines a dovecot.conf of this version starts with. */
+  preamble: string[];
+  /** How `doveadm user` shows a quota of `bytes`, and the field's name. */
+  quota: { field: string; shown: (bytes: number) => RegExp };
+  /** Maildir under the user's home and a count quota root, in this version's syntax. */
+  mailAndQuota: string[];
+  /** `doveadm auth test`'s exit code for a temporary failure (2.3: 77 as for a refusal; 2.4: 75, EX_TEMPFAIL). */
+  authTestTempFailExit: number;
+  /** The passdb result code the auth worker logged for the last lookup of `user`, if any. */
+  workerResult(log: string, user: string): string | undefined;
+}
 
-  // Asynchronous: the daemon's HTTP server lives in this very process and must keep
-  // answering while doveadm waits for Dovecot, which waits for it.
-  const doveadm = (...args: string[]) =>
-    new Promise<{ code: number | null; out: string }>((resolve, reject) => {
-      const child = spawn('doveadm', ['-c', conf, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-      let out = '';
-      child.stdout.on('data', (d) => (out += d));
-      child.stderr.on('data', (d) => (out += d));
-      child.once('error', (err) => reject(new Error(`doveadm is required for this interop test: ${err.message}`)));
-      child.once('close', (code) => resolve({ code, out }));
+const luaModule = (root: string) =>
+  [`${root}/usr/lib/dovecot/modules/auth/libauthdb_lua.so`, `${root}/usr/lib/x86_64-linux-gnu/dovecot/libauthdb_lua.so`].some((f) => existsSync(f));
+
+/** The last `auth-worker<N>: Finished[: code]` of the request numbered by `id`. */
+function finished(log: string, id: string): string | undefined {
+  const all = [...log.matchAll(new RegExp(`auth-worker<${id}>: Finished(?:: (\\w+))?$`, 'gm'))];
+  return all.length === 0 ? undefined : (all[all.length - 1]![1] ?? 'ok');
+}
+
+// Debian 12's own Dovecot.
+const dovecot23: DovecotUnderTest = {
+  version: '2.3',
+  root: '',
+  requireInstalled() {
+    expect(spawnSync('dovecot', ['--version']).status, 'dovecot must be installed (apt-get install dovecot-core)').toBe(0);
+    expect(luaModule(''), 'dovecot-auth-lua must be installed').toBe(true);
+  },
+  // What `mailmapd dovecot-config --lua` prints for 2.3, verbatim, with the shipped script.
+  snippet: (config) => dovecotLuaConfig23(config),
+  preamble: [],
+  quota: { field: 'quota_rule', shown: (bytes) => new RegExp(`^quota_rule\\s+\\*:bytes=${bytes}$`, 'm') },
+  authTestTempFailExit: 77,
+  mailAndQuota: ['mail_location = maildir:~/Maildir', 'mail_plugins = $mail_plugins quota', 'plugin {\n  quota = count:User quota\n  quota_vsizes = yes\n}'],
+  workerResult(log, user) {
+    // 2.3: "auth-worker(pid): … auth-worker<N>: lua(user,…): …", then "auth-worker<N>: Finished: code".
+    const mine = log.split('\n').filter((l) => l.includes('auth-worker<') && l.includes(`lua(${user})`));
+    const id = mine.length === 0 ? undefined : /auth-worker<(\d+)>: lua\(/.exec(mine[mine.length - 1]!)?.[1];
+    return id === undefined ? undefined : finished(log, id);
+  },
+};
+
+// Debian 13's Dovecot 2.4, in the root scripts/dovecot24-root.sh makes (`.ci/run` makes it).
+const dovecot24Root = process.env.MAILMAPD_DOVECOT24_ROOT ?? '/var/cache/mailmapd/dovecot24';
+const dovecot24: DovecotUnderTest = {
+  version: '2.4',
+  root: dovecot24Root,
+  requireInstalled() {
+    expect(
+      existsSync(join(dovecot24Root, 'usr/sbin/dovecot')) && luaModule(dovecot24Root),
+      `Dovecot 2.4 with dovecot-auth-lua must be in ${dovecot24Root}: run scripts/dovecot24-root.sh (as root)`,
+    ).toBe(true);
+  },
+  snippet: (config, luaFile) => dovecotLuaConfig24(config, { luaFile }),
+  preamble: ['dovecot_config_version = 2.4.1', 'dovecot_storage_version = 2.4.1'],
+  quota: { field: 'quota_storage_size', shown: (bytes) => new RegExp(`^quota_storage_size\\s+${bytes}$`, 'm') },
+  authTestTempFailExit: 75,
+  mailAndQuota: ['mail_driver = maildir', 'mail_path = ~/Maildir', 'mail_plugins {\n  quota = yes\n}', 'quota "User quota" {\n  driver = count\n}'],
+  workerResult(log, user) {
+    // 2.4: "auth-worker(user)<pid>: request [N]: …", then "auth-worker<N>: Finished: code".
+    const ids = [...log.matchAll(new RegExp(`auth-worker\\(${user.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\)<\\d+>: request \\[(\\d+)\\]`, 'g'))];
+    return ids.length === 0 ? undefined : finished(log, ids[ids.length - 1]![1]!);
+  },
+};
+
+for (const target of [dovecot23, dovecot24]) describeInterop(target);
+
+function describeInterop(d: DovecotUnderTest): void {
+  describe(`interop: Dovecot ${d.version} with the Lua passdb and userdb`, { timeout: 30_000 }, () => {
+    let db: TestDatabase;
+    let sync: Sync;
+    let s: Stack;
+    let dir: string; // on this host; inside d.root for a chrooted Dovecot
+    let conf: string; // as Dovecot sees it
+    const directory = createDirectory({ recipientDelimiter: '+' });
+    /** A path under d.root as the chrooted Dovecot sees it. */
+    const inside = (path: string) => (d.root === '' ? path : path.slice(d.root.length));
+    const command = (bin: string, args: string[]): [string, string[]] => (d.root === '' ? [bin, args] : ['chroot', [d.root, bin, ...args]]);
+
+    // Asynchronous: the daemon's HTTP server lives in this very process and must keep
+    // answering while doveadm waits for Dovecot, which waits for it.
+    const doveadm = (...args: string[]) =>
+      new Promise<{ code: number | null; out: string }>((resolve, reject) => {
+        const child = spawn(...command('doveadm', ['-c', conf, ...args]), { stdio: ['ignore', 'pipe', 'pipe'] });
+        let out = '';
+        child.stdout.on('data', (d) => (out += d));
+        child.stderr.on('data', (d) => (out += d));
+        child.once('error', (err) => reject(new Error(`doveadm is required for this interop test: ${err.message}`)));
+        child.once('close', (code) => resolve({ code, out }));
+      });
+    const authTest = (user: string, password: string) => doveadm('auth', 'test', user, password);
+    const dovecotLog = () => readFileSync(join(dir, 'dovecot.log'), 'utf8');
+    const httpConnections = async () =>
+      (await s.metrics.registry.getMetricsAsJSON()).find((m) => m.name === 'mailmapd_connections_total')?.values.find((v) => v.labels.listener === 'http')?.value ?? 0;
+
+    beforeAll(async () => {
+      d.requireInstalled();
+
+      db = await createTestDatabase();
+      const crypt = spawnSync(...command('doveadm', ['pw', '-s', 'SHA512-CRYPT', '-p', 'alice-pw']), { encoding: 'utf8' }).stdout.trim();
+      expect(crypt).toMatch(/^\{SHA512-CRYPT\}\$6\$/);
+      await db.sql.query(`INSERT INTO mailmapd.domains (name, active) VALUES ('example.org', true), ('off.test', false)`);
+      await db.sql.query(`INSERT INTO mailmapd.alias_domains (name, target) VALUES ('alias.test', 'example.org')`);
+      await db.sql.query(
+        `INSERT INTO mailmapd.mailboxes (address, password, quota_bytes, active) VALUES
+          ('alice@example.org', $1, 1073741824, true),
+          ('bob@example.org', $2, 0, true),
+          ('carol@example.org', '{PLAIN}carol-pw', 0, false),
+          ('dave@off.test', '{PLAIN}dave-pw', 0, true)`,
+        [crypt, `{PLAIN}${odd}`],
+      );
+      sync = createSync({
+        databaseUrl: db.url,
+        profile: nativeProfile,
+        directory,
+        logger: createLogger('error', () => {}),
+        metrics: createMetrics(false),
+        pollIntervalMs: 5000,
+        retentionMs: 86_400_000,
+        reconnectMaxDelayMs: 500,
+      });
+      sync.start();
+      await sync.firstLoad();
+      dir = mkdtempSync(join(d.root === '' ? tmpdir() : join(d.root, 'tmp'), 'mailmapd-dovecot-lua-'));
+      chmodSync(dir, 0o755); // Dovecot's unprivileged processes must reach base_dir
+      for (const sub of ['run', 'state', 'vmail']) mkdirSync(join(dir, sub));
+      chownSync(join(dir, 'vmail'), 5000, 5001); // the mail uid and gid of the daemon's userdb answers
+      // A chrooted Dovecot sees no file outside its root: it gets a copy of the shipped script.
+      let luaFile = defaultLuaFile;
+      if (d.root !== '') {
+        luaFile = join(dir, 'auth-mailmapd.lua');
+        copyFileSync(defaultLuaFile, luaFile);
+      }
+      s = await startStack(directory, pool, ['http_secret = interop-t0ken', `mail_home = ${inside(dir)}/vmail/%d/%n`]);
+      conf = inside(join(dir, 'dovecot.conf'));
+      writeFileSync(
+        join(dir, 'dovecot.conf'),
+        [
+          ...d.preamble,
+          `base_dir = ${inside(dir)}/run`,
+          `state_dir = ${inside(dir)}/state`,
+          `log_path = ${inside(dir)}/dovecot.log`,
+          'protocols =',
+          'ssl = no',
+          'auth_verbose = yes',
+          // The auth-worker logs "Finished: user_unknown" etc. only at debug level: the
+          // test reads the exact passdb result codes from there.
+          'auth_debug = yes',
+          // No failure delay and no anvil penalty, or every failed doveadm run waits seconds.
+          'auth_failure_delay = 0',
+          'service anvil {\n  unix_listener anvil-auth-penalty {\n    mode = 0\n  }\n}',
+          ...d.mailAndQuota,
+          d.snippet(s.config, inside(luaFile)),
+        ].join('\n'),
+      );
+      // stdio ignored: the daemonized master keeps inherited pipes open, which would make
+      // spawnSync wait for it forever. Startup errors land in dovecot.log.
+      const start = spawnSync(...command('dovecot', ['-c', conf]), { stdio: 'ignore', timeout: 20_000 });
+      expect(start.status, existsSync(join(dir, 'dovecot.log')) ? dovecotLog() : 'dovecot did not start').toBe(0);
+      await waitFor(() => existsSync(join(dir, 'run', 'auth-client')) && existsSync(join(dir, 'run', 'auth-userdb')) && existsSync(join(dir, 'run', 'master.pid')), 10_000, 'dovecot auth sockets');
+    }, 60_000);
+
+    afterAll(async () => {
+      // Stop the master by its pid and wait until it is gone, before its directory goes.
+      const pidFile = dir ? join(dir, 'run', 'master.pid') : '';
+      if (pidFile && existsSync(pidFile)) {
+        const pid = Number(readFileSync(pidFile, 'utf8'));
+        const alive = () => {
+          try {
+            process.kill(pid, 0);
+            return true;
+          } catch {
+            return false;
+          }
+        };
+        if (alive()) process.kill(pid, 'SIGTERM');
+        await waitFor(() => !alive(), 10_000, 'dovecot to stop');
+      }
+      s?.auth.close();
+      await s?.http.close(0);
+      await sync?.stop();
+      await db?.drop();
+      if (dir) rmSync(dir, { recursive: true, force: true });
+    }, 30_000);
+
+    it('doveadm auth test: a good password logs in with the canonical user name', async () => {
+      const good = await authTest('alice@example.org', 'alice-pw');
+      expect(good.code, good.out).toBe(0);
+      expect(good.out).toContain('auth succeeded');
+      const folded = await authTest('Alice@Alias.TEST', 'alice-pw');
+      expect(folded.code, folded.out).toBe(0);
+      expect(folded.out).toMatch(/^\s*user=alice@example\.org$/m);
+      const odd1 = await authTest('bob@example.org', odd);
+      expect(odd1.code, odd1.out).toBe(0);
+      // The client's address reaches the daemon, whose brute-force limiter counts by it.
+      const fromIp = await doveadm('auth', 'test', '-x', 'rip=192.0.2.7', 'alice@example.org', 'alice-pw');
+      expect(fromIp.code, fromIp.out).toBe(0);
+      expect(s.logs.filter((l) => l.includes('"dovecot passdb"')).at(-1)).toMatch(/ service=doveadm rip=192\.0\.2\.7 result=ok/);
     });
-  const authTest = (user: string, password: string) => doveadm('auth', 'test', user, password);
-  const dovecotLog = () => readFileSync(join(dir, 'dovecot.log'), 'utf8');
-  const httpConnections = async () =>
-    (await s.metrics.registry.getMetricsAsJSON()).find((m) => m.name === 'mailmapd_connections_total')?.values.find((v) => v.labels.listener === 'http')?.value ?? 0;
 
-  beforeAll(async () => {
-    expect(spawnSync('dovecot', ['--version']).status, 'dovecot must be installed').toBe(0);
-    expect(existsSync('/usr/lib/dovecot/modules/auth/libauthdb_lua.so'), 'dovecot-auth-lua must be installed').toBe(true);
-
-    db = await createTestDatabase();
-    const crypt = spawnSync('doveadm', ['pw', '-s', 'SHA512-CRYPT', '-p', 'alice-pw'], { encoding: 'utf8' }).stdout.trim();
-    expect(crypt).toMatch(/^\{SHA512-CRYPT\}\$6\$/);
-    await db.sql.query(`INSERT INTO mailmapd.domains (name, active) VALUES ('example.org', true), ('off.test', false)`);
-    await db.sql.query(`INSERT INTO mailmapd.alias_domains (name, target) VALUES ('alias.test', 'example.org')`);
-    await db.sql.query(
-      `INSERT INTO mailmapd.mailboxes (address, password, quota_bytes, active) VALUES
-        ('alice@example.org', $1, 1073741824, true),
-        ('bob@example.org', $2, 0, true),
-        ('carol@example.org', '{PLAIN}carol-pw', 0, false),
-        ('dave@off.test', '{PLAIN}dave-pw', 0, true)`,
-      [crypt, `{PLAIN}${odd}`],
-    );
-    sync = createSync({
-      databaseUrl: db.url,
-      profile: nativeProfile,
-      directory,
-      logger: createLogger('error', () => {}),
-      metrics: createMetrics(false),
-      pollIntervalMs: 5000,
-      retentionMs: 86_400_000,
-      reconnectMaxDelayMs: 500,
+    it('doveadm auth test: bad password, unknown user and inactive users fail, each with its own passdb result', async () => {
+      const cases: [string, string, string][] = [
+        ['alice@example.org', 'wrong-pw', 'password_mismatch'],
+        ['nobody@example.org', 'alice-pw', 'user_unknown'],
+        ['carol@example.org', 'carol-pw', 'user_disabled'],
+        ['dave@off.test', 'dave-pw', 'user_disabled'],
+      ];
+      for (const [user, pw, code] of cases) {
+        const r = await authTest(user, pw);
+        expect(r.code, r.out).toBe(77);
+        expect(r.out).toContain('auth failed');
+        if (code === 'user_disabled') expect(r.out).toContain('code=user_disabled');
+        else expect(r.out).not.toContain('code=');
+        // The auth worker's own record of the result code the script returned.
+        const log = dovecotLog();
+        expect(d.workerResult(log, user), log).toBe(code);
+      }
     });
-    sync.start();
-    await sync.firstLoad();
-    s = await startStack(directory, pool, ['http_secret = interop-t0ken']);
 
-    dir = mkdtempSync(join(tmpdir(), 'mailmapd-dovecot-lua-'));
-    chmodSync(dir, 0o755); // Dovecot's unprivileged processes must reach base_dir
-    for (const d of ['run', 'state']) mkdirSync(join(dir, d));
-    conf = join(dir, 'dovecot.conf');
-    writeFileSync(
-      conf,
-      [
-        `base_dir = ${dir}/run`,
-        `state_dir = ${dir}/state`,
-        `log_path = ${dir}/dovecot.log`,
-        'protocols =',
-        'ssl = no',
-        'auth_verbose = yes',
-        // The auth-worker logs "Finished: user_unknown" etc. only at debug level: the
-        // test reads the exact passdb result codes from there.
-        'auth_debug = yes',
-        // No failure delay and no anvil penalty, or every failed doveadm run waits seconds.
-        'auth_failure_delay = 0',
-        'service anvil {\n  unix_listener anvil-auth-penalty {\n    mode = 0\n  }\n}',
-        // What `mailmapd dovecot-config --lua` prints for 2.3, verbatim.
-        dovecotLuaConfig23(s.config),
-      ].join('\n'),
-    );
-    // stdio ignored: the daemonized master keeps inherited pipes open, which would make
-    // spawnSync wait for it forever. Startup errors land in dovecot.log.
-    const start = spawnSync('dovecot', ['-c', conf], { stdio: 'ignore', timeout: 20_000 });
-    expect(start.status, existsSync(join(dir, 'dovecot.log')) ? dovecotLog() : 'dovecot did not start').toBe(0);
-    await waitFor(() => existsSync(join(dir, 'run', 'auth-client')) && existsSync(join(dir, 'run', 'auth-userdb')) && existsSync(join(dir, 'run', 'master.pid')), 10_000, 'dovecot auth sockets');
-  }, 60_000);
+    it('doveadm user shows home, uid, gid and the quota', async () => {
+      const r = await doveadm('user', 'Alice@example.org');
+      expect(r.code, r.out).toBe(0);
+      expect(r.out).toMatch(new RegExp(`^home\\s+${inside(dir)}/vmail/example\\.org/alice$`, 'm'));
+      expect(r.out).toMatch(/^uid\s+5000$/m);
+      expect(r.out).toMatch(/^gid\s+5001$/m);
+      expect(r.out).toMatch(d.quota.shown(1073741824));
+      expect((await doveadm('user', 'bob@example.org')).out).not.toContain(d.quota.field);
+      expect((await doveadm('user', 'nobody@example.org')).code).toBe(67);
+      expect((await doveadm('user', 'carol@example.org')).code).toBe(67);
+    });
 
-  afterAll(async () => {
-    // Stop the master by its pid and wait until it is gone, before its directory goes.
-    const pidFile = dir ? join(dir, 'run', 'master.pid') : '';
-    if (pidFile && existsSync(pidFile)) {
-      const pid = Number(readFileSync(pidFile, 'utf8'));
-      const alive = () => {
-        try {
-          process.kill(pid, 0);
-          return true;
-        } catch {
-          return false;
-        }
-      };
-      if (alive()) process.kill(pid, 'SIGTERM');
-      await waitFor(() => !alive(), 10_000, 'dovecot to stop');
-    }
-    s?.auth.close();
-    await s?.http.close(0);
-    await sync?.stop();
-    await db?.drop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  }, 30_000);
+    it("the quota is the limit Dovecot's quota plugin enforces, not just a field", async () => {
+      // 1 GiB, shown in KiB; a field Dovecot does not know would leave the limit at "-".
+      const alice = await doveadm('quota', 'get', '-u', 'alice@example.org');
+      expect(alice.code, alice.out).toBe(0);
+      expect(alice.out).toMatch(/^User quota\s+STORAGE\s+\d+\s+1048576\s/m);
+      const bob = await doveadm('quota', 'get', '-u', 'bob@example.org');
+      expect(bob.code, bob.out).toBe(0);
+      expect(bob.out).toMatch(/^User quota\s+STORAGE\s+\d+\s+-\s/m);
+    });
 
-  it('doveadm auth test: a good password logs in with the canonical user name', async () => {
-    const good = await authTest('alice@example.org', 'alice-pw');
-    expect(good.code, good.out).toBe(0);
-    expect(good.out).toContain('auth succeeded');
-    const folded = await authTest('Alice@Alias.TEST', 'alice-pw');
-    expect(folded.code, folded.out).toBe(0);
-    expect(folded.out).toMatch(/^\s*user=alice@example\.org$/m);
-    const odd1 = await authTest('bob@example.org', odd);
-    expect(odd1.code, odd1.out).toBe(0);
+    it("doveadm user '*' lists the active users", async () => {
+      const r = await doveadm('user', '*');
+      expect(r.code, r.out).toBe(0);
+      expect(r.out.split('\n').filter(Boolean).sort()).toEqual(['alice@example.org', 'bob@example.org']);
+    });
+
+    it('keeps its HTTP connection open between logins', async () => {
+      const before = await httpConnections();
+      for (let i = 0; i < 10; i++) expect((await authTest('alice@example.org', 'alice-pw')).code).toBe(0);
+      // One connection per auth-worker process at most, not one per login.
+      expect((await httpConnections()) - before).toBeLessThanOrEqual(2);
+    });
+
+    it('a password change in SQL stops the old password on the next attempt, though it was cached', async () => {
+      expect((await authTest('bob@example.org', odd)).code).toBe(0);
+      const hits = (await s.metrics.registry.getSingleMetric('mailmapd_auth_cache_hits_total')!.get()).values[0]?.value ?? 0;
+      expect((await authTest('bob@example.org', odd)).code).toBe(0);
+      expect((await s.metrics.registry.getSingleMetric('mailmapd_auth_cache_hits_total')!.get()).values[0]?.value).toBe(hits + 1);
+
+      const t0 = Date.now();
+      await db.sql.query(`UPDATE mailmapd.mailboxes SET password = '{PLAIN}bob-new' WHERE address = 'bob@example.org'`);
+      await waitFor(() => {
+        const u = directory.user('bob@example.org');
+        return u.status === 'ok' && u.password === '{PLAIN}bob-new';
+      }, 1000, 'the change to reach the directory');
+      const visibleMs = Date.now() - t0;
+      const old = await authTest('bob@example.org', odd);
+      expect(old.code, old.out).toBe(77);
+      expect((await authTest('bob@example.org', 'bob-new')).code).toBe(0);
+      expect(visibleMs).toBeLessThan(1000);
+
+      await db.sql.query(`UPDATE mailmapd.mailboxes SET active = false WHERE address = 'bob@example.org'`);
+      await waitFor(() => directory.user('bob@example.org').status === 'disabled', 1000, 'deactivation');
+      expect((await authTest('bob@example.org', 'bob-new')).out).toContain('code=user_disabled');
+    });
+
+    it('no password reaches the daemon log or the Dovecot log', async () => {
+      const logs = s.logs.join('') + dovecotLog();
+      for (const pw of ['alice-pw', 'wrong-pw', 'bob-new', odd, encodeURIComponent(odd), 'carol-pw', 'interop-t0ken']) expect(logs).not.toContain(pw);
+    });
+
+    it('the daemon being unreachable is a temporary failure, never a wrong password', async () => {
+      await s.http.close(0);
+      const r = await authTest('alice@example.org', 'alice-pw');
+      expect(r.code, r.out).toBe(d.authTestTempFailExit);
+      expect(r.out).toContain('code=temp_fail');
+      const u = await doveadm('user', 'alice@example.org');
+      expect(u.code, u.out).toBe(75);
+    });
   });
-
-  it('doveadm auth test: bad password, unknown user and inactive users fail, each with its own passdb result', async () => {
-    const cases: [string, string, string][] = [
-      ['alice@example.org', 'wrong-pw', 'password_mismatch'],
-      ['nobody@example.org', 'alice-pw', 'user_unknown'],
-      ['carol@example.org', 'carol-pw', 'user_disabled'],
-      ['dave@off.test', 'dave-pw', 'user_disabled'],
-    ];
-    for (const [user, pw, code] of cases) {
-      const r = await authTest(user, pw);
-      expect(r.code, r.out).toBe(77);
-      expect(r.out).toContain('auth failed');
-      if (code === 'user_disabled') expect(r.out).toContain('code=user_disabled');
-      else expect(r.out).not.toContain('code=');
-      // The auth worker's own record of the result code the script returned.
-      const log = dovecotLog();
-      const mine = log.split('\n').filter((l) => l.includes('auth-worker<') && l.includes(`lua(${user})`));
-      expect(mine.length, log).toBeGreaterThan(0);
-      const worker = /auth-worker<(\d+)>: lua\(/.exec(mine[mine.length - 1]!)![1];
-      expect(log).toContain(`auth-worker<${worker}>: Finished: ${code}`);
-    }
-  });
-
-  it('doveadm user shows home, uid, gid and the quota rule', async () => {
-    const r = await doveadm('user', 'Alice@example.org');
-    expect(r.code, r.out).toBe(0);
-    expect(r.out).toMatch(/^home\s+\/var\/vmail\/example\.org\/alice$/m);
-    expect(r.out).toMatch(/^uid\s+5000$/m);
-    expect(r.out).toMatch(/^gid\s+5001$/m);
-    expect(r.out).toMatch(/^quota_rule\s+\*:bytes=1073741824$/m);
-    expect((await doveadm('user', 'bob@example.org')).out).not.toContain('quota_rule');
-    expect((await doveadm('user', 'nobody@example.org')).code).toBe(67);
-    expect((await doveadm('user', 'carol@example.org')).code).toBe(67);
-  });
-
-  it("doveadm user '*' lists the active users", async () => {
-    const r = await doveadm('user', '*');
-    expect(r.code, r.out).toBe(0);
-    expect(r.out.split('\n').filter(Boolean).sort()).toEqual(['alice@example.org', 'bob@example.org']);
-  });
-
-  it('keeps its HTTP connection open between logins', async () => {
-    const before = await httpConnections();
-    for (let i = 0; i < 10; i++) expect((await authTest('alice@example.org', 'alice-pw')).code).toBe(0);
-    // One connection per auth-worker process at most, not one per login.
-    expect((await httpConnections()) - before).toBeLessThanOrEqual(2);
-  });
-
-  it('a password change in SQL stops the old password on the next attempt, though it was cached', async () => {
-    expect((await authTest('bob@example.org', odd)).code).toBe(0);
-    const hits = (await s.metrics.registry.getSingleMetric('mailmapd_auth_cache_hits_total')!.get()).values[0]?.value ?? 0;
-    expect((await authTest('bob@example.org', odd)).code).toBe(0);
-    expect((await s.metrics.registry.getSingleMetric('mailmapd_auth_cache_hits_total')!.get()).values[0]?.value).toBe(hits + 1);
-
-    const t0 = Date.now();
-    await db.sql.query(`UPDATE mailmapd.mailboxes SET password = '{PLAIN}bob-new' WHERE address = 'bob@example.org'`);
-    await waitFor(() => {
-      const u = directory.user('bob@example.org');
-      return u.status === 'ok' && u.password === '{PLAIN}bob-new';
-    }, 1000, 'the change to reach the directory');
-    const visibleMs = Date.now() - t0;
-    const old = await authTest('bob@example.org', odd);
-    expect(old.code, old.out).toBe(77);
-    expect((await authTest('bob@example.org', 'bob-new')).code).toBe(0);
-    expect(visibleMs).toBeLessThan(1000);
-
-    await db.sql.query(`UPDATE mailmapd.mailboxes SET active = false WHERE address = 'bob@example.org'`);
-    await waitFor(() => directory.user('bob@example.org').status === 'disabled', 1000, 'deactivation');
-    expect((await authTest('bob@example.org', 'bob-new')).out).toContain('code=user_disabled');
-  });
-
-  it('no password reaches the daemon log or the Dovecot log', async () => {
-    const logs = s.logs.join('') + dovecotLog();
-    for (const pw of ['alice-pw', 'wrong-pw', 'bob-new', odd, encodeURIComponent(odd), 'carol-pw', 'interop-t0ken']) expect(logs).not.toContain(pw);
-  });
-
-  it('the daemon being unreachable is a temporary failure, never a wrong password', async () => {
-    await s.http.close(0);
-    const r = await authTest('alice@example.org', 'alice-pw');
-    expect(r.code).toBe(77);
-    expect(r.out).toContain('code=temp_fail');
-    const u = await doveadm('user', 'alice@example.org');
-    expect(u.code, u.out).toBe(75);
-  });
-});
+}

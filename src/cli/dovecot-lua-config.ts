@@ -1,8 +1,8 @@
 // `mailmapd dovecot-config --lua`: the conf.d snippets that make Dovecot ask this daemon
 // through config/dovecot/auth-mailmapd.lua — one for 2.3 (`passdb { driver = lua }`,
 // settings through the environment) and one for 2.4 (`passdb lua { lua_file }`, settings
-// through lua_settings). The 2.3 one is what the interop test runs; the 2.4 one follows
-// Dovecot 2.4's documented syntax (doc.dovecot.org/2.4.2, "Lua Authentication Database").
+// through lua_settings). The interop tests run each against its Dovecot: 2.3.19 from
+// Debian 12, 2.4.1 from Debian 13 in a chroot (scripts/dovecot24-root.sh).
 
 import { fileURLToPath } from 'node:url';
 import type { Config } from '../config.js';
@@ -72,7 +72,8 @@ export function dovecotLuaConfig23(config: Config, opts: LuaConfigOptions = {}):
 export function dovecotLuaConfig24(config: Config, opts: LuaConfigOptions = {}): string {
   const file = checkValue('the Lua file path', opts.luaFile ?? defaultLuaFile);
   const url = daemonUrl(config);
-  const settings = [`    url = ${url ?? 'http://127.0.0.1:9465'}`];
+  // 2.4 dropped quota_rule: it ignores the field without a word and the user has no limit.
+  const settings = [`    url = ${url ?? 'http://127.0.0.1:9465'}`, '    quota_field = quota_storage_size'];
   if (config.http_secret !== '') settings.push(`    http_secret = ${checkValue('http_secret', config.http_secret)}`);
   const block = (kind: 'passdb' | 'userdb') => [
     `${kind} lua {`,
@@ -86,7 +87,7 @@ export function dovecotLuaConfig24(config: Config, opts: LuaConfigOptions = {}):
   ];
   return [
     '# Dovecot 2.4 (Debian 13): conf.d/auth-mailmapd.conf.ext. Needs dovecot-auth-lua.',
-    '# Written against the 2.4 documentation; not run by the test suite, which has 2.3.',
+    '# The per-user quota arrives as quota_storage_size, the limit of every quota root.',
     ...(url === undefined ? [noUrlNote(config)] : []),
     ...(config.http_secret !== ''
       ? ['# Holds http_secret: keep this file readable by root and the dovecot group only (0640).']
