@@ -223,17 +223,19 @@ interface DovecotUnderTest {
   mailAndQuota: string[];
   /** `doveadm auth test`'s exit code for a temporary failure (2.3: 77 as for a refusal; 2.4: 75, EX_TEMPFAIL). */
   authTestTempFailExit: number;
-  /** The passdb result code the auth worker logged for the last lookup of `user`, if any. */
-  workerResult(log: string, user: string): string | undefined;
+  /** Matches the auth worker's log line of a lookup for `user` (escaped), capturing its request number. */
+  workerRequest(user: string): RegExp;
 }
 
 const luaModule = (root: string) =>
   [`${root}/usr/lib/dovecot/modules/auth/libauthdb_lua.so`, `${root}/usr/lib/x86_64-linux-gnu/dovecot/libauthdb_lua.so`].some((f) => existsSync(f));
 
-/** The last `auth-worker<N>: Finished[: code]` of the request numbered by `id`. */
-function finished(log: string, id: string): string | undefined {
-  const all = [...log.matchAll(new RegExp(`auth-worker<${id}>: Finished(?:: (\\w+))?$`, 'gm'))];
-  return all.length === 0 ? undefined : (all[all.length - 1]![1] ?? 'ok');
+/** The passdb result code the auth worker logged for its last lookup of `user`, if any. */
+function workerResult(d: DovecotUnderTest, log: string, user: string): string | undefined {
+  const id = [...log.matchAll(d.workerRequest(user.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))].at(-1)?.[1];
+  if (id === undefined) return undefined;
+  const finished = [...log.matchAll(new RegExp(`auth-worker<${id}>: Finished(?:: (\\w+))?$`, 'gm'))].at(-1);
+  return finished === undefined ? undefined : (finished[1] ?? 'ok');
 }
 
 // Debian 12's own Dovecot.
@@ -250,12 +252,8 @@ const dovecot23: DovecotUnderTest = {
   quota: { field: 'quota_rule', shown: (bytes) => new RegExp(`^quota_rule\\s+\\*:bytes=${bytes}$`, 'm') },
   authTestTempFailExit: 77,
   mailAndQuota: ['mail_location = maildir:~/Maildir', 'mail_plugins = $mail_plugins quota', 'plugin {\n  quota = count:User quota\n  quota_vsizes = yes\n}'],
-  workerResult(log, user) {
-    // 2.3: "auth-worker(pid): … auth-worker<N>: lua(user,…): …", then "auth-worker<N>: Finished: code".
-    const mine = log.split('\n').filter((l) => l.includes('auth-worker<') && l.includes(`lua(${user})`));
-    const id = mine.length === 0 ? undefined : /auth-worker<(\d+)>: lua\(/.exec(mine[mine.length - 1]!)?.[1];
-    return id === undefined ? undefined : finished(log, id);
-  },
+  // "auth-worker(pid): … auth-worker<N>: lua(user): …"
+  workerRequest: (user) => new RegExp(`auth-worker<(\\d+)>: lua\\(${user}\\)`, 'g'),
 };
 
 // Debian 13's Dovecot 2.4, in the root scripts/dovecot24-root.sh makes (`.ci/run` makes it).
@@ -274,11 +272,8 @@ const dovecot24: DovecotUnderTest = {
   quota: { field: 'quota_storage_size', shown: (bytes) => new RegExp(`^quota_storage_size\\s+${bytes}$`, 'm') },
   authTestTempFailExit: 75,
   mailAndQuota: ['mail_driver = maildir', 'mail_path = ~/Maildir', 'mail_plugins {\n  quota = yes\n}', 'quota "User quota" {\n  driver = count\n}'],
-  workerResult(log, user) {
-    // 2.4: "auth-worker(user)<pid>: request [N]: …", then "auth-worker<N>: Finished: code".
-    const ids = [...log.matchAll(new RegExp(`auth-worker\\(${user.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\)<\\d+>: request \\[(\\d+)\\]`, 'g'))];
-    return ids.length === 0 ? undefined : finished(log, ids[ids.length - 1]![1]!);
-  },
+  // "auth-worker(user)<pid>: request [N]: …"
+  workerRequest: (user) => new RegExp(`auth-worker\\(${user}\\)<\\d+>: request \\[(\\d+)\\]`, 'g'),
 };
 
 for (const target of [dovecot23, dovecot24]) describeInterop(target);
@@ -431,7 +426,7 @@ function describeInterop(d: DovecotUnderTest): void {
         else expect(r.out).not.toContain('code=');
         // The auth worker's own record of the result code the script returned.
         const log = dovecotLog();
-        expect(d.workerResult(log, user), log).toBe(code);
+        expect(workerResult(d, log, user), log).toBe(code);
       }
     });
 
