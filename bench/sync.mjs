@@ -1,5 +1,6 @@
 // Directory benchmarks: cold-load time and RSS for 100k and 1M mailboxes (plus as many
-// aliases), and commit-to-visible latency of single-row changes through LISTEN/NOTIFY.
+// aliases), commit-to-visible latency of single-row changes through LISTEN/NOTIFY, and how
+// long the event loop stalls while many passwords change.
 // Each size loads in a child process of its own so that RSS is that load's alone.
 // Runnable alone: node bench/sync.mjs [sizes…]   (PostgreSQL at MAILMAPD_BENCH_PG or 127.0.0.1:5432)
 
@@ -70,8 +71,10 @@ async function child(url, changes) {
   const loadSeconds = (performance.now() - t0) / 1000;
   globalThis.gc?.();
   await new Promise((r) => setTimeout(r, 200));
-  const rssMb = process.memoryUsage().rss / 2 ** 20;
-  const heapMb = process.memoryUsage().heapUsed / 2 ** 20;
+  const mem = process.memoryUsage();
+  const rssMb = mem.rss / 2 ** 20;
+  const heapMb = mem.heapUsed / 2 ** 20;
+  const offHeapMb = mem.arrayBuffers / 2 ** 20; // the mailbox and alias tables' chunks
   const counts = directory.counts();
 
   const latencies = [];
@@ -92,9 +95,29 @@ async function child(url, changes) {
     await writer.end();
   }
   await sync.stop();
+
+  // Lookups wait while the main thread is busy: how long it stalls while every password is
+  // rewritten (a scheme migration: new full-length hashes), 1000 changes per event-loop
+  // turn, as NOTIFY batches arrive, with a lookup after each.
+  const { monitorEventLoopDelay } = await import('node:perf_hooks');
+  const addresses = [...directory.users()];
+  const stall = monitorEventLoopDelay({ resolution: 1 });
+  stall.enable();
+  const churnStart = performance.now();
+  for (let i = 0; i < addresses.length; i += 1000) {
+    for (const a of addresses.slice(i, i + 1000)) {
+      const u = directory.user(a);
+      directory.setMailbox(a, { password: `{SHA512-CRYPT}$6$zyxwvutsrqponmlk$${String(i).padStart(86, 'q')}`, quotaBytes: u.quotaBytes ?? 0, active: true });
+      directory.lookup('mailboxes', a);
+    }
+    await new Promise((r) => setImmediate(r));
+  }
+  stall.disable();
+  const churn = { n: addresses.length, seconds: (performance.now() - churnStart) / 1000, p99: stall.percentile(99) / 1e6, max: stall.max / 1e6 };
+
   latencies.sort((a, b) => a - b);
   const pct = (p) => (latencies.length ? latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))] : NaN);
-  process.send({ loadSeconds, rssMb, heapMb, counts, p50: pct(50), p99: pct(99), max: latencies.at(-1) ?? NaN, changes });
+  process.send({ loadSeconds, rssMb, heapMb, offHeapMb, churn, counts, p50: pct(50), p99: pct(99), max: latencies.at(-1) ?? NaN, changes });
 }
 
 function runChild(url, changes) {
@@ -117,8 +140,12 @@ export async function run(log = console.log, sizes = [100_000, 1_000_000]) {
     results.push({ size, ...r });
     log(
       `sync: ${size.toLocaleString('en')} mailboxes + ${size.toLocaleString('en')} aliases: cold load ${r.loadSeconds.toFixed(2)} s, ` +
-        `RSS ${r.rssMb.toFixed(0)} MB (heap ${r.heapMb.toFixed(0)} MB); ` +
+        `RSS ${r.rssMb.toFixed(0)} MB (JS heap ${r.heapMb.toFixed(0)} MB, tables ${r.offHeapMb.toFixed(0)} MB off-heap); ` +
         `commit-to-visible over ${r.changes} single-row updates: p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms, max ${r.max.toFixed(2)} ms`,
+    );
+    log(
+      `sync: ${size.toLocaleString('en')}: ${r.churn.n.toLocaleString('en')} password changes in memory, 1000 per event-loop turn: ` +
+        `${r.churn.seconds.toFixed(2)} s; event-loop stall p99 ${r.churn.p99.toFixed(1)} ms, max ${r.churn.max.toFixed(1)} ms`,
     );
     await withClient(serverUrl, (c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
   }

@@ -3,14 +3,9 @@
 // fills and patches it; socketmap, auth, checkpassword and the Dovecot lookup read it.
 
 import { domainOf, fold, localOf, splitExtension, withExtension } from './address.js';
+import { createAliasTable, createMailboxTable, type AliasTable, type MailboxRecord, type MailboxTable } from './tables.js';
 
-export interface MailboxRecord {
-  /** `{SCHEME}hash` or a bare crypt string; null when the row has none (cannot log in). */
-  password: string | null;
-  /** 0 = no limit. */
-  quotaBytes: number;
-  active: boolean;
-}
+export type { AliasTable, MailboxRecord, MailboxTable } from './tables.js';
 
 export interface AliasDomainRecord {
   target: string;
@@ -20,9 +15,9 @@ export interface AliasDomainRecord {
 export interface DirectoryData {
   domains: Map<string, boolean>;
   aliasDomains: Map<string, AliasDomainRecord>;
-  mailboxes: Map<string, MailboxRecord>;
+  mailboxes: MailboxTable;
   /** Address (or `@domain`) → its active destinations, comma-joined, as Postfix wants them. */
-  aliases: Map<string, string>;
+  aliases: AliasTable;
 }
 
 export type ChangeKind = 'domain' | 'alias_domain' | 'mailbox' | 'alias';
@@ -39,7 +34,7 @@ export type MapName = 'domains' | 'mailboxes' | 'aliases' | 'senders';
 export const mapNames: readonly MapName[] = ['domains', 'mailboxes', 'aliases', 'senders'];
 
 export function emptyData(): DirectoryData {
-  return { domains: new Map(), aliasDomains: new Map(), mailboxes: new Map(), aliases: new Map() };
+  return { domains: new Map(), aliasDomains: new Map(), mailboxes: createMailboxTable(), aliases: createAliasTable() };
 }
 
 /** One alias row as stored: address → destination, each row active or not. */
@@ -103,11 +98,8 @@ export function createDirectory(options: DirectoryOptions): Directory {
     return ad !== undefined && ad.active && data.domains.get(ad.target) === true;
   };
 
-  const activeMailbox = (address: string): MailboxRecord | undefined => {
-    const mb = data.mailboxes.get(address);
-    if (mb === undefined || !mb.active) return undefined;
-    return data.domains.get(domainOf(address)) === true ? mb : undefined;
-  };
+  const activeMailbox = (address: string): boolean =>
+    data.mailboxes.isActive(address) && data.domains.get(domainOf(address)) === true;
 
   const domain = (key: string): string | undefined => {
     const d = fold(key);

@@ -33,7 +33,7 @@ export function mailboxRow(r: Row): [string, MailboxRecord] {
 }
 
 /** Adds one alias row to a map of address → comma-joined active destinations. */
-export function addAliasRow(aliases: Map<string, string>, r: Row): void {
+export function addAliasRow(aliases: { get(k: string): string | undefined; set(k: string, v: string): unknown }, r: Row): void {
   if (!truthy(r[2])) return;
   const address = fold(text(r[0]));
   const dest = fold(text(r[1]).trim());
