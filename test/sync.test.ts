@@ -19,6 +19,8 @@ beforeAll(async () => {
     INSERT INTO mailmapd.domains (name) VALUES ('example.org'), ('Other.TEST');
     INSERT INTO mailmapd.mailboxes (address, password, quota_bytes) VALUES ('alice@example.org', '{PLAIN}a', 1000);
     INSERT INTO mailmapd.aliases (address, destination) VALUES ('info@example.org', 'alice@example.org');
+    INSERT INTO mailmapd.aliases (address, destination, active) VALUES ('team@example.org', 'carol@elsewhere.test', true),
+      ('team@example.org', 'dave@elsewhere.test', false), ('team@example.org', 'alice@example.org', true);
   `);
   sync = createSync({
     databaseUrl: db.url,
@@ -44,6 +46,7 @@ describe('sync from PostgreSQL', () => {
     expect(directory.domain('other.test')).toBe('other.test');
     expect(directory.mailbox('alice@example.org')).toBe('example.org/alice/');
     expect(directory.alias('info@example.org')).toBe('alice@example.org');
+    expect(directory.alias('team@example.org')).toBe('carol@elsewhere.test,alice@example.org');
     expect(directory.user('alice@example.org')).toMatchObject({ status: 'ok', quotaBytes: 1000 });
   });
 

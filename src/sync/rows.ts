@@ -2,7 +2,7 @@
 // entries. Kept apart from the sync so that loads and incremental re-reads agree exactly.
 
 import { fold } from '../directory/address.js';
-import type { AliasDomainRecord, DirectoryData, MailboxRecord } from '../directory/directory.js';
+import type { AliasDomainRecord, ChangeKind, DirectoryData, MailboxRecord } from '../directory/directory.js';
 
 type Row = unknown[];
 
@@ -32,18 +32,50 @@ export function mailboxRow(r: Row): [string, MailboxRecord] {
   ];
 }
 
-/** Adds one alias row to a map of address → comma-joined active destinations. */
-export function addAliasRow(aliases: { get(k: string): string | undefined; set(k: string, v: string): unknown }, r: Row): void {
-  if (!truthy(r[2])) return;
-  const address = fold(text(r[0]));
-  const dest = fold(text(r[1]).trim());
-  if (address === '' || dest === '') return;
-  const prev = aliases.get(address);
-  if (prev === undefined) aliases.set(address, dest);
-  else if (!`,${prev},`.includes(`,${dest},`)) aliases.set(address, `${prev},${dest}`);
+/** Where alias rows end up: address → comma-joined active destinations, as the directory stores them. */
+export interface AliasSink {
+  get(address: string): string | undefined;
+  set(address: string, destinations: string): unknown;
 }
 
-export function addRow(data: DirectoryData, kind: 'domain' | 'alias_domain' | 'mailbox' | 'alias', r: Row): void {
+/**
+ * Adds alias rows to `into`, each destination once, in row order; call finish() after the
+ * last row. Linear in the rows: an address's first destination is written at once, and
+ * the destinations of an address with several rows (a mailing list can have thousands)
+ * are gathered in a set and written once at the end, not re-joined on every row.
+ */
+export function aliasRowAdder(into: AliasSink): { add(r: Row): void; finish(): void } {
+  const lists = new Map<string, Set<string>>();
+  return {
+    add(r) {
+      if (!truthy(r[2])) return;
+      const address = fold(text(r[0]));
+      const dest = fold(text(r[1]).trim());
+      if (address === '' || dest === '') return;
+      const list = lists.get(address);
+      if (list !== undefined) {
+        // A profile may return several destinations in one row, comma-joined.
+        for (const d of dest.split(',')) list.add(d);
+        return;
+      }
+      const first = into.get(address);
+      if (first === undefined) into.set(address, dest);
+      else if (first !== dest) lists.set(address, new Set([...first.split(','), ...dest.split(',')]));
+    },
+    finish() {
+      for (const [address, list] of lists) into.set(address, [...list].join(','));
+      lists.clear();
+    },
+  };
+}
+
+/** Adds the rows of one kind in a full load to `data`; call finish() after the last. */
+export function rowAdder(data: DirectoryData, kind: ChangeKind): { add(r: Row): void; finish(): void } {
+  if (kind === 'alias') return aliasRowAdder(data.aliases);
+  return { add: (r) => addRow(data, kind, r), finish() {} };
+}
+
+function addRow(data: DirectoryData, kind: 'domain' | 'alias_domain' | 'mailbox', r: Row): void {
   switch (kind) {
     case 'domain': {
       const [k, v] = domainRow(r);
@@ -60,8 +92,5 @@ export function addRow(data: DirectoryData, kind: 'domain' | 'alias_domain' | 'm
       if (k !== '') data.mailboxes.set(k, v);
       break;
     }
-    case 'alias':
-      addAliasRow(data.aliases, r);
-      break;
   }
 }

@@ -12,7 +12,7 @@ import { emptyData, type ChangeKind, type Directory, type DirectoryData } from '
 import { errorMessage, type Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { changeKinds, keyColumn, type Profile } from './profile.js';
-import { addAliasRow, addRow, aliasDomainRow, domainRow, mailboxRow } from './rows.js';
+import { aliasRowAdder, rowAdder, aliasDomainRow, domainRow, mailboxRow } from './rows.js';
 
 export interface SyncOptions {
   databaseUrl: string;
@@ -138,11 +138,13 @@ export function createSync(opts: SyncOptions): Sync {
   async function loadKind(c: pg.Client, kind: ChangeKind, data: DirectoryData): Promise<void> {
     const cursor = `mailmapd_load_${kind}`;
     await c.query(`DECLARE ${cursor} NO SCROLL CURSOR FOR ${profile.queries[kind]}`);
+    const rows = rowAdder(data, kind);
     for (;;) {
       const r = await c.query({ text: `FETCH ${fetchSize} FROM ${cursor}`, rowMode: 'array' });
-      for (const row of r.rows as unknown[][]) addRow(data, kind, row);
+      for (const row of r.rows as unknown[][]) rows.add(row);
       if (r.rows.length < fetchSize) break;
     }
+    rows.finish();
     await c.query(`CLOSE ${cursor}`);
   }
 
@@ -182,7 +184,9 @@ export function createSync(opts: SyncOptions): Sync {
       }
       case 'alias': {
         const found = new Map<string, string>();
-        for (const r of rows) addAliasRow(found, r);
+        const add = aliasRowAdder(found);
+        for (const r of rows) add.add(r);
+        add.finish();
         for (const k of keys) directory.setAlias(k, found.get(k));
         break;
       }
