@@ -24,6 +24,7 @@ import { createCheckpasswordHandler } from './checkpassword/server.js';
 import { createDovecotRoutes } from './dovecot/route.js';
 import { createLimiter, settingsFrom } from './policy/limiter.js';
 import { createPolicyRoutes } from './policy/route.js';
+import { returnFreedMemoryToOs } from './memory/malloc.js';
 
 /** A protocol served on the addresses of one config key. */
 interface Service {
@@ -74,6 +75,10 @@ export async function serve(configPath: string | undefined): Promise<number> {
   const profile = await profileFor(config.schema); // a broken custom profile is a config error
   const started = process.hrtime.bigint();
   const metrics = createMetrics(config.metrics);
+  // Before the directory allocates: so that a full reload's old copy leaves the process.
+  if (!returnFreedMemoryToOs()) {
+    logger.info('malloc setting not built (scripts/build-malloc.mjs): memory freed by a full reload may stay with the process', {});
+  }
   const directory = createDirectory({ recipientDelimiter: config.recipient_delimiter });
   // Set once the database is open; listeners come first so that a port in use fails the
   // start before an embedded PostgreSQL is spun up. Until the first load every answer is TEMP.
