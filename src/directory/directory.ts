@@ -37,23 +37,6 @@ export function emptyData(): DirectoryData {
   return { domains: new Map(), aliasDomains: new Map(), mailboxes: createMailboxTable(), aliases: createAliasTable() };
 }
 
-/** One alias row as stored: address → destination, each row active or not. */
-export interface AliasRow {
-  destination: string;
-  active: boolean;
-}
-
-/** Joins alias rows into the stored form; undefined when none is active. */
-export function joinAliasRows(rows: Iterable<AliasRow>): string | undefined {
-  const seen: string[] = [];
-  for (const r of rows) {
-    if (!r.active) continue;
-    const d = fold(r.destination.trim());
-    if (d !== '' && !seen.includes(d)) seen.push(d);
-  }
-  return seen.length === 0 ? undefined : seen.join(',');
-}
-
 export interface DirectoryOptions {
   /** Characters that start an address extension, like Postfix's recipient_delimiter. */
   recipientDelimiter: string;
