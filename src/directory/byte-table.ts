@@ -23,7 +23,7 @@ const BIG = 256 * 1024;
 const NULL_LEN = 0xffffffff;
 const LIVE = 0x80;
 /** Flags a caller may use; the top bit marks a live entry. */
-export const USER_FLAGS = 0x7f;
+const USER_FLAGS = 0x7f;
 const MAX_KEY_BYTES = (1 << 24) - 1;
 const MIN_GARBAGE = 4 << 20;
 const MOVE_BUDGET = 8 << 20;
@@ -39,7 +39,7 @@ export interface ByteTable {
   num(id: number): number;
   flags(id: number): number;
   keys(): IterableIterator<string>;
-  /** Bytes held in chunks and in them still live, for tests and the benchmark. */
+  /** Bytes held in chunks and, of them, still live (for tests). */
   memory(): { chunkBytes: number; liveBytes: number; chunks: number };
 }
 

@@ -2,9 +2,7 @@
 // by scripts/build-crypt.mjs) or, when it is missing, the pure-JavaScript fallback.
 // `cryptBackend.native` tells the pool, which logs a warning once when the fallback is used.
 
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
+import { loadAddon } from '../native-addon.js';
 import { jsCrypt, jsGensalt } from './jscrypt.js';
 
 export interface CryptBackend {
@@ -20,20 +18,9 @@ interface Addon {
   gensalt(prefix: string, count: number, random: Buffer): string | null;
 }
 
-// Next to this module in dist/; from src/ (tests run the TypeScript) the built copy in dist/.
-const candidates = ['./crypt.node', '../../dist/password/crypt.node'].map((p) => fileURLToPath(new URL(p, import.meta.url)));
-
 function load(): CryptBackend {
-  const require = createRequire(import.meta.url);
-  for (const file of candidates) {
-    if (!existsSync(file)) continue;
-    try {
-      const addon = require(file) as Addon;
-      return { native: true, crypt: addon.crypt, gensalt: addon.gensalt };
-    } catch {
-      // An unloadable binary (other architecture, missing libcrypt): try the next, then fall back.
-    }
-  }
+  const addon = loadAddon<Addon>('password/crypt.node');
+  if (addon !== undefined) return { native: true, crypt: addon.crypt, gensalt: addon.gensalt };
   return { native: false, crypt: jsCrypt, gensalt: (prefix, _count, random) => jsGensalt(prefix, random) };
 }
 
