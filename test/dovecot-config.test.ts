@@ -64,6 +64,9 @@ describe('mailmapd dovecot-config', () => {
       const out = execFileSync('doveconf', ['-n', '-c', conf], { encoding: 'utf8' });
       expect(out).toContain('driver = checkpassword');
       expect(out).toContain(`args = ${checkpasswordBinary} -s unix:/run/mailmapd/checkpassword`);
+      // The LMTP listener Postfix's virtual_transport delivers to (see postfix-delivery.test.ts).
+      expect(out).toMatch(/service lmtp \{\n\s+unix_listener \/var\/spool\/postfix\/private\/dovecot-lmtp \{\n\s+group = postfix\n\s+mode = 0600\n\s+user = postfix/);
+      expect(text).toMatch(/^recipient_delimiter = \+$/m);
 
       writeFileSync(join(dir, 'main.cf'), text.slice(split));
       const pf = execFileSync('postconf', ['-c', dir, '-n'], { encoding: 'utf8' });

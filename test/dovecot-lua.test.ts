@@ -23,6 +23,7 @@ import { nativeProfile } from '../src/sync/profile.js';
 import { createSync, type Sync } from '../src/sync/sync.js';
 import { freePort } from './helpers/daemon.js';
 import { createTestDatabase, waitFor, type TestDatabase } from './helpers/db.js';
+import { stopByPidFile } from './helpers/pid-file.js';
 
 const sha512 = '{SHA512-CRYPT}$6$lXRp1ig.4KPF2O5i$8hULb3sBLbI1Eo5rjuOrw262V.pizuOv3igQTRCz/cfOctXAnCnIVo7857/Esw/QbDljhogP5FOeQDddoyfos0'; // "secret"
 const odd = 'p@ss w&rd=+%é'; // every character the form encoding must carry
@@ -374,21 +375,8 @@ function describeInterop(d: DovecotUnderTest): void {
     }, 60_000);
 
     afterAll(async () => {
-      // Stop the master by its pid and wait until it is gone, before its directory goes.
-      const pidFile = dir ? join(dir, 'run', 'master.pid') : '';
-      if (pidFile && existsSync(pidFile)) {
-        const pid = Number(readFileSync(pidFile, 'utf8'));
-        const alive = () => {
-          try {
-            process.kill(pid, 0);
-            return true;
-          } catch {
-            return false;
-          }
-        };
-        if (alive()) process.kill(pid, 'SIGTERM');
-        await waitFor(() => !alive(), 10_000, 'dovecot to stop');
-      }
+      // The master detached: stop it by its pid, and wait until it is gone before its directory goes.
+      if (dir) await stopByPidFile(join(dir, 'run', 'master.pid'), 'dovecot');
       s?.auth.close();
       await s?.http.close(0);
       await sync?.stop();

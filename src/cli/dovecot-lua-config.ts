@@ -6,6 +6,7 @@
 
 import { fileURLToPath } from 'node:url';
 import type { Config } from '../config.js';
+import { dovecotLmtpSection } from './dovecot-lmtp-config.js';
 
 /** The script as shipped in the package (dist/cli → ../../config; src/cli alike). */
 export const defaultLuaFile = fileURLToPath(new URL('../../config/dovecot/auth-mailmapd.lua', import.meta.url));
@@ -111,5 +112,6 @@ export function dovecotLuaConfig(config: Config, opts: LuaConfigOptions = {}): s
     dovecotLuaConfig23(config, opts),
     '# ---------------------------------------------------------------- Dovecot 2.4',
     dovecotLuaConfig24(config, opts),
+    ...dovecotLmtpSection(config),
   ].join('\n');
 }

@@ -5,6 +5,7 @@
 
 import type { Config } from '../config.js';
 import type { ListenAddress } from '../listen.js';
+import { postfixLmtpTransport } from './dovecot-lmtp-config.js';
 
 /** The Postfix table name for one socketmap name on `address`. */
 export function socketmapTable(address: ListenAddress, name: string): string {
@@ -36,6 +37,10 @@ export function postfixConfig(config: Config): string {
     `virtual_alias_maps = ${t('aliases')}`,
     '# used with smtpd_sender_restrictions = reject_sender_login_mismatch (or reject_authenticated_sender_login_mismatch)',
     `smtpd_sender_login_maps = ${t('senders')}`,
+    "# Delivery through Dovecot's LMTP (`mailmapd dovecot-config` prints its listener). Postfix's own",
+    '# virtual(8) agent refuses socketmap tables ("not allowed for security-sensitive data") and',
+    '# would defer every message that smtpd accepted.',
+    `virtual_transport = ${postfixLmtpTransport}`,
   );
   if (config.socketmap_listen.length > 1) {
     lines.push(`# (other socketmap listeners: ${config.socketmap_listen.slice(1).map((a) => a.text).join(', ')})`);

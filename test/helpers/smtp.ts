@@ -1,0 +1,75 @@
+// A minimal SMTP client for talking to a real Postfix smtpd in tests: one command, one
+// (possibly multi-line) reply. No dependency: the tests need only what a mail client sends.
+
+import { connect, type Socket } from 'node:net';
+
+export interface SmtpReply {
+  code: number;
+  /** Every line of the reply, codes stripped, joined with newlines. */
+  text: string;
+}
+
+export interface SmtpSession {
+  greeting: SmtpReply;
+  /** Sends one command line (CRLF added) and resolves with its reply. */
+  command(line: string): Promise<SmtpReply>;
+  /** MAIL FROM, RCPT TO each recipient, DATA; resolves with the reply to the message's final dot. */
+  send(from: string, to: string[], message: string): Promise<SmtpReply>;
+  close(): Promise<void>;
+}
+
+export function smtpSession(port: number, host = '127.0.0.1'): Promise<SmtpSession> {
+  return new Promise((resolve, reject) => {
+    const socket: Socket = connect(port, host);
+    let buffered = '';
+    let waiting: ((r: SmtpReply) => void) | undefined;
+    const lines: string[] = [];
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => {
+      buffered += chunk;
+      let nl: number;
+      while ((nl = buffered.indexOf('\r\n')) >= 0) {
+        const line = buffered.slice(0, nl);
+        buffered = buffered.slice(nl + 2);
+        lines.push(line.slice(4));
+        // "250-..." continues a reply, "250 ..." ends it.
+        if (line[3] !== '-') {
+          const reply = { code: Number(line.slice(0, 3)), text: lines.splice(0).join('\n') };
+          const w = waiting;
+          waiting = undefined;
+          w?.(reply);
+        }
+      }
+    });
+    const next = () => new Promise<SmtpReply>((r) => (waiting = r));
+    const command = (line: string) => {
+      const reply = next();
+      socket.write(`${line}\r\n`);
+      return reply;
+    };
+    socket.once('error', reject);
+    next().then((greeting) => {
+      resolve({
+        greeting,
+        command,
+        async send(from, to, message) {
+          const mail = await command(`MAIL FROM:<${from}>`);
+          if (mail.code !== 250) return mail;
+          for (const rcpt of to) {
+            const r = await command(`RCPT TO:<${rcpt}>`);
+            if (r.code !== 250) return r;
+          }
+          const data = await command('DATA');
+          if (data.code !== 354) return data;
+          const body = message.replace(/\r?\n/g, '\r\n').replace(/^\./gm, '..');
+          return command(`${body}\r\n.`);
+        },
+        close: () =>
+          new Promise((done) => {
+            socket.once('close', () => done());
+            socket.end('QUIT\r\n');
+          }),
+      });
+    }, reject);
+  });
+}
