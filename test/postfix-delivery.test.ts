@@ -60,235 +60,243 @@ const masterCf = (smtpPort: number) =>
     '',
   ].join('\n');
 
-describe('mail through a real Postfix and Dovecot LMTP, configured as mailmapd prints it', { timeout: 60_000 }, () => {
-  let db: TestDatabase;
-  let daemon: Daemon;
-  let dir: string;
-  let smtpPort: number;
-  const daemonConfig: Record<string, string> = {};
-  const postfix = (...args: string[]) => spawnSync('/usr/sbin/postfix', ['-c', join(dir, 'etc'), ...args], { stdio: 'ignore', timeout: 30_000 });
-  const maillog = () => (existsSync(join(dir, 'maillog')) ? readFileSync(join(dir, 'maillog'), 'utf8') : '');
-  const dovecotLog = () => (existsSync(join(dir, 'dovecot', 'dovecot.log')) ? readFileSync(join(dir, 'dovecot', 'dovecot.log'), 'utf8') : '');
+// Both listener kinds: inet (the default config; smtpd and cleanup connect from their
+// chroot) and UNIX (the tables go through proxymap, outside the chroot).
+for (const listener of ['inet', 'unix'] as const) describeDelivery(listener);
 
-  /** The messages in a mailbox's Maildir INBOX. */
-  const inbox = (domain: string, user: string): string[] => {
-    const n = join(dir, 'vmail', domain, user, 'Maildir', 'new');
-    return existsSync(n) ? readdirSync(n).map((f) => readFileSync(join(n, f), 'utf8')) : [];
-  };
-  const hasMessage = (domain: string, user: string, subject: string) => inbox(domain, user).some((m) => m.includes(`Subject: ${subject}\r\n`) || m.includes(`Subject: ${subject}\n`));
+function describeDelivery(listener: 'inet' | 'unix'): void {
+  describe(`mail through a real Postfix and Dovecot LMTP, configured as mailmapd prints it (${listener} socketmap)`, { timeout: 60_000 }, () => {
+    let db: TestDatabase;
+    let daemon: Daemon;
+    let dir: string;
+    let smtpPort: number;
+    const daemonConfig: Record<string, string> = {};
+    const postfix = (...args: string[]) => spawnSync('/usr/sbin/postfix', ['-c', join(dir, 'etc'), ...args], { stdio: 'ignore', timeout: 30_000 });
+    const maillog = () => (existsSync(join(dir, 'maillog')) ? readFileSync(join(dir, 'maillog'), 'utf8') : '');
+    const dovecotLog = () => (existsSync(join(dir, 'dovecot', 'dovecot.log')) ? readFileSync(join(dir, 'dovecot', 'dovecot.log'), 'utf8') : '');
 
-  const session = async (): Promise<SmtpSession> => {
-    const s = await smtpSession(smtpPort);
-    expect(s.greeting.code).toBe(220);
-    expect((await s.command('EHLO client.test')).code).toBe(250);
-    return s;
-  };
+    /** The messages in a mailbox's Maildir INBOX. */
+    const inbox = (domain: string, user: string): string[] => {
+      const n = join(dir, 'vmail', domain, user, 'Maildir', 'new');
+      return existsSync(n) ? readdirSync(n).map((f) => readFileSync(join(n, f), 'utf8')) : [];
+    };
+    const hasMessage = (domain: string, user: string, subject: string) => inbox(domain, user).some((m) => m.includes(`Subject: ${subject}\r\n`) || m.includes(`Subject: ${subject}\n`));
 
-  const rcpt = async (address: string) => {
-    const s = await session();
-    try {
-      expect((await s.command('MAIL FROM:<sender@remote.test>')).code).toBe(250);
-      return await s.command(`RCPT TO:<${address}>`);
-    } finally {
-      await s.close();
-    }
-  };
+    const session = async (): Promise<SmtpSession> => {
+      const s = await smtpSession(smtpPort);
+      expect(s.greeting.code).toBe(220);
+      expect((await s.command('EHLO client.test')).code).toBe(250);
+      return s;
+    };
 
-  beforeAll(async () => {
-    requirePeers();
-    db = await createTestDatabase();
-    await db.sql.query(`
-      INSERT INTO mailmapd.domains (name, active) VALUES ('example.org', true), ('catchall.test', true), ('off.test', false);
-      INSERT INTO mailmapd.alias_domains (name, target) VALUES ('example.net', 'example.org');`);
-    await db.sql.query(
-      `INSERT INTO mailmapd.mailboxes (address, password, active) VALUES
-        ('alice@example.org', $1, true), ('bob@example.org', $2, true), ('carol@example.org', $2, false), ('x@off.test', $2, true)`,
-      [await hashPassword('alice-pw', 'SHA512-CRYPT'), await hashPassword('bob-pw', 'SHA512-CRYPT')],
-    );
-    await db.sql.query(`
-      INSERT INTO mailmapd.aliases (address, destination) VALUES
-        ('info@example.org', 'alice@example.org'), ('info@example.org', 'bob@example.org'), ('@catchall.test', 'alice@example.org');`);
-
-    // Postfix's and Dovecot's unprivileged users must reach the sockets and the mail store.
-    dir = mkdtempSync(join(tmpdir(), 'mailmapd-postfix-'));
-    chmodSync(dir, 0o755);
-    for (const sub of ['etc', 'spool', 'data', 'vmail', 'sock', 'dovecot', 'dovecot/run', 'dovecot/state']) mkdirSync(join(dir, sub));
-    chownSync(join(dir, 'data'), Number(spawnSync('id', ['-u', 'postfix'], { encoding: 'utf8' }).stdout), 0);
-    chownSync(join(dir, 'vmail'), MAIL_UID, MAIL_UID);
-
-    Object.assign(daemonConfig, {
-      socketmap_listen: `unix:${dir}/sock/socketmap`,
-      unix_socket_group: 'postfix',
-      mail_home: `${dir}/vmail/%d/%n`,
-    });
-    daemon = await startDaemon({ databaseUrl: db.url, config: daemonConfig });
-    const config = parseConfigText(readFileSync(daemon.configPath, 'utf8'), daemon.configPath);
-
-    // main.cf: an instance of its own, then exactly what mailmapd prints, then what the test changes.
-    const sasl = dovecotConfig(config, []);
-    smtpPort = await freePort();
-    writeFileSync(
-      join(dir, 'etc', 'main.cf'),
-      [
-        'compatibility_level = 3.6',
-        `queue_directory = ${dir}/spool`,
-        `data_directory = ${dir}/data`,
-        'mail_owner = postfix',
-        'setgid_group = postdrop',
-        'myhostname = mx.example.test',
-        'mydestination =',
-        'alias_maps =',
-        'alias_database =',
-        'local_recipient_maps =',
-        'inet_interfaces = 127.0.0.1',
-        'inet_protocols = ipv4',
-        `maillog_file = ${dir}/maillog`,
-        `maillog_file_prefixes = ${dir}`,
-        'recipient_delimiter = +',
-        postfixConfig(config),
-        sasl.slice(sasl.indexOf('# ---- Postfix')),
-        '# The test speaks plain SMTP on loopback: no TLS to require before AUTH.',
-        'smtpd_tls_auth_only = no',
-        'smtpd_relay_restrictions = permit_sasl_authenticated, reject_unauth_destination',
-        'smtpd_sender_restrictions = reject_sender_login_mismatch',
-        '',
-      ].join('\n'),
-    );
-    writeFileSync(join(dir, 'etc', 'master.cf'), masterCf(smtpPort));
-
-    // Dovecot: an instance of its own with what `dovecot-config --lua` prints for 2.3 and its
-    // LMTP listener, whose socket goes in this Postfix's queue directory instead of Debian's.
-    const lua = dovecotLuaConfig(config);
-    expect(lua).toContain(dovecotLmtpSocket);
-    writeFileSync(
-      join(dir, 'dovecot', 'dovecot.conf'),
-      [
-        `base_dir = ${dir}/dovecot/run`,
-        `state_dir = ${dir}/dovecot/state`,
-        `log_path = ${dir}/dovecot/dovecot.log`,
-        'protocols = lmtp',
-        'ssl = no',
-        'auth_verbose = yes',
-        'mail_location = maildir:~/Maildir',
-        dovecotLuaConfig23(config),
-        lua.slice(lua.indexOf('# ---- Dovecot 2.3 and 2.4: deliveries')).replace(dovecotLmtpSocket, `${dir}/spool/private/dovecot-lmtp`),
-      ].join('\n'),
-    );
-
-    const pf = postfix('start');
-    expect(pf.status, `postfix start failed:\n${maillog()}`).toBe(0);
-    const dc = spawnSync('dovecot', ['-c', join(dir, 'dovecot', 'dovecot.conf')], { stdio: 'ignore', timeout: 20_000 });
-    expect(dc.status, `dovecot failed to start:\n${dovecotLog()}`).toBe(0);
-    await waitFor(() => existsSync(join(dir, 'spool', 'private', 'dovecot-lmtp')), 10_000, "Dovecot's LMTP socket");
-    await waitFor(async () => {
+    const rcpt = async (address: string) => {
+      const s = await session();
       try {
-        await (await session()).close();
-        return true;
-      } catch {
-        return false;
+        expect((await s.command('MAIL FROM:<sender@remote.test>')).code).toBe(250);
+        return await s.command(`RCPT TO:<${address}>`);
+      } finally {
+        await s.close();
       }
-    }, 15_000, 'Postfix smtpd');
-  }, 90_000);
+    };
 
-  afterAll(async () => {
-    if (dir) {
-      postfix('stop');
-      await stopByPidFile(join(dir, 'spool', 'pid', 'master.pid'), 'Postfix');
-      await stopByPidFile(join(dir, 'dovecot', 'run', 'master.pid'), 'Dovecot');
-    }
-    await daemon?.stop();
-    await db?.drop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  }, 60_000);
+    beforeAll(async () => {
+      requirePeers();
+      db = await createTestDatabase();
+      await db.sql.query(`
+        INSERT INTO mailmapd.domains (name, active) VALUES ('example.org', true), ('catchall.test', true), ('off.test', false);
+        INSERT INTO mailmapd.alias_domains (name, target) VALUES ('example.net', 'example.org');`);
+      await db.sql.query(
+        `INSERT INTO mailmapd.mailboxes (address, password, active) VALUES
+          ('alice@example.org', $1, true), ('bob@example.org', $2, true), ('carol@example.org', $2, false), ('x@off.test', $2, true)`,
+        [await hashPassword('alice-pw', 'SHA512-CRYPT'), await hashPassword('bob-pw', 'SHA512-CRYPT')],
+      );
+      await db.sql.query(`
+        INSERT INTO mailmapd.aliases (address, destination) VALUES
+          ('info@example.org', 'alice@example.org'), ('info@example.org', 'bob@example.org'), ('@catchall.test', 'alice@example.org');`);
 
-  it('smtpd accepts and refuses recipients as the directory says', async () => {
-    const cases: [string, number, RegExp?][] = [
-      ['alice@example.org', 250],
-      ['Alice+Tag@Example.ORG', 250],
-      ['info@example.org', 250],
-      ['bob@example.net', 250], // alias domain
-      ['whoever@catchall.test', 250], // catch-all
-      ['nobody@example.org', 550, /5\.1\.1 .*User unknown in virtual mailbox table/],
-      ['carol@example.org', 550, /User unknown/], // inactive mailbox
-      ['x@off.test', 554, /Relay access denied/], // inactive domain: not ours
-      ['someone@elsewhere.test', 554, /Relay access denied/],
-    ];
-    for (const [address, code, text] of cases) {
-      const r = await rcpt(address);
-      expect(r.code, `${address}: ${r.text}`).toBe(code);
-      if (text) expect(r.text).toMatch(text);
-    }
-  });
+      // Postfix's and Dovecot's unprivileged users must reach the sockets and the mail store.
+      dir = mkdtempSync(join(tmpdir(), 'mailmapd-postfix-'));
+      chmodSync(dir, 0o755);
+      for (const sub of ['etc', 'spool', 'data', 'vmail', 'sock', 'dovecot', 'dovecot/run', 'dovecot/state']) mkdirSync(join(dir, sub));
+      chownSync(join(dir, 'data'), Number(spawnSync('id', ['-u', 'postfix'], { encoding: 'utf8' }).stdout), 0);
+      chownSync(join(dir, 'vmail'), MAIL_UID, MAIL_UID);
 
-  it('accepted mail is delivered by Dovecot LMTP into the right Maildir, none deferred', async () => {
-    const s = await session();
-    const messages: [string, string[]][] = [
-      ['to-extension', ['alice+news@example.org']],
-      ['to-alias', ['info@example.org']],
-      ['to-alias-domain', ['bob@example.net']],
-      ['to-catch-all', ['whoever@catchall.test']],
-    ];
-    try {
-      for (const [subject, to] of messages) {
-        const r = await s.send('sender@remote.test', to, `From: sender@remote.test\nTo: ${to.join(', ')}\nSubject: ${subject}\n\nhello\n`);
-        expect(r.code, `${subject}: ${r.text}`).toBe(250);
+      Object.assign(daemonConfig, {
+        socketmap_listen: listener === 'unix' ? `unix:${dir}/sock/socketmap` : `inet:127.0.0.1:${await freePort()}`,
+        unix_socket_group: 'postfix',
+        mail_home: `${dir}/vmail/%d/%n`,
+      });
+      daemon = await startDaemon({ databaseUrl: db.url, config: daemonConfig });
+      const config = parseConfigText(readFileSync(daemon.configPath, 'utf8'), daemon.configPath);
+
+      // main.cf: an instance of its own, then exactly what mailmapd prints, then what the test changes.
+      const sasl = dovecotConfig(config, []);
+      const tables = postfixConfig(config);
+      expect(tables).toContain(listener === 'unix' ? `virtual_mailbox_maps = proxy:socketmap:unix:${dir}/sock/socketmap:mailboxes` : 'virtual_mailbox_maps = socketmap:inet:127.0.0.1:');
+      smtpPort = await freePort();
+      writeFileSync(
+        join(dir, 'etc', 'main.cf'),
+        [
+          'compatibility_level = 3.6',
+          `queue_directory = ${dir}/spool`,
+          `data_directory = ${dir}/data`,
+          'mail_owner = postfix',
+          'setgid_group = postdrop',
+          'myhostname = mx.example.test',
+          'mydestination =',
+          'alias_maps =',
+          'alias_database =',
+          'local_recipient_maps =',
+          'inet_interfaces = 127.0.0.1',
+          'inet_protocols = ipv4',
+          `maillog_file = ${dir}/maillog`,
+          `maillog_file_prefixes = ${dir}`,
+          'recipient_delimiter = +',
+          tables,
+          sasl.slice(sasl.indexOf('# ---- Postfix')),
+          '# The test speaks plain SMTP on loopback: no TLS to require before AUTH.',
+          'smtpd_tls_auth_only = no',
+          'smtpd_relay_restrictions = permit_sasl_authenticated, reject_unauth_destination',
+          'smtpd_sender_restrictions = reject_sender_login_mismatch',
+          '',
+        ].join('\n'),
+      );
+      writeFileSync(join(dir, 'etc', 'master.cf'), masterCf(smtpPort));
+
+      // Dovecot: an instance of its own with what `dovecot-config --lua` prints for 2.3 and its
+      // LMTP listener, whose socket goes in this Postfix's queue directory instead of Debian's.
+      const lua = dovecotLuaConfig(config);
+      expect(lua).toContain(dovecotLmtpSocket);
+      writeFileSync(
+        join(dir, 'dovecot', 'dovecot.conf'),
+        [
+          `base_dir = ${dir}/dovecot/run`,
+          `state_dir = ${dir}/dovecot/state`,
+          `log_path = ${dir}/dovecot/dovecot.log`,
+          'protocols = lmtp',
+          'ssl = no',
+          'auth_verbose = yes',
+          'mail_location = maildir:~/Maildir',
+          dovecotLuaConfig23(config),
+          lua.slice(lua.indexOf('# ---- Dovecot 2.3 and 2.4: deliveries')).replace(dovecotLmtpSocket, `${dir}/spool/private/dovecot-lmtp`),
+        ].join('\n'),
+      );
+
+      const pf = postfix('start');
+      expect(pf.status, `postfix start failed:\n${maillog()}`).toBe(0);
+      const dc = spawnSync('dovecot', ['-c', join(dir, 'dovecot', 'dovecot.conf')], { stdio: 'ignore', timeout: 20_000 });
+      expect(dc.status, `dovecot failed to start:\n${dovecotLog()}`).toBe(0);
+      await waitFor(() => existsSync(join(dir, 'spool', 'private', 'dovecot-lmtp')), 10_000, "Dovecot's LMTP socket");
+      await waitFor(async () => {
+        try {
+          await (await session()).close();
+          return true;
+        } catch {
+          return false;
+        }
+      }, 15_000, 'Postfix smtpd');
+    }, 90_000);
+
+    afterAll(async () => {
+      if (dir) {
+        postfix('stop');
+        await stopByPidFile(join(dir, 'spool', 'pid', 'master.pid'), 'Postfix');
+        await stopByPidFile(join(dir, 'dovecot', 'run', 'master.pid'), 'Dovecot');
       }
-    } finally {
-      await s.close();
-    }
-    const expected: [string, string, string][] = [
-      ['to-extension', 'example.org', 'alice'],
-      ['to-alias', 'example.org', 'alice'],
-      ['to-alias', 'example.org', 'bob'],
-      ['to-alias-domain', 'example.org', 'bob'],
-      ['to-catch-all', 'example.org', 'alice'],
-    ];
-    await waitFor(() => expected.every(([subject, domain, user]) => hasMessage(domain, user, subject)), 20_000, `deliveries (maillog:\n${maillog()}\ndovecot:\n${dovecotLog()})`);
-    expect(hasMessage('example.org', 'bob', 'to-extension')).toBe(false);
-    expect(hasMessage('example.org', 'bob', 'to-catch-all')).toBe(false);
-    expect(maillog()).not.toMatch(/status=(deferred|bounced)/);
-  });
+      await daemon?.stop();
+      await db?.drop();
+      if (dir) rmSync(dir, { recursive: true, force: true });
+    }, 60_000);
 
-  it('a mailbox added in SQL is accepted at once, and refused once deactivated', async () => {
-    expect((await rcpt('dave@example.org')).code).toBe(550);
-    await db.sql.query(`INSERT INTO mailmapd.mailboxes (address, password) VALUES ('dave@example.org', '{PLAIN}dave-pw')`);
-    await waitFor(async () => (await rcpt('dave@example.org')).code === 250, 5_000, 'the new mailbox at RCPT');
-    await db.sql.query(`UPDATE mailmapd.mailboxes SET active = false WHERE address = 'dave@example.org'`);
-    await waitFor(async () => (await rcpt('dave@example.org')).code === 550, 5_000, 'the deactivated mailbox refused at RCPT');
-  });
+    it('smtpd accepts and refuses recipients as the directory says', async () => {
+      const cases: [string, number, RegExp?][] = [
+        ['alice@example.org', 250],
+        ['Alice+Tag@Example.ORG', 250],
+        ['info@example.org', 250],
+        ['bob@example.net', 250], // alias domain
+        ['whoever@catchall.test', 250], // catch-all
+        ['nobody@example.org', 550, /5\.1\.1 .*User unknown in virtual mailbox table/],
+        ['carol@example.org', 550, /User unknown/], // inactive mailbox
+        ['x@off.test', 554, /Relay access denied/], // inactive domain: not ours
+        ['someone@elsewhere.test', 554, /Relay access denied/],
+      ];
+      for (const [address, code, text] of cases) {
+        const r = await rcpt(address);
+        expect(r.code, `${address}: ${r.text}`).toBe(code);
+        if (text) expect(r.text).toMatch(text);
+      }
+    });
 
-  it('SMTP AUTH through the daemon, and senders limited to what the login owns', async () => {
-    const s = await session();
-    try {
-      const plain = (user: string, pass: string) => Buffer.from(`\0${user}\0${pass}`).toString('base64');
-      expect((await s.command(`AUTH PLAIN ${plain('alice@example.org', 'wrong')}`)).code).toBe(535);
-      expect((await s.command(`AUTH PLAIN ${plain('Alice@Example.NET', 'alice-pw')}`)).code).toBe(235);
-      // smtpd judges the sender at RCPT (smtpd_delay_reject): one transaction per sender.
-      const asSender = async (from: string) => {
-        expect((await s.command(`MAIL FROM:<${from}>`)).code).toBe(250);
-        const r = await s.command('RCPT TO:<someone@elsewhere.test>');
-        expect((await s.command('RSET')).code).toBe(250);
-        return r;
-      };
-      // The alias info@ delivers to alice: she may send as it, and as herself with an
-      // extension; not as bob. Authenticated, she may relay to the world.
-      expect((await asSender('alice@example.org')).code).toBe(250);
-      expect((await asSender('info@example.org')).code).toBe(250);
-      expect((await asSender('Alice+list@example.org')).code).toBe(250);
-      const bob = await asSender('bob@example.org');
-      expect(bob.code, bob.text).toBe(553);
-      expect(bob.text).toMatch(/Sender address rejected: not owned by user alice@example\.org/);
-    } finally {
-      await s.close();
-    }
-  });
+    it('accepted mail is delivered by Dovecot LMTP into the right Maildir, none deferred', async () => {
+      const s = await session();
+      const messages: [string, string[]][] = [
+        ['to-extension', ['alice+news@example.org']],
+        ['to-alias', ['info@example.org']],
+        ['to-alias-domain', ['bob@example.net']],
+        ['to-catch-all', ['whoever@catchall.test']],
+      ];
+      try {
+        for (const [subject, to] of messages) {
+          const r = await s.send('sender@remote.test', to, `From: sender@remote.test\nTo: ${to.join(', ')}\nSubject: ${subject}\n\nhello\n`);
+          expect(r.code, `${subject}: ${r.text}`).toBe(250);
+        }
+      } finally {
+        await s.close();
+      }
+      const expected: [string, string, string][] = [
+        ['to-extension', 'example.org', 'alice'],
+        ['to-alias', 'example.org', 'alice'],
+        ['to-alias', 'example.org', 'bob'],
+        ['to-alias-domain', 'example.org', 'bob'],
+        ['to-catch-all', 'example.org', 'alice'],
+      ];
+      await waitFor(() => expected.every(([subject, domain, user]) => hasMessage(domain, user, subject)), 20_000, `deliveries (maillog:\n${maillog()}\ndovecot:\n${dovecotLog()})`);
+      expect(hasMessage('example.org', 'bob', 'to-extension')).toBe(false);
+      expect(hasMessage('example.org', 'bob', 'to-catch-all')).toBe(false);
+      expect(maillog()).not.toMatch(/status=(deferred|bounced)/);
+    });
 
-  it('with the daemon down Postfix defers (4xx), never bounces; it answers again once the daemon is back', async () => {
-    await daemon.stop();
-    const down = await rcpt('alice@example.org');
-    expect(down.code, down.text).toBe(451);
-    expect(down.text).toMatch(/4\.3\.0 .*[Tt]emporary lookup failure/);
-    daemon = await startDaemon({ databaseUrl: db.url, config: daemonConfig });
-    await waitFor(async () => (await rcpt('alice@example.org')).code === 250, 10_000, 'Postfix to reach the restarted daemon');
+    it('a mailbox added in SQL is accepted at once, and refused once deactivated', async () => {
+      expect((await rcpt('dave@example.org')).code).toBe(550);
+      await db.sql.query(`INSERT INTO mailmapd.mailboxes (address, password) VALUES ('dave@example.org', '{PLAIN}dave-pw')`);
+      await waitFor(async () => (await rcpt('dave@example.org')).code === 250, 5_000, 'the new mailbox at RCPT');
+      await db.sql.query(`UPDATE mailmapd.mailboxes SET active = false WHERE address = 'dave@example.org'`);
+      await waitFor(async () => (await rcpt('dave@example.org')).code === 550, 5_000, 'the deactivated mailbox refused at RCPT');
+    });
+
+    it('SMTP AUTH through the daemon, and senders limited to what the login owns', async () => {
+      const s = await session();
+      try {
+        const plain = (user: string, pass: string) => Buffer.from(`\0${user}\0${pass}`).toString('base64');
+        expect((await s.command(`AUTH PLAIN ${plain('alice@example.org', 'wrong')}`)).code).toBe(535);
+        expect((await s.command(`AUTH PLAIN ${plain('Alice@Example.NET', 'alice-pw')}`)).code).toBe(235);
+        // smtpd judges the sender at RCPT (smtpd_delay_reject): one transaction per sender.
+        const asSender = async (from: string) => {
+          expect((await s.command(`MAIL FROM:<${from}>`)).code).toBe(250);
+          const r = await s.command('RCPT TO:<someone@elsewhere.test>');
+          expect((await s.command('RSET')).code).toBe(250);
+          return r;
+        };
+        // The alias info@ delivers to alice: she may send as it, and as herself with an
+        // extension; not as bob. Authenticated, she may relay to the world.
+        expect((await asSender('alice@example.org')).code).toBe(250);
+        expect((await asSender('info@example.org')).code).toBe(250);
+        expect((await asSender('Alice+list@example.org')).code).toBe(250);
+        const bob = await asSender('bob@example.org');
+        expect(bob.code, bob.text).toBe(553);
+        expect(bob.text).toMatch(/Sender address rejected: not owned by user alice@example\.org/);
+      } finally {
+        await s.close();
+      }
+    });
+
+    it('with the daemon down Postfix defers (4xx), never bounces; it answers again once the daemon is back', async () => {
+      await daemon.stop();
+      const down = await rcpt('alice@example.org');
+      expect(down.code, down.text).toBe(451);
+      expect(down.text).toMatch(/4\.3\.0 .*[Tt]emporary lookup failure/);
+      daemon = await startDaemon({ databaseUrl: db.url, config: daemonConfig });
+      await waitFor(async () => (await rcpt('alice@example.org')).code === 250, 10_000, 'Postfix to reach the restarted daemon');
+    });
   });
-});
+}
