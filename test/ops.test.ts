@@ -133,4 +133,34 @@ describe('operations', () => {
     expect(sent - answered).toBeLessThanOrEqual(clients.length);
     expect(daemon.logs()).toMatch(/msg=stopped/);
   });
+
+  it('SIGTERM does not wait for idle clients that hold their connections, as Postfix and Dovecot do', async () => {
+    // Postfix's smtpd, proxymap and cleanup, and Dovecot's auth workers, keep a connection
+    // open between requests and read it only for the next one: the daemon's FIN goes unread.
+    const d = await startDaemon({ databaseUrl: db.url });
+    const held = await Promise.all(
+      [
+        [d.ports.socketmap, '21:mailboxes a@example.org,'],
+        [d.ports.auth, 'VERSION\t1\t2\nCPID\t7\n'],
+        [d.ports.checkpassword, ''],
+        [d.ports.http, 'GET /healthz HTTP/1.1\r\nHost: mailmapd\r\n\r\n'],
+      ].map(
+        ([port, request]) =>
+          new Promise<ReturnType<typeof connect>>((resolve, reject) => {
+            const s = connect({ port: port as number, host: '127.0.0.1', allowHalfOpen: true }, () => {
+              if (request !== '') s.write(request as string);
+              resolve(s);
+            });
+            s.on('error', reject);
+          }),
+      ),
+    );
+    await new Promise((r) => setTimeout(r, 200)); // the requests answered, the connections idle
+    const started = Date.now();
+    expect(await d.stop('SIGTERM')).toBe(0);
+    // The grace period for requests in flight is 5 s; nothing was in flight.
+    expect(Date.now() - started).toBeLessThan(2500);
+    expect(d.logs()).toMatch(/msg=stopped/);
+    for (const s of held) s.destroy();
+  });
 });

@@ -10,7 +10,7 @@ import type { Socket } from 'node:net';
 import type { AuthContext, AuthOutcome, Authenticator } from '../auth/types.js';
 import { errorMessage, type Logger } from '../log.js';
 import type { Metrics, Result } from '../metrics.js';
-import type { ConnectionControl, ConnectionHandler } from '../net/listener.js';
+import { endConnection, type ConnectionControl, type ConnectionHandler } from '../net/listener.js';
 import { createLineSplitter, decodeBase64, parseClientLine, serializeHandshake, serializeReply, type AuthParams, type ServerReply } from './codec.js';
 import { mechanisms, type Mechanism, type MechStep } from './mechanisms.js';
 
@@ -66,7 +66,7 @@ export function createAuthClientHandler(deps: AuthClientDeps): ConnectionHandler
     const maybeEnd = () => {
       if (closing && !dead && ![...requests.values()].some((r) => r.state === 'checking')) {
         dead = true;
-        socket.end();
+        endConnection(socket);
       }
     };
 

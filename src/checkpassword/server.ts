@@ -8,7 +8,7 @@ import type { AuthContext, AuthOutcome, Authenticator, LookupOutcome } from '../
 import type { UserdbFields } from '../directory/userdb.js';
 import { errorMessage, type Logger } from '../log.js';
 import type { Metrics, Result } from '../metrics.js';
-import type { ConnectionControl, ConnectionHandler } from '../net/listener.js';
+import { endConnection, type ConnectionControl, type ConnectionHandler } from '../net/listener.js';
 import { createFrameReader, decodeRequest, encodeReply, type CheckpasswordReply, type CheckpasswordRequest } from './wire.js';
 
 export interface CheckpasswordDeps {
@@ -114,7 +114,7 @@ export function createCheckpasswordHandler(deps: CheckpasswordDeps): ConnectionH
           })
           .finally(() => {
             inFlight--;
-            if (closing && inFlight === 0 && !dead) socket.end();
+            if (closing && inFlight === 0 && !dead) endConnection(socket);
           });
       }
     });
@@ -125,7 +125,7 @@ export function createCheckpasswordHandler(deps: CheckpasswordDeps): ConnectionH
     return {
       shutdown() {
         closing = true;
-        if (inFlight === 0) socket.end();
+        if (inFlight === 0) endConnection(socket);
       },
     };
   };

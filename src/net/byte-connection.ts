@@ -16,6 +16,7 @@
 
 import { performance } from 'node:perf_hooks';
 import type { Socket } from 'node:net';
+import { endConnection } from './listener.js';
 
 export interface ByteConnection {
   /** Sends `data` as UTF-8. When the kernel cannot take it at once, reading pauses until it has. */
@@ -122,7 +123,7 @@ function openOnHandle(socket: Socket, h: StreamHandle, b: StreamBinding, onBytes
       // EOF or a read error. The peer may have half-closed after its last request: its
       // replies still go out before the connection closes (net.Socket's default too).
       stopped = true;
-      socket.end(() => socket.destroy());
+      endConnection(socket);
     }
   };
   if (h.reading !== true) {
@@ -158,7 +159,7 @@ function openOnHandle(socket: Socket, h: StreamHandle, b: StreamBinding, onBytes
     end() {
       this.stopReading();
       // uv_shutdown waits for the writes already queued on the handle.
-      socket.end(() => socket.destroy());
+      endConnection(socket);
     },
     get lastActive() {
       return lastActive;
@@ -191,7 +192,7 @@ function openOnStream(socket: Socket, onBytes: BytesHandler): ByteConnection {
     },
     end() {
       this.stopReading();
-      socket.end(() => socket.destroy());
+      endConnection(socket);
     },
     get lastActive() {
       return lastActive;

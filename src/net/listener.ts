@@ -37,6 +37,15 @@ export interface Listener {
   close(graceMs?: number): Promise<void>;
 }
 
+/**
+ * Sends what is queued and a FIN, then closes the socket without waiting for the peer's
+ * FIN. Postfix and Dovecot processes keep idle connections they only read on their next
+ * request: a half-close alone left each of them open until the shutdown grace ran out.
+ */
+export function endConnection(socket: Socket): void {
+  socket.end(() => socket.destroy());
+}
+
 /** What a protocol tells the listener about one connection. */
 export interface ConnectionControl {
   /** Called at shutdown: finish the request in flight, if any, then end the connection. */
@@ -146,7 +155,7 @@ export async function listen(
         for (const s of connections) {
           const control = controls.get(s);
           if (control) control.shutdown();
-          else s.end();
+          else endConnection(s);
         }
       });
       if (address.kind === 'unix') {
