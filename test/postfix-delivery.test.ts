@@ -1,21 +1,23 @@
 // Mail through a real Postfix and a real Dovecot, configured with what `mailmapd
 // postfix-config` and `mailmapd dovecot-config --lua` print: Debian's Postfix (smtpd and the
-// lmtp client chrooted, as Debian ships them) asks the running daemon over its UNIX socketmap
-// through proxymap, authenticates SMTP clients on its auth socket, and delivers to Dovecot
-// 2.3's LMTP, whose Lua userdb asks the daemon where each mailbox lives. Messages are sent
-// over SMTP and looked for in the Maildirs. Fails, never skips, without postfix, dovecot-core,
-// dovecot-lmtpd or dovecot-auth-lua (`.ci/run` installs them). Runs as root, like Postfix.
+// lmtp client chrooted, as Debian ships them) asks the running daemon over its socketmap,
+// authenticates SMTP clients on its auth socket, and delivers to Dovecot's LMTP, whose Lua
+// userdb asks the daemon where each mailbox lives. Messages are sent over SMTP and looked for
+// in the Maildirs. Two setups: an inet socketmap with Debian 12's Dovecot 2.3, and a UNIX
+// socketmap (through proxymap) with Debian 13's Dovecot 2.4 in the root that
+// scripts/dovecot24-root.sh makes. Fails, never skips, without postfix, dovecot-core,
+// dovecot-lmtpd, dovecot-auth-lua or that root (`.ci/run` provides them). Runs as root.
 
 import { spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dovecotConfig } from '../src/cli/dovecot-config.js';
 import { dovecotLmtpSocket } from '../src/cli/dovecot-lmtp-config.js';
-import { dovecotLuaConfig, dovecotLuaConfig23 } from '../src/cli/dovecot-lua-config.js';
+import { defaultLuaFile, dovecotLuaConfig, dovecotLuaConfig23, dovecotLuaConfig24 } from '../src/cli/dovecot-lua-config.js';
 import { postfixConfig } from '../src/cli/postfix-config.js';
-import { parseConfigText } from '../src/config.js';
+import { parseConfigText, type Config } from '../src/config.js';
 import { hashPassword } from '../src/password/hash.js';
 import { freePort, startDaemon, type Daemon } from './helpers/daemon.js';
 import { createTestDatabase, waitFor, type TestDatabase } from './helpers/db.js';
@@ -24,14 +26,60 @@ import { smtpSession, type SmtpSession } from './helpers/smtp.js';
 
 const MAIL_UID = 5000; // the daemon's default mail_uid and mail_gid, answered by its userdb
 
-function requirePeers(): void {
+interface DovecotUnderTest {
+  version: '2.3' | '2.4';
+  /** '' for the host's Dovecot; else the root it runs chrooted in. */
+  root: string;
+  /** Lines a dovecot.conf of this version starts with. */
+  preamble: string[];
+  /** dovecot.conf lines for a Maildir under each mailbox's home and the Lua passdb/userdb. */
+  settings(config: Config, luaFile: string): string[];
+}
+
+const dovecot23: DovecotUnderTest = {
+  version: '2.3',
+  root: '',
+  preamble: [],
+  settings: (config) => ['mail_location = maildir:~/Maildir', dovecotLuaConfig23(config)],
+};
+
+const dovecot24: DovecotUnderTest = {
+  version: '2.4',
+  root: process.env.MAILMAPD_DOVECOT24_ROOT ?? '/var/cache/mailmapd/dovecot24',
+  preamble: ['dovecot_config_version = 2.4.1', 'dovecot_storage_version = 2.4.1'],
+  settings: (config, luaFile) => [
+    'mail_driver = maildir',
+    'mail_path = ~/Maildir',
+    dovecotLuaConfig24(config, { luaFile }),
+  ],
+};
+
+function requirePeers(d: DovecotUnderTest): void {
   expect(existsSync('/usr/sbin/postfix'), 'Postfix must be installed (apt-get install postfix)').toBe(true);
-  expect(spawnSync('dovecot', ['--version']).status, 'Dovecot must be installed (apt-get install dovecot-core)').toBe(0);
-  expect(existsSync('/usr/lib/dovecot/lmtp'), "Dovecot's LMTP server must be installed (apt-get install dovecot-lmtpd)").toBe(true);
+  const where = d.root === '' ? 'apt-get install' : `scripts/dovecot24-root.sh (as root) puts in ${d.root}:`;
+  expect(existsSync(`${d.root}/usr/sbin/dovecot`), `Dovecot ${d.version} must be installed (${where} dovecot-core)`).toBe(true);
+  expect(existsSync(`${d.root}/usr/lib/dovecot/lmtp`), `Dovecot ${d.version}'s LMTP server must be installed (${where} dovecot-lmtpd)`).toBe(true);
   expect(
-    ['/usr/lib/dovecot/modules/auth/libauthdb_lua.so', '/usr/lib/x86_64-linux-gnu/dovecot/libauthdb_lua.so'].some(existsSync),
-    'dovecot-auth-lua must be installed',
+    [`${d.root}/usr/lib/dovecot/modules/auth/libauthdb_lua.so`, `${d.root}/usr/lib/x86_64-linux-gnu/dovecot/libauthdb_lua.so`].some(existsSync),
+    `Dovecot ${d.version}'s Lua module must be installed (${where} dovecot-auth-lua)`,
   ).toBe(true);
+}
+
+/**
+ * The LMTP listener belongs to the host's postfix user; a chrooted Dovecot resolves that
+ * name in its root's own files, which Debian 13's minimal root does not have it in.
+ */
+function lendPostfixUser(root: string): void {
+  for (const [db, file] of [['passwd', 'etc/passwd'], ['group', 'etc/group']] as const) {
+    const line = spawnSync('getent', [db, 'postfix'], { encoding: 'utf8' }).stdout.trim();
+    expect(line, `the host has no ${db} entry for postfix`).not.toBe('');
+    const path = join(root, file);
+    const lines = readFileSync(path, 'utf8').split('\n').filter((l) => l !== '');
+    if (lines.includes(line)) continue;
+    // Replaced whole, never rewritten in place: the Lua suite's chrooted Dovecot may be reading it.
+    writeFileSync(`${path}.mailmapd-test`, [...lines.filter((l) => !l.startsWith('postfix:')), line, ''].join('\n'));
+    renameSync(`${path}.mailmapd-test`, path);
+  }
 }
 
 // Debian's master.cf services, chrooted where Debian chroots them, smtpd on a test port.
@@ -60,12 +108,13 @@ const masterCf = (smtpPort: number) =>
     '',
   ].join('\n');
 
-// Both listener kinds: inet (the default config; smtpd and cleanup connect from their
-// chroot) and UNIX (the tables go through proxymap, outside the chroot).
-for (const listener of ['inet', 'unix'] as const) describeDelivery(listener);
+// Both socketmap listener kinds: inet (the default config; chrooted smtpd and cleanup connect
+// to it directly) and UNIX (the tables go through proxymap, outside the chroot).
+describeDelivery('inet', dovecot23);
+describeDelivery('unix', dovecot24);
 
-function describeDelivery(listener: 'inet' | 'unix'): void {
-  describe(`mail through a real Postfix and Dovecot LMTP, configured as mailmapd prints it (${listener} socketmap)`, { timeout: 60_000 }, () => {
+function describeDelivery(listener: 'inet' | 'unix', d: DovecotUnderTest): void {
+  describe(`mail through a real Postfix and Dovecot ${d.version} LMTP, configured as mailmapd prints it (${listener} socketmap)`, { timeout: 60_000 }, () => {
     let db: TestDatabase;
     let daemon: Daemon;
     let dir: string;
@@ -73,6 +122,8 @@ function describeDelivery(listener: 'inet' | 'unix'): void {
     const daemonConfig: Record<string, string> = {};
     const postfix = (...args: string[]) => spawnSync('/usr/sbin/postfix', ['-c', join(dir, 'etc'), ...args], { stdio: 'ignore', timeout: 30_000 });
     const maillog = () => (existsSync(join(dir, 'maillog')) ? readFileSync(join(dir, 'maillog'), 'utf8') : '');
+    /** A path under d.root as the chrooted Dovecot sees it. */
+    const inside = (path: string) => (d.root === '' ? path : path.slice(d.root.length));
     const dovecotLog = () => (existsSync(join(dir, 'dovecot', 'dovecot.log')) ? readFileSync(join(dir, 'dovecot', 'dovecot.log'), 'utf8') : '');
 
     /** The messages in a mailbox's Maildir INBOX. */
@@ -100,7 +151,7 @@ function describeDelivery(listener: 'inet' | 'unix'): void {
     };
 
     beforeAll(async () => {
-      requirePeers();
+      requirePeers(d);
       db = await createTestDatabase();
       await db.sql.query(`
         INSERT INTO mailmapd.domains (name, active) VALUES ('example.org', true), ('catchall.test', true), ('off.test', false);
@@ -115,7 +166,8 @@ function describeDelivery(listener: 'inet' | 'unix'): void {
           ('info@example.org', 'alice@example.org'), ('info@example.org', 'bob@example.org'), ('@catchall.test', 'alice@example.org');`);
 
       // Postfix's and Dovecot's unprivileged users must reach the sockets and the mail store.
-      dir = mkdtempSync(join(tmpdir(), 'mailmapd-postfix-'));
+      // Under the root for a chrooted Dovecot: it must see the LMTP socket and the Maildirs.
+      dir = mkdtempSync(join(d.root === '' ? tmpdir() : join(d.root, 'tmp'), 'mailmapd-postfix-'));
       chmodSync(dir, 0o755);
       for (const sub of ['etc', 'spool', 'data', 'vmail', 'sock', 'dovecot', 'dovecot/run', 'dovecot/state']) mkdirSync(join(dir, sub));
       chownSync(join(dir, 'data'), Number(spawnSync('id', ['-u', 'postfix'], { encoding: 'utf8' }).stdout), 0);
@@ -124,7 +176,7 @@ function describeDelivery(listener: 'inet' | 'unix'): void {
       Object.assign(daemonConfig, {
         socketmap_listen: listener === 'unix' ? `unix:${dir}/sock/socketmap` : `inet:127.0.0.1:${await freePort()}`,
         unix_socket_group: 'postfix',
-        mail_home: `${dir}/vmail/%d/%n`,
+        mail_home: `${inside(dir)}/vmail/%d/%n`,
       });
       daemon = await startDaemon({ databaseUrl: db.url, config: daemonConfig });
       const config = parseConfigText(readFileSync(daemon.configPath, 'utf8'), daemon.configPath);
@@ -163,28 +215,37 @@ function describeDelivery(listener: 'inet' | 'unix'): void {
       );
       writeFileSync(join(dir, 'etc', 'master.cf'), masterCf(smtpPort));
 
-      // Dovecot: an instance of its own with what `dovecot-config --lua` prints for 2.3 and its
-      // LMTP listener, whose socket goes in this Postfix's queue directory instead of Debian's.
+      // Dovecot: an instance of its own with what `dovecot-config --lua` prints for its version
+      // and the LMTP listener, whose socket goes in this Postfix's queue directory instead of
+      // Debian's. A chrooted Dovecot sees no file outside its root: it gets a copy of the script.
       const lua = dovecotLuaConfig(config);
       expect(lua).toContain(dovecotLmtpSocket);
+      let luaFile = defaultLuaFile;
+      if (d.root !== '') {
+        luaFile = join(dir, 'auth-mailmapd.lua');
+        copyFileSync(defaultLuaFile, luaFile);
+        lendPostfixUser(d.root);
+      }
       writeFileSync(
         join(dir, 'dovecot', 'dovecot.conf'),
         [
-          `base_dir = ${dir}/dovecot/run`,
-          `state_dir = ${dir}/dovecot/state`,
-          `log_path = ${dir}/dovecot/dovecot.log`,
+          ...d.preamble,
+          `base_dir = ${inside(dir)}/dovecot/run`,
+          `state_dir = ${inside(dir)}/dovecot/state`,
+          `log_path = ${inside(dir)}/dovecot/dovecot.log`,
           'protocols = lmtp',
           'ssl = no',
           'auth_verbose = yes',
-          'mail_location = maildir:~/Maildir',
-          dovecotLuaConfig23(config),
-          lua.slice(lua.indexOf('# ---- Dovecot 2.3 and 2.4: deliveries')).replace(dovecotLmtpSocket, `${dir}/spool/private/dovecot-lmtp`),
+          ...d.settings(config, inside(luaFile)),
+          lua.slice(lua.indexOf('# ---- Dovecot 2.3 and 2.4: deliveries')).replace(dovecotLmtpSocket, `${inside(dir)}/spool/private/dovecot-lmtp`),
         ].join('\n'),
       );
 
       const pf = postfix('start');
       expect(pf.status, `postfix start failed:\n${maillog()}`).toBe(0);
-      const dc = spawnSync('dovecot', ['-c', join(dir, 'dovecot', 'dovecot.conf')], { stdio: 'ignore', timeout: 20_000 });
+      const conf = inside(join(dir, 'dovecot', 'dovecot.conf'));
+      const [bin, args] = d.root === '' ? ['dovecot', ['-c', conf]] : ['chroot', [d.root, 'dovecot', '-c', conf]];
+      const dc = spawnSync(bin, args, { stdio: 'ignore', timeout: 20_000 });
       expect(dc.status, `dovecot failed to start:\n${dovecotLog()}`).toBe(0);
       await waitFor(() => existsSync(join(dir, 'spool', 'private', 'dovecot-lmtp')), 10_000, "Dovecot's LMTP socket");
       await waitFor(async () => {

@@ -29,6 +29,10 @@ export function dovecotLmtpSection(config: Config): string[] {
       ? '# mailmapd has no recipient_delimiter: Dovecot needs none either.'
       : `# user${delimiter[0]}tag@example.org is delivered to user@example.org, as mailmapd and Postfix resolve it.`,
     `recipient_delimiter = ${delimiter}`,
+    "# Mail is stored under each mailbox's home (mail_home in mailmapd.conf), owned by mail_uid and",
+    "# mail_gid. Debian's default store is mbox in /var/mail; for these users set, on 2.3:",
+    '#   mail_location = maildir:~/Maildir',
+    '# and on 2.4: mail_driver = maildir and mail_path = ~/Maildir',
     '',
   ];
 }
