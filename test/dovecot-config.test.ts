@@ -38,6 +38,13 @@ describe('mailmapd dovecot-config', () => {
     expect(inet).toContain('UNIX sockets only');
   });
 
+  it('names an auth socket in Postfix\'s queue directory relative to it, as the chrooted smtpd sees it', () => {
+    const spool = dovecotConfig(parseConfigText('auth_listen = unix:/var/spool/postfix/private/mailmapd-auth\nunix_socket_group = postfix\n', 'x.conf'), []);
+    expect(spool).toContain('smtpd_sasl_path = private/mailmapd-auth\n');
+    expect(spool).not.toContain('does not exist');
+    expect(spool).toContain('group postfix');
+  });
+
   it('takes --program, and refuses unknown arguments', () => {
     expect(dovecotConfig(unixConfig, ['--program', '/usr/local/bin/mailmapd-checkpassword'])).toContain(
       'args = /usr/local/bin/mailmapd-checkpassword -s unix:/run/mailmapd/checkpassword',

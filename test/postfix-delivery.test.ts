@@ -170,11 +170,19 @@ function describeDelivery(listener: 'inet' | 'unix', d: DovecotUnderTest): void 
       dir = mkdtempSync(join(d.root === '' ? tmpdir() : join(d.root, 'tmp'), 'mailmapd-postfix-'));
       chmodSync(dir, 0o755);
       for (const sub of ['etc', 'spool', 'data', 'vmail', 'sock', 'dovecot', 'dovecot/run', 'dovecot/state']) mkdirSync(join(dir, sub));
-      chownSync(join(dir, 'data'), Number(spawnSync('id', ['-u', 'postfix'], { encoding: 'utf8' }).stdout), 0);
+      const postfixUid = Number(spawnSync('id', ['-u', 'postfix'], { encoding: 'utf8' }).stdout);
+      chownSync(join(dir, 'data'), postfixUid, 0);
       chownSync(join(dir, 'vmail'), MAIL_UID, MAIL_UID);
 
+      // With UNIX sockets, the auth socket goes where Debian's Dovecot puts its own: in
+      // Postfix's queue directory, for the chrooted smtpd.
+      if (listener === 'unix') {
+        mkdirSync(join(dir, 'spool', 'private'), { mode: 0o700 });
+        chownSync(join(dir, 'spool', 'private'), postfixUid, 0); // as Postfix itself makes it
+      }
       Object.assign(daemonConfig, {
         socketmap_listen: listener === 'unix' ? `unix:${dir}/sock/socketmap` : `inet:127.0.0.1:${await freePort()}`,
+        ...(listener === 'unix' ? { auth_listen: `unix:${dir}/spool/private/mailmapd-auth` } : {}),
         unix_socket_group: 'postfix',
         mail_home: `${inside(dir)}/vmail/%d/%n`,
       });
@@ -205,7 +213,9 @@ function describeDelivery(listener: 'inet' | 'unix', d: DovecotUnderTest): void 
           `maillog_file_prefixes = ${dir}`,
           'recipient_delimiter = +',
           tables,
-          sasl.slice(sasl.indexOf('# ---- Postfix')),
+          // dovecot-config names a socket under /var/spool/postfix/ relative to it; this
+          // Postfix's queue directory is elsewhere, so the test makes that one step itself.
+          sasl.slice(sasl.indexOf('# ---- Postfix')).replace(`smtpd_sasl_path = unix:${dir}/spool/`, 'smtpd_sasl_path = '),
           '# The test speaks plain SMTP on loopback: no TLS to require before AUTH.',
           'smtpd_tls_auth_only = no',
           'smtpd_relay_restrictions = permit_sasl_authenticated, reject_unauth_destination',

@@ -38,9 +38,16 @@ function socketArg(a: ListenAddress): string {
   return a.kind === 'unix' ? `unix:${a.path}` : a.text;
 }
 
-/** Postfix's smtpd_sasl_path: `inet:host:port`, or `unix:/path` for a socket. */
+/** Debian's Postfix queue directory, the root its chrooted smtpd sees. */
+const postfixQueueDirectory = '/var/spool/postfix/';
+
+/**
+ * Postfix's smtpd_sasl_path: `inet:host:port`; for a socket in Postfix's queue directory the
+ * path relative to it, as the chrooted smtpd sees it; else `unix:/path`.
+ */
 function postfixSaslPath(a: ListenAddress): string {
-  return a.kind === 'unix' ? `unix:${a.path}` : `inet:${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`;
+  if (a.kind === 'inet') return `inet:${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`;
+  return a.path.startsWith(postfixQueueDirectory) ? a.path.slice(postfixQueueDirectory.length) : `unix:${a.path}`;
 }
 
 function socketPermissionNote(config: Config, address: ListenAddress | undefined, who: string): string[] {
@@ -100,9 +107,13 @@ function postfixSection(config: Config): string[] {
   ];
   if (address.kind === 'unix') {
     lines.push(
-      '# Debian runs smtpd chrooted in /var/spool/postfix, where this path does not exist: either',
-      '# set auth_listen = unix:/var/spool/postfix/private/mailmapd-auth and',
-      '# smtpd_sasl_path = private/mailmapd-auth, or use an inet:127.0.0.1:PORT listener.',
+      ...(address.path.startsWith(postfixQueueDirectory)
+        ? [`# The path is relative to Postfix's queue directory, where its chrooted smtpd looks.`]
+        : [
+            '# Debian runs smtpd chrooted in /var/spool/postfix, where this path does not exist: either',
+            '# set auth_listen = unix:/var/spool/postfix/private/mailmapd-auth (the line above then',
+            '# becomes private/mailmapd-auth), or use an inet:127.0.0.1:PORT listener.',
+          ]),
       ...socketPermissionNote(config, address, 'postfix'),
     );
   }

@@ -22,8 +22,17 @@ export function smtpSession(port: number, host = '127.0.0.1'): Promise<SmtpSessi
   return new Promise((resolve, reject) => {
     const socket: Socket = connect(port, host);
     let buffered = '';
-    let waiting: ((r: SmtpReply) => void) | undefined;
     const lines: string[] = [];
+    let waiting: { resolve: (r: SmtpReply) => void; reject: (e: Error) => void } | undefined;
+    // A server that stops answering fails the test at once instead of at the test's timeout.
+    const fail = (err: Error) => {
+      const w = waiting;
+      waiting = undefined;
+      w?.reject(err);
+    };
+    socket.setTimeout(10_000, () => socket.destroy(new Error('no SMTP reply within 10 s')));
+    socket.on('error', fail);
+    socket.on('close', () => fail(new Error(`SMTP connection closed${lines.length ? `: ${lines.join(' ')}` : ''}`)));
     socket.setEncoding('utf8');
     socket.on('data', (chunk: string) => {
       buffered += chunk;
@@ -37,17 +46,16 @@ export function smtpSession(port: number, host = '127.0.0.1'): Promise<SmtpSessi
           const reply = { code: Number(line.slice(0, 3)), text: lines.splice(0).join('\n') };
           const w = waiting;
           waiting = undefined;
-          w?.(reply);
+          w?.resolve(reply);
         }
       }
     });
-    const next = () => new Promise<SmtpReply>((r) => (waiting = r));
+    const next = () => new Promise<SmtpReply>((resolve, reject) => (waiting = { resolve, reject }));
     const command = (line: string) => {
       const reply = next();
       socket.write(`${line}\r\n`);
       return reply;
     };
-    socket.once('error', reject);
     next().then((greeting) => {
       resolve({
         greeting,
