@@ -140,7 +140,7 @@ describe('operations', () => {
     const d = await startDaemon({ databaseUrl: db.url });
     const held = await Promise.all(
       [
-        [d.ports.socketmap, '21:mailboxes a@example.org,'],
+        [d.ports.socketmap, '23:mailboxes a@example.org,'],
         [d.ports.auth, 'VERSION\t1\t2\nCPID\t7\n'],
         [d.ports.checkpassword, ''],
         [d.ports.http, 'GET /healthz HTTP/1.1\r\nHost: mailmapd\r\n\r\n'],
