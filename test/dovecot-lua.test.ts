@@ -23,6 +23,7 @@ import { nativeProfile } from '../src/sync/profile.js';
 import { createSync, type Sync } from '../src/sync/sync.js';
 import { freePort } from './helpers/daemon.js';
 import { createTestDatabase, waitFor, type TestDatabase } from './helpers/db.js';
+import { dovecot24Root, hasLuaModule } from './helpers/dovecot.js';
 import { stopByPidFile } from './helpers/pid-file.js';
 
 const sha512 = '{SHA512-CRYPT}$6$lXRp1ig.4KPF2O5i$8hULb3sBLbI1Eo5rjuOrw262V.pizuOv3igQTRCz/cfOctXAnCnIVo7857/Esw/QbDljhogP5FOeQDddoyfos0'; // "secret"
@@ -228,8 +229,6 @@ interface DovecotUnderTest {
   workerRequest(user: string): RegExp;
 }
 
-const luaModule = (root: string) =>
-  [`${root}/usr/lib/dovecot/modules/auth/libauthdb_lua.so`, `${root}/usr/lib/x86_64-linux-gnu/dovecot/libauthdb_lua.so`].some((f) => existsSync(f));
 
 /** The passdb result code the auth worker logged for its last lookup of `user`, if any. */
 function workerResult(d: DovecotUnderTest, log: string, user: string): string | undefined {
@@ -245,7 +244,7 @@ const dovecot23: DovecotUnderTest = {
   root: '',
   requireInstalled() {
     expect(spawnSync('dovecot', ['--version']).status, 'dovecot must be installed (apt-get install dovecot-core)').toBe(0);
-    expect(luaModule(''), 'dovecot-auth-lua must be installed').toBe(true);
+    expect(hasLuaModule(''), 'dovecot-auth-lua must be installed').toBe(true);
   },
   // What `mailmapd dovecot-config --lua` prints for 2.3, verbatim, with the shipped script.
   snippet: (config) => dovecotLuaConfig23(config),
@@ -258,13 +257,12 @@ const dovecot23: DovecotUnderTest = {
 };
 
 // Debian 13's Dovecot 2.4, in the root scripts/dovecot24-root.sh makes (`.ci/run` makes it).
-const dovecot24Root = process.env.MAILMAPD_DOVECOT24_ROOT ?? '/var/cache/mailmapd/dovecot24';
 const dovecot24: DovecotUnderTest = {
   version: '2.4',
   root: dovecot24Root,
   requireInstalled() {
     expect(
-      existsSync(join(dovecot24Root, 'usr/sbin/dovecot')) && luaModule(dovecot24Root),
+      existsSync(join(dovecot24Root, 'usr/sbin/dovecot')) && hasLuaModule(dovecot24Root),
       `Dovecot 2.4 with dovecot-auth-lua must be in ${dovecot24Root}: run scripts/dovecot24-root.sh (as root)`,
     ).toBe(true);
   },

@@ -21,6 +21,7 @@ import { parseConfigText, type Config } from '../src/config.js';
 import { hashPassword } from '../src/password/hash.js';
 import { freePort, startDaemon, type Daemon } from './helpers/daemon.js';
 import { createTestDatabase, waitFor, type TestDatabase } from './helpers/db.js';
+import { dovecot24Root, hasLuaModule } from './helpers/dovecot.js';
 import { stopByPidFile } from './helpers/pid-file.js';
 import { smtpSession, type SmtpSession } from './helpers/smtp.js';
 
@@ -45,7 +46,7 @@ const dovecot23: DovecotUnderTest = {
 
 const dovecot24: DovecotUnderTest = {
   version: '2.4',
-  root: process.env.MAILMAPD_DOVECOT24_ROOT ?? '/var/cache/mailmapd/dovecot24',
+  root: dovecot24Root,
   preamble: ['dovecot_config_version = 2.4.1', 'dovecot_storage_version = 2.4.1'],
   settings: (config, luaFile) => [
     'mail_driver = maildir',
@@ -59,10 +60,7 @@ function requirePeers(d: DovecotUnderTest): void {
   const where = d.root === '' ? 'apt-get install' : `scripts/dovecot24-root.sh (as root) puts in ${d.root}:`;
   expect(existsSync(`${d.root}/usr/sbin/dovecot`), `Dovecot ${d.version} must be installed (${where} dovecot-core)`).toBe(true);
   expect(existsSync(`${d.root}/usr/lib/dovecot/lmtp`), `Dovecot ${d.version}'s LMTP server must be installed (${where} dovecot-lmtpd)`).toBe(true);
-  expect(
-    [`${d.root}/usr/lib/dovecot/modules/auth/libauthdb_lua.so`, `${d.root}/usr/lib/x86_64-linux-gnu/dovecot/libauthdb_lua.so`].some(existsSync),
-    `Dovecot ${d.version}'s Lua module must be installed (${where} dovecot-auth-lua)`,
-  ).toBe(true);
+  expect(hasLuaModule(d.root), `Dovecot ${d.version}'s Lua module must be installed (${where} dovecot-auth-lua)`).toBe(true);
 }
 
 /**

@@ -6,7 +6,7 @@
 import { fileURLToPath } from 'node:url';
 import type { Config } from '../config.js';
 import type { ListenAddress } from '../listen.js';
-import { dovecotLmtpSection } from './dovecot-lmtp-config.js';
+import { dovecotLmtpSection, postfixQueueDirectory } from './dovecot-lmtp-config.js';
 import { UsageError } from './password-input.js';
 
 export interface DovecotConfigOptions {
@@ -37,9 +37,6 @@ export function parseDovecotConfigArgs(args: string[]): DovecotConfigOptions {
 function socketArg(a: ListenAddress): string {
   return a.kind === 'unix' ? `unix:${a.path}` : a.text;
 }
-
-/** Debian's Postfix queue directory, the root its chrooted smtpd sees. */
-const postfixQueueDirectory = '/var/spool/postfix/';
 
 /**
  * Postfix's smtpd_sasl_path: `inet:host:port`; for a socket in Postfix's queue directory the

@@ -5,11 +5,17 @@
 
 import type { Config } from '../config.js';
 
-/** Postfix's side of the socket: relative to its queue directory, inside its chroot. */
-export const postfixLmtpTransport = 'lmtp:unix:private/dovecot-lmtp';
+/** Debian's Postfix queue directory: the root its chrooted smtpd and lmtp client see. */
+export const postfixQueueDirectory = '/var/spool/postfix/';
 
-/** The same socket as Dovecot names it, in Debian's queue directory. */
-export const dovecotLmtpSocket = '/var/spool/postfix/private/dovecot-lmtp';
+/** The LMTP socket, relative to the queue directory. */
+const lmtpSocket = 'private/dovecot-lmtp';
+
+/** Postfix's side of the socket, as its chrooted lmtp client names it. */
+export const postfixLmtpTransport = `lmtp:unix:${lmtpSocket}`;
+
+/** The same socket as Dovecot names it. */
+export const dovecotLmtpSocket = `${postfixQueueDirectory}${lmtpSocket}`;
 
 export function dovecotLmtpSection(config: Config): string[] {
   const delimiter = config.recipient_delimiter;
