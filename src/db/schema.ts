@@ -9,6 +9,7 @@
 // the snapshot of its previous read. NOTIFY is only the doorbell, and carries no key.
 
 import type pg from 'pg';
+import { migration2Sql, staticTriggerSql } from './migrations/static-triggers.js';
 
 export interface Migration {
   version: number;
@@ -16,8 +17,8 @@ export interface Migration {
   sql: string;
 }
 
-/** The change-log plumbing, shared by the native schema and the foreign-schema triggers. */
-export const changeLogSql = `
+/** The change-log plumbing as migration 1 made it; never edit (see changeLogSql). */
+const changeLogSqlV1 = `
 CREATE SCHEMA IF NOT EXISTS mailmapd;
 
 CREATE TABLE IF NOT EXISTS mailmapd.changes (
@@ -102,7 +103,7 @@ export const migrations: Migration[] = [
     version: 1,
     description: 'domains, alias domains, mailboxes, aliases, change log and triggers',
     sql: `
-${changeLogSql}
+${changeLogSqlV1}
 
 -- Other applications write these tables directly: fold names to lower case on the way in
 -- rather than reject mixed-case writes, and let the CHECKs stop what cannot be repaired.
@@ -164,7 +165,20 @@ SELECT mailmapd.watch_table('mailmapd.mailboxes', 'mailbox', 'r.address');
 SELECT mailmapd.watch_table('mailmapd.aliases', 'alias', 'r.address');
 `,
   },
+  {
+    version: 2,
+    description: 'change triggers compiled per table: no dynamic SQL, no PUBLIC EXECUTE; NOTIFY only without 2PC',
+    sql: migration2Sql,
+  },
 ];
+
+
+/**
+ * The change-log plumbing, shared by the native schema and the foreign-schema triggers
+ * (`mailmapd triggers install` runs it in one transaction, so the first part's generic
+ * function never outlives it).
+ */
+export const changeLogSql = changeLogSqlV1 + staticTriggerSql;
 
 export const latestVersion = migrations[migrations.length - 1]!.version;
 
