@@ -10,6 +10,7 @@
 
 import type pg from 'pg';
 import { migration2Sql, staticTriggerSql } from './migrations/static-triggers.js';
+import { pathSafeNamesSql } from './migrations/path-safe-names.js';
 
 export interface Migration {
   version: number;
@@ -167,8 +168,8 @@ SELECT mailmapd.watch_table('mailmapd.aliases', 'alias', 'r.address');
   },
   {
     version: 2,
-    description: 'change triggers compiled per table: no dynamic SQL, no PUBLIC EXECUTE; NOTIFY only without 2PC',
-    sql: migration2Sql,
+    description: 'change triggers compiled per table: no dynamic SQL, no PUBLIC EXECUTE; NOTIFY only without 2PC; path-safe names',
+    sql: migration2Sql + pathSafeNamesSql,
   },
 ];
 
