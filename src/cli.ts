@@ -10,6 +10,7 @@ import { currentVersion, latestVersion, migrate } from './db/schema.js';
 import { aliasCommand, domainCommand, mailboxCommand } from './cli/admin.js';
 import { TempError, UsageError } from './cli/password-input.js';
 import { serve } from './serve.js';
+import type pg from 'pg';
 
 const usage = `usage: mailmapd [-c FILE] VERB [ARGS]
 
@@ -54,6 +55,18 @@ async function migrateCommand(config: Config): Promise<number> {
   });
 }
 
+/** Rows written before the schema refused names that climb out of a home directory. */
+async function unsafeNames(c: pg.ClientBase): Promise<string[]> {
+  const { unsafeNameQueries } = await import('./db/migrations/path-safe-names.js');
+  const found: string[] = [];
+  for (const q of unsafeNameQueries) {
+    for (const r of (await c.query<{ name: string }>(q.sql)).rows) {
+      found.push(`${q.table}: "${r.name}" would make a home outside its directory ("/", "..", or a leading "."): the daemon refuses it; rename or remove it`);
+    }
+  }
+  return found;
+}
+
 async function checkCommand(config: Config): Promise<number> {
   out(`config ${config.source}: ok`);
   return withDatabaseClient(config, 'mailmapd-check', async (c) => {
@@ -64,6 +77,7 @@ async function checkCommand(config: Config): Promise<number> {
       if (v === 0) problems.push('the native schema is missing: run `mailmapd migrate`');
       else if (v < latestVersion) problems.push(`the native schema is version ${v}, this mailmapd wants ${latestVersion}: run \`mailmapd migrate\``);
       else out(`native schema: version ${v}`);
+      if (v >= 2) problems.push(...(await unsafeNames(c)));
     } else {
       const { profileFor } = await import('./sync/profile-select.js');
       const { checkProfile } = await import('./sync/profile-check.js');

@@ -4,7 +4,7 @@
 // domain changes, so an old password stops working at once.
 
 import type { Directory } from '../directory/directory.js';
-import { userdbFields, type UserdbSettings } from '../directory/userdb.js';
+import { userdbFields, type UserdbFields, type UserdbSettings } from '../directory/userdb.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { createCredentialCache, createPasswordTagger } from '../password/cache.js';
@@ -48,13 +48,23 @@ export function createAuthenticator(deps: AuthenticatorDeps): AuthenticatorHandl
     else cache.clear();
   });
 
+  // An address that cannot give a home inside its domain (written around the schema's
+  // checks, or by a panel) is answered TEMP: Dovecot defers rather than bounces, and the
+  // log says which mailbox to fix.
+  const homeOf = (address: string, quotaBytes: number): { result: 'ok'; fields: UserdbFields } | { result: 'temp'; why: string } => {
+    const fields = userdbFields(deps.userdb, address, quotaBytes);
+    if (fields !== undefined) return { result: 'ok', fields };
+    logger.warn('mailbox address cannot give a home inside its domain; refused', { user: address });
+    return { result: 'temp', why: 'mailbox address unsafe as a home path' };
+  };
+
   const check = async (login: string, password: string, attempt: number): Promise<AuthOutcome> => {
     const user = directory.user(login);
     if (user.status === 'unknown') return { result: 'fail', why: 'unknown' };
     if (user.status === 'disabled') return { result: 'disabled', address: user.address };
     const { address, password: stored, quotaBytes } = user;
     if (stored === null || stored === '') return { result: 'fail', why: 'no_password' };
-    const ok = (): AuthOutcome => ({ result: 'ok', fields: userdbFields(deps.userdb, address, quotaBytes) });
+    const ok = (): AuthOutcome => homeOf(address, quotaBytes);
 
     if (cache.matches(address, stored, password)) {
       metrics.cacheHits.inc();
@@ -96,7 +106,7 @@ export function createAuthenticator(deps: AuthenticatorDeps): AuthenticatorHandl
       const user = directory.user(login);
       if (user.status === 'unknown') return { result: 'unknown' };
       if (user.status === 'disabled') return { result: 'disabled', address: user.address };
-      return { result: 'ok', fields: userdbFields(deps.userdb, user.address, user.quotaBytes) };
+      return homeOf(user.address, user.quotaBytes);
     },
     close: unsubscribe,
     get cacheSize() {

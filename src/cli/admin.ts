@@ -4,6 +4,7 @@
 
 import pg from 'pg';
 import { UsageError, TempError, readNewPassword } from './password-input.js';
+import { isSafePathPart } from '../directory/userdb.js';
 
 export interface AdminDeps {
   url: string;
@@ -22,7 +23,8 @@ export function checkDomain(raw: string | undefined): string {
   return d;
 }
 
-export function checkAddress(raw: string | undefined, opts: { catchAll?: boolean } = {}): string {
+/** opts.mailbox: the address names a mailbox, so its local part becomes a directory name. */
+export function checkAddress(raw: string | undefined, opts: { catchAll?: boolean; mailbox?: boolean } = {}): string {
   if (raw === undefined || raw === '') throw new UsageError('missing address');
   const a = raw.trim().toLowerCase();
   const parts = a.split('@');
@@ -31,6 +33,9 @@ export function checkAddress(raw: string | undefined, opts: { catchAll?: boolean
   if (local === '' && !opts.catchAll) throw new UsageError(`"${raw}" has an empty local part`);
   if (local !== '' && !localRe.test(local)) throw new UsageError(`"${raw}" has an invalid local part`);
   checkDomain(domain);
+  if (opts.mailbox && !isSafePathPart(local)) {
+    throw new UsageError(`"${raw}" cannot be a mailbox: its local part would leave its home directory (no "/", "..", or leading ".")`);
+  }
   return a;
 }
 
@@ -210,7 +215,7 @@ export async function mailboxCommand(args: string[], deps: AdminDeps): Promise<n
     case 'add': {
       onlyFlags(p, ['quota', 'inactive']);
       arity(p, 1, 1, 'mailbox add ADDRESS [--quota BYTES] [--inactive]   (password on stdin or at the prompt)');
-      const address = checkAddress(p.positional[0]);
+      const address = checkAddress(p.positional[0], { mailbox: true });
       const quotaFlag = p.flags.get('quota');
       const quota = typeof quotaFlag === 'string' ? parseQuota(quotaFlag) : 0;
       // Check what can be checked before asking for a password nobody will use.

@@ -93,7 +93,7 @@ export function parsePasswdFile(text: string, file: string, plan: ImportPlan, ma
       plan.bad.push(`${where}: expected user:password:uid:gid:gecos:home:shell:extra_fields`);
       continue;
     }
-    const address = valid(() => checkAddress(f[0]), where, plan.bad);
+    const address = valid(() => checkAddress(f[0], { mailbox: true }), where, plan.bad);
     if (address === undefined) continue;
     if (plan.mailboxes.get(address)?.password !== undefined) {
       plan.bad.push(`${where}: ${address} appears twice`);

@@ -9,6 +9,7 @@ import { withDatabaseClient } from './database.js';
 import pg from 'pg';
 import type { Config } from '../config.js';
 import { changeLogSql, currentVersion, latestVersion, migrate } from '../db/schema.js';
+import { dropUnusedLogFunctionsSql, logFunctionPattern } from '../db/migrations/static-triggers.js';
 import { checkProfile, resolveWatches, sectionName, type ResolvedWatch } from '../sync/profile-check.js';
 import { changeKinds, type Profile } from '../sync/profile.js';
 import { profileFor } from '../sync/profile-select.js';
@@ -26,24 +27,29 @@ interface Installed {
   trigger: string;
   kind: string;
   keyExpr: string;
+  /** Made by an older mailmapd: the generic function that executed its arguments. */
+  generic: boolean;
 }
 
 /** Change triggers of ours on tables outside schema mailmapd. */
 async function installedTriggers(c: pg.ClientBase): Promise<Installed[]> {
-  const exists = await c.query(`SELECT to_regprocedure('mailmapd.log_change()') IS NOT NULL AS e`);
+  const exists = await c.query(`SELECT to_regnamespace('mailmapd') IS NOT NULL AS e`);
   if (exists.rows[0]?.e !== true) return [];
-  const r = await c.query<{ tbl: string; oid: number; tgname: string; tgargs: Buffer }>(
-    `SELECT format('%I.%I', n.nspname, cl.relname) AS tbl, cl.oid::int AS oid, t.tgname, t.tgargs
+  const r = await c.query<{ tbl: string; oid: number; tgname: string; tgargs: Buffer; generic: boolean }>(
+    `SELECT format('%I.%I', n.nspname, cl.relname) AS tbl, cl.oid::int AS oid, t.tgname, t.tgargs,
+            p.proname = 'log_change' AS generic
        FROM pg_trigger t
+       JOIN pg_proc p ON p.oid = t.tgfoid
        JOIN pg_class cl ON cl.oid = t.tgrelid
        JOIN pg_namespace n ON n.oid = cl.relnamespace
-      WHERE NOT t.tgisinternal AND t.tgfoid = 'mailmapd.log_change()'::regprocedure
+      WHERE NOT t.tgisinternal AND p.pronamespace = 'mailmapd'::regnamespace AND p.proname ~ $1
         AND n.nspname <> 'mailmapd'
       ORDER BY 1, 3`,
+    [logFunctionPattern],
   );
   return r.rows.map((x) => {
     const args = x.tgargs.toString('utf8').split('\u0000');
-    return { table: x.tbl, oid: x.oid, trigger: x.tgname, kind: args[0] ?? '', keyExpr: args[1] ?? '' };
+    return { table: x.tbl, oid: x.oid, trigger: x.tgname, kind: args[0] ?? '', keyExpr: args[1] ?? '', generic: x.generic };
   });
 }
 
@@ -63,6 +69,7 @@ function compare(watches: ResolvedWatch[], installed: Installed[]): StatusLine[]
     const lacking = suffixes.filter((s) => !have.has(`mailmapd_${w.kind}_${s}`));
     if (mine.length === 0) lines.push({ ok: false, line: `missing  ${label}` });
     else if (lacking.length > 0) lines.push({ ok: false, line: `partial  ${label} (no ${lacking.join(', ')} trigger)` });
+    else if (mine.some((i) => i.generic)) lines.push({ ok: false, line: `outdated ${label} (made by an older mailmapd)` });
     else if (mine.some((i) => i.keyExpr !== w.sql)) lines.push({ ok: false, line: `outdated ${label} (another key expression)` });
     else lines.push({ ok: true, line: `ok       ${label}` });
   }
@@ -88,6 +95,7 @@ export async function triggerProblems(c: pg.ClientBase, profile: Profile): Promi
 
 async function dropTriggers(c: pg.ClientBase, list: Installed[]): Promise<void> {
   for (const i of list) await c.query(`DROP TRIGGER IF EXISTS "${i.trigger.replaceAll('"', '""')}" ON ${i.table}`);
+  if (list.length > 0) await c.query(dropUnusedLogFunctionsSql);
 }
 
 async function install(c: pg.ClientBase, profile: Profile, out: Out): Promise<number> {

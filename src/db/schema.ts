@@ -9,7 +9,10 @@
 // the snapshot of its previous read. NOTIFY is only the doorbell, and carries no key.
 
 import type pg from 'pg';
+import { loggedKindsSql } from './change-kinds.js';
 import { routingSql } from './migrations/006-routing.js';
+import { migration2Sql, staticTriggerSql } from './migrations/static-triggers.js';
+import { pathSafeNamesSql } from './migrations/path-safe-names.js';
 
 export interface Migration {
   version: number;
@@ -17,8 +20,18 @@ export interface Migration {
   sql: string;
 }
 
-/** The change-log plumbing, shared by the native schema and the foreign-schema triggers. */
-export const changeLogSql = `
+/**
+ * The kinds a change trigger may log, replaced whole, so that a database set up by an older
+ * mailmapd (or a panel's, by an older `triggers install`) accepts the kinds added since.
+ */
+const changeKindsSql = `
+ALTER TABLE mailmapd.changes DROP CONSTRAINT IF EXISTS changes_kind_check;
+ALTER TABLE mailmapd.changes ADD CONSTRAINT changes_kind_check
+  CHECK (kind IN (${loggedKindsSql}));
+`;
+
+/** The change-log plumbing as migration 1 made it; never edit (see changeLogSql). */
+const changeLogSqlV1 = `
 CREATE SCHEMA IF NOT EXISTS mailmapd;
 
 CREATE TABLE IF NOT EXISTS mailmapd.changes (
@@ -29,11 +42,6 @@ CREATE TABLE IF NOT EXISTS mailmapd.changes (
   at   timestamptz NOT NULL DEFAULT clock_timestamp()
 );
 CREATE INDEX IF NOT EXISTS changes_xid ON mailmapd.changes (xid);
--- The kinds a trigger may log, replaced whole so that a database set up by an older
--- mailmapd accepts the kinds added since.
-ALTER TABLE mailmapd.changes DROP CONSTRAINT IF EXISTS changes_kind_check;
-ALTER TABLE mailmapd.changes ADD CONSTRAINT changes_kind_check
-  CHECK (kind IN ('domain', 'alias_domain', 'mailbox', 'alias', 'master_user', 'route'));
 CREATE INDEX IF NOT EXISTS changes_at ON mailmapd.changes (at);
 
 -- The newest transaction id whose changes may have been pruned: a daemon whose last
@@ -108,7 +116,7 @@ export const migrations: Migration[] = [
     version: 1,
     description: 'domains, alias domains, mailboxes, aliases, change log and triggers',
     sql: `
-${changeLogSql}
+${changeLogSqlV1}
 
 -- Other applications write these tables directly: fold names to lower case on the way in
 -- rather than reject mixed-case writes, and let the CHECKs stop what cannot be repaired.
@@ -171,11 +179,24 @@ SELECT mailmapd.watch_table('mailmapd.aliases', 'alias', 'r.address');
 `,
   },
   {
+    version: 2,
+    description: 'change triggers compiled per table: no dynamic SQL, no PUBLIC EXECUTE; NOTIFY only without 2PC; path-safe names',
+    sql: migration2Sql + pathSafeNamesSql,
+  },
+  {
     version: 6,
     description: 'routing: transports, relay domains and recipients, sender relay hosts, domain limits',
-    sql: `${changeLogSql}\n${routingSql}`,
+    sql: `${changeKindsSql}\n${routingSql}`,
   },
 ];
+
+
+/**
+ * The change-log plumbing, shared by the native schema and the foreign-schema triggers
+ * (`mailmapd triggers install` runs it in one transaction, so the first part's generic
+ * function never outlives it).
+ */
+export const changeLogSql = changeLogSqlV1 + staticTriggerSql + changeKindsSql;
 
 export const latestVersion = migrations[migrations.length - 1]!.version;
 

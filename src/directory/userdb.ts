@@ -34,7 +34,18 @@ export function expandHome(template: string, address: string): string {
   });
 }
 
-export function userdbFields(settings: UserdbSettings, address: string, quotaBytes: number): UserdbFields {
+/**
+ * Whether a local part or domain can stand as one directory name in a home path: Dovecot
+ * creates the home, so `../x` or `a/b` would put one mailbox's mail inside another's or
+ * outside the mail store. A leading dot also rules out `.` and `..`.
+ */
+export function isSafePathPart(part: string): boolean {
+  return part !== '' && !part.startsWith('.') && !part.includes('..') && !part.includes('/') && !part.includes('\0');
+}
+
+/** The userdb fields, or undefined when the address cannot give a home inside its domain. */
+export function userdbFields(settings: UserdbSettings, address: string, quotaBytes: number): UserdbFields | undefined {
+  if (!isSafePathPart(localOf(address)) || !isSafePathPart(domainOf(address))) return undefined;
   return {
     user: address,
     home: expandHome(settings.mailHome, address),

@@ -67,9 +67,12 @@ static napi_value null_value(napi_env env) {
 
 /* Reads a JS string argument into buf; 0 on success. */
 static int get_string(napi_env env, napi_value v, char *buf, size_t size) {
-  size_t len = 0;
-  if (napi_get_value_string_utf8(env, v, buf, size, &len) != napi_ok) return -1;
-  if (len >= size - 1) return -1; /* truncated: too long to be a crypt setting */
+  size_t full = 0, len = 0;
+  /* Ask for the whole length first: a copy that does not fit is cut at a UTF-8 character
+     boundary, up to 3 bytes short of the buffer, so its length alone cannot tell. */
+  if (napi_get_value_string_utf8(env, v, NULL, 0, &full) != napi_ok) return -1;
+  if (full >= size) return -1; /* too long to be a crypt setting */
+  if (napi_get_value_string_utf8(env, v, buf, size, &len) != napi_ok || len != full) return -1;
   return (strlen(buf) == len) ? 0 : -1; /* no embedded NUL */
 }
 

@@ -21,7 +21,8 @@ export interface Cluster {
   destroy(): void;
 }
 
-export async function createCluster(): Promise<Cluster> {
+/** settings: extra server settings (`-c key=value`), e.g. max_prepared_transactions. */
+export async function createCluster(opts: { settings?: Record<string, string> } = {}): Promise<Cluster> {
   const bin = binDir();
   const dir = mkdtempSync(join(tmpdir(), 'mailmapd-pg-'));
   const data = join(dir, 'data');
@@ -35,11 +36,12 @@ export async function createCluster(): Promise<Cluster> {
     if (r.status !== 0) throw new Error(`${cmd} failed: ${r.stderr || r.stdout}`);
   };
   run('initdb', ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8', '--locale=C']);
+  const extra = Object.entries(opts.settings ?? {}).map(([k, v]) => ` -c ${k}=${v}`).join('');
   const cluster: Cluster = {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
     port,
     start() {
-      run('pg_ctl', ['-D', data, '-w', '-l', join(dir, 'log'), '-o', `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`, 'start']);
+      run('pg_ctl', ['-D', data, '-w', '-l', join(dir, 'log'), '-o', `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off${extra}`, 'start']);
     },
     stop() {
       run('pg_ctl', ['-D', data, '-w', '-m', 'fast', 'stop']);

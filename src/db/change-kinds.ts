@@ -1,0 +1,9 @@
+// The kinds of directory entry a change trigger may log (mailmapd.changes.kind): checked by
+// `mailmapd.watch_table` when a trigger is installed and by the change log's CHECK, both
+// built from this one list. A kind added here needs its query in every profile
+// (src/sync/profile.ts).
+
+export const loggedKinds = ['domain', 'alias_domain', 'mailbox', 'alias', 'master_user', 'route'] as const;
+
+/** The list as SQL literals: `'domain', 'alias_domain', …`. */
+export const loggedKindsSql = loggedKinds.map((k) => `'${k}'`).join(', ');
