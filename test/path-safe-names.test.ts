@@ -84,7 +84,7 @@ describe('a database upgraded with such rows in it', () => {
   });
 
   it('migrates, keeps the rows, refuses new ones, and check lists the old', async () => {
-    expect((await migrate(db.sql)).applied).toEqual([2]);
+    expect((await migrate(db.sql)).applied).toEqual(migrations.filter((m) => m.version > 1).map((m) => m.version));
     const v = await db.sql.query(`SELECT conname, convalidated FROM pg_constraint WHERE conname LIKE '%path_safe' ORDER BY 1`);
     expect(v.rows).toEqual([
       { conname: 'alias_domains_name_path_safe', convalidated: true },
