@@ -47,7 +47,7 @@ describe('PREPARE TRANSACTION / COMMIT PREPARED', () => {
     native = await createTestDatabase({ base: cluster.url });
     panel = await createTestDatabase({ base: cluster.url, migrate: false });
     await panel.sql.query(`
-      CREATE TABLE domain (domain varchar(255) PRIMARY KEY, backupmx boolean NOT NULL DEFAULT false, active boolean NOT NULL DEFAULT true);
+      CREATE TABLE domain (domain varchar(255) PRIMARY KEY, transport varchar(255), backupmx boolean NOT NULL DEFAULT false, active boolean NOT NULL DEFAULT true);
       CREATE TABLE alias_domain (alias_domain varchar(255) PRIMARY KEY, target_domain varchar(255) NOT NULL, active boolean NOT NULL DEFAULT true);
       CREATE TABLE mailbox (username varchar(255) PRIMARY KEY, password varchar(255) NOT NULL, quota bigint NOT NULL DEFAULT 0, active boolean NOT NULL DEFAULT true);
       CREATE TABLE alias (address varchar(255) PRIMARY KEY, goto text NOT NULL, active boolean NOT NULL DEFAULT true);`);
