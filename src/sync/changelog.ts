@@ -146,12 +146,14 @@ export interface StandbyProbe {
 
 /** The cheap poll on a standby: how far it has replayed. A commit moves it; nothing else needs reading until it does. */
 export async function standbyProbe(c: pg.ClientBase): Promise<StandbyProbe> {
-  const r = await c.query<{ replay: string; receive: string | null; lag: number | null }>(
-    `SELECT pg_last_wal_replay_lsn()::text AS replay, pg_last_wal_receive_lsn()::text AS receive,
+  const r = await c.query<{ rec: boolean; replay: string; receive: string | null; lag: number | null }>(
+    `SELECT pg_is_in_recovery() AS rec, pg_last_wal_replay_lsn()::text AS replay, pg_last_wal_receive_lsn()::text AS receive,
             CASE WHEN pg_last_wal_receive_lsn() IS NOT NULL AND pg_last_wal_receive_lsn() <= pg_last_wal_replay_lsn() THEN 0
                  ELSE coalesce(extract(epoch FROM now() - pg_last_xact_replay_timestamp()), 0) END::float8 AS lag`,
   );
   const row = r.rows[0]!;
+  // Promoted: its replay position stops moving while it takes writes; read it as a primary.
+  if (!row.rec) throw new Error('the standby was promoted; reconnecting to read it as a primary');
   return { replayLsn: row.replay, receiveLsn: row.receive, lagSeconds: Math.max(0, row.lag ?? 0) };
 }
 
