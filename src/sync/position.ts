@@ -19,6 +19,9 @@ export interface Position {
   /** The previous read's xmax: a transaction below it that is not yet applied was open then. */
   xmax: string;
   seen: string[];
+  /** On a primary, the transactions still open at the last read (a standby cannot tell):
+   *  only those may have had change rows pruned before the directory saw them. */
+  open?: string[];
   /** The newest change-log row applied, with its transaction, "0" when none: on another
    *  history the same id belongs to another transaction, or is missing though not pruned. */
   lastId: string;
@@ -35,12 +38,14 @@ export interface ServerIdentity {
 }
 
 /** The position after reading the change log in a snapshot whose xmin/xmax are given. */
-export function advance(prev: Position, snap: { xmin: string; xmax: string }, applied: Iterable<string>, last?: { id: string; xid: string; at: string }): Position {
+export function advance(prev: Position, snap: { xmin: string; xmax: string; open?: string[] }, applied: Iterable<string>, last?: { id: string; xid: string; at: string }): Position {
   const xmin = BigInt(snap.xmin);
   const seen = new Set<string>();
   for (const x of prev.seen) if (BigInt(x) >= xmin) seen.add(x);
   for (const x of applied) if (BigInt(x) >= xmin) seen.add(x);
   const next: Position = { ...prev, xmin: snap.xmin, xmax: snap.xmax, seen: [...seen].sort((a, b) => (BigInt(a) < BigInt(b) ? -1 : 1)) };
+  if (snap.open !== undefined) next.open = snap.open;
+  else delete next.open;
   if (last !== undefined && BigInt(last.id) > BigInt(prev.lastId)) {
     next.lastId = last.id;
     next.lastXid = last.xid;
@@ -65,7 +70,8 @@ export function readPosition(value: unknown): Position | undefined {
   if (p.v !== 1 || typeof p.system !== 'string' || typeof p.server !== 'string' || !Number.isInteger(p.timeline)) return undefined;
   if (!dec(p.xmin) || !dec(p.xmax) || !dec(p.lastId) || !dec(p.lastXid)) return undefined;
   if (!Array.isArray(p.seen) || !p.seen.every(dec) || typeof p.lastAt !== 'string') return undefined;
-  return {
+  if (p.open !== undefined && (!Array.isArray(p.open) || !p.open.every(dec))) return undefined;
+  const out: Position = {
     v: 1,
     system: p.system,
     timeline: p.timeline as number,
@@ -77,6 +83,20 @@ export function readPosition(value: unknown): Position | undefined {
     lastXid: p.lastXid as string,
     lastAt: p.lastAt,
   };
+  if (p.open !== undefined) out.open = [...(p.open as string[])];
+  return out;
+}
+
+/**
+ * Whether change rows the position has not applied may have been pruned. Pruning takes
+ * only transactions below the oldest one running, so on a primary only those open at the
+ * last read can be affected; a standby's position does not know them and trusts less.
+ */
+export function prunedPast(p: Position, prunedXid: string): boolean {
+  const pruned = BigInt(prunedXid);
+  if (pruned <= BigInt(p.xmin)) return false;
+  if (p.open === undefined || pruned > BigInt(p.xmax)) return true;
+  return p.open.some((x) => BigInt(x) < pruned);
 }
 
 /** Why a position cannot be trusted on this server, or undefined when it can. */

@@ -37,7 +37,7 @@ import {
   type ChangeRow,
   type ReadHead,
 } from './changelog.js';
-import { advance, historyMismatch, horizon, readPosition, type Position } from './position.js';
+import { advance, historyMismatch, horizon, prunedPast, readPosition, type Position } from './position.js';
 import { changeKinds, type Profile } from './profile.js';
 import { rowAdder, setEntry } from './rows.js';
 import { syncMetrics } from './sync-metrics.js';
@@ -237,6 +237,7 @@ export function createSync(opts: SyncOptions): Sync {
       lastId: tail.last.id,
       lastXid: tail.last.xid,
       lastAt: tail.last.at,
+      ...(status.standby ? {} : { open: head.xip }),
     };
     status.loaded = true;
     status.fullLoads++;
@@ -320,7 +321,7 @@ export function createSync(opts: SyncOptions): Sync {
         logger.warn('the database is not the history the directory was read from; reloading in full', { why });
         return fullLoad(c, 'history');
       }
-      if (BigInt(head.prunedXid) > BigInt(p.xmin)) {
+      if (prunedPast(p, head.prunedXid)) {
         await abortRead(c);
         logger.warn('change log pruned past our position; reloading in full');
         return fullLoad(c, 'behind');
@@ -369,7 +370,7 @@ export function createSync(opts: SyncOptions): Sync {
     for (const r of changes) metrics.syncLag.observe(Math.max(0, r.age));
     let last: ChangeRow | undefined;
     for (const r of changes) if (last === undefined || BigInt(r.id) > BigInt(last.id)) last = r;
-    position = advance(p, head, new Set(changes.map((r) => r.xid)), last);
+    position = advance(p, { ...head, ...(status.standby ? {} : { open: head.xip }) }, new Set(changes.map((r) => r.xid)), last);
     if (applied_ > 0) {
       updateCounts();
       logger.debug('changes applied', { entries: applied_ });
