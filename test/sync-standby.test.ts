@@ -12,7 +12,9 @@ import { silentLogger } from '../src/log.js';
 import { createMetrics } from '../src/metrics.js';
 import { nativeProfile } from '../src/sync/profile.js';
 import { createSync, type Sync, type SyncOptions } from '../src/sync/sync.js';
+import { execFileSync } from 'node:child_process';
 import { createCluster, type Cluster } from './helpers/cluster.js';
+import { cliPath, startDaemon } from './helpers/daemon.js';
 import { waitFor } from './helpers/db.js';
 
 let primary: Cluster;
@@ -142,6 +144,30 @@ describe('reading hot standbys', () => {
     const p = daemon(`postgres://postgres@${hostOf(s1)},${hostOf(primary)}/postgres?target_session_attrs=primary`);
     await p.sync.firstLoad();
     expect(p.sync.status()).toMatchObject({ host: hostOf(primary), standby: false });
+  });
+
+  it('the daemon on a standby list: /readyz and the metrics say what is read; `mailmapd prune` goes to the primary', async () => {
+    const d = await startDaemon({
+      databaseUrl: `postgres://postgres@127.0.0.1:1,${hostOf(s1)}/postgres?target_session_attrs=prefer-standby&connect_timeout=2`,
+      config: { database_primary_url: primary.url, changes_retention: '1s' },
+    });
+    try {
+      const ready = (await (await d.http('/readyz')).json()) as Record<string, unknown>;
+      expect(ready).toMatchObject({ ready: true, host: hostOf(s1), standby: true });
+      expect(typeof ready.lag_seconds).toBe('number');
+      const metrics = await (await d.http('/metrics')).text();
+      expect(metrics).toMatch(/^mailmapd_database_standby 1$/m);
+      expect(metrics).toContain(`mailmapd_database_server{host="${hostOf(s1)}",role="standby"} 1`);
+      expect(metrics).toMatch(/^mailmapd_replica_lag_bytes \d+$/m);
+      expect(d.logs()).not.toContain('127.0.0.1:1/'); // the unreachable first host was skipped
+      await new Promise((r) => setTimeout(r, 1100));
+      const out = execFileSync(process.execPath, [cliPath, 'prune', '-c', d.configPath], { encoding: 'utf8' });
+      expect(out).toMatch(/^pruned \d+ change-log rows; \d+ left/);
+      const left = await sql.query<{ n: number }>(`SELECT count(*)::int AS n FROM mailmapd.changes WHERE at < now() - interval '1 second'`);
+      expect(left.rows[0]!.n).toBe(0);
+    } finally {
+      await d.stop();
+    }
   });
 
   it('a standby promoted after the primary stops is read as the new primary, after a full reload', async () => {

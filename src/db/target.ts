@@ -86,3 +86,15 @@ export async function connectTarget(url: string, opts: TargetOptions = {}): Prom
   }
   throw new Error(`no server fits target_session_attrs=${attrs} (${failures.join('; ')})`);
 }
+
+/**
+ * The single-host URL of the server connectTarget picks, for code that hands a URL to
+ * node-postgres itself. A URL with one host and no target_session_attrs is returned as is.
+ */
+export async function resolveUrl(url: string, opts: TargetOptions = {}): Promise<string> {
+  const info = parseConnInfo(url);
+  if (info.hosts.length === 1 && info.targetSessionAttrs === 'any' && opts.targetSessionAttrs === undefined) return url;
+  const t = await connectTarget(url, opts);
+  await t.client.end().catch(() => {});
+  return info.hosts.find((h) => h.host === t.host && h.port === t.port)!.url;
+}
