@@ -26,6 +26,7 @@ const usage = `usage: mailmapd [-c FILE] VERB [ARGS]
   postfix-config                print the main.cf lines for this daemon's socketmap listener
   dovecot-config [--lua]        print the Dovecot conf.d snippets (checkpassword for 2.3; --lua for 2.3 and 2.4)
   hash [--scheme S]             print {SCHEME}hash for a password on stdin (like doveadm pw)
+  prune [--older-than D]        prune the change log (default changes_retention); safe from cron
 
 Options: -c, --config FILE (default $MAILMAPD_CONFIG or /etc/mailmapd/mailmapd.conf)
 Exit codes: 0 ok, 1 not found, 2 usage or config error, 75 temporary failure.`;
@@ -130,6 +131,8 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     case 'hash':
       return (await import('./cli/hash.js')).hashCommand(args, config, out);
+    case 'prune':
+      return (await import('./cli/prune.js')).pruneCommand(config, args, out);
     case 'domain':
     case 'mailbox':
     case 'alias': {

@@ -81,6 +81,7 @@ const ipList: Parser<string[]> = (s) =>
 
 const keys = {
   database_url: { default: '', parse: str },
+  database_primary_url: { default: '', parse: str },
   schema: { default: 'native', parse: schemaName },
   embedded_data_dir: { default: '/var/lib/mailmapd/postgres', parse: str },
   embedded_port: { default: '54329', parse: int(1, 65535) },
@@ -111,6 +112,7 @@ const keys = {
   sync_poll_interval: { default: '1s', parse: duration },
   changes_retention: { default: '1d', parse: duration },
   reconnect_max_delay: { default: '10s', parse: duration },
+  replica_max_lag: { default: '30s', parse: duration },
 
   http_secret: { default: '', parse: str },
   metrics: { default: 'yes', parse: bool },

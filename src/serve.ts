@@ -144,8 +144,9 @@ export async function serve(configPath: string | undefined): Promise<number> {
     const s = sync.status();
     if (!s.loaded) return json(503, { ready: false, reason: 'directory not loaded yet', error: s.lastError });
     if (!s.connected) return json(503, { ready: false, reason: 'database unreachable; serving the last good copy', error: s.lastError });
-    if (!sync.inSync()) return json(503, { ready: false, reason: 'sync is lagging' });
-    return json(200, { ready: true, entries: directory.counts() });
+    const server = { host: s.host, standby: s.standby, lag_seconds: s.lagSeconds, lag_bytes: s.lagBytes, last_success: new Date(s.lastSuccess).toISOString() };
+    if (!sync.inSync()) return json(503, { ready: false, reason: 'sync is lagging', ...server });
+    return json(200, { ready: true, entries: directory.counts(), ...server });
   });
   if (limiter) for (const [k, r] of createPolicyRoutes({ limiter, config, logger, metrics })) routes.set(k, r);
   for (const [k, r] of createDovecotRoutes({ authenticator, directory, config, logger, metrics })) routes.set(k, r);
@@ -193,6 +194,8 @@ export async function serve(configPath: string | undefined): Promise<number> {
     pollIntervalMs: config.sync_poll_interval,
     retentionMs: config.changes_retention,
     reconnectMaxDelayMs: config.reconnect_max_delay,
+    databasePrimaryUrl: config.database_primary_url === '' ? undefined : config.database_primary_url,
+    maxLagMs: config.replica_max_lag,
   });
   sync = activeSync;
   activeSync.start();

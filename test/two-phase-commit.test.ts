@@ -15,7 +15,7 @@ import { socketmapClient } from './helpers/socketmap-client.js';
 let cluster: Cluster;
 
 beforeAll(async () => {
-  cluster = await createCluster({ settings: { max_prepared_transactions: '4' } });
+  cluster = await createCluster({ settings: ['max_prepared_transactions=4'] });
 }, 60_000);
 
 afterAll(() => {

@@ -5,6 +5,7 @@
 import pg from 'pg';
 import type { Config } from '../config.js';
 import { openDatabase, redactUrl } from '../db/connect.js';
+import { resolveUrl } from '../db/target.js';
 import { createLogger } from '../log.js';
 import { TempError } from './password-input.js';
 
@@ -17,7 +18,15 @@ export async function withDatabaseUrl<T>(config: Config, fn: (url: string) => Pr
     throw new TempError(`cannot start or reach the database: ${(err as Error).message}`);
   }
   try {
-    return await fn(db.url);
+    // Commands write: to the primary when one is named, else to the server of
+    // database_url that libpq's rules pick (a multi-host list is walked here).
+    let url = db.url;
+    try {
+      url = await resolveUrl(config.database_primary_url !== '' ? config.database_primary_url : db.url, { connectTimeoutMs: 5000 });
+    } catch (err) {
+      throw new TempError(`cannot connect to ${redactUrl(url)}: ${(err as Error).message}`);
+    }
+    return await fn(url);
   } finally {
     await db.stop();
   }

@@ -39,6 +39,10 @@ export async function openDatabase(config: Config, logger: Logger): Promise<Data
 
 /** Hides credentials when a URL is shown to a person. */
 export function redactUrl(url: string): string {
+  // libpq's multi-host form is no WHATWG URL: hide the password by pattern.
+  const multi = /^(postgres(?:ql)?:\/\/[^:@/?#]*:)[^@/?#]*@([^/?#]*,)/.exec(url);
+  if (multi) return url.replace(/^(postgres(?:ql)?:\/\/[^:@/?#]*:)[^@/?#]*@/, '$1***@');
+  if (/^postgres(?:ql)?:\/\/[^/?#]*,/.test(url)) return url;
   try {
     const u = new URL(url);
     if (u.password) u.password = '***';

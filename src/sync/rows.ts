@@ -2,7 +2,7 @@
 // entries. Kept apart from the sync so that loads and incremental re-reads agree exactly.
 
 import { fold } from '../directory/address.js';
-import type { AliasDomainRecord, ChangeKind, DirectoryData, MailboxRecord } from '../directory/directory.js';
+import type { AliasDomainRecord, ChangeKind, Directory, DirectoryData, MailboxRecord } from '../directory/directory.js';
 
 type Row = unknown[];
 
@@ -102,5 +102,30 @@ function addRow(data: DirectoryData, kind: Exclude<ChangeKind, 'alias'>, r: Row)
       if (k !== '') data.routes.set(k, v);
       break;
     }
+  }
+}
+
+/**
+ * Puts the entry `key` (folded) of `kind` from `data` into the directory, or removes it
+ * there when `data` has none. A catch-up builds `data` from re-read rows with rowAdder, so
+ * a load and a catch-up merge rows the same way.
+ */
+export function setEntry(directory: Directory, data: DirectoryData, kind: ChangeKind, key: string): void {
+  switch (kind) {
+    case 'domain':
+      directory.setDomain(key, data.domains.get(key));
+      break;
+    case 'alias_domain':
+      directory.setAliasDomain(key, data.aliasDomains.get(key));
+      break;
+    case 'mailbox':
+      directory.setMailbox(key, data.mailboxes.get(key));
+      break;
+    case 'alias':
+      directory.setAlias(key, data.aliases.get(key));
+      break;
+    case 'route':
+      directory.setRoute(key, data.routes.get(key));
+      break;
   }
 }

@@ -1,21 +1,53 @@
 // Keeps the directory equal to the database. A full load in one REPEATABLE READ snapshot,
-// then, on every NOTIFY and every poll tick, a catch-up that reads the change-log entries
-// written by transactions the previous snapshot did not see — whatever order they
-// committed in — and re-reads only the keys they name. Because the position is a
-// snapshot, not a sequence number, a dropped LISTEN connection or a restarted PostgreSQL
-// loses nothing: the next catch-up after reconnecting picks up exactly what was missed.
-// A full reload happens only at start, when the change log was pruned past the daemon's
-// position, or when a change names a whole kind (TRUNCATE).
+// then catch-ups that read the change-log rows of every transaction the position (see
+// position.ts) has not applied yet — whatever order they committed in — and re-read only
+// the keys they name. A dropped connection or a restarted server loses nothing: the next
+// catch-up picks up exactly what was missed. A full reload happens at start, when the
+// server's history is another one (a restore, a failover, another host), when the change
+// log was pruned past the position, or when a change names a whole kind (TRUNCATE).
+//
+// The directory may be read from a primary or a hot standby (database_url, libpq's
+// multi-host form). Changes are noticed by the primary's NOTIFY when it rings, and in any
+// case by a cheap poll every pollIntervalMs: the change-log sequence on a primary, the
+// replay position on a standby. This file is the connection loop; the SQL is in
+// changelog.ts, the row handling in rows.ts.
 
-import pg from 'pg';
+import type pg from 'pg';
 import { emptyData, type ChangeKind, type Directory, type DirectoryData } from '../directory/directory.js';
+import { fold } from '../directory/address.js';
+import { connectTarget, type Target } from '../db/target.js';
 import { errorMessage, type Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import { changeKinds, keyColumn, type Profile } from './profile.js';
-import { aliasRowAdder, rowAdder, aliasDomainRow, domainRow, mailboxRow, routeRow } from './rows.js';
+import {
+  abortRead,
+  beginRead,
+  changeStamp,
+  endRead,
+  loadKind,
+  loadedTail,
+  lsnBytes,
+  primaryLsn,
+  primaryMark,
+  primaryProbe,
+  pruneChanges,
+  changeLogStats,
+  rereadKeys,
+  standbyProbe,
+  unappliedChanges,
+  type ChangeRow,
+  type ReadHead,
+} from './changelog.js';
+import { advance, historyMismatch, horizon, prunedPast, readPosition, type Position } from './position.js';
+import { changeKinds, type Profile } from './profile.js';
+import { rowAdder, setEntry } from './rows.js';
+import { syncMetrics } from './sync-metrics.js';
+
+const known: ReadonlySet<string> = new Set(changeKinds);
 
 export interface SyncOptions {
   databaseUrl: string;
+  /** The primary, for LISTEN and pruning when databaseUrl reaches a standby. */
+  databasePrimaryUrl?: string;
   profile: Profile;
   directory: Directory;
   logger: Logger;
@@ -25,23 +57,43 @@ export interface SyncOptions {
   reconnectMaxDelayMs: number;
   /** Rows per FETCH during a full load: bounds the memory a load needs besides the result. */
   fetchSize?: number;
+  /** A standby further behind than this is not ready (/readyz 503); default 30 s. */
+  maxLagMs?: number;
+  /** Bound on each query: a hung connection is given up after this; default 15 s. */
+  queryTimeoutMs?: number;
+  /** A position saved by an earlier run (from onApplied). The sync checks that it belongs
+   *  to the server's history (system identifier, timeline, xid counter not behind, …) and
+   *  catches up from it; otherwise it reloads in full. The directory already holds the
+   *  data that position describes (or newer). */
+  resume?: { position: unknown };
+  /** Called after every successful full load or catch-up with a JSON-serialisable position
+   *  that covers everything now in the directory. */
+  onApplied?: (position: unknown) => void;
 }
 
 export interface SyncStatus {
   connected: boolean;
   loaded: boolean;
-  /** Date.now() of the last successful catch-up or load, 0 if never. */
+  /** Date.now() of the last successful catch-up, load or probe, 0 if never. */
   lastSuccess: number;
   lastError: string | undefined;
   fullLoads: number;
   catchups: number;
+  /** `host:port` the directory is read from, '' before the first connection. */
+  host: string;
+  standby: boolean;
+  /** Replica lag of the server read (0 on a primary). */
+  lagSeconds: number;
+  lagBytes: number;
+  /** Whether a connection to the primary (LISTEN, pruning) is up. */
+  primaryConnected: boolean;
 }
 
 export interface Sync {
   start(): void;
   stop(): Promise<void>;
   status(): SyncStatus;
-  /** Loaded, connected, and caught up within a few poll intervals. */
+  /** Loaded, connected, caught up within a few poll intervals, and not lagging past the bound. */
   inSync(): boolean;
   /** Resolves after the first full load (or rejects when stopped first). */
   firstLoad(): Promise<void>;
@@ -49,20 +101,49 @@ export interface Sync {
   kick(): Promise<void>;
 }
 
-const keyChunk = 5000;
+/** SQLSTATE of a query cancelled by a recovery conflict on a standby (and of serialization failures). */
+const recoveryConflict = '40001';
 
 export function createSync(opts: SyncOptions): Sync {
   const { directory, logger, metrics, profile } = opts;
+  const sm = syncMetrics(metrics);
   const fetchSize = opts.fetchSize ?? 20000;
-  const status: SyncStatus = { connected: false, loaded: false, lastSuccess: 0, lastError: undefined, fullLoads: 0, catchups: 0 };
-  let snapshot: string | undefined;
+  const maxLagMs = opts.maxLagMs ?? 30_000;
+  const queryTimeoutMs = opts.queryTimeoutMs ?? 15_000;
+  const status: SyncStatus = {
+    connected: false,
+    loaded: false,
+    lastSuccess: 0,
+    lastError: undefined,
+    fullLoads: 0,
+    catchups: 0,
+    host: '',
+    standby: false,
+    lagSeconds: 0,
+    lagBytes: 0,
+    primaryConnected: false,
+  };
+  let position: Position | undefined = opts.resume ? readPosition(opts.resume.position) : undefined;
+  if (opts.resume && !position) logger.warn('the saved sync position is unreadable; reloading in full');
   let stopped = false;
-  let client: pg.Client | undefined;
+  let reader: Target | undefined;
+  let primary: pg.Client | undefined;
+  let connectingPrimary = false;
+  let nextPrimaryTry = 0;
   let wake: (() => void) | undefined;
   let kicked = false;
+  let rang = false;
   let waiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
   let loop: Promise<void> | undefined;
-  let lastPrune = 0;
+  let resetBackoff = () => {};
+  // What the last catch-up saw, for deciding cheaply whether another one is needed.
+  let seenLastId: string | undefined;
+  let pendingXids: string[] = [];
+  let seenReplay: string | undefined;
+  let probeUnusable = false;
+  // Pruning: on a primary only; retried after failures, rarely when the role may not.
+  let nextPrune = 0;
+  let nextStats = 0;
   let cancelSleep: (() => void) | undefined;
   // The backoff sleep keeps the process alive (nothing else may while the database is
   // down) and ends early on stop().
@@ -74,7 +155,6 @@ export function createSync(opts: SyncOptions): Sync {
         resolve();
       };
     });
-  let pruneDenied = false;
   let resolveFirst!: () => void;
   let rejectFirst!: (e: Error) => void;
   const first = new Promise<void>((res, rej) => {
@@ -99,22 +179,68 @@ export function createSync(opts: SyncOptions): Sync {
     metrics.lastSync.set(status.lastSuccess / 1000);
   };
 
+  const setLag = (seconds: number, bytes: number) => {
+    status.lagSeconds = seconds;
+    status.lagBytes = bytes;
+    sm.lagSeconds.set(seconds);
+    sm.lagBytes.set(bytes);
+  };
+
+  const applied = () => {
+    if (position && opts.onApplied) {
+      try {
+        opts.onApplied(structuredClone(position));
+      } catch (err) {
+        logger.warn('onApplied failed', { error: errorMessage(err) });
+      }
+    }
+  };
+
+  function identity(head: ReadHead) {
+    return { system: head.system, timeline: head.timeline, server: status.host };
+  }
+
   async function fullLoad(c: pg.Client, reason: string): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await fullLoadOnce(c, reason);
+      } catch (err) {
+        // A long read on a standby may be cancelled when replay needs the rows it holds.
+        if ((err as { code?: string }).code !== recoveryConflict || attempt >= 5 || stopped) throw err;
+        logger.warn('full load cancelled by a recovery conflict; retrying', { attempt });
+      }
+    }
+  }
+
+  async function fullLoadOnce(c: pg.Client, reason: string): Promise<void> {
     const t0 = process.hrtime.bigint();
     const data: DirectoryData = emptyData();
-    await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-    let snap: string;
+    if (!status.standby) await markPrimary(c);
+    else seenReplay = (await standbyProbe(c)).replayLsn;
+    let head: ReadHead;
+    let tail: Awaited<ReturnType<typeof loadedTail>>;
     try {
-      const s = await c.query<{ snap: string }>('SELECT pg_current_snapshot()::text AS snap');
-      snap = s.rows[0]!.snap;
-      for (const kind of changeKinds) await loadKind(c, kind, data);
-      await c.query('COMMIT');
+      head = await beginRead(c);
+      for (const kind of changeKinds) await loadKind(c, profile, kind, data, fetchSize);
+      tail = await loadedTail(c, head.xmin);
+      await endRead(c);
     } catch (err) {
-      await c.query('ROLLBACK').catch(() => {});
+      await abortRead(c);
       throw err;
     }
+    if (!status.standby) notePending(head);
     directory.replaceAll(data);
-    snapshot = snap;
+    position = {
+      v: 1,
+      ...identity(head),
+      xmin: head.xmin,
+      xmax: head.xmax,
+      seen: tail.seen,
+      lastId: tail.last.id,
+      lastXid: tail.last.xid,
+      lastAt: tail.last.at,
+      ...(status.standby ? {} : { open: head.xip }),
+    };
     status.loaded = true;
     status.fullLoads++;
     metrics.directoryLoaded.set(1);
@@ -123,6 +249,7 @@ export function createSync(opts: SyncOptions): Sync {
     metrics.loadDuration.set(seconds);
     updateCounts();
     succeeded();
+    applied();
     const counts = directory.counts();
     logger.info('directory loaded', {
       reason,
@@ -135,150 +262,252 @@ export function createSync(opts: SyncOptions): Sync {
     resolveFirst();
   }
 
-  async function loadKind(c: pg.Client, kind: ChangeKind, data: DirectoryData): Promise<void> {
-    const cursor = `mailmapd_load_${kind}`;
-    await c.query(`DECLARE ${cursor} NO SCROLL CURSOR FOR ${profile.queries[kind]}`);
-    const rows = rowAdder(data, kind);
-    for (;;) {
-      const r = await c.query({ text: `FETCH ${fetchSize} FROM ${cursor}`, rowMode: 'array' });
-      for (const row of r.rows as unknown[][]) rows.add(row);
-      if (r.rows.length < fetchSize) break;
+  // Primary: what the sequence and the transaction counter say just before a read.
+  let mark: { lastId: string; nextXid: string } | undefined;
+  async function markPrimary(c: pg.Client): Promise<void> {
+    if (probeUnusable) return;
+    try {
+      mark = await primaryMark(c);
+    } catch (err) {
+      // A role without SELECT on the sequence: catch up on every poll instead.
+      probeUnusable = true;
+      mark = undefined;
+      logger.warn('cannot read mailmapd.changes_id_seq; catching up on every poll', { error: errorMessage(err) });
     }
-    rows.finish();
-    await c.query(`CLOSE ${cursor}`);
+  }
+  function notePending(head: ReadHead): void {
+    if (!mark) return;
+    seenLastId = mark.lastId;
+    // Transactions open during the read that may own change rows numbered up to lastId:
+    // when one of them ends, its rows may have become visible.
+    const m = BigInt(mark.nextXid);
+    pendingXids = head.xip.filter((x) => BigInt(x) < m);
   }
 
-  async function rereadKeys(c: pg.Client, kind: ChangeKind, keys: string[]): Promise<unknown[][]> {
-    const rows: unknown[][] = [];
-    for (let i = 0; i < keys.length; i += keyChunk) {
-      const r = await c.query({
-        text: `SELECT * FROM (${profile.queries[kind]}) q WHERE q.${keyColumn[kind]} = ANY($1::text[])`,
-        values: [keys.slice(i, i + keyChunk)],
-        rowMode: 'array',
-      });
-      rows.push(...(r.rows as unknown[][]));
+  /** Why the position does not belong to this server's history, or undefined. */
+  async function mismatch(c: pg.Client, p: Position, head: ReadHead): Promise<string | undefined> {
+    const why = historyMismatch(p, identity(head));
+    if (why) return why;
+    if (BigInt(head.xmax) < horizon(p)) return 'a transaction counter behind the position';
+    if (p.lastId !== '0') {
+      const s = await changeStamp(c, p.lastId);
+      if (s === undefined) {
+        if (BigInt(p.lastXid) >= BigInt(head.prunedXid)) return 'a change the position applied is missing';
+      } else if (s.xid !== p.lastXid || s.at !== p.lastAt) return 'a change the position applied was written by another transaction';
     }
-    return rows;
+    return undefined;
   }
 
-  function applyKeys(kind: ChangeKind, keys: string[], rows: unknown[][]): void {
-    switch (kind) {
-      case 'domain': {
-        const found = new Map<string, boolean>();
-        for (const r of rows) {
-          const [k, v] = domainRow(r);
-          found.set(k, v || found.get(k) === true);
-        }
-        for (const k of keys) directory.setDomain(k, found.get(k));
-        break;
-      }
-      case 'alias_domain': {
-        const found = new Map(rows.map(aliasDomainRow));
-        for (const k of keys) directory.setAliasDomain(k, found.get(k));
-        break;
-      }
-      case 'mailbox': {
-        const found = new Map(rows.map(mailboxRow));
-        for (const k of keys) directory.setMailbox(k, found.get(k));
-        break;
-      }
-      case 'alias': {
-        const found = new Map<string, string>();
-        const add = aliasRowAdder(found);
-        for (const r of rows) add.add(r);
-        add.finish();
-        for (const k of keys) directory.setAlias(k, found.get(k));
-        break;
-      }
-      case 'route': {
-        const found = new Map(rows.map(routeRow));
-        for (const k of keys) directory.setRoute(k, found.get(k));
-        break;
-      }
-    }
+  /** A change from a transaction that was already open at the previous read, on a kind whose keys a join computes. */
+  function lateJoin(p: Position, changes: ChangeRow[]): boolean {
+    const joined = new Set((profile.watches ?? []).filter((w) => /\{\{/.test(w.keyExpr)).map((w) => w.kind));
+    if (joined.size === 0) return false;
+    const xmax = BigInt(p.xmax);
+    return changes.some((r) => joined.has(r.kind) && BigInt(r.xid) < xmax);
   }
 
   async function catchUp(c: pg.Client): Promise<void> {
-    if (snapshot === undefined) return fullLoad(c, 'start');
-    await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-    let applied = 0;
+    const p = position;
+    if (p === undefined) return fullLoad(c, 'start');
+    if (!status.standby) await markPrimary(c);
+    else seenReplay = (await standbyProbe(c)).replayLsn;
+    let applied_ = 0;
+    let changes: ChangeRow[];
+    const reads: Array<[ChangeKind, string[], unknown[][]]> = [];
+    let head: ReadHead;
     try {
-      const head = await c.query<{ snap: string; behind: boolean }>(
-        `SELECT pg_current_snapshot()::text AS snap,
-                coalesce((SELECT pruned_xid > pg_snapshot_xmin($1::pg_snapshot) FROM mailmapd.sync_state), false) AS behind`,
-        [snapshot],
-      );
-      const { snap, behind } = head.rows[0]!;
-      if (behind) {
-        await c.query('ROLLBACK');
+      head = await beginRead(c);
+      const why = await mismatch(c, p, head);
+      if (why !== undefined) {
+        await abortRead(c);
+        logger.warn('the database is not the history the directory was read from; reloading in full', { why });
+        return fullLoad(c, 'history');
+      }
+      if (prunedPast(p, head.prunedXid)) {
+        await abortRead(c);
         logger.warn('change log pruned past our position; reloading in full');
         return fullLoad(c, 'behind');
       }
-      const changes = await c.query<{ kind: ChangeKind; key: string | null; age: number }>(
-        `SELECT kind, key, extract(epoch FROM clock_timestamp() - at)::float8 AS age
-           FROM mailmapd.changes
-          WHERE xid >= pg_snapshot_xmin($1::pg_snapshot) AND NOT pg_visible_in_snapshot(xid, $1::pg_snapshot)`,
-        [snapshot],
-      );
-      if (changes.rows.some((r) => r.key === null)) {
-        await c.query('ROLLBACK');
+      // A kind this daemon does not know was logged by a newer mailmapd's schema (hosts are
+      // upgraded one at a time): it has nothing of that kind to update.
+      changes = (await unappliedChanges(c, p)).filter((r) => known.has(r.kind));
+      if (changes.some((r) => r.key === null)) {
+        await abortRead(c);
         return fullLoad(c, 'truncate');
       }
+      // Keys computed through a join in a writer's snapshot that began before the
+      // previous read may miss a row another transaction changed meanwhile: re-read all.
+      if (lateJoin(p, changes)) {
+        await abortRead(c);
+        return fullLoad(c, 'late');
+      }
+      // Keys exactly as PostgreSQL computed them: its lower() and JavaScript's fold()
+      // differ outside ASCII (a C-ctype database leaves `Ä` alone), so the database
+      // matches its own text, and only the directory folds.
       const byKind = new Map<ChangeKind, Set<string>>();
-      for (const r of changes.rows) {
+      for (const r of changes) {
         let set = byKind.get(r.kind);
         if (!set) byKind.set(r.kind, (set = new Set()));
-        set.add(r.key!.toLowerCase());
+        set.add(r.key!);
       }
-      const reads: Array<[ChangeKind, string[], unknown[][]]> = [];
       for (const [kind, set] of byKind) {
         const keys = [...set];
-        reads.push([kind, keys, await rereadKeys(c, kind, keys)]);
+        reads.push([kind, keys, await rereadKeys(c, profile, kind, keys)]);
       }
-      await c.query('COMMIT');
-      // Apply everything read in this snapshot at once, so no lookup sees half a batch.
-      for (const [kind, keys, rows] of reads) {
-        applyKeys(kind, keys, rows);
-        metrics.changesApplied.inc({ table: kind }, keys.length);
-        applied += keys.length;
-      }
-      for (const r of changes.rows) metrics.syncLag.observe(Math.max(0, r.age));
-      snapshot = snap;
+      await endRead(c);
     } catch (err) {
-      await c.query('ROLLBACK').catch(() => {});
+      await abortRead(c);
       throw err;
     }
-    if (applied > 0) {
+    if (!status.standby) notePending(head);
+    // Apply everything read in this snapshot at once, so no lookup sees half a batch.
+    for (const [kind, keys, rows] of reads) {
+      const data = emptyData();
+      const add = rowAdder(data, kind);
+      for (const r of rows) add.add(r);
+      add.finish();
+      const folded = new Set(keys.map(fold));
+      for (const k of folded) setEntry(directory, data, kind, k);
+      metrics.changesApplied.inc({ table: kind }, folded.size);
+      applied_ += folded.size;
+    }
+    for (const r of changes) metrics.syncLag.observe(Math.max(0, r.age));
+    let last: ChangeRow | undefined;
+    for (const r of changes) if (last === undefined || BigInt(r.id) > BigInt(last.id)) last = r;
+    position = advance(p, { ...head, ...(status.standby ? {} : { open: head.xip }) }, new Set(changes.map((r) => r.xid)), last);
+    if (applied_ > 0) {
       updateCounts();
-      logger.debug('changes applied', { entries: applied });
+      logger.debug('changes applied', { entries: applied_ });
+    }
+    if (!status.loaded) {
+      // Resumed from a saved position: the directory was loaded by whoever saved it.
+      status.loaded = true;
+      metrics.directoryLoaded.set(1);
+      resolveFirst();
     }
     succeeded();
+    applied();
+  }
+
+  /** True when the cheap probe says a catch-up may find something. */
+  async function worthCatchingUp(c: pg.Client): Promise<boolean> {
+    if (status.standby) {
+      const s = await standbyProbe(c);
+      let bytes = s.receiveLsn !== null ? Number(lsnBytes(s.receiveLsn) - lsnBytes(s.replayLsn)) : 0;
+      if (primary) {
+        try {
+          bytes = Number(lsnBytes(await primaryLsn(primary)) - lsnBytes(s.replayLsn));
+        } catch (err) {
+          dropPrimary(err);
+        }
+      }
+      setLag(s.lagSeconds, Math.max(0, bytes));
+      return s.replayLsn !== seenReplay;
+    }
+    if (probeUnusable || seenLastId === undefined) return true;
+    const pr = await primaryProbe(c);
+    if (pr.lastId !== seenLastId) return true;
+    const xmin = BigInt(pr.xmin);
+    return pendingXids.some((x) => BigInt(x) < xmin || !pr.xip.has(x));
   }
 
   async function prune(c: pg.Client): Promise<void> {
-    if (pruneDenied || Date.now() - lastPrune < Math.min(opts.retentionMs, 3_600_000)) return;
-    lastPrune = Date.now();
+    const now = Date.now();
+    if (now >= nextStats) {
+      nextStats = now + 60_000;
+      try {
+        const s = await changeLogStats(c);
+        sm.changeLogRows.set(s.rows);
+        sm.changeLogOldest.set(s.oldestSeconds);
+      } catch {
+        /* the next minute */
+      }
+    }
+    if (now < nextPrune) return;
     try {
-      const r = await c.query(
-        `WITH gone AS (
-           DELETE FROM mailmapd.changes WHERE at < clock_timestamp() - make_interval(secs => $1) RETURNING xid::text::numeric AS x)
-         UPDATE mailmapd.sync_state
-            SET pruned_xid = greatest(pruned_xid, ((SELECT max(x) FROM gone) + 1)::text::xid8)
-          WHERE EXISTS (SELECT 1 FROM gone)`,
-        [opts.retentionMs / 1000],
-      );
-      if ((r.rowCount ?? 0) > 0) logger.info('pruned the change log', { older_than_seconds: opts.retentionMs / 1000 });
+      const n = await pruneChanges(c, opts.retentionMs / 1000);
+      nextPrune = now + Math.max(1000, Math.min(opts.retentionMs / 10, 600_000));
+      sm.pruneErrors.set(0);
+      if (n > 0) {
+        nextStats = 0;
+        logger.info('pruned the change log', { rows: n, older_than_seconds: opts.retentionMs / 1000 });
+      }
     } catch (err) {
-      // A read-only database role cannot prune; another host or a cron job can.
-      pruneDenied = true;
-      logger.warn('cannot prune the change log; leaving it to others', { error: errorMessage(err) });
+      sm.pruneErrors.set(1);
+      const code = (err as { code?: string }).code;
+      // Not allowed (a read-only role or server): ask again in an hour, in case it changes;
+      // anything else is likely passing: in a minute.
+      const denied = code === '42501' || code === '25006';
+      nextPrune = now + (denied ? 3_600_000 : 60_000);
+      logger.warn(denied ? 'not allowed to prune the change log; run `mailmapd prune` with a role that may' : 'pruning the change log failed; retrying', {
+        error: errorMessage(err),
+      });
     }
   }
 
+  function dropPrimary(err: unknown): void {
+    if (!primary) return;
+    logger.warn('lost the connection to the primary; polling the standby', { error: errorMessage(err) });
+    const p = primary;
+    primary = undefined;
+    status.primaryConnected = false;
+    nextPrimaryTry = Date.now() + 1000;
+    destroy(p);
+  }
+
+  function destroy(c: pg.Client): void {
+    // end() waits for the server on a hung path; the socket is given up at once instead.
+    const stream = (c as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream;
+    stream?.destroy();
+    c.end().catch(() => {});
+  }
+
+  /** On a standby with database_primary_url: a connection to the primary for LISTEN and pruning, made in the background. */
+  function connectPrimary(): void {
+    const url = opts.databasePrimaryUrl;
+    if (!url || primary || connectingPrimary || !status.standby || Date.now() < nextPrimaryTry || stopped) return;
+    connectingPrimary = true;
+    connectTarget(url, { applicationName: 'mailmapd', targetSessionAttrs: 'read-write', queryTimeoutMs })
+      .then(async (t) => {
+        try {
+          t.client.on('notification', ring);
+          t.client.on('error', (err) => dropPrimaryIf(t.client, err));
+          t.client.on('end', () => dropPrimaryIf(t.client, new Error('connection ended')));
+          await t.client.query('LISTEN mailmapd');
+        } catch (err) {
+          destroy(t.client);
+          throw err;
+        }
+        if (stopped || !reader) {
+          destroy(t.client);
+          return;
+        }
+        primary = t.client;
+        status.primaryConnected = true;
+        logger.info('listening on the primary', { host: `${t.host}:${t.port}` });
+        ring(); // anything committed while it was down
+      })
+      .catch((err) => {
+        nextPrimaryTry = Date.now() + Math.min(opts.reconnectMaxDelayMs, 5000);
+        logger.warn('cannot reach the primary; polling the standby', { error: errorMessage(err) });
+      })
+      .finally(() => {
+        connectingPrimary = false;
+      });
+  }
+  function dropPrimaryIf(c: pg.Client, err: unknown): void {
+    if (primary === c) dropPrimary(err);
+  }
+
+  function ring(): void {
+    rang = true;
+    wake?.();
+  }
+
+  /** Resolves at the next poll tick, NOTIFY or kick; rejects when the reader fails. */
   function waitForWork(c: pg.Client): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      if (kicked || stopped) {
-        kicked = false;
+      if (kicked || rang || stopped) {
         resolve();
         return;
       }
@@ -288,7 +517,6 @@ export function createSync(opts: SyncOptions): Sync {
         c.removeListener('error', fail);
         c.removeListener('end', ended);
         wake = undefined;
-        kicked = false;
         resolve();
       }
       function fail(err: Error) {
@@ -306,48 +534,96 @@ export function createSync(opts: SyncOptions): Sync {
     });
   }
 
-  async function session(): Promise<void> {
-    const c = new pg.Client({ connectionString: opts.databaseUrl, application_name: 'mailmapd', keepAlive: true });
-    client = c;
-    c.on('error', () => {}); // surfaced through the pending query or waitForWork
-    c.on('notification', () => {
-      kicked = true;
-      wake?.();
-    });
+  /** On a standby, after the primary's doorbell: until the standby has replayed what the primary had written then. */
+  async function awaitReplay(c: pg.Client): Promise<void> {
+    if (!primary) return;
+    let target: bigint;
     try {
-      await c.connect();
-      await c.query('LISTEN mailmapd');
+      target = lsnBytes(await primaryLsn(primary));
+    } catch (err) {
+      dropPrimary(err);
+      return;
+    }
+    const until = Date.now() + opts.pollIntervalMs;
+    while (!stopped && Date.now() < until) {
+      const s = await standbyProbe(c);
+      if (lsnBytes(s.replayLsn) >= target) return;
+      await new Promise((r) => setTimeout(r, 2));
+    }
+  }
+
+  async function session(): Promise<void> {
+    const t = await connectTarget(opts.databaseUrl, { applicationName: 'mailmapd', queryTimeoutMs });
+    const c = t.client;
+    reader = t;
+    const server = `${t.host}:${t.port}`;
+    if (status.host !== '' && status.host !== server) sm.server.reset();
+    status.host = server;
+    status.standby = t.inRecovery;
+    sm.server.set({ host: server, role: t.inRecovery ? 'standby' : 'primary' }, 1);
+    sm.standby.set(t.inRecovery ? 1 : 0);
+    c.on('notification', ring);
+    try {
+      // A primary rings its own doorbell; a standby cannot LISTEN.
+      if (!t.inRecovery) await c.query('LISTEN mailmapd');
+      else setLag(0, 0);
       setConnected(true);
-      logger.info('connected to PostgreSQL', { catch_up: snapshot !== undefined });
-      if (snapshot !== undefined) metrics.catchups.inc();
+      logger.info('connected to PostgreSQL', { host: server, standby: t.inRecovery, catch_up: position !== undefined });
+      if (position !== undefined) metrics.catchups.inc();
+      let mustCatchUp = true;
       for (;;) {
-        const pending = waiters;
-        waiters = [];
-        try {
-          await catchUp(c);
-          status.catchups++;
-          for (const w of pending) w.resolve();
-        } catch (err) {
-          waiters.push(...pending);
-          throw err;
+        if (mustCatchUp) {
+          const pending = waiters;
+          waiters = [];
+          kicked = false;
+          rang = false;
+          try {
+            await catchUp(c);
+            status.catchups++;
+            resetBackoff();
+            for (const w of pending) w.resolve();
+          } catch (err) {
+            waiters.push(...pending);
+            throw err;
+          }
         }
         if (stopped) return;
-        await prune(c);
+        if (!t.inRecovery) await prune(c);
+        else if (primary) await prune(primary).catch((err) => dropPrimary(err));
+        connectPrimary();
         if (stopped) return;
         await waitForWork(c);
         if (stopped) return;
+        if (kicked) mustCatchUp = true;
+        else if (rang) {
+          if (t.inRecovery) await awaitReplay(c);
+          mustCatchUp = true;
+        } else {
+          // A poll tick: the probe is also the heartbeat that finds a hung connection.
+          mustCatchUp = await worthCatchingUp(c);
+          if (!mustCatchUp) succeeded();
+        }
       }
     } finally {
       setConnected(false);
-      client = undefined;
-      await c.end().catch(() => {});
+      reader = undefined;
+      if (primary) {
+        const p = primary;
+        primary = undefined;
+        status.primaryConnected = false;
+        destroy(p);
+      }
+      destroy(c);
     }
   }
 
   async function run(): Promise<void> {
     let delay = 100;
+    // A session that caught up once is healthy: the next failure starts the backoff anew.
+    resetBackoff = () => {
+      delay = 100;
+    };
     while (!stopped) {
-      const startedAt = Date.now();
       try {
         await session();
       } catch (err) {
@@ -364,7 +640,6 @@ export function createSync(opts: SyncOptions): Sync {
         });
       }
       if (stopped) break;
-      if (Date.now() - startedAt > 30_000) delay = 100;
       await sleep(delay + Math.floor(Math.random() * delay * 0.3));
       delay = Math.min(delay * 2, opts.reconnectMaxDelayMs);
     }
@@ -378,17 +653,23 @@ export function createSync(opts: SyncOptions): Sync {
       stopped = true;
       wake?.();
       cancelSleep?.();
-      const c = client;
-      if (c) await c.end().catch(() => {});
-      // A connect() in flight may not notice end(); do not let it hold the shutdown.
-      await Promise.race([loop, new Promise((r) => setTimeout(r, 3000).unref())]);
+      const r = reader;
+      if (r) destroy(r.client);
+      if (primary) destroy(primary);
+      // A connect() in flight may not notice; do not let it hold the shutdown.
+      await Promise.race([loop, new Promise((res) => setTimeout(res, 3000).unref())]);
       for (const w of waiters) w.reject(new Error('sync stopped'));
       waiters = [];
       if (!status.loaded) rejectFirst(new Error('sync stopped before the first load'));
     },
     status: () => ({ ...status }),
     inSync() {
-      return status.loaded && status.connected && Date.now() - status.lastSuccess < Math.max(3 * opts.pollIntervalMs, 5000);
+      return (
+        status.loaded &&
+        status.connected &&
+        Date.now() - status.lastSuccess < Math.max(3 * opts.pollIntervalMs, 5000) &&
+        status.lagSeconds * 1000 <= maxLagMs
+      );
     },
     firstLoad: () => first,
     kick() {

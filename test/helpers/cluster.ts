@@ -16,17 +16,33 @@ function binDir(): string {
 export interface Cluster {
   url: string;
   port: number;
+  /** The data directory. */
+  data: string;
   start(): void;
   stop(): void;
+  /** pg_ctl promote: a standby becomes a primary on a new timeline. */
+  promote(): void;
   destroy(): void;
 }
 
-/** settings: extra server settings (`-c key=value`), e.g. max_prepared_transactions. */
-export async function createCluster(opts: { settings?: Record<string, string> } = {}): Promise<Cluster> {
+export interface ClusterOptions {
+  /** Make a hot standby of this (running) cluster with pg_basebackup -R, streaming from it. */
+  standbyOf?: Cluster;
+  /** Start from a copy of this stopped cluster's data directory: the same system identifier. */
+  copyOf?: Cluster;
+  /** Extra server settings, e.g. max_prepared_transactions=10. */
+  settings?: string[];
+  /** Listen on this port instead of a free one (a copy standing in for the original). */
+  port?: number;
+  /** Leave it stopped. */
+  stopped?: boolean;
+}
+
+export async function createCluster(options: ClusterOptions = {}): Promise<Cluster> {
   const bin = binDir();
   const dir = mkdtempSync(join(tmpdir(), 'mailmapd-pg-'));
   const data = join(dir, 'data');
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const asRoot = process.getuid?.() === 0;
   const ids = asRoot ? { uid: Number(execFileSync('id', ['-u', 'postgres']).toString()), gid: Number(execFileSync('id', ['-g', 'postgres']).toString()) } : undefined;
   if (ids) chownSync(dir, ids.uid, ids.gid);
@@ -35,16 +51,27 @@ export async function createCluster(opts: { settings?: Record<string, string> } 
     const r = spawnSync(full[0] as string, full[1] as string[], { encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`${cmd} failed: ${r.stderr || r.stdout}`);
   };
-  run('initdb', ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8', '--locale=C']);
-  const extra = Object.entries(opts.settings ?? {}).map(([k, v]) => ` -c ${k}=${v}`).join('');
+  if (options.standbyOf) {
+    run('pg_basebackup', ['-D', data, '-R', '-X', 'stream', '-c', 'fast', '-h', '127.0.0.1', '-p', String(options.standbyOf.port), '-U', 'postgres']);
+  } else if (options.copyOf) {
+    const r = spawnSync('cp', ['-a', options.copyOf.data, data], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`copying the data directory failed: ${r.stderr}`);
+  } else {
+    run('initdb', ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8', '--locale=C']);
+  }
+  const settings = (options.settings ?? []).map((s) => `-c ${s}`).join(' ');
   const cluster: Cluster = {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
     port,
+    data,
     start() {
-      run('pg_ctl', ['-D', data, '-w', '-l', join(dir, 'log'), '-o', `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off${extra}`, 'start']);
+      run('pg_ctl', ['-D', data, '-w', '-l', join(dir, 'log'), '-o', `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off ${settings}`, 'start']);
     },
     stop() {
       run('pg_ctl', ['-D', data, '-w', '-m', 'fast', 'stop']);
+    },
+    promote() {
+      run('pg_ctl', ['-D', data, '-w', 'promote']);
     },
     destroy() {
       try {
@@ -55,6 +82,6 @@ export async function createCluster(opts: { settings?: Record<string, string> } 
       rmSync(dir, { recursive: true, force: true });
     },
   };
-  cluster.start();
+  if (!options.stopped) cluster.start();
   return cluster;
 }

@@ -1,0 +1,201 @@
+// The SQL the sync runs, one operation per function. The same reads serve a primary and a
+// hot standby; where they differ (how to notice a change cheaply, how far behind the
+// server is) the two functions stand side by side.
+
+import type pg from 'pg';
+import type { ChangeKind, DirectoryData } from '../directory/directory.js';
+import type { Position } from './position.js';
+import { keyColumn, type Profile } from './profile.js';
+import { rowAdder } from './rows.js';
+
+const keyChunk = 5000;
+
+/** The server's identity and the open REPEATABLE READ snapshot's bounds. */
+export interface ReadHead {
+  system: string;
+  timeline: number;
+  xmin: string;
+  xmax: string;
+  /** In-progress transactions of the snapshot: empty on a standby, whatever is open. */
+  xip: string[];
+  prunedXid: string;
+}
+
+export async function beginRead(c: pg.ClientBase): Promise<ReadHead> {
+  await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+  // A standby's checkpoint timeline lags a promotion upstream; its WAL receiver knows.
+  // A primary's current WAL file name starts with its timeline.
+  const r = await c.query<{ system: string; timeline: number; snap: string; pruned: string | null }>(
+    `SELECT (SELECT system_identifier::text FROM pg_control_system()) AS system,
+            CASE WHEN pg_is_in_recovery()
+                 THEN greatest((SELECT max(received_tli) FROM pg_stat_wal_receiver), (SELECT timeline_id FROM pg_control_checkpoint()))
+                 ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END AS timeline,
+            pg_current_snapshot()::text AS snap,
+            (SELECT pruned_xid::text FROM mailmapd.sync_state) AS pruned`,
+  );
+  const row = r.rows[0]!;
+  const [xmin, xmax, xip] = row.snap.split(':') as [string, string, string];
+  return { system: row.system, timeline: row.timeline, xmin, xmax, xip: xip === '' ? [] : xip.split(','), prunedXid: row.pruned ?? '0' };
+}
+
+export async function endRead(c: pg.ClientBase): Promise<void> {
+  await c.query('COMMIT');
+}
+
+export async function abortRead(c: pg.ClientBase): Promise<void> {
+  await c.query('ROLLBACK').catch(() => {});
+}
+
+/** Reads one kind whole through a cursor, `fetchSize` rows at a time, into `data`. */
+export async function loadKind(c: pg.ClientBase, profile: Profile, kind: ChangeKind, data: DirectoryData, fetchSize: number): Promise<void> {
+  const cursor = `mailmapd_load_${kind}`;
+  await c.query(`DECLARE ${cursor} NO SCROLL CURSOR FOR ${profile.queries[kind]}`);
+  const rows = rowAdder(data, kind);
+  for (;;) {
+    const r = await c.query({ text: `FETCH ${fetchSize} FROM ${cursor}`, rowMode: 'array' });
+    for (const row of r.rows as unknown[][]) rows.add(row);
+    if (r.rows.length < fetchSize) break;
+  }
+  rows.finish();
+  await c.query(`CLOSE ${cursor}`);
+}
+
+/** The transactions at or above `xmin` whose changes the open snapshot sees, and the newest change row. */
+export async function loadedTail(c: pg.ClientBase, xmin: string): Promise<{ seen: string[]; last: ChangeStamp }> {
+  const s = await c.query<{ x: string }>('SELECT DISTINCT xid::text AS x FROM mailmapd.changes WHERE xid >= $1::xid8', [xmin]);
+  const l = await c.query<ChangeStamp>(`SELECT id::text AS id, xid::text AS xid, ${atText} AS at FROM mailmapd.changes ORDER BY id DESC LIMIT 1`);
+  return { seen: s.rows.map((r) => r.x), last: l.rows[0] ?? { id: '0', xid: '0', at: '' } };
+}
+
+export interface ChangeStamp {
+  id: string;
+  xid: string;
+  at: string;
+}
+
+// Microseconds since the epoch, independent of the session's time zone and DateStyle.
+const atText = `(extract(epoch FROM at) * 1000000)::bigint::text`;
+
+/** Who wrote change row `id` and when, or undefined when the row is gone. */
+export async function changeStamp(c: pg.ClientBase, id: string): Promise<ChangeStamp | undefined> {
+  const r = await c.query<ChangeStamp>(`SELECT id::text AS id, xid::text AS xid, ${atText} AS at FROM mailmapd.changes WHERE id = $1::bigint`, [id]);
+  return r.rows[0];
+}
+
+export interface ChangeRow {
+  id: string;
+  at: string;
+  xid: string;
+  kind: ChangeKind;
+  /** Exactly as the trigger computed it: matched against the profile's key column as is. */
+  key: string | null;
+  age: number;
+}
+
+/** Every change row the position has not applied yet that the open snapshot sees. */
+export async function unappliedChanges(c: pg.ClientBase, p: Position): Promise<ChangeRow[]> {
+  const r = await c.query<ChangeRow>(
+    `SELECT id::text AS id, xid::text AS xid, ${atText} AS at, kind, key, extract(epoch FROM clock_timestamp() - at)::float8 AS age
+       FROM mailmapd.changes
+      WHERE xid >= $1::xid8 AND xid <> ALL($2::xid8[])`,
+    [p.xmin, p.seen],
+  );
+  return r.rows;
+}
+
+/** The profile's rows for `keys` (as the change log gave them), in array mode. */
+export async function rereadKeys(c: pg.ClientBase, profile: Profile, kind: ChangeKind, keys: string[]): Promise<unknown[][]> {
+  const rows: unknown[][] = [];
+  for (let i = 0; i < keys.length; i += keyChunk) {
+    const r = await c.query({
+      text: `SELECT * FROM (${profile.queries[kind]}) q WHERE q.${keyColumn[kind]} = ANY($1::text[])`,
+      values: [keys.slice(i, i + keyChunk)],
+      rowMode: 'array',
+    });
+    for (const row of r.rows as unknown[][]) rows.push(row);
+  }
+  return rows;
+}
+
+/**
+ * Before a catch-up on a primary: the change-log sequence, then the next transaction id,
+ * in that order, so every change row numbered up to `lastId` belongs to a transaction
+ * below `nextXid`. Sequences are not transactional: rows of open transactions count.
+ */
+export async function primaryMark(c: pg.ClientBase): Promise<{ lastId: string; nextXid: string }> {
+  const l = await c.query<{ l: string }>('SELECT last_value::text AS l FROM mailmapd.changes_id_seq');
+  const m = await c.query<{ m: string }>('SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS m');
+  return { lastId: l.rows[0]!.l, nextXid: m.rows[0]!.m };
+}
+
+/** The cheap poll on a primary: the sequence and the transactions in progress now. */
+export async function primaryProbe(c: pg.ClientBase): Promise<{ lastId: string; xmin: string; xip: Set<string> }> {
+  const r = await c.query<{ l: string; snap: string }>(
+    'SELECT last_value::text AS l, pg_current_snapshot()::text AS snap FROM mailmapd.changes_id_seq',
+  );
+  const [xmin, , xip] = r.rows[0]!.snap.split(':') as [string, string, string];
+  return { lastId: r.rows[0]!.l, xmin, xip: new Set(xip === '' ? [] : xip.split(',')) };
+}
+
+export interface StandbyProbe {
+  replayLsn: string;
+  receiveLsn: string | null;
+  /** Seconds behind: 0 when everything received is replayed. */
+  lagSeconds: number;
+}
+
+/** The cheap poll on a standby: how far it has replayed. A commit moves it; nothing else needs reading until it does. */
+export async function standbyProbe(c: pg.ClientBase): Promise<StandbyProbe> {
+  const r = await c.query<{ rec: boolean; replay: string; receive: string | null; lag: number | null }>(
+    `SELECT pg_is_in_recovery() AS rec, pg_last_wal_replay_lsn()::text AS replay, pg_last_wal_receive_lsn()::text AS receive,
+            CASE WHEN pg_last_wal_receive_lsn() IS NOT NULL AND pg_last_wal_receive_lsn() <= pg_last_wal_replay_lsn() THEN 0
+                 ELSE coalesce(extract(epoch FROM now() - pg_last_xact_replay_timestamp()), 0) END::float8 AS lag`,
+  );
+  const row = r.rows[0]!;
+  // Promoted: its replay position stops moving while it takes writes; read it as a primary.
+  if (!row.rec) throw new Error('the standby was promoted; reconnecting to read it as a primary');
+  return { replayLsn: row.replay, receiveLsn: row.receive, lagSeconds: Math.max(0, row.lag ?? 0) };
+}
+
+/** The primary's current WAL position: a standby that replayed past it has every commit made so far. */
+export async function primaryLsn(c: pg.ClientBase): Promise<string> {
+  const r = await c.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
+  return r.rows[0]!.lsn;
+}
+
+/** An LSN (`16/B374D848`) as a number of bytes. */
+export function lsnBytes(lsn: string): bigint {
+  const [hi, lo] = lsn.split('/') as [string, string];
+  return (BigInt(`0x${hi}`) << 32n) + BigInt(`0x${lo}`);
+}
+
+/**
+ * Deletes change rows older than the retention whose transactions are below the oldest
+ * transaction still running anywhere, and records the highest pruned id. A daemon's
+ * position never has an xmin above a transaction still open, so an old idle-in-transaction
+ * session holds pruning back instead of pushing every daemon into full reloads.
+ */
+export async function pruneChanges(c: pg.ClientBase, retentionSeconds: number): Promise<number> {
+  const r = await c.query<{ n: string }>(
+    `WITH gone AS (
+       DELETE FROM mailmapd.changes
+        WHERE at < clock_timestamp() - make_interval(secs => $1)
+          AND xid < pg_snapshot_xmin(pg_current_snapshot())
+       RETURNING xid),
+     top AS (SELECT max(xid::text::numeric) AS x, count(*) AS n FROM gone),
+     upd AS (
+       UPDATE mailmapd.sync_state SET pruned_xid = greatest(pruned_xid, ((SELECT x FROM top) + 1)::text::xid8)
+        WHERE (SELECT n FROM top) > 0)
+     SELECT n::text AS n FROM top`,
+    [retentionSeconds],
+  );
+  return Number(r.rows[0]?.n ?? 0);
+}
+
+/** Rows in the change log and the age of the oldest, for the metrics. */
+export async function changeLogStats(c: pg.ClientBase): Promise<{ rows: number; oldestSeconds: number }> {
+  const r = await c.query<{ n: string; age: number | null }>(
+    'SELECT count(*)::text AS n, extract(epoch FROM clock_timestamp() - min(at))::float8 AS age FROM mailmapd.changes',
+  );
+  return { rows: Number(r.rows[0]!.n), oldestSeconds: Math.max(0, r.rows[0]!.age ?? 0) };
+}
