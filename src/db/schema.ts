@@ -9,6 +9,7 @@
 // the snapshot of its previous read. NOTIFY is only the doorbell, and carries no key.
 
 import type pg from 'pg';
+import { accountsSql } from './migrations/accounts.js';
 
 export interface Migration {
   version: number;
@@ -164,6 +165,7 @@ SELECT mailmapd.watch_table('mailmapd.mailboxes', 'mailbox', 'r.address');
 SELECT mailmapd.watch_table('mailmapd.aliases', 'alias', 'r.address');
 `,
   },
+  { version: 4, description: 'accounts: disabled services, maintenance, app passwords, master users', sql: accountsSql },
 ];
 
 export const latestVersion = migrations[migrations.length - 1]!.version;

@@ -14,6 +14,7 @@ export const sectionName: Record<ChangeKind, string> = {
   alias_domain: 'alias_domains',
   mailbox: 'mailboxes',
   alias: 'aliases',
+  master_user: 'master_users',
 };
 
 type TypeClass = 'text' | 'boolean' | 'integer';

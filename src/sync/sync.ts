@@ -12,7 +12,7 @@ import { emptyData, type ChangeKind, type Directory, type DirectoryData } from '
 import { errorMessage, type Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { changeKinds, keyColumn, type Profile } from './profile.js';
-import { aliasRowAdder, rowAdder, aliasDomainRow, domainRow, mailboxRow } from './rows.js';
+import { aliasRowAdder, applyRows, rowAdder, aliasDomainRow, domainRow, mailboxRow } from './rows.js';
 
 export interface SyncOptions {
   databaseUrl: string;
@@ -190,6 +190,8 @@ export function createSync(opts: SyncOptions): Sync {
         for (const k of keys) directory.setAlias(k, found.get(k));
         break;
       }
+      default:
+        applyRows(directory, kind, keys, rows);
     }
   }
 

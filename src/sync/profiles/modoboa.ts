@@ -14,6 +14,7 @@
 // table for a password change. A mailbox row whose domain row is already gone (a
 // database-level cascade) yields NULL: a full reload, which is always correct.
 
+import { emptyQuery } from './empty.js';
 import type { Profile } from '../profile.js';
 
 const mailboxKey = `lower(mb.address || '@' || d.name)`;
@@ -30,6 +31,7 @@ export const modoboaProfile: Profile = {
                 JOIN admin_user u ON u.id = mb.user_id`,
     alias: `SELECT lower(al.address) AS address, lower(alr.address) AS destination, al.enabled AS active
               FROM admin_alias al JOIN modoboa_admin_aliasrecipient alr ON alr.alias_id = al.id`,
+    master_user: emptyQuery('master_user'),
   },
   watches: [
     { table: 'admin_domain', kind: 'domain', keyExpr: 'lower(r.name)' },

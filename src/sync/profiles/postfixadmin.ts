@@ -6,6 +6,7 @@
 // rights) and backup-MX domains (relay, not mailbox domains) are left out.
 // Every key is a column of the row itself: no join, so every trigger key is exact.
 
+import { emptyQuery } from './empty.js';
 import type { Profile } from '../profile.js';
 
 export const postfixadminProfile: Profile = {
@@ -17,6 +18,7 @@ export const postfixadminProfile: Profile = {
     alias: `SELECT lower(a.address) AS address, lower(btrim(g.dest)) AS destination, a.active
               FROM alias a CROSS JOIN LATERAL unnest(string_to_array(a.goto, ',')) AS g(dest)
              WHERE btrim(g.dest) <> ''`,
+    master_user: emptyQuery('master_user'),
   },
   watches: [
     { table: 'domain', kind: 'domain', keyExpr: 'lower(r.domain)' },
