@@ -9,6 +9,7 @@ import { withDatabaseClient } from './database.js';
 import pg from 'pg';
 import type { Config } from '../config.js';
 import { changeLogSql, currentVersion, latestVersion, migrate } from '../db/schema.js';
+import { widenChangeKindsSql } from '../db/migrations/accounts.js';
 import { checkProfile, resolveWatches, sectionName, type ResolvedWatch } from '../sync/profile-check.js';
 import { changeKinds, type Profile } from '../sync/profile.js';
 import { profileFor } from '../sync/profile-select.js';
@@ -107,6 +108,7 @@ async function install(c: pg.ClientBase, profile: Profile, out: Out): Promise<nu
   try {
     await c.query('SELECT pg_advisory_xact_lock($1)', [lockKey]);
     await c.query(changeLogSql);
+    await c.query(widenChangeKindsSql);
     // Start from a clean slate, so that a table dropped from the profile loses its
     // triggers; inside one transaction no write slips between drop and create.
     await dropTriggers(c, await installedTriggers(c));

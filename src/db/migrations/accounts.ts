@@ -11,6 +11,27 @@ export type ServiceName = (typeof serviceNames)[number];
 
 const serviceList = serviceNames.map((s) => `'${s}'`).join(', ');
 
+/** Lets the change log take every kind of this version; idempotent, also for panels' change logs. */
+export const widenChangeKindsSql = `
+-- The change log learns the new kind. Other migrations may have widened the list too, so
+-- it is read from the constraint in place and extended, never rewritten from a fixed list.
+DO $do$
+DECLARE
+  c record;
+  kinds text[] := ARRAY['domain', 'alias_domain', 'mailbox', 'alias', 'master_user'];
+BEGIN
+  FOR c IN SELECT conname, pg_get_constraintdef(oid) AS def FROM pg_constraint
+            WHERE conrelid = 'mailmapd.changes'::regclass AND contype = 'c' AND pg_get_constraintdef(oid) ~ '\\mkind\\M'
+  LOOP
+    kinds := kinds || ARRAY(SELECT m[1] FROM regexp_matches(c.def, '''([a-z_]+)''', 'g') AS m);
+    EXECUTE format('ALTER TABLE mailmapd.changes DROP CONSTRAINT %I', c.conname);
+  END LOOP;
+  EXECUTE format('ALTER TABLE mailmapd.changes ADD CONSTRAINT changes_kind_check CHECK (kind = ANY (%L::text[]))',
+                 (SELECT array_agg(DISTINCT k ORDER BY k) FROM unnest(kinds) AS k));
+END
+$do$;
+`;
+
 export const accountsSql = `
 ALTER TABLE mailmapd.mailboxes
   ADD COLUMN disabled_services text[] NOT NULL DEFAULT '{}'
@@ -46,24 +67,7 @@ CREATE TABLE mailmapd.master_users (
   active   boolean NOT NULL DEFAULT true
 );
 
--- The change log learns the new kind. Other migrations may have widened the list too, so
--- it is read from the constraint in place and extended, never rewritten from a fixed list.
-DO $do$
-DECLARE
-  c record;
-  kinds text[] := ARRAY['domain', 'alias_domain', 'mailbox', 'alias', 'master_user'];
-BEGIN
-  FOR c IN SELECT conname, pg_get_constraintdef(oid) AS def FROM pg_constraint
-            WHERE conrelid = 'mailmapd.changes'::regclass AND contype = 'c' AND pg_get_constraintdef(oid) ~ '\\mkind\\M'
-  LOOP
-    kinds := kinds || ARRAY(SELECT m[1] FROM regexp_matches(c.def, '''([a-z_]+)''', 'g') AS m);
-    EXECUTE format('ALTER TABLE mailmapd.changes DROP CONSTRAINT %I', c.conname);
-  END LOOP;
-  EXECUTE format('ALTER TABLE mailmapd.changes ADD CONSTRAINT changes_kind_check CHECK (kind = ANY (%L::text[]))',
-                 (SELECT array_agg(DISTINCT k ORDER BY k) FROM unnest(kinds) AS k));
-END
-$do$;
-
+${widenChangeKindsSql}
 SELECT mailmapd.watch_table('mailmapd.app_passwords', 'mailbox', 'r.mailbox');
 SELECT mailmapd.watch_table('mailmapd.master_users', 'master_user', 'r.name');
 `;
