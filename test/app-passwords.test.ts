@@ -13,6 +13,7 @@ import { createMetrics } from '../src/metrics.js';
 import { hashPassword } from '../src/password/hash.js';
 import { createHashPool, type HashPool } from '../src/password/pool.js';
 import { nativeProfile } from '../src/sync/profile.js';
+import { postfixadminProfile } from '../src/sync/profiles/postfixadmin.js';
 import { mailboxRow } from '../src/sync/rows.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 
@@ -122,5 +123,24 @@ describe('the accounts schema', () => {
       await panel.end();
       await db.sql.query(`DROP OWNED BY ${db.name}_panel; DROP ROLE ${db.name}_panel`);
     }
+  });
+});
+
+describe('PostfixAdmin: smtp_active', () => {
+  let db: TestDatabase;
+  beforeAll(async () => {
+    db = await createTestDatabase({ migrate: false });
+  });
+  afterAll(() => db.drop());
+
+  it('smtp_active = false disables smtp and submission; a schema without the column still reads', async () => {
+    await db.sql.query(`CREATE TABLE mailbox (username varchar(255) PRIMARY KEY, password varchar(255) NOT NULL, quota bigint NOT NULL DEFAULT 0, active boolean NOT NULL DEFAULT true)`);
+    await db.sql.query(`INSERT INTO mailbox (username, password) VALUES ('a@example.org', '{PLAIN}a')`);
+    const read = async () => (await db.sql.query({ text: postfixadminProfile.queries.mailbox, rowMode: 'array' })).rows.map((r) => mailboxRow(r)[1]);
+    expect(await read()).toEqual([{ password: '{PLAIN}a', quotaBytes: 0, active: true }]);
+    await db.sql.query(`ALTER TABLE mailbox ADD COLUMN smtp_active boolean NOT NULL DEFAULT true`);
+    expect(await read()).toEqual([{ password: '{PLAIN}a', quotaBytes: 0, active: true }]);
+    await db.sql.query(`UPDATE mailbox SET smtp_active = false`);
+    expect(await read()).toEqual([{ password: '{PLAIN}a', quotaBytes: 0, active: true, disabledServices: ['smtp', 'submission'] }]);
   });
 });

@@ -5,6 +5,11 @@
 // mailbox has an alias row pointing at itself. The pseudo-domain 'ALL' (superadmin
 // rights) and backup-MX domains (relay, not mailbox domains) are left out.
 // Every key is a column of the row itself: no join, so every trigger key is exact.
+// Accounts: PostfixAdmin 3.3's mailbox.smtp_active = false disables smtp and submission; it
+// is read through to_jsonb(row) so that older schemas without the column keep working.
+// Its mailbox_app_password table (3.3.9+) is not read — the query cannot name a table that
+// older installs lack; a custom profile can aggregate it into app_passwords. No
+// maintenance flag and no master users in PostfixAdmin.
 
 import { emptyQuery } from './empty.js';
 import type { Profile } from '../profile.js';
@@ -14,7 +19,9 @@ export const postfixadminProfile: Profile = {
   queries: {
     domain: `SELECT lower(domain) AS name, active FROM domain WHERE domain <> 'ALL' AND NOT backupmx`,
     alias_domain: 'SELECT lower(alias_domain) AS name, lower(target_domain) AS target, active FROM alias_domain',
-    mailbox: 'SELECT lower(username) AS address, password, quota AS quota_bytes, active FROM mailbox',
+    mailbox: `SELECT lower(username) AS address, password, quota AS quota_bytes, active,
+                     CASE WHEN to_jsonb(m) ->> 'smtp_active' IN ('false', '0', 'f') THEN '{smtp,submission}'::text[] ELSE '{}'::text[] END AS disabled_services
+                FROM mailbox m`,
     alias: `SELECT lower(a.address) AS address, lower(btrim(g.dest)) AS destination, a.active
               FROM alias a CROSS JOIN LATERAL unnest(string_to_array(a.goto, ',')) AS g(dest)
              WHERE btrim(g.dest) <> ''`,
