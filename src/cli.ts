@@ -17,8 +17,11 @@ const usage = `usage: mailmapd [-c FILE] VERB [ARGS]
   serve                         run the daemon
   migrate                       create or upgrade the native schema (idempotent)
   domain add|rm|list            manage domains (add DOMAIN [--alias-of TARGET] [--inactive])
-  mailbox add|rm|list|passwd    manage mailboxes (password on stdin or at a prompt)
+  mailbox add|rm|list|passwd|set  manage mailboxes (password on stdin or at a prompt)
   alias add|rm|list             manage aliases (add ADDRESS|@DOMAIN DEST…)
+  mailbox set ADDRESS [--disable S,…] [--enable S,…] [--maintenance on|off]   per-service access, maintenance
+  app-password add|rm|list      app passwords (add ADDRESS --name NAME [--services S,…] prints it once)
+  master add|rm|list|passwd     master users, who log in as any mailbox through Dovecot
   check                         validate the config and the database, print what is wrong
   triggers install|remove|status  change triggers on an admin panel's own tables (schema = …)
   import --passwd-file F --virtual F --vmailbox F [--dry-run]   flat files into the native schema
@@ -133,6 +136,10 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./cli/hash.js')).hashCommand(args, config, out);
     case 'prune':
       return (await import('./cli/prune.js')).pruneCommand(config, args, out);
+    case 'app-password':
+      return withDatabaseUrl(config, async (url) => (await import('./cli/app-password.js')).appPasswordCommand(args, { url, out, hash: async () => '' }));
+    case 'master':
+      return withDatabaseUrl(config, async (url) => (await import('./cli/master.js')).masterCommand(args, { url, out, hash: async (pw) => (await import('./cli/new-password.js')).hashPassword(pw, config) }));
     case 'domain':
     case 'mailbox':
     case 'alias': {

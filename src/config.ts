@@ -67,6 +67,12 @@ const delimiters: Parser<string> = (s) => {
   return s;
 };
 
+// Dovecot splits `user<sep>master` at this one character: it must never be part of an address.
+const masterSeparator: Parser<string> = (s) => {
+  if (!/^[*%!#&|^~]$/.test(s)) throw new Error(`expected one of * % ! # & | ^ ~, got ${JSON.stringify(s)}`);
+  return s;
+};
+
 const passwordScheme: Parser<string> = (s) => {
   const v = s.toUpperCase();
   if (!/^[A-Z0-9-]+$/.test(v)) throw new Error(`bad password scheme ${JSON.stringify(s)}`);
@@ -115,6 +121,7 @@ const keys = {
   replica_max_lag: { default: '30s', parse: duration },
 
   http_secret: { default: '', parse: str },
+  master_user_separator: { default: '*', parse: masterSeparator },
   metrics: { default: 'yes', parse: bool },
 
   policy_enabled: { default: 'yes', parse: bool },

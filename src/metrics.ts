@@ -32,6 +32,7 @@ export interface Metrics {
   dbConnected: Gauge;
   directoryLoaded: Gauge;
   verifications: Counter<'scheme' | 'result'>;
+  logins: Counter;
   cacheHits: Counter;
   cacheMisses: Counter;
   hashQueueDepth: Gauge;
@@ -101,6 +102,7 @@ export function createMetrics(enabled = true): Metrics {
       labelNames: ['scheme', 'result'],
       registers,
     }),
+    logins: new Counter({ name: 'mailmapd_logins_total', help: 'Login decisions by service (imap, pop3, smtp, submission, sieve, lmtp, doveadm, other) and result', labelNames: ['service', 'result'], registers }),
     cacheHits: new Counter({ name: 'mailmapd_auth_cache_hits_total', help: 'Logins answered from the verified-credential cache', registers }),
     cacheMisses: new Counter({ name: 'mailmapd_auth_cache_misses_total', help: 'Logins that needed a hash verification', registers }),
     hashQueueDepth: new Gauge({ name: 'mailmapd_hash_queue_depth', help: 'Hash jobs waiting for a worker', registers }),

@@ -31,8 +31,10 @@ function generatedAuthBlocks(socket: string): string {
   const config = parseConfigText(`checkpassword_listen = unix:${socket}\nauth_listen = unix:${socket}-auth\n`, 'test.conf');
   const text = dovecotConfig(config, []);
   const blocks = text.match(/^(passdb|userdb) \{\n[^}]*\}$/gm);
-  expect(blocks).toHaveLength(2);
-  return blocks!.join('\n');
+  expect(blocks).toHaveLength(3); // passdb, master passdb, userdb
+  const separator = /^auth_master_user_separator = .*$/m.exec(text);
+  expect(separator).not.toBeNull();
+  return [separator![0], ...blocks!].join('\n');
 }
 
 async function waitForFile(path: string, ms: number): Promise<void> {
@@ -149,6 +151,31 @@ describe('real Dovecot 2.3 with the checkpassword passdb and userdb', () => {
     doors.directory.replaceAll(data);
     expect((await doveadm(conf, ['auth', 'test', ...noPenalty, 'crypt@example.org', 'changed'])).code).toBe(77);
     expect((await doveadm(conf, ['user', 'crypt@example.org'])).code).toBe(67);
+  });
+
+  it('imap disabled: IMAP refused and POP3 allowed (Dovecot\'s SERVICE reaches the daemon)', async () => {
+    const data = standardData();
+    data.mailboxes.set('user@example.org', { password: '{PLAIN}secret', quotaBytes: 1048576, active: true, disabledServices: ['imap'] });
+    doors.directory.replaceAll(data);
+    const imap = await doveadm(conf, ['auth', 'test', ...noPenalty, '-x', 'service=imap', 'user@example.org', 'secret']);
+    expect(imap.code, imap.out).toBe(77);
+    const pop3 = await doveadm(conf, ['auth', 'test', '-x', 'service=pop3', 'user@example.org', 'secret']);
+    expect(pop3.code, pop3.out).toBe(0);
+    doors.directory.replaceAll(standardData());
+  });
+
+  it('a master user logs in as the mailbox; a wrong master password or an inactive master does not', async () => {
+    const data = standardData();
+    data.masterUsers.set('support', { password: '{PLAIN}master-pw', active: true });
+    doors.directory.replaceAll(data);
+    const r = await doveadm(conf, ['auth', 'test', '-x', 'service=imap', 'user@example.org*support', 'master-pw']);
+    expect(r.code, r.out).toBe(0);
+    expect(r.out).toContain('user=user@example.org');
+    expect(doors.logs.some((l) => l.includes('master login') && l.includes('support'))).toBe(true);
+    expect((await doveadm(conf, ['auth', 'test', ...noPenalty, '-x', 'service=imap', 'user@example.org*support', 'secret'])).code).toBe(77);
+    doors.directory.setMasterUser('support', { password: '{PLAIN}master-pw', active: false });
+    expect((await doveadm(conf, ['auth', 'test', ...noPenalty, '-x', 'service=imap', 'user@example.org*support', 'master-pw'])).code).toBe(77);
+    doors.directory.replaceAll(standardData());
   });
 
   it('mailmapd down: a temporary failure, never "no such user"', async () => {

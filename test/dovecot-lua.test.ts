@@ -18,6 +18,7 @@ import { createDovecotRoutes } from '../src/dovecot/route.js';
 import { serveHttp, type HttpServer } from '../src/http/server.js';
 import { createLogger } from '../src/log.js';
 import { createMetrics, type Metrics } from '../src/metrics.js';
+import { hashPassword } from '../src/password/hash.js';
 import { createHashPool, type HashPool } from '../src/password/pool.js';
 import { nativeProfile } from '../src/sync/profile.js';
 import { createSync, type Sync } from '../src/sync/sync.js';
@@ -113,8 +114,11 @@ describe('the lookup endpoint', () => {
   it('tells mismatch, unknown and disabled apart', async () => {
     expect(await answer(await post('/dovecot/passdb', { user: 'user@example.org', password: pw.toUpperCase() }))).toEqual({ result: 'mismatch' });
     expect(await answer(await post('/dovecot/passdb', { user: 'nobody@example.org', password: pw }))).toEqual({ result: 'unknown' });
-    expect(await answer(await post('/dovecot/passdb', { user: 'off@example.org', password: pw }))).toEqual({ result: 'disabled', user: 'off@example.org' });
-    expect(await answer(await post('/dovecot/passdb', { user: 'x@off.org', password: pw }))).toEqual({ result: 'disabled', user: 'x@off.org' });
+    // Disabled is told only to the right password: a wrong one gets the plain mismatch.
+    expect(await answer(await post('/dovecot/passdb', { user: 'off@example.org', password: 'secret' }))).toEqual({ result: 'disabled', user: 'off@example.org' });
+    expect(await answer(await post('/dovecot/passdb', { user: 'x@off.org', password: 'secret' }))).toEqual({ result: 'disabled', user: 'x@off.org' });
+    expect(await answer(await post('/dovecot/passdb', { user: 'off@example.org', password: pw }))).toEqual({ result: 'mismatch' });
+    expect(await answer(await post('/dovecot/passdb', { user: 'x@off.org', password: pw }))).toEqual({ result: 'mismatch' });
     expect(await answer(await post('/dovecot/passdb', { user: 'bad\nname@example.org', password: pw }))).toEqual({ result: 'unknown' });
   });
 
@@ -477,6 +481,69 @@ function describeInterop(d: DovecotUnderTest): void {
     it('no password reaches the daemon log or the Dovecot log', async () => {
       const logs = s.logs.join('') + dovecotLog();
       for (const pw of ['alice-pw', 'wrong-pw', 'bob-new', odd, encodeURIComponent(odd), 'carol-pw', 'interop-t0ken']) expect(logs).not.toContain(pw);
+    });
+
+    it('imap disabled: IMAP refused and POP3 allowed, a wrong password told nothing', async () => {
+      await db.sql.query(`UPDATE mailmapd.mailboxes SET active = true, disabled_services = '{imap}' WHERE address = 'bob@example.org'`);
+      await waitFor(() => {
+        const u = directory.user('bob@example.org');
+        return u.status === 'ok' && u.disabledServices.includes('imap');
+      }, 2000, 'imap disabled');
+      const imapLogin = await doveadm('auth', 'test', '-x', 'service=imap', 'bob@example.org', 'bob-new');
+      expect(imapLogin.code, imapLogin.out).toBe(77);
+      expect(imapLogin.out).toContain('code=user_disabled');
+      const wrong = await doveadm('auth', 'test', '-x', 'service=imap', 'bob@example.org', 'not-bobs');
+      expect(wrong.code, wrong.out).toBe(77);
+      expect(wrong.out).not.toContain('code=');
+      const pop3 = await doveadm('auth', 'test', '-x', 'service=pop3', 'bob@example.org', 'bob-new');
+      expect(pop3.code, pop3.out).toBe(0);
+    });
+
+    it('an IMAP-only app password logs in to IMAP, not to POP3, and not once deactivated', async () => {
+      const stored = await hashPassword('app-pw-0123456789abcdef', 'SSHA256');
+      await db.sql.query(`INSERT INTO mailmapd.app_passwords (mailbox, name, password, services) VALUES ('alice@example.org', 'phone', $1, '{imap}')`, [stored]);
+      await waitFor(() => {
+        const u = directory.user('alice@example.org');
+        return u.status === 'ok' && u.appPasswords.length === 1;
+      }, 2000, 'app password');
+      const imapLogin = await doveadm('auth', 'test', '-x', 'service=imap', 'alice@example.org', 'app-pw-0123456789abcdef');
+      expect(imapLogin.code, imapLogin.out).toBe(0);
+      expect((await doveadm('auth', 'test', '-x', 'service=pop3', 'alice@example.org', 'app-pw-0123456789abcdef')).code).toBe(77);
+      await db.sql.query(`UPDATE mailmapd.app_passwords SET active = false WHERE mailbox = 'alice@example.org'`);
+      await waitFor(() => {
+        const u = directory.user('alice@example.org');
+        return u.status === 'ok' && u.appPasswords.length === 0;
+      }, 2000, 'app password deactivated');
+      expect((await doveadm('auth', 'test', '-x', 'service=imap', 'alice@example.org', 'app-pw-0123456789abcdef')).code).toBe(77);
+      expect((await doveadm('auth', 'test', '-x', 'service=imap', 'alice@example.org', 'alice-pw')).code).toBe(0);
+    });
+
+    it('a master user logs in as the mailbox with its own password', async () => {
+      await db.sql.query(`INSERT INTO mailmapd.master_users (name, password) VALUES ('support', '{PLAIN}master-pw')`);
+      await waitFor(() => directory.masterUser('support') !== undefined, 2000, 'master user');
+      const r = await doveadm('auth', 'test', '-x', 'service=imap', 'alice@example.org*support', 'master-pw');
+      expect(r.code, r.out).toBe(0);
+      expect(r.out).toMatch(/user=alice@example\.org/);
+      expect(s.logs.some((l) => l.includes('master login') && l.includes('alice@example.org') && l.includes('support'))).toBe(true);
+      expect((await doveadm('auth', 'test', '-x', 'service=imap', 'alice@example.org*support', 'alice-pw')).code).toBe(77);
+      expect((await doveadm('auth', 'test', '-x', 'service=imap', 'nobody@example.org*support', 'master-pw')).code).toBe(77);
+    });
+
+    it('a mailbox in maintenance fails temporarily, and logs in again once it ends', async () => {
+      await db.sql.query(`UPDATE mailmapd.mailboxes SET maintenance = true WHERE address = 'alice@example.org'`);
+      await waitFor(() => {
+        const u = directory.user('alice@example.org');
+        return u.status === 'ok' && u.maintenance;
+      }, 2000, 'maintenance');
+      const r = await authTest('alice@example.org', 'alice-pw');
+      expect(r.code, r.out).toBe(d.authTestTempFailExit);
+      expect(r.out).toContain('code=temp_fail');
+      await db.sql.query(`UPDATE mailmapd.mailboxes SET maintenance = false WHERE address = 'alice@example.org'`);
+      await waitFor(() => {
+        const u = directory.user('alice@example.org');
+        return u.status === 'ok' && !u.maintenance;
+      }, 2000, 'maintenance over');
+      expect((await authTest('alice@example.org', 'alice-pw')).code).toBe(0);
     });
 
     it('the daemon being unreachable is a temporary failure, never a wrong password', async () => {

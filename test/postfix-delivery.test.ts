@@ -333,6 +333,26 @@ function describeDelivery(listener: 'inet' | 'unix', d: DovecotUnderTest): void 
       await waitFor(async () => (await rcpt('dave@example.org')).code === 550, 5_000, 'the deactivated mailbox refused at RCPT');
     });
 
+    it('a receive-disabled address is refused at RCPT even with a catch-all in its domain', async () => {
+      await db.sql.query(`INSERT INTO mailmapd.mailboxes (address, password) VALUES ('eve@catchall.test', '{PLAIN}eve-pw')`);
+      await waitFor(async () => (await rcpt('eve@catchall.test')).code === 250, 5_000, 'the new mailbox at RCPT');
+      await db.sql.query(`UPDATE mailmapd.mailboxes SET disabled_services = '{receive}' WHERE address = 'eve@catchall.test'`);
+      await waitFor(async () => (await rcpt('eve@catchall.test')).code === 550, 5_000, 'the receive-disabled address refused at RCPT');
+      expect((await rcpt('eve+tag@catchall.test')).code).toBe(550);
+      // The catch-all still takes every other address of the domain.
+      expect((await rcpt('anyone-else@catchall.test')).code).toBe(250);
+    });
+
+    it('a mailbox in maintenance is deferred (4xx), and accepted again when it ends', async () => {
+      await db.sql.query(`UPDATE mailmapd.mailboxes SET maintenance = true WHERE address = 'bob@example.org'`);
+      await waitFor(async () => {
+        const code = (await rcpt('bob@example.org')).code;
+        return code >= 400 && code < 500;
+      }, 5_000, 'a 4xx for the mailbox in maintenance');
+      await db.sql.query(`UPDATE mailmapd.mailboxes SET maintenance = false WHERE address = 'bob@example.org'`);
+      await waitFor(async () => (await rcpt('bob@example.org')).code === 250, 10_000, 'the mailbox accepted again');
+    });
+
     it('SMTP AUTH through the daemon, and senders limited to what the login owns', async () => {
       const s = await session();
       try {

@@ -147,9 +147,12 @@ local function req_field(req, new, old)
   return v
 end
 
-local function passdb_answer(req, body)
+local function passdb_answer(req, body, master)
   local a = decode_form(body)
-  if a.result == "ok" then
+  if a.result == "ok" and master then
+    -- Dovecot itself switches to the login user after a master passdb succeeds.
+    return dovecot.auth.PASSDB_RESULT_OK, {}
+  elseif a.result == "ok" then
     -- `user` canonicalises the login (case, alias domains) for everything after.
     return dovecot.auth.PASSDB_RESULT_OK, { user = a.user }
   elseif a.result == "unknown" then
@@ -163,10 +166,16 @@ local function passdb_answer(req, body)
   return dovecot.auth.PASSDB_RESULT_INTERNAL_FAILURE, "mailmapd: unexpected answer"
 end
 
--- Plaintext logins: the daemon checks the password.
+-- Plaintext logins: the daemon checks the password. As the master passdb (user*master,
+-- auth_master_user_separator), Dovecot asks with user = the master user and login_user =
+-- the mailbox to log in as: the daemon checks the master's password and the mailbox.
 function auth_password_verify(req, password)
+  local login_user = req.login_user
+  local master = nil
+  if login_user ~= nil and login_user ~= "" and login_user ~= req.user then master = req.user end
   local body, err = call("POST", "/dovecot/passdb", {
-    user = req.user,
+    user = master and login_user or req.user,
+    master = master,
     password = password,
     service = req_field(req, "protocol", "service"),
     rip = req_field(req, "remote_ip", "rip"),
@@ -174,7 +183,7 @@ function auth_password_verify(req, password)
     secured = req_field(req, "secured", "secured"),
   })
   if body == nil then return dovecot.auth.PASSDB_RESULT_INTERNAL_FAILURE, err end
-  return passdb_answer(req, body)
+  return passdb_answer(req, body, master ~= nil)
 end
 
 -- Lookups without a password (doveadm auth lookup, master users, proxies): existence and

@@ -3,12 +3,15 @@
 // directory's change events drop cache entries the instant a password, active flag or
 // domain changes, so an old password stops working at once.
 
-import type { Directory } from '../directory/directory.js';
+import { serviceOf } from '../directory/account.js';
+import { fold } from '../directory/address.js';
+import type { Account, Directory } from '../directory/directory.js';
 import { userdbFields, type UserdbFields, type UserdbSettings } from '../directory/userdb.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { createCredentialCache, createPasswordTagger } from '../password/cache.js';
 import type { HashPool } from '../password/pool.js';
+import { loginCredentials, masterKey, sameCredentials, type Credential } from './credentials.js';
 import type { AuthContext, AuthOutcome, Authenticator, LookupOutcome } from './types.js';
 
 export interface Limiter {
@@ -43,6 +46,7 @@ export function createAuthenticator(deps: AuthenticatorDeps): AuthenticatorHandl
     if (kind === 'alias') return; // aliases are not logins
     if (key === null) cache.clear(); // a full reload: anything may have changed
     else if (kind === 'mailbox') cache.forget(key);
+    else if (kind === 'master_user') cache.forget(masterKey(key));
     else if (kind === 'domain') cache.forgetDomain(key);
     // An alias domain change is rare and its old target unknown here: drop everything.
     else cache.clear();
@@ -58,47 +62,71 @@ export function createAuthenticator(deps: AuthenticatorDeps): AuthenticatorHandl
     return { result: 'temp', why: 'mailbox address unsafe as a home path' };
   };
 
-  const check = async (login: string, password: string, attempt: number): Promise<AuthOutcome> => {
+  /** The credentials a login may present, cheap hashes first: see credentials.ts. */
+  const credentialsOf = (user: Account, service: string, master: string | undefined): Credential[] | undefined => {
+    if (master === undefined) return loginCredentials(user, service);
+    const m = directory.masterUser(fold(master));
+    if (m === undefined || !m.active || m.password === null) return undefined;
+    return [{ stored: m.password, name: `master ${fold(master)}` }];
+  };
+
+  const check = async (login: string, password: string, service: string, master: string | undefined, attempt: number): Promise<AuthOutcome> => {
     const user = directory.user(login);
     if (user.status === 'unknown') return { result: 'fail', why: 'unknown' };
+    const creds = credentialsOf(user, service, master);
+    if (creds === undefined) return { result: 'fail', why: 'unknown' };
+    if (creds.length === 0) return { result: 'fail', why: 'no_password' };
+    const stored = creds.map((c) => c.stored);
+    const key = master === undefined ? user.address : masterKey(fold(master));
+
+    let matched = cache.matchesAny(key, stored, password);
+    if (matched >= 0) metrics.cacheHits.inc();
+    else {
+      metrics.cacheMisses.inc();
+      const out = await pool.checkAny(password, stored);
+      if (out.result === 'busy') return { result: 'temp', why: 'password hashing overloaded' };
+      for (const bad of out.bad) logger.warn('stored password cannot be checked', { user: user.address, credential: creds[bad.index]!.name, scheme: bad.scheme, reason: bad.reason });
+      // The directory may have changed while the worker hashed: answer for what is true now.
+      const now = directory.user(login);
+      const nowCreds = now.status === 'unknown' ? undefined : credentialsOf(now, service, master);
+      if (now.status === 'unknown' || now.address !== user.address || nowCreds === undefined || !sameCredentials(nowCreds, creds)) {
+        return attempt < 1 ? check(login, password, service, master, attempt + 1) : { result: 'temp', why: 'mailbox changed during login' };
+      }
+      matched = out.index;
+      if (matched >= 0) cache.remember(key, stored[matched]!, password);
+      else if (out.bad.length === stored.length) return { result: 'fail', why: 'bad_hash' };
+    }
+    if (matched < 0) return { result: 'fail', why: 'mismatch' };
+
+    // Only now, with the password proven, is the account's state told: a wrong password
+    // always gets the same plain failure, whatever the mailbox's state.
     if (user.status === 'disabled') return { result: 'disabled', address: user.address };
-    const { address, password: stored, quotaBytes } = user;
-    if (stored === null || stored === '') return { result: 'fail', why: 'no_password' };
-    const ok = (): AuthOutcome => homeOf(address, quotaBytes);
+    if (user.maintenance) return { result: 'temp', why: 'mailbox in maintenance' };
+    if (user.disabledServices.includes(service)) return { result: 'fail', why: 'service_disabled' };
+    if (master !== undefined) logger.info('master login', { user: user.address, master: fold(master), service });
+    else if (creds[matched]!.name !== undefined) logger.debug('app password login', { user: user.address, app_password: creds[matched]!.name, service });
+    return homeOf(user.address, user.quotaBytes);
+  };
 
-    if (cache.matches(address, stored, password)) {
-      metrics.cacheHits.inc();
-      return ok();
-    }
-    metrics.cacheMisses.inc();
-
-    const out = await pool.check(password, stored);
-    // The directory may have changed while the worker hashed: answer for what is true now.
-    const now = directory.user(login);
-    if (now.status !== 'ok' || now.address !== address || now.password !== stored) {
-      return attempt < 1 ? check(login, password, attempt + 1) : { result: 'temp', why: 'mailbox changed during login' };
-    }
-    switch (out.result) {
-      case 'ok':
-        cache.remember(address, stored, password);
-        return ok();
-      case 'mismatch':
-        return { result: 'fail', why: 'mismatch' };
-      case 'bad_hash':
-        logger.warn('stored password cannot be checked', { user: address, scheme: out.scheme, reason: out.reason });
-        return { result: 'fail', why: 'bad_hash' };
-      case 'busy':
-        return { result: 'temp', why: 'password hashing overloaded' };
-    }
+  const decide = async (login: string, password: string, ctx: AuthContext): Promise<AuthOutcome> => {
+    if (!directory.loaded) return { result: 'temp', why: 'directory not loaded yet' };
+    // A master login's guesses are counted against the master user.
+    const limitKey = ctx.master === undefined ? login : `${ctx.master}`;
+    const refused = limiter?.check(limitKey, ctx);
+    if (refused !== undefined) return { result: 'refused', retryAfterSeconds: refused.retryAfterSeconds };
+    const outcome = await check(login, password, ctx.service, ctx.master, 0);
+    // The right password for a service the mailbox may not use is no guess: not counted.
+    const counted = outcome.result !== 'temp' && !(outcome.result === 'fail' && outcome.why === 'service_disabled');
+    if (limiter !== undefined && counted) limiter.report(limitKey, ctx, outcome.result === 'ok', tagOf(password));
+    return outcome;
   };
 
   return {
-    async authenticate(login, password, ctx) {
-      if (!directory.loaded) return { result: 'temp', why: 'directory not loaded yet' };
-      const refused = limiter?.check(login, ctx);
-      if (refused !== undefined) return { result: 'refused', retryAfterSeconds: refused.retryAfterSeconds };
-      const outcome = await check(login, password, 0);
-      if (limiter !== undefined && outcome.result !== 'temp') limiter.report(login, ctx, outcome.result === 'ok', tagOf(password));
+    async authenticate(login, password, given) {
+      const service = serviceOf(given.service);
+      const ctx: AuthContext = { ...given, service };
+      const outcome = await decide(login, password, ctx);
+      metrics.logins.inc({ service, result: outcome.result });
       return outcome;
     },
     lookup(login): LookupOutcome {
@@ -106,6 +134,8 @@ export function createAuthenticator(deps: AuthenticatorDeps): AuthenticatorHandl
       const user = directory.user(login);
       if (user.status === 'unknown') return { result: 'unknown' };
       if (user.status === 'disabled') return { result: 'disabled', address: user.address };
+      // A mailbox being moved: nothing may open it (LMTP, doveadm) until it is back.
+      if (user.maintenance) return { result: 'temp', why: 'mailbox in maintenance' };
       return homeOf(user.address, user.quotaBytes);
     },
     close: unsubscribe,

@@ -12,12 +12,17 @@ export interface AuthContext {
   secured?: boolean;
   /** Dovecot's `no-penalty`: do not delay the answer. */
   noPenalty?: boolean;
+  /**
+   * A Dovecot master login: the password is this master user's, the login the mailbox to
+   * log in as. Only the Dovecot doors set it, never the auth socket (SMTP AUTH).
+   */
+  master?: string;
 }
 
 export type AuthOutcome =
   | { result: 'ok'; fields: UserdbFields }
   /** Wrong password, unknown user, or a stored hash that cannot be checked: all look alike outside. */
-  | { result: 'fail'; why: 'mismatch' | 'unknown' | 'no_password' | 'bad_hash' }
+  | { result: 'fail'; why: 'mismatch' | 'unknown' | 'no_password' | 'bad_hash' | 'service_disabled' }
   | { result: 'disabled'; address: string }
   /** The brute-force limiter refused before any password was checked. */
   | { result: 'refused'; retryAfterSeconds: number }

@@ -297,7 +297,9 @@ int main(int argc, char **argv)
 	    add_field(req, sizeof(req), &req_len, env_or_empty("SERVICE", NULL)) < 0 ||
 	    add_field(req, sizeof(req), &req_len, env_or_empty("TCPREMOTEIP", "REMOTE_IP")) < 0 ||
 	    add_field(req, sizeof(req), &req_len, env_or_empty("TCPLOCALIP", "LOCAL_IP")) < 0 ||
-	    add_field(req, sizeof(req), &req_len, *env_or_empty("AUTH_SECURED", NULL) != '\0' ? "1" : "") < 0) {
+	    add_field(req, sizeof(req), &req_len, *env_or_empty("AUTH_SECURED", NULL) != '\0' ? "1" : "") < 0 ||
+	    /* A master passdb's request: USER is the master user, this the mailbox to log in as. */
+	    add_field(req, sizeof(req), &req_len, env_or_empty("AUTH_LOGIN_USER", NULL)) < 0) {
 		errno = 0;
 		die_temp("request too long");
 	}

@@ -51,9 +51,15 @@ async function answer(auth: Authenticator, req: CheckpasswordRequest, logger: Lo
   const ctx: AuthContext = { service: req.service || 'unknown', secured: req.secured };
   if (req.remoteIp !== '') ctx.remoteIp = req.remoteIp;
   if (req.localIp !== '') ctx.localIp = req.localIp;
+  // Dovecot's master passdb asks with the master user as user and the mailbox as login_user.
+  const loginUser = req.loginUser ?? '';
+  const master = loginUser !== '' && loginUser !== req.user;
+  if (master) ctx.master = req.user;
   let out: AuthOutcome;
   try {
-    out = await auth.authenticate(req.user, req.password, ctx);
+    out = await auth.authenticate(master ? loginUser : req.user, req.password, ctx);
+    // The master passdb must not rename its user: Dovecot itself switches to login_user.
+    if (master && out.result === 'ok') out = { result: 'ok', fields: { ...out.fields, user: req.user } };
   } catch (err) {
     out = { result: 'temp', why: errorMessage(err) };
   }

@@ -3,7 +3,8 @@
 // big-endian length, then that many bytes of NUL-terminated fields. NUL cannot occur in
 // what Dovecot hands the program (fd 3 is itself NUL-separated), so no escaping is needed.
 //
-//   request: "1" mode user password service remote_ip local_ip secured
+//   request: "1" mode user password service remote_ip local_ip secured [login_user]
+//            login_user: set by Dovecot's master passdb (user is then the master user)
 //            mode = "auth" (check the password) | "lookup" (AUTHORIZED=1: userdb/passdb lookup)
 //   reply:   code then "key=value" fields
 //            code = "ok" (fields user, home, uid, gid, quota_rule) | "fail" | "temp" (field reason)
@@ -22,6 +23,8 @@ export interface CheckpasswordRequest {
   remoteIp: string;
   localIp: string;
   secured: boolean;
+  /** Dovecot's login_user in a master passdb request; '' otherwise. */
+  loginUser?: string;
 }
 
 export type CheckpasswordReply =
@@ -37,7 +40,7 @@ function frame(fields: string[]): Buffer {
 }
 
 export function encodeRequest(r: CheckpasswordRequest): Buffer {
-  return frame([WIRE_VERSION, r.mode, r.user, r.password, r.service, r.remoteIp, r.localIp, r.secured ? '1' : '']);
+  return frame([WIRE_VERSION, r.mode, r.user, r.password, r.service, r.remoteIp, r.localIp, r.secured ? '1' : '', r.loginUser ?? '']);
 }
 
 /** Replies never carry NUL inside a field: it would end the field on the C side. */
@@ -74,7 +77,8 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 export function decodeRequest(body: Buffer): CheckpasswordRequest | string {
   const fields = fieldsOf(body);
   if (fields === undefined) return 'unterminated field';
-  if (fields.length !== 8) return `expected 8 fields, got ${fields.length}`;
+  // 8 fields from a program older than login_user.
+  if (fields.length !== 8 && fields.length !== 9) return `expected 9 fields, got ${fields.length}`;
   let text: string[];
   try {
     text = fields.map((f) => utf8.decode(f));
@@ -82,10 +86,10 @@ export function decodeRequest(body: Buffer): CheckpasswordRequest | string {
     // Decoding with replacement characters would let two different passwords look alike.
     return 'invalid UTF-8';
   }
-  const [version, mode, user, password, service, remoteIp, localIp, secured] = text as [string, string, string, string, string, string, string, string];
+  const [version, mode, user, password, service, remoteIp, localIp, secured, loginUser = ''] = text as [string, string, string, string, string, string, string, string, string?];
   if (version !== WIRE_VERSION) return `unsupported version ${JSON.stringify(version.slice(0, 8))}`;
   if (mode !== 'auth' && mode !== 'lookup') return 'unknown mode';
-  return { mode, user, password, service, remoteIp, localIp, secured: secured !== '' };
+  return { mode, user, password, service, remoteIp, localIp, secured: secured !== '', loginUser };
 }
 
 export function decodeReply(body: Buffer): CheckpasswordReply | undefined {

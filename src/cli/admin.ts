@@ -53,7 +53,7 @@ interface Parsed {
   flags: Map<string, string | true>;
 }
 
-function parseArgs(args: string[], valued: string[]): Parsed {
+export function parseArgs(args: string[], valued: string[]): Parsed {
   const positional: string[] = [];
   const flags = new Map<string, string | true>();
   for (let i = 0; i < args.length; i++) {
@@ -73,16 +73,16 @@ function parseArgs(args: string[], valued: string[]): Parsed {
   return { positional, flags };
 }
 
-function onlyFlags(p: Parsed, allowed: string[]): void {
+export function onlyFlags(p: Parsed, allowed: string[]): void {
   for (const f of p.flags.keys()) if (!allowed.includes(f)) throw new UsageError(`unknown option --${f}`);
 }
 
-function arity(p: Parsed, min: number, max: number, usage: string): void {
+export function arity(p: Parsed, min: number, max: number, usage: string): void {
   if (p.positional.length < min || p.positional.length > max) throw new UsageError(`usage: mailmapd ${usage}`);
 }
 
 /** One connection per step, with database errors translated for a person. */
-async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+export async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
   const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000, application_name: 'mailmapd-cli' });
   c.on('error', () => {});
   try {
@@ -280,8 +280,10 @@ export async function mailboxCommand(args: string[], deps: AdminDeps): Promise<n
         return 0;
       });
     }
+    case 'set':
+      return (await import('./mailbox-set.js')).mailboxSetCommand(rest, deps);
     default:
-      throw new UsageError('usage: mailmapd mailbox add|rm|list|passwd …');
+      throw new UsageError('usage: mailmapd mailbox add|rm|list|passwd|set …');
   }
 }
 

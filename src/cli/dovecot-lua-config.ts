@@ -62,6 +62,14 @@ export function dovecotLuaConfig23(config: Config, opts: LuaConfigOptions = {}):
     '  driver = lua',
     `  args = file=${file} blocking=yes`,
     '}',
+    '# Master users: `user' + config.master_user_separator + 'master` with the master\'s password logs in as user. The same',
+    '# script sees the request as a master one (login_user set) and asks mailmapd accordingly.',
+    `auth_master_user_separator = ${config.master_user_separator}`,
+    'passdb {',
+    '  driver = lua',
+    `  args = file=${file} blocking=yes`,
+    '  master = yes',
+    '}',
     'userdb {',
     '  driver = lua',
     `  args = file=${file} blocking=yes`,
@@ -76,8 +84,10 @@ export function dovecotLuaConfig24(config: Config, opts: LuaConfigOptions = {}):
   // 2.4 dropped quota_rule: it ignores the field without a word and the user has no limit.
   const settings = [`    url = ${url ?? 'http://127.0.0.1:9465'}`, '    quota_field = quota_storage_size'];
   if (config.http_secret !== '') settings.push(`    http_secret = ${checkValue('http_secret', config.http_secret)}`);
-  const block = (kind: 'passdb' | 'userdb') => [
-    `${kind} lua {`,
+  const block = (kind: 'passdb' | 'userdb', name = 'lua', extra: string[] = []) => [
+    `${kind} ${name} {`,
+    ...(name === 'lua' ? [] : ['  driver = lua']),
+    ...extra,
     `  lua_file = ${file}`,
     '  # The HTTP request blocks: run the script in auth-worker processes.',
     '  use_worker = yes',
@@ -98,6 +108,9 @@ export function dovecotLuaConfig24(config: Config, opts: LuaConfigOptions = {}):
     'auth_cache_size = 0',
     '',
     ...block('passdb'),
+    `# Master users: \`user${config.master_user_separator}master\` with the master's password logs in as user.`,
+    `auth_master_user_separator = ${config.master_user_separator}`,
+    ...block('passdb', 'mailmapd_master', ['  master = yes']),
     ...block('userdb'),
     '',
   ].join('\n');

@@ -7,3 +7,13 @@ export const loggedKinds = ['domain', 'alias_domain', 'mailbox', 'alias', 'maste
 
 /** The list as SQL literals: `'domain', 'alias_domain', …`. */
 export const loggedKindsSql = loggedKinds.map((k) => `'${k}'`).join(', ');
+
+/**
+ * Replaces the change log's CHECK on kind whole, so that a database set up by an older
+ * mailmapd (or a panel's, by an older `triggers install`) accepts the kinds added since.
+ * Part of every migration that adds a kind, and of `triggers install`.
+ */
+export const changeKindsSql = `
+ALTER TABLE mailmapd.changes DROP CONSTRAINT IF EXISTS changes_kind_check;
+ALTER TABLE mailmapd.changes ADD CONSTRAINT changes_kind_check CHECK (kind IN (${loggedKindsSql}));
+`;

@@ -9,10 +9,11 @@
 // the snapshot of its previous read. NOTIFY is only the doorbell, and carries no key.
 
 import type pg from 'pg';
-import { loggedKindsSql } from './change-kinds.js';
+import { changeKindsSql } from './change-kinds.js';
 import { routingSql } from './migrations/006-routing.js';
 import { migration2Sql, staticTriggerSql } from './migrations/static-triggers.js';
 import { pathSafeNamesSql } from './migrations/path-safe-names.js';
+import { accountsSql } from './migrations/accounts.js';
 
 export interface Migration {
   version: number;
@@ -20,15 +21,6 @@ export interface Migration {
   sql: string;
 }
 
-/**
- * The kinds a change trigger may log, replaced whole, so that a database set up by an older
- * mailmapd (or a panel's, by an older `triggers install`) accepts the kinds added since.
- */
-const changeKindsSql = `
-ALTER TABLE mailmapd.changes DROP CONSTRAINT IF EXISTS changes_kind_check;
-ALTER TABLE mailmapd.changes ADD CONSTRAINT changes_kind_check
-  CHECK (kind IN (${loggedKindsSql}));
-`;
 
 /** The change-log plumbing as migration 1 made it; never edit (see changeLogSql). */
 const changeLogSqlV1 = `
@@ -183,6 +175,7 @@ SELECT mailmapd.watch_table('mailmapd.aliases', 'alias', 'r.address');
     description: 'change triggers compiled per table: no dynamic SQL, no PUBLIC EXECUTE; NOTIFY only without 2PC; path-safe names',
     sql: migration2Sql + pathSafeNamesSql,
   },
+  { version: 4, description: 'accounts: disabled services, maintenance, app passwords, master users', sql: accountsSql },
   {
     version: 6,
     description: 'routing: transports, relay domains and recipients, sender relay hosts, domain limits',

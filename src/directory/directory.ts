@@ -3,14 +3,20 @@
 // fills and patches it; socketmap, auth, checkpassword and the Dovecot lookup read it.
 
 import { domainOf, fold, localOf, splitExtension, withExtension } from './address.js';
+import type { AppPassword } from './account.js';
 import { createRouteTable, routeLookups, type RouteTable } from './routes.js';
-import { createAliasTable, createMailboxTable, type AliasTable, type MailboxRecord, type MailboxTable } from './tables.js';
+import { createAliasTable, createMailboxTable, MAINTENANCE, RECIPIENT, type AliasTable, type MailboxRecord, type MailboxTable } from './tables.js';
 
 export type { AliasTable, MailboxRecord, MailboxTable } from './tables.js';
 export type { RouteTable } from './routes.js';
 
 export interface AliasDomainRecord {
   target: string;
+  active: boolean;
+}
+
+export interface MasterUserRecord {
+  password: string | null;
   active: boolean;
 }
 
@@ -22,15 +28,34 @@ export interface DirectoryData {
   aliases: AliasTable;
   /** The routing maps' entries, keyed `<source>:<name>` (routes.ts). */
   routes: RouteTable;
+  /** Master users by name: they log in as any mailbox through Dovecot. */
+  masterUsers: Map<string, MasterUserRecord>;
 }
 
-export type ChangeKind = 'domain' | 'alias_domain' | 'mailbox' | 'alias' | 'route';
+export type ChangeKind = 'domain' | 'alias_domain' | 'mailbox' | 'alias' | 'master_user' | 'route';
+
+/**
+ * What `mailboxes` and `aliases` answer for a mailbox in maintenance: not a value but a
+ * request for TEMP (socketmap tells Postfix to defer). NUL can be in no real answer.
+ */
+export const MAINTENANCE_ANSWER = '\u0000maintenance';
+
+/** A mailbox as a login sees it. */
+export interface Account {
+  address: string;
+  password: string | null;
+  quotaBytes: number;
+  disabledServices: readonly string[];
+  maintenance: boolean;
+  appPasswords: readonly AppPassword[];
+}
 
 export type ChangeListener = (kind: ChangeKind, key: string | null) => void;
 
 export type UserLookup =
-  | { status: 'ok'; address: string; password: string | null; quotaBytes: number }
-  | { status: 'disabled'; address: string }
+  | ({ status: 'ok' } & Account)
+  /** Inactive mailbox, domain or alias domain; the account so that its password can still be checked. */
+  | ({ status: 'disabled' } & Account)
   | { status: 'unknown' };
 
 export type MapName =
@@ -57,7 +82,14 @@ export const mapNames: readonly MapName[] = [
 ];
 
 export function emptyData(): DirectoryData {
-  return { domains: new Map(), aliasDomains: new Map(), mailboxes: createMailboxTable(), aliases: createAliasTable(), routes: createRouteTable() };
+  return {
+    domains: new Map(),
+    aliasDomains: new Map(),
+    mailboxes: createMailboxTable(),
+    aliases: createAliasTable(),
+    routes: createRouteTable(),
+    masterUsers: new Map(),
+  };
 }
 
 export interface DirectoryOptions {
@@ -74,6 +106,7 @@ export interface Directory {
   alias(key: string): string | undefined;
   senders(key: string): string | undefined;
   user(login: string): UserLookup;
+  masterUser(name: string): MasterUserRecord | undefined;
   /** Every mailbox address, for Dovecot's user iteration. */
   users(): IterableIterator<string>;
   counts(): Record<ChangeKind, number>;
@@ -85,6 +118,7 @@ export interface Directory {
   setAlias(address: string, destinations: string | undefined): void;
   /** A routing entry (`relay_domain:example.net` → its transport), or its removal. */
   setRoute(key: string, value: string | undefined): void;
+  setMasterUser(name: string, record: MasterUserRecord | undefined): void;
   onChange(listener: ChangeListener): () => void;
   setRecipientDelimiter(delimiters: string): void;
 }
@@ -109,6 +143,14 @@ export function createDirectory(options: DirectoryOptions): Directory {
   const activeMailbox = (address: string): boolean =>
     data.mailboxes.isActive(address) && data.domains.get(domainOf(address)) === true;
 
+  /** 0: no recipient here (absent, inactive, or `receive` disabled); else RECIPIENT or MAINTENANCE. */
+  const delivery = (address: string): number => {
+    const d = data.mailboxes.delivery(address);
+    return d !== 0 && data.domains.get(domainOf(address)) === true ? d : 0;
+  };
+  /** An active mailbox with `receive` disabled: the address is no recipient at all. */
+  const refusesMail = (address: string): boolean => activeMailbox(address) && data.mailboxes.delivery(address) === 0;
+
   const domain = (key: string): string | undefined => {
     const d = fold(key);
     return servesDomain(d) ? d : undefined;
@@ -116,12 +158,18 @@ export function createDirectory(options: DirectoryOptions): Directory {
 
   const mailbox = (key: string): string | undefined => {
     const a = fold(key);
-    let found = activeMailbox(a) ? a : undefined;
-    if (found === undefined) {
+    let found: string | undefined;
+    let d = delivery(a);
+    if (d !== 0) found = a;
+    else if (!activeMailbox(a)) {
       const split = splitExtension(a, delimiters);
-      if (split && activeMailbox(split.base)) found = split.base;
+      if (split) {
+        d = delivery(split.base);
+        if (d !== 0) found = split.base;
+      }
     }
     if (found === undefined) return undefined;
+    if (d === MAINTENANCE) return MAINTENANCE_ANSWER;
     const at = found.lastIndexOf('@');
     return `${found.slice(at + 1)}/${found.slice(0, at)}/`;
   };
@@ -141,9 +189,11 @@ export function createDirectory(options: DirectoryOptions): Directory {
   const resolveAlias = (a: string, depth: number): string | undefined => {
     const at = a.lastIndexOf('@');
     if (at < 0) return undefined; // bare domains: never turn them into alias domains
+    const split = splitExtension(a, delimiters);
+    // `receive` disabled: no alias of the address itself, no self-answer, no catch-all.
+    if (at > 0 && (refusesMail(a) || (split && !activeMailbox(a) && refusesMail(split.base)))) return undefined;
     const exact = aliasTargets(a);
     if (exact !== undefined) return exact;
-    const split = splitExtension(a, delimiters);
     if (split) {
       const stripped = aliasTargets(split.base);
       if (stripped !== undefined) {
@@ -153,7 +203,11 @@ export function createDirectory(options: DirectoryOptions): Directory {
           .join(',');
       }
     }
-    if (at > 0 && (activeMailbox(a) || (split && activeMailbox(split.base)))) return a;
+    if (at > 0) {
+      const d = delivery(a) || (split ? delivery(split.base) : 0);
+      if (d === MAINTENANCE) return MAINTENANCE_ANSWER;
+      if (d === RECIPIENT) return a;
+    }
     const dom = a.slice(at + 1);
     const ad = data.aliasDomains.get(dom);
     if (at > 0 && depth < 4 && ad !== undefined && ad.active && data.domains.get(ad.target) === true) {
@@ -189,6 +243,15 @@ export function createDirectory(options: DirectoryOptions): Directory {
     return out.length === 0 ? undefined : out.join(',');
   };
 
+  const account = (address: string, mb: MailboxRecord): Account => ({
+    address,
+    password: mb.password,
+    quotaBytes: mb.quotaBytes,
+    disabledServices: mb.disabledServices ?? [],
+    maintenance: mb.maintenance === true,
+    appPasswords: mb.appPasswords ?? [],
+  });
+
   const user = (login: string): UserLookup => {
     let a = fold(login);
     const at = a.lastIndexOf('@');
@@ -201,11 +264,11 @@ export function createDirectory(options: DirectoryOptions): Directory {
       const target = `${a.slice(0, at)}@${ad.target}`;
       mb = data.mailboxes.get(target);
       if (mb === undefined) return { status: 'unknown' };
-      if (!ad.active) return { status: 'disabled', address: target };
       a = target;
+      if (!ad.active) return { status: 'disabled', ...account(a, mb) };
     }
-    if (!mb.active || data.domains.get(domainOf(a)) !== true) return { status: 'disabled', address: a };
-    return { status: 'ok', address: a, password: mb.password, quotaBytes: mb.quotaBytes };
+    if (!mb.active || data.domains.get(domainOf(a)) !== true) return { status: 'disabled', ...account(a, mb) };
+    return { status: 'ok', ...account(a, mb) };
   };
 
   const routes = routeLookups(
@@ -246,6 +309,7 @@ export function createDirectory(options: DirectoryOptions): Directory {
     alias,
     senders,
     user,
+    masterUser: (name) => data.masterUsers.get(name),
     users: () => data.mailboxes.keys(),
     counts: () => ({
       domain: data.domains.size,
@@ -253,6 +317,7 @@ export function createDirectory(options: DirectoryOptions): Directory {
       mailbox: data.mailboxes.size,
       alias: data.aliases.size,
       route: data.routes.size,
+      master_user: data.masterUsers.size,
     }),
     replaceAll(next) {
       data = next;
@@ -262,6 +327,7 @@ export function createDirectory(options: DirectoryOptions): Directory {
       emit('mailbox', null);
       emit('alias', null);
       emit('route', null);
+      emit('master_user', null);
     },
     setDomain(name, active) {
       const k = fold(name);
@@ -292,6 +358,11 @@ export function createDirectory(options: DirectoryOptions): Directory {
       if (value === undefined) data.routes.delete(k);
       else data.routes.set(k, value);
       emit('route', k);
+    },
+    setMasterUser(name, record) {
+      if (record === undefined) data.masterUsers.delete(name);
+      else data.masterUsers.set(name, record);
+      emit('master_user', name);
     },
     onChange(listener) {
       listeners.add(listener);

@@ -2,6 +2,7 @@
 // (byte-table.ts): the same get/set/has/delete the sync and the tests use on a Map, with
 // the data kept off the JavaScript heap.
 
+import { packValue, unpackValue, type AppPassword } from './account.js';
 import { createByteTable } from './byte-table.js';
 
 export interface MailboxRecord {
@@ -10,6 +11,12 @@ export interface MailboxRecord {
   /** 0 = no limit. */
   quotaBytes: number;
   active: boolean;
+  /** Services the mailbox may not use (`imap`, …, `receive`); absent: none. */
+  disabledServices?: readonly string[];
+  /** While true the mailbox answers TEMP to Postfix and its logins fail temporarily. */
+  maintenance?: boolean;
+  /** Its active app passwords; absent: none. */
+  appPasswords?: readonly AppPassword[];
 }
 
 export interface MailboxTable {
@@ -18,6 +25,8 @@ export interface MailboxTable {
   get(address: string): MailboxRecord | undefined;
   /** Whether the mailbox exists and is active, without building its record (the lookup path). */
   isActive(address: string): boolean;
+  /** The lookup path's view: 0 = absent or inactive, else RECIPIENT, or MAINTENANCE. */
+  delivery(address: string): number;
   has(address: string): boolean;
   set(address: string, record: MailboxRecord): MailboxTable;
   delete(address: string): boolean;
@@ -35,6 +44,13 @@ export interface AliasTable {
 }
 
 const ACTIVE = 1;
+const MAINTENANCE_FLAG = 2;
+const NO_RECEIVE = 4;
+
+/** delivery(): an active mailbox that receives mail. */
+export const RECIPIENT = 1;
+/** delivery(): an active mailbox in maintenance (TEMP to Postfix). */
+export const MAINTENANCE = 2;
 
 export function createMailboxTable(): MailboxTable {
   const t = createByteTable({ numbers: true });
@@ -45,7 +61,21 @@ export function createMailboxTable(): MailboxTable {
     get(address) {
       const id = t.find(address);
       if (id < 0) return undefined;
-      return { password: t.value(id), quotaBytes: t.num(id), active: (t.flags(id) & ACTIVE) !== 0 };
+      const flags = t.flags(id);
+      const { password, disabledServices, appPasswords } = unpackValue(t.value(id));
+      const r: MailboxRecord = { password, quotaBytes: t.num(id), active: (flags & ACTIVE) !== 0 };
+      // Only what is set, so a plain mailbox reads back exactly as it was written.
+      if (disabledServices.length > 0) r.disabledServices = disabledServices;
+      if ((flags & MAINTENANCE_FLAG) !== 0) r.maintenance = true;
+      if (appPasswords.length > 0) r.appPasswords = appPasswords;
+      return r;
+    },
+    delivery(address) {
+      const id = t.find(address);
+      if (id < 0) return 0;
+      const flags = t.flags(id);
+      if ((flags & ACTIVE) === 0 || (flags & NO_RECEIVE) !== 0) return 0;
+      return (flags & MAINTENANCE_FLAG) !== 0 ? MAINTENANCE : RECIPIENT;
     },
     isActive(address) {
       const id = t.find(address);
@@ -53,7 +83,9 @@ export function createMailboxTable(): MailboxTable {
     },
     has: (address) => t.find(address) >= 0,
     set(address, r) {
-      t.put(address, r.password, r.quotaBytes, r.active ? ACTIVE : 0);
+      const disabledServices = r.disabledServices ?? [];
+      const flags = (r.active ? ACTIVE : 0) | (r.maintenance === true ? MAINTENANCE_FLAG : 0) | (disabledServices.includes('receive') ? NO_RECEIVE : 0);
+      t.put(address, packValue(r.password, { disabledServices, appPasswords: r.appPasswords ?? [] }), r.quotaBytes, flags);
       return table;
     },
     delete: (address) => t.delete(address),

@@ -2,6 +2,7 @@
 // and userdb ask here instead of forking a checkpassword program per login.
 //
 //   POST /dovecot/passdb   user, password, service, rip, lip, secured → verify a password
+//                          [master]: a master login — the password is that master user's
 //   POST /dovecot/userdb   user                                       → userdb fields
 //   GET  /dovecot/users                                               → one login per line
 //
@@ -95,18 +96,23 @@ export function createDovecotRoutes(deps: DovecotRouteDeps): Map<string, Route> 
     const password = q.get('password');
     if (password === null) return form(400, { result: 'temp', reason: 'password missing' });
     if (badLogin(login)) return form(200, { result: 'unknown' });
+    const master = q.get('master') ?? '';
+    if (master !== '' && badLogin(master)) return form(200, { result: 'unknown' });
     const ctx: AuthContext = {
+      ...(master !== '' ? { master } : {}),
       service: q.get('service') || 'dovecot',
       ...(q.get('rip') ? { remoteIp: q.get('rip')! } : {}),
       ...(q.get('lip') ? { localIp: q.get('lip')! } : {}),
       secured: (q.get('secured') ?? '') !== '',
     };
     const out: AuthOutcome = await authenticator.authenticate(login, password, ctx);
-    logger.debug('dovecot passdb', { user: login, service: ctx.service, rip: ctx.remoteIp, result: out.result });
+    logger.debug('dovecot passdb', { user: login, master: ctx.master, service: ctx.service, rip: ctx.remoteIp, result: out.result });
     switch (out.result) {
       case 'ok':
         return form(200, userdbAnswer(out.fields));
       case 'fail':
+        // Said only after the password was verified: the service is not for this mailbox.
+        if (out.why === 'service_disabled') return form(200, { result: 'disabled', reason: 'service disabled' });
         // Unknown is told apart so that Dovecot can try a next passdb and log it right;
         // a mailbox without a usable hash is a mismatch, like a wrong password.
         return form(200, { result: out.why === 'unknown' ? 'unknown' : 'mismatch' });

@@ -11,6 +11,11 @@ import { domainOf } from '../directory/address.js';
 export interface CredentialCache {
   /** True when this password was verified for this address and this stored hash. */
   matches(address: string, stored: string, password: string): boolean;
+  /**
+   * Which of `candidates` (the mailbox password and its app passwords) this password was
+   * verified for, or -1: one HMAC whatever their number, the entry naming the stored hash.
+   */
+  matchesAny(address: string, candidates: readonly string[], password: string): number;
   remember(address: string, stored: string, password: string): void;
   forget(address: string): void;
   /** Drops every entry of the domain (the domain was changed, deactivated or removed). */
@@ -21,7 +26,7 @@ export interface CredentialCache {
 
 export function createCredentialCache(maxEntries: number): CredentialCache {
   const key = randomBytes(32);
-  const entries = new Map<string, Buffer>();
+  const entries = new Map<string, { tag: Buffer; stored: string }>();
 
   const tag = (address: string, stored: string, password: string): Buffer =>
     createHmac('sha256', key)
@@ -34,15 +39,24 @@ export function createCredentialCache(maxEntries: number): CredentialCache {
     matches(address, stored, password) {
       const want = entries.get(address);
       if (want === undefined) return false;
-      if (!timingSafeEqual(want, tag(address, stored, password))) return false;
+      if (!timingSafeEqual(want.tag, tag(address, stored, password))) return false;
       entries.delete(address); // most recently used goes last
       entries.set(address, want);
       return true;
     },
+    matchesAny(address, candidates, password) {
+      const want = entries.get(address);
+      if (want === undefined) return -1;
+      const i = candidates.indexOf(want.stored);
+      if (i < 0 || !timingSafeEqual(want.tag, tag(address, want.stored, password))) return -1;
+      entries.delete(address);
+      entries.set(address, want);
+      return i;
+    },
     remember(address, stored, password) {
       if (maxEntries <= 0) return;
       entries.delete(address);
-      entries.set(address, tag(address, stored, password));
+      entries.set(address, { tag: tag(address, stored, password), stored });
       while (entries.size > maxEntries) entries.delete(entries.keys().next().value!);
     },
     forget(address) {

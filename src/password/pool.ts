@@ -17,10 +17,17 @@ export type VerifyResult = 'ok' | 'mismatch' | 'bad_hash' | 'busy';
 
 export type PoolOutcome = VerifyOutcome | { result: 'busy'; scheme: string; reason: string };
 
+/** checkAny(): the index of the first hash the password matches (-1: none), or busy. */
+export type AnyOutcome =
+  | { result: 'done'; index: number; scheme: string; bad: Array<{ index: number; scheme: string; reason: string }> }
+  | { result: 'busy'; reason: string };
+
 export interface HashPool {
   verify(password: string, stored: string): Promise<VerifyResult>;
   /** verify() with the scheme and, for bad_hash, a reason safe to log (it never quotes the hash). */
   check(password: string, stored: string): Promise<PoolOutcome>;
+  /** One job checking the hashes in order up to the first match (cheap ones first keeps it cheap). */
+  checkAny(password: string, stored: string[]): Promise<AnyOutcome>;
   /** `{SCHEME}hash`; rejects with BusyError when the queue is full, UnknownSchemeError for a bad scheme. */
   hash(password: string, scheme: string): Promise<string>;
   close(): Promise<void>;
@@ -163,8 +170,24 @@ export function createHashPool(opts: HashPoolOptions): HashPool {
     });
   };
 
+  const checkAny = (password: string, stored: string[]): Promise<AnyOutcome> => {
+    if (Buffer.byteLength(password, 'utf8') > MAX_PASSWORD_BYTES || stored.length === 0) return Promise.resolve({ result: 'done', index: -1, scheme: 'unknown', bad: [] });
+    return new Promise((resolve) => {
+      const ok = submit({ id: nextId++, op: 'verifyAny', password, stored }, (reply) => {
+        if (reply?.type !== 'verifiedAny') {
+          resolve({ result: 'busy', reason: 'hash worker unavailable' });
+          return;
+        }
+        metrics.verifications.inc({ scheme: reply.scheme, result: reply.index >= 0 ? 'ok' : 'mismatch' });
+        resolve({ result: 'done', index: reply.index, scheme: reply.scheme, bad: reply.bad });
+      });
+      if (!ok) resolve({ result: 'busy', reason: 'hash queue full' });
+    });
+  };
+
   return {
     check,
+    checkAny,
     verify: async (password, stored) => (await check(password, stored)).result,
     hash(password, scheme) {
       return new Promise((resolve, reject) => {

@@ -15,7 +15,7 @@
 // perf_hooks' object, not the global: globalThis.performance is a getter run on every access.
 import { performance } from 'node:perf_hooks';
 import type { Socket } from 'node:net';
-import { mapNames, type Directory, type MapName } from '../directory/directory.js';
+import { MAINTENANCE_ANSWER, mapNames, type Directory, type MapName } from '../directory/directory.js';
 import { errorMessage, type Logger } from '../log.js';
 import type { Metrics, Result } from '../metrics.js';
 import type { ConnectionControl, ConnectionHandler } from '../net/listener.js';
@@ -72,6 +72,7 @@ function matchMap(buf: Buffer, start: number, end: number): number {
 
 const NOTFOUND = encodeNetstring('NOTFOUND ');
 const TEMP_NOT_LOADED = encodeNetstring('TEMP directory not loaded yet');
+const TEMP_MAINTENANCE = encodeNetstring('TEMP mailbox in maintenance');
 const TEMP_MALFORMED = encodeNetstring('TEMP malformed request: expected "<map> <key>"');
 const TEMP_TOO_LONG = encodeNetstring('TEMP reply too long for Postfix');
 const TEMP_INTERNAL = encodeNetstring('TEMP internal error');
@@ -151,6 +152,10 @@ export function createSocketmapHandler(deps: SocketmapDeps): ConnectionHandler {
       observe(m, TEMP, started);
       logger.error('socketmap: empty value in the directory; answering TEMP', { map, key: key.slice(0, 256) });
       return TEMP_INTERNAL;
+    }
+    if (value === MAINTENANCE_ANSWER) {
+      observe(m, TEMP, started);
+      return TEMP_MAINTENANCE;
     }
     const bytes = Buffer.byteLength(value) + 3;
     if (bytes > MAX_REPLY_BYTES) {

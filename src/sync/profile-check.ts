@@ -15,6 +15,7 @@ export const sectionName: Record<ChangeKind, string> = {
   mailbox: 'mailboxes',
   alias: 'aliases',
   route: 'routes',
+  master_user: 'master_users',
 };
 
 type TypeClass = 'text' | 'boolean' | 'integer';

@@ -3,6 +3,9 @@
 //   domains:       name, active
 //   alias_domains: name, target, active
 //   mailboxes:     address, password, quota_bytes, active
+//                  [, disabled_services, maintenance, app_passwords] — optional: a profile
+//                  without them gets every service, no maintenance, no app passwords
+//   master_users:  name, password, active
 //   aliases:       address, destination, active
 //   routes:        key, value   (key `<source>:<name>`, see directory/routes.ts)
 // The sync runs them whole for a full load and wrapped as
@@ -39,6 +42,7 @@ export const keyColumn: Record<ChangeKind, string> = {
   mailbox: 'address',
   alias: 'address',
   route: 'key',
+  master_user: 'name',
 };
 
 export const expectedColumns: Record<ChangeKind, readonly string[]> = {
@@ -47,9 +51,8 @@ export const expectedColumns: Record<ChangeKind, readonly string[]> = {
   mailbox: ['address', 'password', 'quota_bytes', 'active'],
   alias: ['address', 'destination', 'active'],
   route: ['key', 'value'],
+  master_user: ['name', 'password', 'active'],
 };
-
-export const changeKinds: readonly ChangeKind[] = ['domain', 'alias_domain', 'mailbox', 'alias', 'route'];
 
 // Every routing table in one query; the sync re-reads changed keys through it, which scans
 // these small tables rather than using their indexes — cheap next to a mailbox table.
@@ -59,13 +62,26 @@ const nativeRouteQuery = `SELECT 'domain_transport:' || name AS key, transport A
   UNION ALL SELECT 'sender_relayhost:' || sender, relayhost FROM mailmapd.sender_relayhosts WHERE active AND relayhost IS NOT NULL
   UNION ALL SELECT 'sender_credentials:' || sender, credentials FROM mailmapd.sender_relayhosts WHERE active AND credentials IS NOT NULL`;
 
+/** Columns a mailbox query may add after the expected ones (rows.ts reads them by position). */
+export const optionalMailboxColumns: readonly string[] = ['disabled_services', 'maintenance', 'app_passwords'];
+
+/** For a panel without master users: the right columns, no rows. */
+export const noMasterUsers = 'SELECT NULL::text AS name, NULL::text AS password, false AS active WHERE false';
+
+export const changeKinds: readonly ChangeKind[] = ['domain', 'alias_domain', 'mailbox', 'alias', 'master_user', 'route'];
+
 export const nativeProfile: Profile = {
   name: 'native',
   queries: {
     domain: 'SELECT name, active FROM mailmapd.domains',
     alias_domain: 'SELECT name, target, active FROM mailmapd.alias_domains',
-    mailbox: 'SELECT address, password, quota_bytes, active FROM mailmapd.mailboxes',
+    // The active app passwords ride along with their mailbox: [name, hash, services] each.
+    mailbox: `SELECT m.address, m.password, m.quota_bytes, m.active, m.disabled_services, m.maintenance,
+                     (SELECT json_agg(json_build_array(a.name, a.password, a.services) ORDER BY a.id)
+                        FROM mailmapd.app_passwords a WHERE a.mailbox = m.address AND a.active) AS app_passwords
+                FROM mailmapd.mailboxes m`,
     alias: 'SELECT address, destination, active FROM mailmapd.aliases',
     route: nativeRouteQuery,
+    master_user: 'SELECT name, password, active FROM mailmapd.master_users',
   },
 };

@@ -2,7 +2,8 @@
 // entries. Kept apart from the sync so that loads and incremental re-reads agree exactly.
 
 import { fold } from '../directory/address.js';
-import type { AliasDomainRecord, ChangeKind, Directory, DirectoryData, MailboxRecord } from '../directory/directory.js';
+import type { AppPassword } from '../directory/account.js';
+import type { AliasDomainRecord, ChangeKind, Directory, DirectoryData, MailboxRecord, MasterUserRecord } from '../directory/directory.js';
 
 type Row = unknown[];
 
@@ -20,17 +21,58 @@ export function aliasDomainRow(r: Row): [string, AliasDomainRecord] {
   return [fold(text(r[0])), { target: fold(text(r[1])), active: truthy(r[2]) }];
 }
 
+/** A text[] as node-postgres gives it (an array), or its text form `{a,b}` from a cast-less profile. */
+function textList(v: unknown): string[] {
+  if (Array.isArray(v)) return v.filter((x) => x !== null && x !== undefined).map((x) => String(x).trim().toLowerCase()).filter((x) => x !== '');
+  if (typeof v !== 'string' || v === '') return [];
+  return v
+    .replace(/^\{|\}$/g, '')
+    .split(',')
+    .map((x) => x.replace(/^"|"$/g, '').trim().toLowerCase())
+    .filter((x) => x !== '' && x !== 'null');
+}
+
+/** `[[name, hash, services], …]` as json (parsed by node-postgres) or its text. */
+function appPasswordList(v: unknown): AppPassword[] {
+  let list = v;
+  if (typeof v === 'string' && v !== '') {
+    try {
+      list = JSON.parse(v);
+    } catch {
+      return [];
+    }
+  }
+  if (!Array.isArray(list)) return [];
+  const out: AppPassword[] = [];
+  for (const e of list) {
+    if (!Array.isArray(e)) continue;
+    const pw = e[1];
+    if (typeof pw !== 'string' || pw === '') continue;
+    out.push({ name: text(e[0]), password: pw, services: textList(e[2]) });
+  }
+  return out;
+}
+
 export function mailboxRow(r: Row): [string, MailboxRecord] {
   const quota = Number(r[2] ?? 0);
-  return [
-    fold(text(r[0])),
-    {
-      password: r[1] === null || r[1] === undefined || r[1] === '' ? null : String(r[1]),
-      quotaBytes: Number.isFinite(quota) && quota > 0 ? quota : 0,
-      active: truthy(r[3]),
-    },
-  ];
+  const record: MailboxRecord = {
+    password: r[1] === null || r[1] === undefined || r[1] === '' ? null : String(r[1]),
+    quotaBytes: Number.isFinite(quota) && quota > 0 ? quota : 0,
+    active: truthy(r[3]),
+  };
+  // The optional columns (profile.ts): absent in a profile, they leave the defaults.
+  const disabled = textList(r[4]);
+  if (disabled.length > 0) record.disabledServices = disabled;
+  if (truthy(r[5])) record.maintenance = true;
+  const apps = appPasswordList(r[6]);
+  if (apps.length > 0) record.appPasswords = apps;
+  return [fold(text(r[0])), record];
 }
+
+export function masterUserRow(r: Row): [string, MasterUserRecord] {
+  return [fold(text(r[0])), { password: r[1] === null || r[1] === undefined || r[1] === '' ? null : String(r[1]), active: truthy(r[2]) }];
+}
+
 
 /** A routing row: `<source>:<name>` → its value ('' where the source has none, e.g. a relay domain without a transport). */
 export function routeRow(r: Row): [string, string] {
@@ -102,6 +144,11 @@ function addRow(data: DirectoryData, kind: Exclude<ChangeKind, 'alias'>, r: Row)
       if (k !== '') data.routes.set(k, v);
       break;
     }
+    case 'master_user': {
+      const [k, v] = masterUserRow(r);
+      if (k !== '') data.masterUsers.set(k, v);
+      break;
+    }
   }
 }
 
@@ -126,6 +173,9 @@ export function setEntry(directory: Directory, data: DirectoryData, kind: Change
       break;
     case 'route':
       directory.setRoute(key, data.routes.get(key));
+      break;
+    case 'master_user':
+      directory.setMasterUser(key, data.masterUsers.get(key));
       break;
   }
 }

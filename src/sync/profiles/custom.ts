@@ -12,7 +12,7 @@
 // queries run and give the right columns is `mailmapd check`'s job (profile-check.ts).
 
 import type { ChangeKind } from '../../directory/directory.js';
-import type { Profile, Watch } from '../profile.js';
+import { changeKinds, type Profile, type Watch } from '../profile.js';
 import { emptyQuery } from './empty.js';
 
 export class ProfileSyntaxError extends Error {}
@@ -28,6 +28,8 @@ const kindNames: Record<string, ChangeKind> = {
   alias: 'alias',
   routes: 'route',
   route: 'route',
+  master_users: 'master_user',
+  master_user: 'master_user',
 };
 
 const sectionNames: Record<ChangeKind, string> = {
@@ -36,6 +38,7 @@ const sectionNames: Record<ChangeKind, string> = {
   mailbox: 'mailboxes',
   alias: 'aliases',
   route: 'routes',
+  master_user: 'master_users',
 };
 
 export function parseCustomProfile(text: string, source: string): Profile {
@@ -71,7 +74,7 @@ export function parseCustomProfile(text: string, source: string): Profile {
     bodies.get(current!)!.sql.push(raw);
   });
   const queries = {} as Record<ChangeKind, string>;
-  for (const kind of ['domain', 'alias_domain', 'mailbox', 'alias', 'route'] as ChangeKind[]) {
+  for (const kind of changeKinds) {
     const body = bodies.get(kind);
     if (body === undefined) {
       if (kind === 'domain' || kind === 'mailbox') fail(lines.length, `the "-- ${sectionNames[kind]}:" section is missing`);

@@ -32,6 +32,7 @@ export const modoboaProfile: Profile = {
     alias: `SELECT lower(al.address) AS address, lower(alr.address) AS destination, al.enabled AS active
               FROM admin_alias al JOIN modoboa_admin_aliasrecipient alr ON alr.alias_id = al.id`,
     route: emptyQuery('route'),
+    master_user: emptyQuery('master_user'),
   },
   watches: [
     { table: 'admin_domain', kind: 'domain', keyExpr: 'lower(r.name)' },

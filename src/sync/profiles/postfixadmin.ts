@@ -5,7 +5,13 @@
 // mailbox has an alias row pointing at itself. The pseudo-domain 'ALL' (superadmin
 // rights) is left out; backup-MX domains are relay domains (routes), not mailbox domains.
 // Every key is a column of the row itself: no join, so every trigger key is exact.
+// Accounts: PostfixAdmin 3.3's mailbox.smtp_active = false disables smtp and submission; it
+// is read through to_jsonb(row) so that older schemas without the column keep working.
+// Its mailbox_app_password table (3.3.9+) is not read — the query cannot name a table that
+// older installs lack; a custom profile can aggregate it into app_passwords. No
+// maintenance flag and no master users in PostfixAdmin.
 
+import { emptyQuery } from './empty.js';
 import type { Profile } from '../profile.js';
 
 export const postfixadminProfile: Profile = {
@@ -13,7 +19,9 @@ export const postfixadminProfile: Profile = {
   queries: {
     domain: `SELECT lower(domain) AS name, active FROM domain WHERE domain <> 'ALL' AND NOT backupmx`,
     alias_domain: 'SELECT lower(alias_domain) AS name, lower(target_domain) AS target, active FROM alias_domain',
-    mailbox: 'SELECT lower(username) AS address, password, quota AS quota_bytes, active FROM mailbox',
+    mailbox: `SELECT lower(username) AS address, password, quota AS quota_bytes, active,
+                     CASE WHEN to_jsonb(m) ->> 'smtp_active' IN ('false', '0', 'f') THEN '{smtp,submission}'::text[] ELSE '{}'::text[] END AS disabled_services
+                FROM mailbox m`,
     alias: `SELECT lower(a.address) AS address, lower(btrim(g.dest)) AS destination, a.active
               FROM alias a CROSS JOIN LATERAL unnest(string_to_array(a.goto, ',')) AS g(dest)
              WHERE btrim(g.dest) <> ''`,
@@ -25,6 +33,7 @@ export const postfixadminProfile: Profile = {
             UNION ALL
             SELECT 'relay_domain:' || lower(domain), CASE WHEN coalesce(transport, '') IN ('', 'virtual', 'virtual:') THEN '' ELSE transport END
               FROM domain WHERE backupmx AND active`,
+    master_user: emptyQuery('master_user'),
   },
   watches: [
     { table: 'domain', kind: 'domain', keyExpr: 'lower(r.domain)' },
