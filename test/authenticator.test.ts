@@ -191,13 +191,13 @@ describe('verified-credential cache', () => {
     expect(pool.completed).toBe(hashed + 1);
   });
 
-  it('answers a hit in microseconds', async () => {
+  // How fast a hit is belongs to the benchmarks (bench/logins.mjs); what makes it fast is
+  // that a hit never waits for a hash worker.
+  it('answers hits without the hash workers', async () => {
     await auth.authenticate('user@example.org', 'secret', ctx);
-    const n = 2000;
-    const t = performance.now();
-    for (let i = 0; i < n; i++) await auth.authenticate('user@example.org', 'secret', ctx);
-    const perHitUs = ((performance.now() - t) * 1000) / n;
-    expect(perHitUs).toBeLessThan(200); // target < 50 µs; generous here for loaded CI machines
+    const hashed = pool.completed;
+    for (let i = 0; i < 2000; i++) expect((await auth.authenticate('user@example.org', 'secret', ctx)).result).toBe('ok');
+    expect(pool.completed).toBe(hashed);
   });
 });
 
