@@ -110,10 +110,12 @@ const keys = {
   hash_queue_limit: { default: '256', parse: int(1, 100_000) },
   auth_cache_size: { default: '100000', parse: int(0, 10_000_000) },
   auth_failure_delay: { default: '2s', parse: duration },
+  auth_max_staleness: { default: '5m', parse: duration },
 
   max_connections: { default: '1000', parse: int(1, 1_000_000) },
   idle_timeout: { default: '300s', parse: duration },
   max_request_bytes: { default: '4096', parse: int(64, 1_000_000) },
+  request_timeout: { default: '10s', parse: duration },
 
   sync_poll_interval: { default: '1s', parse: duration },
   changes_retention: { default: '1d', parse: duration },

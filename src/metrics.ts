@@ -20,6 +20,8 @@ export interface Metrics {
   connectionsOpen: Gauge<'listener'>;
   connectionsTotal: Counter<'listener'>;
   connectionsRefused: Counter<'listener'>;
+  connectionsEvicted: Counter<'listener'>;
+  authStale: Counter;
   badInput: Counter<'listener' | 'reason'>;
   directoryEntries: Gauge<'table'>;
   loadDuration: Gauge;
@@ -56,6 +58,17 @@ export function createMetrics(enabled = true): Metrics {
     ),
     connectionsOpen: new Gauge({ name: 'mailmapd_connections_open', help: 'Open connections per listener', labelNames: ['listener'], registers }),
     connectionsTotal: new Counter({ name: 'mailmapd_connections_total', help: 'Accepted connections per listener', labelNames: ['listener'], registers }),
+    connectionsEvicted: new Counter({
+      name: 'mailmapd_connections_evicted_total',
+      help: 'Idle connections closed to make room for a new one at max_connections',
+      labelNames: ['listener'],
+      registers,
+    }),
+    authStale: new Counter({
+      name: 'mailmapd_auth_stale_total',
+      help: 'Logins answered with a temporary failure because the directory was older than auth_max_staleness',
+      registers,
+    }),
     connectionsRefused: new Counter({
       name: 'mailmapd_connections_refused_total',
       help: 'Connections refused because the listener was at max_connections',

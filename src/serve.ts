@@ -49,6 +49,8 @@ function listenerEvents(metrics: Metrics) {
     },
     closed: (l: string) => metrics.connectionsOpen.dec({ listener: l }),
     refused: (l: string) => metrics.connectionsRefused.inc({ listener: l }),
+    evicted: (l: string) => metrics.connectionsEvicted.inc({ listener: l }),
+    requestTimedOut: (l: string) => metrics.badInput.inc({ listener: l, reason: 'request_timeout' }),
   };
 }
 
@@ -74,6 +76,7 @@ export async function serve(configPath: string | undefined): Promise<number> {
   const logger = createLogger(config.log_level);
   const profile = await profileFor(config.schema); // a broken custom profile is a config error
   const started = process.hrtime.bigint();
+  const startedAt = Date.now();
   const metrics = createMetrics(config.metrics);
   // Before the directory allocates: so that a full reload's old copy leaves the process.
   if (!returnFreedMemoryToOs()) {
@@ -101,6 +104,12 @@ export async function serve(configPath: string | undefined): Promise<number> {
     metrics,
     userdb: { mailHome: config.mail_home, mailUid: config.mail_uid, mailGid: config.mail_gid },
     cacheSize: config.auth_cache_size,
+    maxStalenessMs: config.auth_max_staleness,
+    // Before the first successful sync (a directory served from elsewhere), age counts from the start.
+    lastRefresh: () => {
+      const last = sync?.status().lastSuccess ?? 0;
+      return last > 0 ? last : startedAt;
+    },
   });
 
   const services: Service[] = [
@@ -127,7 +136,7 @@ export async function serve(configPath: string | undefined): Promise<number> {
     },
   ];
 
-  const limits = () => ({ maxConnections: config.max_connections, idleTimeoutMs: config.idle_timeout });
+  const limits = () => ({ maxConnections: config.max_connections, idleTimeoutMs: config.idle_timeout, requestTimeoutMs: config.request_timeout });
   const unixOptions = () => ({ mode: config.unix_socket_mode, group: config.unix_socket_group });
   const events = listenerEvents(metrics);
   let running: Running[] = [];

@@ -8,6 +8,7 @@ import { fold } from '../directory/address.js';
 import type { Account, Directory } from '../directory/directory.js';
 import { userdbFields, type UserdbFields, type UserdbSettings } from '../directory/userdb.js';
 import type { Logger } from '../log.js';
+import { limitRepeats } from '../log-limit.js';
 import type { Metrics } from '../metrics.js';
 import { createCredentialCache, createPasswordTagger } from '../password/cache.js';
 import type { HashPool } from '../password/pool.js';
@@ -28,6 +29,14 @@ export interface AuthenticatorDeps {
   /** Verified-credential cache entries; 0 disables the cache. */
   cacheSize: number;
   limiter?: Limiter;
+  /**
+   * auth_max_staleness: logins get a temporary failure once the directory has not been
+   * refreshed for longer than this (a password change or deactivation may be missing from
+   * it). 0 or absent: decide on whatever copy is held. Userdb lookups are never refused.
+   */
+  maxStalenessMs?: number;
+  /** Date.now() of the last successful refresh from the database. */
+  lastRefresh?: () => number;
 }
 
 export interface AuthenticatorHandle extends Authenticator {
@@ -40,6 +49,7 @@ export interface AuthenticatorHandle extends Authenticator {
 export function createAuthenticator(deps: AuthenticatorDeps): AuthenticatorHandle {
   const { directory, pool, logger, metrics, limiter } = deps;
   const cache = createCredentialCache(deps.cacheSize);
+  const staleLog = limitRepeats(logger);
   const tagOf = createPasswordTagger();
 
   const unsubscribe = directory.onChange((kind, key) => {
@@ -68,6 +78,14 @@ export function createAuthenticator(deps: AuthenticatorDeps): AuthenticatorHandl
     const m = directory.masterUser(fold(master));
     if (m === undefined || !m.active || m.password === null) return undefined;
     return [{ stored: m.password, name: `master ${fold(master)}` }];
+  };
+
+  /** Milliseconds the directory is past auth_max_staleness, or undefined when fresh enough. */
+  const staleFor = (): number | undefined => {
+    const max = deps.maxStalenessMs ?? 0;
+    if (max <= 0 || deps.lastRefresh === undefined) return undefined;
+    const age = Date.now() - deps.lastRefresh();
+    return age > max ? age : undefined;
   };
 
   const check = async (login: string, password: string, service: string, master: string | undefined, attempt: number): Promise<AuthOutcome> => {
@@ -110,6 +128,15 @@ export function createAuthenticator(deps: AuthenticatorDeps): AuthenticatorHandl
 
   const decide = async (login: string, password: string, ctx: AuthContext): Promise<AuthOutcome> => {
     if (!directory.loaded) return { result: 'temp', why: 'directory not loaded yet' };
+    const stale = staleFor();
+    if (stale !== undefined) {
+      metrics.authStale.inc();
+      staleLog.warn('login refused with a temporary failure: the directory is older than auth_max_staleness', {
+        age_seconds: Math.round(stale / 1000),
+        limit_seconds: Math.round((deps.maxStalenessMs ?? 0) / 1000),
+      });
+      return { result: 'temp', why: `directory not refreshed from the database for ${Math.round(stale / 1000)} s (auth_max_staleness)` };
+    }
     // A master login's guesses are counted against the master user.
     const limitKey = ctx.master === undefined ? login : `${ctx.master}`;
     const refused = limiter?.check(limitKey, ctx);

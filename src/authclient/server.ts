@@ -6,9 +6,11 @@
 // other requests on this and other connections go on meanwhile.
 
 import { randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import type { Socket } from 'node:net';
 import type { AuthContext, AuthOutcome, Authenticator } from '../auth/types.js';
 import { errorMessage, type Logger } from '../log.js';
+import { limitRepeats } from '../log-limit.js';
 import type { Metrics, Result } from '../metrics.js';
 import { endConnection, type ConnectionControl, type ConnectionHandler } from '../net/listener.js';
 import { createLineSplitter, decodeBase64, parseClientLine, serializeHandshake, serializeReply, type AuthParams, type ServerReply } from './codec.js';
@@ -29,6 +31,13 @@ const MAX_REQUESTS_PER_CONNECTION = 128;
 /** A request waiting for the client's CONT is forgotten after this (Dovecot: 150 s). */
 const STALE_REQUEST_MS = 150_000;
 const LISTENER = 'auth';
+/**
+ * Unsent reply bytes past which the connection is not read until they have drained. A
+ * client that sends (CONT for unknown ids, say) without reading its answers then stops
+ * being read: what it costs the daemon stays near this plus the replies to one read of
+ * input (at most 64 KiB in, about 5 bytes out per byte in), ≤ 512 KiB per connection.
+ */
+export const MAX_PENDING_OUTPUT_BYTES = 64 * 1024;
 
 interface Request {
   id: number;
@@ -50,6 +59,7 @@ function resultLabel(o: AuthOutcome): Result {
 
 export function createAuthClientHandler(deps: AuthClientDeps): ConnectionHandler {
   const { authenticator, logger, metrics } = deps;
+  const log = limitRepeats(logger);
 
   return (socket: Socket): ConnectionControl => {
     const requests = new Map<number, Request>();
@@ -57,10 +67,25 @@ export function createAuthClientHandler(deps: AuthClientDeps): ConnectionHandler
     let clientMinor: number | undefined;
     let closing = false;
     let dead = false;
+    let lastActive = performance.now();
+    let partialSince: number | undefined;
+    let throttled = false;
 
-    const send = (reply: ServerReply) => {
-      if (!dead) socket.write(serializeReply(reply));
+    /** Every reply goes through here: past the bound, reading stops until the client has read. */
+    const write = (line: string) => {
+      if (dead) return;
+      socket.write(line);
+      if (!throttled && socket.writableLength > MAX_PENDING_OUTPUT_BYTES) {
+        throttled = true;
+        socket.pause();
+        socket.once('drain', () => {
+          throttled = false;
+          if (!dead) socket.resume();
+        });
+      }
     };
+
+    const send = (reply: ServerReply) => write(serializeReply(reply));
 
     /** Ends the connection at shutdown once nothing is being checked. */
     const maybeEnd = () => {
@@ -73,7 +98,7 @@ export function createAuthClientHandler(deps: AuthClientDeps): ConnectionHandler
     const drop = (reason: string) => {
       if (dead) return;
       metrics.badInput.inc({ listener: LISTENER, reason: reason.replace(/[^a-z_]/gi, '_').toLowerCase() });
-      logger.warn('auth client: closing connection', { reason });
+      log.warn('auth client: closing connection', { reason });
       dead = true;
       socket.destroy();
     };
@@ -88,7 +113,7 @@ export function createAuthClientHandler(deps: AuthClientDeps): ConnectionHandler
       const line = serializeReply(reply);
       if (req.params.noPenalty || deps.failureDelayMs <= 0 || closing) {
         forget(req);
-        if (!dead) socket.write(line);
+        write(line);
         maybeEnd();
         return;
       }
@@ -96,7 +121,7 @@ export function createAuthClientHandler(deps: AuthClientDeps): ConnectionHandler
       req.held = line;
       req.timer = setTimeout(() => {
         forget(req);
-        if (!dead) socket.write(line);
+        write(line);
       }, deps.failureDelayMs);
       maybeEnd();
     };
@@ -224,8 +249,11 @@ export function createAuthClientHandler(deps: AuthClientDeps): ConnectionHandler
 
     socket.on('data', (chunk: Buffer) => {
       if (dead) return;
+      lastActive = performance.now();
       const lines = splitter.push(chunk);
       if (lines === undefined) return drop('line too long');
+      if (chunk[chunk.length - 1] === 0x0a) partialSince = undefined;
+      else if (lines.length > 0 || partialSince === undefined) partialSince = lastActive;
       for (const line of lines) {
         if (dead) return;
         handleLine(line);
@@ -248,10 +276,16 @@ export function createAuthClientHandler(deps: AuthClientDeps): ConnectionHandler
           if (r.state === 'delaying' && r.held !== undefined) {
             const line = r.held;
             forget(r);
-            if (!dead) socket.write(line);
+            write(line);
           }
         }
         maybeEnd();
+      },
+      lastActive: () => lastActive,
+      partialSince: () => partialSince,
+      busy: () => {
+        for (const r of requests.values()) if (r.state !== 'waiting') return true;
+        return false;
       },
     };
   };

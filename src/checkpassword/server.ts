@@ -7,6 +7,8 @@ import type { Socket } from 'node:net';
 import type { AuthContext, AuthOutcome, Authenticator, LookupOutcome } from '../auth/types.js';
 import type { UserdbFields } from '../directory/userdb.js';
 import { errorMessage, type Logger } from '../log.js';
+import { limitRepeats } from '../log-limit.js';
+import { performance } from 'node:perf_hooks';
 import type { Metrics, Result } from '../metrics.js';
 import { endConnection, type ConnectionControl, type ConnectionHandler } from '../net/listener.js';
 import { createFrameReader, decodeRequest, encodeReply, type CheckpasswordReply, type CheckpasswordRequest } from './wire.js';
@@ -20,6 +22,15 @@ export interface CheckpasswordDeps {
 }
 
 const LISTENER = 'checkpassword';
+/**
+ * Requests one connection may have waiting or being answered before it is no longer read.
+ * The program sends one request per connection; a client that pipelines thousands without
+ * reading the answers is read again only once its queue is empty and its replies have
+ * drained, so it holds at most the requests of one read (64 KiB) and their replies.
+ */
+export const MAX_QUEUED_REQUESTS = 16;
+/** Unsent reply bytes past which the connection is not read until they have drained. */
+export const MAX_PENDING_OUTPUT_BYTES = 64 * 1024;
 
 function okReply(f: UserdbFields): CheckpasswordReply {
   const fields: [string, string][] = [
@@ -78,6 +89,7 @@ async function answer(auth: Authenticator, req: CheckpasswordRequest, logger: Lo
 
 export function createCheckpasswordHandler(deps: CheckpasswordDeps): ConnectionHandler {
   const { authenticator, logger, metrics } = deps;
+  const log = limitRepeats(logger);
   return (socket: Socket): ConnectionControl => {
     const reader = createFrameReader(deps.maxRequestBytes);
     // Requests on one connection are answered in order, one at a time.
@@ -85,12 +97,39 @@ export function createCheckpasswordHandler(deps: CheckpasswordDeps): ConnectionH
     let inFlight = 0;
     let closing = false;
     let dead = false;
+    let lastActive = performance.now();
+    let partialSince: number | undefined;
+    let paused = false;
+    let waitingDrain = false;
+
+    // Reading resumes when both the queue and the unsent replies are back under their bounds.
+    const pauseIfFull = () => {
+      if (paused || dead) return;
+      if (inFlight < MAX_QUEUED_REQUESTS && socket.writableLength <= MAX_PENDING_OUTPUT_BYTES) return;
+      paused = true;
+      socket.pause();
+    };
+    const resumeIfDrained = () => {
+      if (!paused || dead || inFlight > 0) return;
+      if (socket.writableLength > MAX_PENDING_OUTPUT_BYTES) {
+        if (!waitingDrain) {
+          waitingDrain = true;
+          socket.once('drain', () => {
+            waitingDrain = false;
+            resumeIfDrained();
+          });
+        }
+        return;
+      }
+      paused = false;
+      socket.resume();
+    };
 
     const drop = (reason: string) => {
       if (dead) return;
       dead = true;
       metrics.badInput.inc({ listener: LISTENER, reason: reason.startsWith('request') ? 'too_large' : reason === 'internal error' ? 'internal' : 'malformed' });
-      logger.warn('checkpassword: closing connection', { reason });
+      log.warn('checkpassword: closing connection', { reason });
       socket.destroy();
     };
 
@@ -108,8 +147,11 @@ export function createCheckpasswordHandler(deps: CheckpasswordDeps): ConnectionH
 
     socket.on('data', (chunk: Buffer) => {
       if (dead) return;
+      lastActive = performance.now();
       const frames = reader.push(chunk);
       if (typeof frames === 'string') return drop(frames);
+      if (reader.pending === 0) partialSince = undefined;
+      else if (frames.length > 0 || partialSince === undefined) partialSince = lastActive;
       for (const body of frames) {
         inFlight++;
         queue = queue
@@ -121,8 +163,13 @@ export function createCheckpasswordHandler(deps: CheckpasswordDeps): ConnectionH
           .finally(() => {
             inFlight--;
             if (closing && inFlight === 0 && !dead) endConnection(socket);
+            else {
+              pauseIfFull();
+              resumeIfDrained();
+            }
           });
       }
+      pauseIfFull();
     });
     socket.once('close', () => {
       dead = true;
@@ -133,6 +180,9 @@ export function createCheckpasswordHandler(deps: CheckpasswordDeps): ConnectionH
         closing = true;
         if (inFlight === 0) endConnection(socket);
       },
+      lastActive: () => lastActive,
+      partialSince: () => partialSince,
+      busy: () => inFlight > 0,
     };
   };
 }

@@ -115,9 +115,13 @@ export function decodeReply(body: Buffer): CheckpasswordReply | undefined {
  * Reassembles frames from a byte stream with a bound: `push` returns complete frame bodies,
  * or a string (the reason) once a frame announces more than `maxBytes`.
  */
-export function createFrameReader(maxBytes: number): { push(chunk: Buffer): Buffer[] | string } {
+export function createFrameReader(maxBytes: number): { push(chunk: Buffer): Buffer[] | string; readonly pending: number } {
   let buf = Buffer.alloc(0);
   return {
+    /** Bytes of an incomplete frame held. */
+    get pending() {
+      return buf.length;
+    },
     push(chunk) {
       buf = buf.length === 0 ? Buffer.from(chunk) : Buffer.concat([buf, chunk]);
       const out: Buffer[] = [];

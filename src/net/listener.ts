@@ -1,8 +1,17 @@
 // Listening on the configured addresses with the limits every listener shares: loopback
 // or UNIX sockets only (checked by the config), socket mode and group for UNIX sockets,
-// a cap on open connections, an idle timeout, and a close() that stops accepting and
-// waits for open connections to finish. Protocols plug in a per-connection handler and
-// know nothing of sockets' life cycle.
+// a cap on open connections, an idle timeout, a deadline per request, and a close() that
+// stops accepting and waits for open connections to finish. Protocols plug in a
+// per-connection handler and know nothing of sockets' life cycle.
+//
+// At the cap a new connection is not refused while some open one is idle: the idle
+// connection quiet for longest is closed to make room. Every peer of a loopback or UNIX
+// listener is a local process and Node cannot tell them apart (no SO_PEERCRED; on
+// loopback every address is 127.0.0.1), so a per-peer share cannot keep one process from
+// taking every slot. Dropping the longest-idle connection can: a process that holds
+// thousands of idle connections loses its oldest ones to each newcomer, while Postfix's
+// and Dovecot's clients, which send their request as soon as they connect, are served
+// (and reconnect transparently when an idle connection of theirs was the one closed).
 
 import { performance } from 'node:perf_hooks';
 import { chmodSync, chownSync, lstatSync, unlinkSync } from 'node:fs';
@@ -10,11 +19,17 @@ import { execFileSync } from 'node:child_process';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { ListenAddress } from '../listen.js';
 import type { Logger } from '../log.js';
+import { limitRepeats } from '../log-limit.js';
 
 export interface ListenerLimits {
   maxConnections: number;
   /** Milliseconds of silence after which a connection is closed. */
   idleTimeoutMs: number;
+  /**
+   * Milliseconds from the first byte of a request to its last: a connection whose request
+   * is still incomplete after this is closed, however many bytes trickle in meanwhile.
+   */
+  requestTimeoutMs?: number;
 }
 
 export interface UnixSocketOptions {
@@ -26,6 +41,10 @@ export interface ListenerEvents {
   opened?(listener: string): void;
   closed?(listener: string): void;
   refused?(listener: string): void;
+  /** An idle connection closed to make room for a new one at the cap. */
+  evicted?(listener: string): void;
+  /** A connection closed because its request was not complete within the request deadline. */
+  requestTimedOut?(listener: string): void;
 }
 
 export interface Listener {
@@ -55,6 +74,10 @@ export interface ConnectionControl {
    * net.Socket's stream layer (which is what refreshes its idle timer).
    */
   lastActive?(): number;
+  /** performance.now() of the first byte of a request not yet received in full, if any. */
+  partialSince?(): number | undefined;
+  /** True while a request is being answered: such a connection is never closed to make room. */
+  busy?(): boolean;
 }
 
 export type ConnectionHandler = (socket: Socket) => ConnectionControl | void;
@@ -95,14 +118,42 @@ export async function listen(
 ): Promise<Listener> {
   const connections = new Set<Socket>();
   const controls = new WeakMap<Socket, ConnectionControl>();
+  const opened = new WeakMap<Socket, number>();
+  const log = limitRepeats(logger);
+
+  /** The idle connection (no request in progress) quiet for longest, if any. */
+  const longestIdle = (): Socket | undefined => {
+    let best: Socket | undefined;
+    let bestAt = Infinity;
+    for (const s of connections) {
+      const c = controls.get(s);
+      if (c?.busy?.() === true || c?.partialSince?.() !== undefined) continue;
+      const at = c?.lastActive?.() ?? opened.get(s) ?? 0;
+      if (at < bestAt) {
+        bestAt = at;
+        best = s;
+      }
+    }
+    return best;
+  };
+
   const server: Server = createServer({ noDelay: true, pauseOnConnect: false }, (socket) => {
     if (connections.size >= limits.maxConnections) {
-      events.refused?.(name);
-      logger.warn('connection refused: too many connections', { listener: name, limit: limits.maxConnections });
-      socket.destroy();
-      return;
+      const victim = longestIdle();
+      if (victim === undefined) {
+        events.refused?.(name);
+        log.warn('connection refused: too many connections, none idle', { listener: name, limit: limits.maxConnections });
+        socket.destroy();
+        return;
+      }
+      // Forget it now so that the new connection fits; its 'close' comes later.
+      connections.delete(victim);
+      events.evicted?.(name);
+      log.warn('at max_connections: closed the longest-idle connection to make room', { listener: name, limit: limits.maxConnections });
+      victim.destroy();
     }
     connections.add(socket);
+    opened.set(socket, performance.now());
     events.opened?.(name);
     socket.setTimeout(limits.idleTimeoutMs);
     socket.on('timeout', () => {
@@ -120,6 +171,24 @@ export async function listen(
     if (control) controls.set(socket, control);
   });
   server.maxConnections = limits.maxConnections + 16; // the kernel-level backstop; we refuse politely first
+
+  // One sweep a fraction of the deadline apart rather than a timer per request: the
+  // lookup path arms nothing, and a request is closed at most a quarter late.
+  const requestTimeoutMs = limits.requestTimeoutMs ?? 0;
+  const sweep =
+    requestTimeoutMs > 0
+      ? setInterval(() => {
+          const now = performance.now();
+          for (const s of connections) {
+            const since = controls.get(s)?.partialSince?.();
+            if (since === undefined || now - since < requestTimeoutMs) continue;
+            events.requestTimedOut?.(name);
+            log.warn('closing connection: request not complete within the request deadline', { listener: name, timeout_ms: requestTimeoutMs });
+            s.destroy();
+          }
+        }, Math.max(50, Math.min(1000, Math.floor(requestTimeoutMs / 4))))
+      : undefined;
+  sweep?.unref();
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -141,6 +210,7 @@ export async function listen(
     port,
     connections,
     async close(graceMs = 5000) {
+      if (sweep) clearInterval(sweep);
       await new Promise<void>((resolve) => {
         const timer = setTimeout(() => {
           for (const s of connections) s.destroy();

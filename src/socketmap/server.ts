@@ -20,6 +20,7 @@ import { errorMessage, type Logger } from '../log.js';
 import type { Metrics, Result } from '../metrics.js';
 import type { ConnectionControl, ConnectionHandler } from '../net/listener.js';
 import { openByteConnection } from '../net/byte-connection.js';
+import { limitRepeats } from '../log-limit.js';
 import { createNetstringDecoder, encodeNetstring } from './netstring.js';
 
 export interface SocketmapDeps {
@@ -96,6 +97,7 @@ function labelTable(): Labels[][] {
 export function createSocketmapHandler(deps: SocketmapDeps): ConnectionHandler {
   const { directory, logger, metrics } = deps;
   const observers = labelTable().map((row) => row.map((l) => metrics.lookupDuration.observer(l)));
+  const log = limitRepeats(logger);
   // Unknown map names are a Postfix misconfiguration repeated on every lookup: log each once.
   const reportedNames = new Set<string>();
 
@@ -175,6 +177,8 @@ export function createSocketmapHandler(deps: SocketmapDeps): ConnectionHandler {
     let backlog = false;
     // A UNIX-socket peer has no address.
     const unix = socket.remoteAddress === undefined;
+    /** performance.now() of the first byte of an incomplete request, for the listener's deadline. */
+    let partialSince: number | undefined;
     const decoder = createNetstringDecoder(deps.maxRequestBytes, (buf, start, end) => {
       // After shutdown() the one request being received is answered; later ones are not.
       if (done) return;
@@ -189,7 +193,7 @@ export function createSocketmapHandler(deps: SocketmapDeps): ConnectionHandler {
     const drop = (reason: string, flush: boolean) => {
       done = true;
       metrics.badInput.inc({ listener: LISTENER, reason });
-      logger.warn('socketmap: closing connection on bad input', { reason, peer: socket.remoteAddress ?? 'unix' });
+      log.warn('socketmap: closing connection on bad input', { reason, peer: socket.remoteAddress ?? 'unix' });
       // Stop reading at once; still deliver the answers to the good requests before the bad one.
       conn.stopReading();
       if (!flush || replies === '') socket.destroy();
@@ -210,6 +214,8 @@ export function createSocketmapHandler(deps: SocketmapDeps): ConnectionHandler {
         replies = '';
       }
       if (done) conn.end();
+      else if (decoder.idle) partialSince = undefined;
+      else partialSince ??= conn.lastActive;
     });
 
     return {
@@ -223,6 +229,7 @@ export function createSocketmapHandler(deps: SocketmapDeps): ConnectionHandler {
         }
       },
       lastActive: () => conn.lastActive,
+      partialSince: () => partialSince,
     };
   };
 }
