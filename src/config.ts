@@ -111,6 +111,8 @@ const keys = {
   sync_poll_interval: { default: '1s', parse: duration },
   changes_retention: { default: '1d', parse: duration },
   reconnect_max_delay: { default: '10s', parse: duration },
+  snapshot_file: { default: '/var/lib/mailmapd/directory.snapshot', parse: str },
+  snapshot_max_age: { default: '7d', parse: duration },
 
   http_secret: { default: '', parse: str },
   metrics: { default: 'yes', parse: bool },

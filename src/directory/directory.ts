@@ -54,6 +54,8 @@ export interface Directory {
   /** Every mailbox address, for Dovecot's user iteration. */
   users(): IterableIterator<string>;
   counts(): Record<ChangeKind, number>;
+  /** The tables as they are now (the on-disk snapshot reads them; nothing may change them). */
+  data(): DirectoryData;
 
   replaceAll(data: DirectoryData): void;
   setDomain(name: string, active: boolean | undefined): void;
@@ -213,6 +215,7 @@ export function createDirectory(options: DirectoryOptions): Directory {
       mailbox: data.mailboxes.size,
       alias: data.aliases.size,
     }),
+    data: () => data,
     replaceAll(next) {
       data = next;
       loaded = true;

@@ -2,7 +2,7 @@
 // (byte-table.ts): the same get/set/has/delete the sync and the tests use on a Map, with
 // the data kept off the JavaScript heap.
 
-import { createByteTable } from './byte-table.js';
+import { createByteTable, type ByteTable } from './byte-table.js';
 
 export interface MailboxRecord {
   /** `{SCHEME}hash` or a bare crypt string; null when the row has none (cannot log in). */
@@ -22,6 +22,8 @@ export interface MailboxTable {
   set(address: string, record: MailboxRecord): MailboxTable;
   delete(address: string): boolean;
   keys(): IterableIterator<string>;
+  /** The byte table underneath, for the on-disk snapshot's raw records. */
+  readonly raw: ByteTable;
 }
 
 /** Address (or `@domain`) → its active destinations, comma-joined, as Postfix wants them. */
@@ -32,6 +34,8 @@ export interface AliasTable {
   set(address: string, destinations: string): AliasTable;
   delete(address: string): boolean;
   keys(): IterableIterator<string>;
+  /** The byte table underneath, for the on-disk snapshot's raw records. */
+  readonly raw: ByteTable;
 }
 
 const ACTIVE = 1;
@@ -58,6 +62,7 @@ export function createMailboxTable(): MailboxTable {
     },
     delete: (address) => t.delete(address),
     keys: () => t.keys(),
+    raw: t,
   };
   return table;
 }
@@ -79,6 +84,7 @@ export function createAliasTable(): AliasTable {
     },
     delete: (address) => t.delete(address),
     keys: () => t.keys(),
+    raw: t,
   };
   return table;
 }

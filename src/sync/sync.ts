@@ -25,6 +25,10 @@ export interface SyncOptions {
   reconnectMaxDelayMs: number;
   /** Rows per FETCH during a full load: bounds the memory a load needs besides the result. */
   fetchSize?: number;
+  /** A position saved by an earlier run (from onApplied): caught up from when it belongs to this server's history, else a full load. */
+  resume?: { position: unknown };
+  /** Called after every successful full load or catch-up with a JSON-serialisable position covering the directory. */
+  onApplied?: (position: unknown) => void;
 }
 
 export interface SyncStatus {
@@ -56,6 +60,8 @@ export function createSync(opts: SyncOptions): Sync {
   const fetchSize = opts.fetchSize ?? 20000;
   const status: SyncStatus = { connected: false, loaded: false, lastSuccess: 0, lastError: undefined, fullLoads: 0, catchups: 0 };
   let snapshot: string | undefined;
+  let systemId: string | undefined;
+  let resumeFrom = opts.resume?.position as { snapshot?: unknown; systemIdentifier?: unknown } | undefined;
   let stopped = false;
   let client: pg.Client | undefined;
   let wake: (() => void) | undefined;
@@ -105,8 +111,11 @@ export function createSync(opts: SyncOptions): Sync {
     await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     let snap: string;
     try {
-      const s = await c.query<{ snap: string }>('SELECT pg_current_snapshot()::text AS snap');
+      const s = await c.query<{ snap: string; sysid: string }>(
+        'SELECT pg_current_snapshot()::text AS snap, (SELECT system_identifier::text FROM pg_control_system()) AS sysid',
+      );
       snap = s.rows[0]!.snap;
+      systemId = s.rows[0]!.sysid;
       for (const kind of changeKinds) await loadKind(c, kind, data);
       await c.query('COMMIT');
     } catch (err) {
@@ -133,6 +142,7 @@ export function createSync(opts: SyncOptions): Sync {
       aliases: counts.alias,
     });
     resolveFirst();
+    opts.onApplied?.({ snapshot: snap, systemIdentifier: systemId });
   }
 
   async function loadKind(c: pg.Client, kind: ChangeKind, data: DirectoryData): Promise<void> {
@@ -194,6 +204,20 @@ export function createSync(opts: SyncOptions): Sync {
   }
 
   async function catchUp(c: pg.Client): Promise<void> {
+    if (snapshot === undefined && resumeFrom !== undefined) {
+      // The saved position is ours only on the same cluster and not ahead of its xid counter.
+      const r = await c
+        .query<{ ok: boolean }>(
+          `SELECT system_identifier::text = $1 AND pg_snapshot_xmin($2::pg_snapshot) <= pg_snapshot_xmax(pg_current_snapshot()) AS ok FROM pg_control_system()`,
+          [String(resumeFrom.systemIdentifier), String(resumeFrom.snapshot)],
+        )
+        .catch(() => undefined);
+      if (r?.rows[0]?.ok === true) {
+        snapshot = String(resumeFrom.snapshot);
+        systemId = String(resumeFrom.systemIdentifier);
+      } else logger.warn('the saved position is not from this database; reloading in full');
+      resumeFrom = undefined;
+    }
     if (snapshot === undefined) return fullLoad(c, 'start');
     await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     let applied = 0;
@@ -248,6 +272,13 @@ export function createSync(opts: SyncOptions): Sync {
       logger.debug('changes applied', { entries: applied });
     }
     succeeded();
+    if (!status.loaded) {
+      status.loaded = true;
+      metrics.directoryLoaded.set(1);
+      updateCounts();
+      resolveFirst();
+    }
+    opts.onApplied?.({ snapshot, systemIdentifier: systemId });
   }
 
   async function prune(c: pg.Client): Promise<void> {
