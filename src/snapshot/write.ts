@@ -20,7 +20,7 @@ export interface WriteOptions {
   header: SnapshotHeader;
   /** Asked between frames: true abandons the write (the old file stays). */
   cancelled?: () => boolean;
-  /** Entry bytes copied per frame: bounds how long one turn of the event loop takes. */
+  /** Entry bytes copied per frame (default 64 KiB): bounds how long one turn of the event loop takes. */
   frameBytes?: number;
 }
 
@@ -69,7 +69,7 @@ async function writeBody(fh: FileHandle, o: WriteOptions): Promise<WriteResult> 
     if (r.bytesWritten !== want) throw new Error(`short write: ${r.bytesWritten} of ${want} bytes`);
     at += want;
   };
-  const frameBytes = o.frameBytes ?? 256 * 1024;
+  const frameBytes = o.frameBytes ?? 64 * 1024;
   let bytes = Buffer.allocUnsafeSlow(frameBytes);
   for (const name of parts) {
     const part = o.data[name] as unknown;
