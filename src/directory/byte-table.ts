@@ -57,6 +57,8 @@ export interface ByteTable {
    * the same key. Throws on heads that do not fit the chunk.
    */
   adoptChunk(heads: Buffer, count: number, chunk: Buffer): void;
+  /** Makes room for `entries` more entries at once (a bulk load then never regrows). */
+  reserve(entries: number): void;
 }
 
 /**
@@ -385,11 +387,27 @@ export function createByteTable(options: { numbers?: boolean } = {}): ByteTable 
     if (pos !== chunk.length) throw new RangeError('chunk bytes without a record');
   };
 
+  const reserveEntries = (entries: number) => {
+    const ids = topId + entries;
+    if (4 * ids > meta.length) {
+      const m = new Uint32Array(4 * ids);
+      m.set(meta);
+      meta = m;
+      if (nums) {
+        const n = new Float64Array(ids);
+        n.set(nums);
+        nums = n;
+      }
+    }
+    while ((size + entries) * 5 > (mask + 1) * 3) growIndex();
+  };
+
   return {
     get size() {
       return size;
     },
     numbers: nums !== undefined,
+    reserve: reserveEntries,
     recordHead,
     exportRecords,
     adoptChunk,

@@ -5,7 +5,8 @@
 //   header: JSON (SnapshotHeader)
 //   body:   one section per part of the directory, in `parts` order:
 //           name length u8, name, kind u8 (1 JSON, 2 raw byte-table records),
-//           numbers u8 (raw: whether records carry a number), then frames until one of
+//           numbers u8 (raw: whether records carry a number), entries u32 (how many the
+//           part had when its writing began: a hint to size the table), then frames until one of
 //           all zeros: entries u32, head bytes u32, data bytes u32, the heads, the data.
 //           A raw frame's data is a byte-table chunk as is (see RecordFrame in byte-table.ts);
 //           a JSON frame (1 entry, no heads) is the part's entries as a JSON array.
@@ -83,13 +84,14 @@ export function decodePrefix(b: Buffer): Prefix | string {
   };
 }
 
-export function sectionHead(name: string, kind: number, numbers: boolean): Buffer {
+export function sectionHead(name: string, kind: number, numbers: boolean, entries: number): Buffer {
   const n = Buffer.from(name, 'latin1');
-  const b = Buffer.alloc(1 + n.length + 2);
+  const b = Buffer.alloc(1 + n.length + 2 + 4);
   b.writeUInt8(n.length, 0);
   n.copy(b, 1);
   b.writeUInt8(kind, 1 + n.length);
   b.writeUInt8(numbers ? 1 : 0, 2 + n.length);
+  b.writeUInt32LE(entries, 3 + n.length);
   return b;
 }
 

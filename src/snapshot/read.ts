@@ -79,10 +79,11 @@ function readFrom(fd: number, check: (h: SnapshotHeader) => string | undefined):
   const seen = new Set<string>();
   while (at < size) {
     const nameLen = body(1).readUInt8(0);
-    const rest = body(nameLen + 2);
+    const rest = body(nameLen + 6);
     const name = rest.toString('latin1', 0, nameLen);
     const kind = rest.readUInt8(nameLen);
     const numbers = rest.readUInt8(nameLen + 1) === 1;
+    const entries = rest.readUInt32LE(nameLen + 2);
     if (!(parts as readonly string[]).includes(name) || seen.has(name)) throw new Damaged(`unexpected section ${JSON.stringify(name)}`);
     seen.add(name);
     const part = data[name as keyof DirectoryData] as unknown;
@@ -91,6 +92,8 @@ function readFrom(fd: number, check: (h: SnapshotHeader) => string | undefined):
     if (kind !== (map ? KIND_JSON : KIND_RAW) || (table !== undefined && table.numbers !== numbers)) {
       throw new Damaged(`section ${name} has another layout`);
     }
+    // A hint only, and bounded by what the rest of the file could hold.
+    table?.reserve(Math.min(entries, Math.floor((size - at) / table.recordHead)));
     for (;;) {
       const f = body(FRAME_HEAD);
       const count = f.readUInt32LE(0);

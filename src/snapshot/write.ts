@@ -75,12 +75,12 @@ async function writeBody(fh: FileHandle, o: WriteOptions): Promise<WriteResult> 
     const part = o.data[name] as unknown;
     if (part instanceof Map) {
       const json = Buffer.from(JSON.stringify([...part]), 'utf8');
-      await put(sectionHead(name, KIND_JSON, false), frameHead(1, 0, json.length), json, END_FRAME);
+      await put(sectionHead(name, KIND_JSON, false, part.size), frameHead(1, 0, json.length), json, END_FRAME);
       continue;
     }
     const table = (part as { raw: ByteTable }).raw;
     const heads = Buffer.allocUnsafeSlow(4096 * table.recordHead);
-    await put(sectionHead(name, KIND_RAW, table.numbers));
+    await put(sectionHead(name, KIND_RAW, table.numbers, table.size));
     for (let id = 0; id >= 0; ) {
       if (o.cancelled?.()) return { status: 'cancelled' };
       const r = table.exportRecords(id, heads, bytes);
