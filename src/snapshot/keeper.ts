@@ -116,6 +116,9 @@ export function createSnapshotKeeper(o: SnapshotKeeperOptions): SnapshotKeeper {
         data: directory.data(),
         header,
         cancelled: () => generation !== gen || (closing && !final),
+        // In the background, a pause after each frame leaves the cores to lookups and
+        // logins for part of the time; at shutdown nothing waits for them.
+        pauseMs: final ? 0 : 1,
       });
       if (r.status === 'cancelled') {
         dirty = true;
@@ -214,7 +217,9 @@ export function createSnapshotKeeper(o: SnapshotKeeperOptions): SnapshotKeeper {
       lastWriteEnd = Date.now();
       metrics.snapshotServing.set(1);
       metrics.snapshotBytes.set(r.bytes);
+      metrics.directoryLoaded.set(1);
       const c = directory.counts();
+      for (const [table, n] of Object.entries(c)) metrics.directoryEntries.set({ table }, n);
       logger.info('serving the snapshot', {
         file: path,
         age_seconds: Math.round((Date.now() - r.header.dataAt) / 1000),

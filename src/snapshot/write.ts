@@ -22,6 +22,8 @@ export interface WriteOptions {
   cancelled?: () => boolean;
   /** Entry bytes copied per frame (default 64 KiB): bounds how long one turn of the event loop takes. */
   frameBytes?: number;
+  /** A pause after each frame, so that the copy and the disk write take a core only part of the time. */
+  pauseMs?: number;
 }
 
 export type WriteResult = { status: 'written'; bytes: number } | { status: 'cancelled' };
@@ -89,6 +91,7 @@ async function writeBody(fh: FileHandle, o: WriteOptions): Promise<WriteResult> 
         continue;
       }
       if (r.count > 0) await put(frameHead(r.count, r.headBytes, r.bytes), heads.subarray(0, r.headBytes), bytes.subarray(0, r.bytes));
+      if (o.pauseMs) await new Promise((resolve) => setTimeout(resolve, o.pauseMs));
       if (bytes.length > frameBytes) bytes = Buffer.allocUnsafeSlow(frameBytes);
       id = r.next;
     }
