@@ -5,7 +5,7 @@
 // database was dropped and recreated under the same name are not trusted.
 
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, truncateSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -132,6 +132,19 @@ describe('restart without the database', () => {
     expect(d.logs()).not.toMatch(/alice-old|alice-new|bob-pw|carol-pw/);
     expect(await d.stop()).toBe(0);
     daemon = undefined;
+  });
+
+  it('a daemon killed without warning has already written its snapshot in the background', async () => {
+    const file = join(dir, 'killed.snapshot');
+    const d = await start({ config: { snapshot_file: file } });
+    try {
+      await waitFor(() => existsSync(file), 10000, 'snapshot written after the first load');
+    } finally {
+      await d.stop('SIGKILL');
+    }
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect(readdirSync(dir).filter((f) => f.includes('.tmp-'))).toEqual([]);
+    expect(readFileSync(file).includes('bulk2000@example.org')).toBe(true);
   });
 
   it('a truncated snapshot, or one configured for another database, is refused with a log line', async () => {
