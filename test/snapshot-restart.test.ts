@@ -138,7 +138,7 @@ describe('restart without the database', () => {
     const file = join(dir, 'killed.snapshot');
     const d = await start({ config: { snapshot_file: file } });
     try {
-      await waitFor(() => existsSync(file), 10000, 'snapshot written after the first load');
+      await waitFor(() => existsSync(file), 20000, 'snapshot written after the first load');
     } finally {
       await d.stop('SIGKILL');
     }

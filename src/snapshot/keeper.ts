@@ -4,7 +4,7 @@
 // then catches up from the snapshot's position or reloads in full. While running: a new
 // snapshot is written in the background after changes, at most every `interval` (30 s, or
 // twenty times the last write's duration for a directory so big that writing it takes
-// longer), every snapshot_max_age / 4 while nothing changes (so a quiet directory's
+// longer; the first one 5 s after start), every snapshot_max_age / 4 while nothing changes (so a quiet directory's
 // snapshot does not expire), and at shutdown.
 
 import { errorMessage, type Logger } from '../log.js';
@@ -56,7 +56,9 @@ export function createSnapshotKeeper(o: SnapshotKeeperOptions): SnapshotKeeper {
   let url: string | undefined;
   let identity: DatabaseIdentity | undefined;
   let identityGeneration = -1;
-  let lastWriteEnd = 0;
+  // The first write waits a few seconds: right after a start, clients reconnecting and the
+  // first load have the cores.
+  let lastWriteEnd = Date.now() + 5000 - minInterval;
   let timer: NodeJS.Timeout | undefined;
   let writing: Promise<void> | undefined;
   let closing = false;
