@@ -121,6 +121,8 @@ const keys = {
   changes_retention: { default: '1d', parse: duration },
   reconnect_max_delay: { default: '10s', parse: duration },
   replica_max_lag: { default: '30s', parse: duration },
+  snapshot_file: { default: '/var/lib/mailmapd/directory.snapshot', parse: str },
+  snapshot_max_age: { default: '7d', parse: duration },
 
   http_secret: { default: '', parse: str },
   master_user_separator: { default: '*', parse: masterSeparator },

@@ -41,6 +41,10 @@ export interface Metrics {
   hashRejected: Counter;
   policyDecisions: Counter<'command' | 'decision' | 'reason'>;
   policyEntries: Gauge<'kind'>;
+  snapshotWrites: Counter<'result'>;
+  snapshotWriteSeconds: Gauge;
+  snapshotBytes: Gauge;
+  snapshotServing: Gauge;
 }
 
 export function createMetrics(enabled = true): Metrics {
@@ -109,6 +113,10 @@ export function createMetrics(enabled = true): Metrics {
     }),
     dbConnected: new Gauge({ name: 'mailmapd_database_connected', help: '1 while the sync connection to PostgreSQL is up', registers }),
     directoryLoaded: new Gauge({ name: 'mailmapd_directory_loaded', help: '1 once the directory has been loaded', registers }),
+    snapshotWrites: new Counter({ name: 'mailmapd_snapshot_writes_total', help: 'Snapshot file writes by result (written, failed, cancelled)', labelNames: ['result'], registers }),
+    snapshotWriteSeconds: new Gauge({ name: 'mailmapd_snapshot_write_seconds', help: 'Duration of the last snapshot write', registers }),
+    snapshotBytes: new Gauge({ name: 'mailmapd_snapshot_bytes', help: 'Size of the snapshot file last written or loaded', registers }),
+    snapshotServing: new Gauge({ name: 'mailmapd_snapshot_serving', help: '1 while answers come from a snapshot the database has not confirmed yet', registers }),
     verifications: new Counter({
       name: 'mailmapd_password_verifications_total',
       help: 'Password verifications by scheme and result',

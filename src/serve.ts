@@ -25,6 +25,9 @@ import { createDovecotRoutes } from './dovecot/route.js';
 import { createLimiter, settingsFrom } from './policy/limiter.js';
 import { createPolicyRoutes } from './policy/route.js';
 import { returnFreedMemoryToOs } from './memory/malloc.js';
+import { embeddedUrl } from './db/connect.js';
+import { createSnapshotKeeper } from './snapshot/keeper.js';
+import { databaseOf } from './snapshot/format.js';
 
 /** A protocol served on the addresses of one config key. */
 interface Service {
@@ -86,6 +89,17 @@ export async function serve(configPath: string | undefined): Promise<number> {
   // Set once the database is open; listeners come first so that a port in use fails the
   // start before an embedded PostgreSQL is spun up. Until the first load every answer is TEMP.
   let sync: Sync | undefined;
+  const snapshots =
+    config.snapshot_file === ''
+      ? undefined
+      : createSnapshotKeeper({
+          path: config.snapshot_file,
+          maxAgeMs: config.snapshot_max_age,
+          source: { database: databaseOf(config.database_url || embeddedUrl(config)), schema: config.schema },
+          directory,
+          logger,
+          metrics,
+        });
 
   const pool = createHashPool({
     workers: config.hash_workers,
@@ -105,10 +119,13 @@ export async function serve(configPath: string | undefined): Promise<number> {
     userdb: { mailHome: config.mail_home, mailUid: config.mail_uid, mailGid: config.mail_gid },
     cacheSize: config.auth_cache_size,
     maxStalenessMs: config.auth_max_staleness,
-    // Before the first successful sync (a directory served from elsewhere), age counts from the start.
+    // Before the first successful sync the data is as old as the snapshot served, if any;
+    // otherwise age counts from the start.
     lastRefresh: () => {
       const last = sync?.status().lastSuccess ?? 0;
-      return last > 0 ? last : startedAt;
+      if (last > 0) return last;
+      const age = snapshots?.servingAge();
+      return age !== undefined ? Date.now() - age * 1000 : startedAt;
     },
   });
 
@@ -149,6 +166,8 @@ export async function serve(configPath: string | undefined): Promise<number> {
   const routes = new Map<string, Route>();
   routes.set('GET /healthz', () => ({ status: 200, body: 'ok\n' }));
   routes.set('GET /readyz', () => {
+    const snapshotAge = snapshots?.servingAge();
+    if (snapshotAge !== undefined) return json(503, { ready: false, reason: 'serving a snapshot', snapshot_age_seconds: snapshotAge, error: sync?.status().lastError });
     if (!sync) return json(503, { ready: false, reason: 'opening the database' });
     const s = sync.status();
     if (!s.loaded) return json(503, { ready: false, reason: 'directory not loaded yet', error: s.lastError });
@@ -185,6 +204,9 @@ export async function serve(configPath: string | undefined): Promise<number> {
     return 2;
   }
 
+  // Before the database: a restart while PostgreSQL is down serves mail from the snapshot.
+  snapshots?.restore();
+
   let db: DatabaseHandle;
   try {
     db = await prepareDatabase(config, logger);
@@ -194,7 +216,7 @@ export async function serve(configPath: string | undefined): Promise<number> {
     for (const h of http) await h.close(0);
     return 75;
   }
-  const activeSync = createSync({
+  const syncOptions = {
     databaseUrl: db.url,
     profile,
     directory,
@@ -205,7 +227,8 @@ export async function serve(configPath: string | undefined): Promise<number> {
     reconnectMaxDelayMs: config.reconnect_max_delay,
     databasePrimaryUrl: config.database_primary_url === '' ? undefined : config.database_primary_url,
     maxLagMs: config.replica_max_lag,
-  });
+  };
+  const activeSync = snapshots ? snapshots.sync(db.url, syncOptions, createSync) : createSync(syncOptions);
   sync = activeSync;
   activeSync.start();
 
@@ -291,6 +314,7 @@ export async function serve(configPath: string | undefined): Promise<number> {
       // Stop accepting, let in-flight requests finish, then drop the database side.
       await Promise.all([...running.map((r) => r.listener.close(5000)), ...http.map((h) => h.close(5000))]);
       await activeSync.stop();
+      await snapshots?.close();
       authenticator.close();
       await pool.close();
       await db.stop().catch((err) => logger.warn('stopping the embedded database failed', { error: errorMessage(err) }));

@@ -41,6 +41,35 @@ export interface ByteTable {
   keys(): IterableIterator<string>;
   /** Bytes held in chunks and, of them, still live (for tests). */
   memory(): { chunkBytes: number; liveBytes: number; chunks: number };
+  /** Whether entries carry a number (the layout of their raw records). */
+  readonly numbers: boolean;
+  /** Bytes of one record head in exportRecords' `heads` (see RecordFrame). */
+  readonly recordHead: number;
+  /**
+   * Copies live entries, by id from `fromId`, while they fit: their heads into `heads`,
+   * their key and value bytes, back to back, into `bytes`. `next` is the id to go on from
+   * (-1: done); `need` the byte size of an entry too big for an empty `bytes` (0 otherwise).
+   */
+  exportRecords(fromId: number, heads: Buffer, bytes: Buffer): RecordFrame & { next: number; need: number };
+  /**
+   * Takes `chunk` (filled by exportRecords) as a chunk of this table, without copying, and
+   * adds its `count` entries described by `heads`; a later entry replaces an earlier one of
+   * the same key. Throws on heads that do not fit the chunk.
+   */
+  adoptChunk(heads: Buffer, count: number, chunk: Buffer): void;
+  /** Makes room for `entries` more entries at once (a bulk load then never regrows). */
+  reserve(entries: number): void;
+}
+
+/**
+ * A batch of raw entries: per entry a head [keyLen | flags << 24, valueLen or NULL_LEN] as
+ * u32 LE and, when the table keeps numbers, the number as f64 LE; the keys' and values'
+ * bytes back to back in a separate buffer, laid out as a chunk, so a reader can adopt it.
+ */
+export interface RecordFrame {
+  count: number;
+  headBytes: number;
+  bytes: number;
 }
 
 /** FNV-1a, finished so that the low bits (the probe start) depend on every byte. */
@@ -288,10 +317,100 @@ export function createByteTable(options: { numbers?: boolean } = {}): ByteTable 
     return chunks[meta[m]!]!.toString('utf8', off, off + (meta[m + 2]! & MAX_KEY_BYTES));
   };
 
+  const recordHead = nums ? 16 : 8;
+
+  const exportRecords = (fromId: number, heads: Buffer, out: Buffer) => {
+    let pos = 0;
+    let count = 0;
+    for (let id = fromId; id < topId; id++) {
+      const m = 4 * id;
+      const kf = meta[m + 2]!;
+      if (((kf >>> 24) & LIVE) === 0) continue;
+      const bytes = entryBytes(id);
+      if (pos + bytes > out.length || (count + 1) * recordHead > heads.length) {
+        return { next: id, count, headBytes: count * recordHead, bytes: pos, need: count === 0 ? bytes : 0 };
+      }
+      const h = count * recordHead;
+      heads.writeUInt32LE((kf & ~(LIVE << 24)) >>> 0, h);
+      heads.writeUInt32LE(meta[m + 3]!, h + 4);
+      if (nums) heads.writeDoubleLE(nums[id]!, h + 8);
+      chunks[meta[m]!]!.copy(out, pos, meta[m + 1]!, meta[m + 1]! + bytes);
+      pos += bytes;
+      count++;
+    }
+    return { next: -1, count, headBytes: count * recordHead, bytes: pos, need: 0 };
+  };
+
+  const adoptChunk = (heads: Buffer, count: number, chunk: Buffer) => {
+    if (heads.length < count * recordHead) throw new RangeError('truncated record heads');
+    const c = freeChunks.pop() ?? chunks.length;
+    chunks[c] = chunk;
+    chunkUsed[c] = chunk.length; // full: new entries go to a chunk of their own
+    chunkGarbage[c] = 0;
+    chunkSingle[c] = false;
+    sharedBytes += chunk.length;
+    let pos = 0;
+    for (let i = 0; i < count; i++) {
+      const kf = heads.readUInt32LE(i * recordHead);
+      const vlRaw = heads.readUInt32LE(i * recordHead + 4);
+      const kl = kf & MAX_KEY_BYTES;
+      const vl = vlRaw === NULL_LEN ? 0 : vlRaw;
+      if (pos + kl + vl > chunk.length) throw new RangeError('record past the end of its chunk');
+      if (kl > scratch.length) scratch = Buffer.allocUnsafeSlow(Math.max(kl, 2 * scratch.length));
+      let h = 0x811c9dc5;
+      for (let j = 0; j < kl; j++) {
+        const b = chunk[pos + j]!;
+        scratch[j] = b;
+        h = Math.imul(h ^ b, 0x01000193);
+      }
+      h = finish(h);
+      keyLen = kl;
+      const s = slotOf(h);
+      let id: number;
+      if (s >= 0) {
+        id = index[2 * s + 1]! - 1;
+        release(id);
+      } else {
+        id = newId();
+        if ((size + 1) * 5 > (mask + 1) * 3) growIndex();
+        insertSlot(h, id);
+        size++;
+      }
+      const m = 4 * id;
+      meta[m] = c;
+      meta[m + 1] = pos;
+      meta[m + 2] = (kl | ((((kf >>> 24) & USER_FLAGS) | LIVE) << 24)) >>> 0;
+      meta[m + 3] = vlRaw;
+      if (nums) nums[id] = heads.readDoubleLE(i * recordHead + 8);
+      pos += kl + vl;
+    }
+    if (pos !== chunk.length) throw new RangeError('chunk bytes without a record');
+  };
+
+  const reserveEntries = (entries: number) => {
+    const ids = topId + entries;
+    if (4 * ids > meta.length) {
+      const m = new Uint32Array(4 * ids);
+      m.set(meta);
+      meta = m;
+      if (nums) {
+        const n = new Float64Array(ids);
+        n.set(nums);
+        nums = n;
+      }
+    }
+    while ((size + entries) * 5 > (mask + 1) * 3) growIndex();
+  };
+
   return {
     get size() {
       return size;
     },
+    numbers: nums !== undefined,
+    reserve: reserveEntries,
+    recordHead,
+    exportRecords,
+    adoptChunk,
     find,
     put,
     delete: del,

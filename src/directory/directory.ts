@@ -110,6 +110,8 @@ export interface Directory {
   /** Every mailbox address, for Dovecot's user iteration. */
   users(): IterableIterator<string>;
   counts(): Record<ChangeKind, number>;
+  /** The tables as they are now (the on-disk snapshot reads them; nothing may change them). */
+  data(): DirectoryData;
 
   replaceAll(data: DirectoryData): void;
   setDomain(name: string, active: boolean | undefined): void;
@@ -319,6 +321,7 @@ export function createDirectory(options: DirectoryOptions): Directory {
       route: data.routes.size,
       master_user: data.masterUsers.size,
     }),
+    data: () => data,
     replaceAll(next) {
       data = next;
       loaded = true;

@@ -19,6 +19,7 @@ export interface RouteTable {
   set(key: string, value: string): RouteTable;
   delete(key: string): boolean;
   keys(): IterableIterator<string>;
+  entries(): IterableIterator<[string, string]>;
   /** Whether any relay recipient of `domain` is listed (none listed: every address is valid). */
   listsRecipients(domain: string): boolean;
 }
@@ -59,6 +60,7 @@ export function createRouteTable(): RouteTable {
       return true;
     },
     keys: () => entries.keys(),
+    entries: () => entries.entries(),
     listsRecipients: (domain) => listed.has(domain),
   };
   return table;

@@ -3,7 +3,7 @@
 // the data kept off the JavaScript heap.
 
 import { packValue, unpackValue, type AppPassword } from './account.js';
-import { createByteTable } from './byte-table.js';
+import { createByteTable, type ByteTable } from './byte-table.js';
 
 export interface MailboxRecord {
   /** `{SCHEME}hash` or a bare crypt string; null when the row has none (cannot log in). */
@@ -31,6 +31,8 @@ export interface MailboxTable {
   set(address: string, record: MailboxRecord): MailboxTable;
   delete(address: string): boolean;
   keys(): IterableIterator<string>;
+  /** The byte table underneath, for the on-disk snapshot's raw records. */
+  readonly raw: ByteTable;
 }
 
 /** Address (or `@domain`) → its active destinations, comma-joined, as Postfix wants them. */
@@ -41,6 +43,8 @@ export interface AliasTable {
   set(address: string, destinations: string): AliasTable;
   delete(address: string): boolean;
   keys(): IterableIterator<string>;
+  /** The byte table underneath, for the on-disk snapshot's raw records. */
+  readonly raw: ByteTable;
 }
 
 const ACTIVE = 1;
@@ -90,6 +94,7 @@ export function createMailboxTable(): MailboxTable {
     },
     delete: (address) => t.delete(address),
     keys: () => t.keys(),
+    raw: t,
   };
   return table;
 }
@@ -111,6 +116,7 @@ export function createAliasTable(): AliasTable {
     },
     delete: (address) => t.delete(address),
     keys: () => t.keys(),
+    raw: t,
   };
   return table;
 }

@@ -57,6 +57,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     reconnect_max_delay: '500ms',
     auth_failure_delay: '50ms',
     log_level: 'debug',
+    snapshot_file: join(dir, 'directory.snapshot'),
     ...opts.config,
   };
   const configPath = join(dir, 'mailmapd.conf');
