@@ -112,6 +112,12 @@ const keys = {
   changes_retention: { default: '1d', parse: duration },
   reconnect_max_delay: { default: '10s', parse: duration },
 
+  database_primary_url: { default: '', parse: str },
+  dict_listen: { default: '', parse: listen },
+  last_logins: { default: 'yes', parse: bool },
+  last_login_interval: { default: '60s', parse: duration },
+  writeback_max_pending: { default: '100000', parse: int(100, 10_000_000) },
+
   http_secret: { default: '', parse: str },
   metrics: { default: 'yes', parse: bool },
 

@@ -25,11 +25,15 @@ import { createDovecotRoutes } from './dovecot/route.js';
 import { createLimiter, settingsFrom } from './policy/limiter.js';
 import { createPolicyRoutes } from './policy/route.js';
 import { returnFreedMemoryToOs } from './memory/malloc.js';
+import { createDictHandler } from './dict/server.js';
+import { createWritebackMetrics } from './writeback/metrics.js';
+import { startWriteback } from './writeback/start.js';
+import type { Writer } from './writeback/writer.js';
 
 /** A protocol served on the addresses of one config key. */
 interface Service {
   name: string;
-  key: 'socketmap_listen' | 'auth_listen' | 'checkpassword_listen';
+  key: 'socketmap_listen' | 'auth_listen' | 'checkpassword_listen' | 'dict_listen';
   handler: ConnectionHandler;
 }
 
@@ -39,7 +43,7 @@ interface Running {
 }
 
 /** Keys a SIGHUP applies without a restart. */
-const reloadable = new Set<ConfigKey>(['log_level', 'recipient_delimiter', 'socketmap_listen', 'auth_listen', 'checkpassword_listen', 'http_listen']);
+const reloadable = new Set<ConfigKey>(['log_level', 'recipient_delimiter', 'socketmap_listen', 'auth_listen', 'checkpassword_listen', 'http_listen', 'dict_listen']);
 
 function listenerEvents(metrics: Metrics) {
   return {
@@ -91,6 +95,9 @@ export async function serve(configPath: string | undefined): Promise<number> {
     metrics,
     logger,
   });
+  // Last logins and quota usage: set once the database is open; nothing waits for it.
+  const writebackMetrics = createWritebackMetrics(metrics.registry);
+  let writer: Writer | undefined;
   // One limiter for every door: Dovecot's policy reports and SMTP AUTH on the auth socket.
   const limiter = config.policy_enabled ? createLimiter(settingsFrom(config), metrics) : undefined;
   const authenticator = createAuthenticator({
@@ -101,6 +108,7 @@ export async function serve(configPath: string | undefined): Promise<number> {
     metrics,
     userdb: { mailHome: config.mail_home, mailUid: config.mail_uid, mailGid: config.mail_gid },
     cacheSize: config.auth_cache_size,
+    onLogin: config.last_logins ? (address, ctx) => writer?.login(address, ctx.service, ctx.remoteIp) : undefined,
   });
 
   const services: Service[] = [
@@ -124,6 +132,21 @@ export async function serve(configPath: string | undefined): Promise<number> {
       name: 'checkpassword',
       key: 'checkpassword_listen',
       handler: createCheckpasswordHandler({ authenticator, logger, metrics, maxRequestBytes: config.max_request_bytes }),
+    },
+    {
+      name: 'dict',
+      key: 'dict_listen',
+      handler: createDictHandler({
+        usage: (address, bytes, messages) => writer?.usage(address, bytes, messages),
+        mailbox: (user) => {
+          const u = directory.user(user);
+          return u.status === 'unknown' ? undefined : u.address;
+        },
+        logger,
+        metrics,
+        writebackMetrics,
+        maxRequestBytes: config.max_request_bytes,
+      }),
     },
   ];
 
@@ -196,6 +219,8 @@ export async function serve(configPath: string | undefined): Promise<number> {
   });
   sync = activeSync;
   activeSync.start();
+  const activeWriter = startWriteback(config, db, profile, logger, writebackMetrics);
+  writer = activeWriter;
 
   const listenerSummary = () =>
     [...running.map((r) => `${r.service.name}=${r.listener.address.text}`), ...config.http_listen.map((a) => `http=${a.text}`)].join(' ');
@@ -279,6 +304,7 @@ export async function serve(configPath: string | undefined): Promise<number> {
       // Stop accepting, let in-flight requests finish, then drop the database side.
       await Promise.all([...running.map((r) => r.listener.close(5000)), ...http.map((h) => h.close(5000))]);
       await activeSync.stop();
+      await activeWriter.stop();
       authenticator.close();
       await pool.close();
       await db.stop().catch((err) => logger.warn('stopping the embedded database failed', { error: errorMessage(err) }));

@@ -25,6 +25,8 @@ export interface AuthenticatorDeps {
   /** Verified-credential cache entries; 0 disables the cache. */
   cacheSize: number;
   limiter?: Limiter;
+  /** Told of every successful login (the last-login write-back); must not block. */
+  onLogin?: (address: string, ctx: AuthContext) => void;
 }
 
 export interface AuthenticatorHandle extends Authenticator {
@@ -89,6 +91,7 @@ export function createAuthenticator(deps: AuthenticatorDeps): AuthenticatorHandl
       if (refused !== undefined) return { result: 'refused', retryAfterSeconds: refused.retryAfterSeconds };
       const outcome = await check(login, password, 0);
       if (limiter !== undefined && outcome.result !== 'temp') limiter.report(login, ctx, outcome.result === 'ok', tagOf(password));
+      if (outcome.result === 'ok') deps.onLogin?.(outcome.fields.user, ctx);
       return outcome;
     },
     lookup(login): LookupOutcome {

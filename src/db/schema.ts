@@ -9,6 +9,7 @@
 // the snapshot of its previous read. NOTIFY is only the doorbell, and carries no key.
 
 import type pg from 'pg';
+import { writebackTablesSql } from './migrations/writeback.js';
 
 export interface Migration {
   version: number;
@@ -163,6 +164,11 @@ SELECT mailmapd.watch_table('mailmapd.alias_domains', 'alias_domain', 'r.name');
 SELECT mailmapd.watch_table('mailmapd.mailboxes', 'mailbox', 'r.address');
 SELECT mailmapd.watch_table('mailmapd.aliases', 'alias', 'r.address');
 `,
+  },
+  {
+    version: 5,
+    description: 'last logins and quota usage, written back by the daemon',
+    sql: writebackTablesSql,
   },
 ];
 
