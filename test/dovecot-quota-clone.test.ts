@@ -1,0 +1,169 @@
+// Quota usage from real Dovecots: Debian 12's 2.3 and Debian 13's 2.4 (in the root
+// scripts/dovecot24-root.sh makes), each with the count quota backend and the quota-clone
+// plugin configured exactly as `mailmapd dovecot-config` prints it, pointed at a dict
+// listener served by this process over the real write-back to PostgreSQL. A message saved
+// with doveadm shows in mailmapd.quota_usage within seconds, and so does its expunge.
+// Fails without either Dovecot.
+
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { quotaCloneConfig23, quotaCloneConfig24 } from '../src/cli/dovecot-quota-clone-config.js';
+import { createDictHandler } from '../src/dict/server.js';
+import { parseListenAddress } from '../src/listen.js';
+import { createLogger } from '../src/log.js';
+import { createMetrics } from '../src/metrics.js';
+import { listen, type Listener } from '../src/net/listener.js';
+import { createWritebackMetrics } from '../src/writeback/metrics.js';
+import { nativeStatements } from '../src/writeback/statements.js';
+import { createWriter, type Writer } from '../src/writeback/writer.js';
+import { createTestDatabase, waitFor, type TestDatabase } from './helpers/db.js';
+import { dovecot24Root } from './helpers/dovecot.js';
+import { stopByPidFile } from './helpers/pid-file.js';
+
+interface DovecotUnderTest {
+  version: string;
+  root: string;
+  requireInstalled(): void;
+  preamble: string[];
+  /** Mail under the home, a static userdb giving uid 5000, gid 5001, home under `vmail`. */
+  mailAndUsers(vmail: string): string[];
+  quotaClone(socket: string): string[];
+}
+
+const dovecot23: DovecotUnderTest = {
+  version: '2.3',
+  root: '',
+  requireInstalled() {
+    expect(spawnSync('dovecot', ['--version']).status, 'dovecot must be installed (apt-get install dovecot-core)').toBe(0);
+  },
+  preamble: [],
+  mailAndUsers: (vmail) => [
+    'mail_location = maildir:~/Maildir',
+    'passdb {\n  driver = static\n  args = nopassword=y\n}',
+    `userdb {\n  driver = static\n  args = uid=5000 gid=5001 home=${vmail}/%d/%n\n}`,
+  ],
+  quotaClone: quotaCloneConfig23,
+};
+
+const dovecot24: DovecotUnderTest = {
+  version: '2.4',
+  root: dovecot24Root,
+  requireInstalled() {
+    expect(existsSync(join(dovecot24Root, 'usr/sbin/dovecot')), `Dovecot 2.4 must be in ${dovecot24Root}: run scripts/dovecot24-root.sh (as root)`).toBe(true);
+  },
+  preamble: ['dovecot_config_version = 2.4.1', 'dovecot_storage_version = 2.4.1'],
+  mailAndUsers: (vmail) => [
+    'mail_driver = maildir',
+    'mail_path = ~/Maildir',
+    'passdb static {\n  password = unused\n}',
+    `userdb static {\n  fields {\n    uid = 5000\n    gid = 5001\n    home = ${vmail}/%{user | domain}/%{user | username}\n  }\n}`,
+  ],
+  quotaClone: quotaCloneConfig24,
+};
+
+const message = ['From: a@example.net', 'To: alice@example.org', 'Subject: quota', '', 'x'.repeat(2000), ''].join('\r\n');
+
+for (const d of [dovecot23, dovecot24]) {
+  describe(`interop: Dovecot ${d.version} quota-clone to dict_listen`, { timeout: 30_000 }, () => {
+    let db: TestDatabase;
+    let writer: Writer;
+    let dict: Listener;
+    let dir: string;
+    let conf: string;
+    const logs: string[] = [];
+    const inside = (path: string) => (d.root === '' ? path : path.slice(d.root.length));
+    const command = (bin: string, args: string[]): [string, string[]] => (d.root === '' ? [bin, args] : ['chroot', [d.root, bin, ...args]]);
+    const doveadm = (args: string[], input?: string) =>
+      new Promise<{ code: number | null; out: string }>((resolve, reject) => {
+        const child = spawn(...command('doveadm', ['-c', conf, ...args]), { stdio: ['pipe', 'pipe', 'pipe'] });
+        let out = '';
+        child.stdout.on('data', (x) => (out += x));
+        child.stderr.on('data', (x) => (out += x));
+        child.once('error', (err) => reject(new Error(`doveadm is required for this interop test: ${err.message}`)));
+        child.once('close', (code) => resolve({ code, out }));
+        child.stdin.end(input ?? '');
+      });
+    const usage = async (address: string) =>
+      (await db.sql.query<{ bytes: string | null; messages: string | null }>('SELECT bytes, messages FROM mailmapd.quota_usage WHERE address = $1', [address])).rows[0];
+
+    beforeAll(async () => {
+      d.requireInstalled();
+      db = await createTestDatabase();
+      const logger = createLogger('debug', (l) => logs.push(l));
+      const metrics = createMetrics(false);
+      const wm = createWritebackMetrics(metrics.registry);
+      writer = createWriter({
+        url: db.url,
+        checkRecovery: true,
+        statements: nativeStatements,
+        logger,
+        metrics: wm,
+        lastLoginIntervalMs: 60_000,
+        maxPending: 1000,
+        flushIntervalMs: 200,
+        reconnectMaxDelayMs: 500,
+      });
+      dir = mkdtempSync(join(d.root === '' ? tmpdir() : join(d.root, 'tmp'), 'mailmapd-quota-clone-'));
+      chmodSync(dir, 0o755);
+      for (const sub of ['run', 'state', 'vmail']) mkdirSync(join(dir, sub));
+      chownSync(join(dir, 'vmail'), 5000, 5001);
+      const socket = join(dir, 'dict');
+      dict = await listen(
+        parseListenAddress(`unix:${socket}`),
+        'dict',
+        createDictHandler({ usage: writer.usage, mailbox: (u) => u.toLowerCase(), logger, metrics, writebackMetrics: wm, maxRequestBytes: 4096 }),
+        { maxConnections: 100, idleTimeoutMs: 10_000 },
+        { mode: 0o666, group: '' }, // the mail processes run as uid 5000
+        logger,
+      );
+      conf = inside(join(dir, 'dovecot.conf'));
+      writeFileSync(
+        join(dir, 'dovecot.conf'),
+        [
+          ...d.preamble,
+          `base_dir = ${inside(dir)}/run`,
+          `state_dir = ${inside(dir)}/state`,
+          `log_path = ${inside(dir)}/dovecot.log`,
+          'protocols =',
+          'ssl = no',
+          ...d.mailAndUsers(`${inside(dir)}/vmail`),
+          ...d.quotaClone(inside(socket)),
+        ].join('\n') + '\n',
+      );
+      const start = spawnSync(...command('dovecot', ['-c', conf]), { stdio: 'ignore', timeout: 20_000 });
+      const log = () => (existsSync(join(dir, 'dovecot.log')) ? readFileSync(join(dir, 'dovecot.log'), 'utf8') : 'dovecot did not start');
+      expect(start.status, log()).toBe(0);
+      await waitFor(() => existsSync(join(dir, 'run', 'auth-userdb')) && existsSync(join(dir, 'run', 'master.pid')), 10_000, 'dovecot sockets');
+    }, 60_000);
+
+    afterAll(async () => {
+      if (dir) await stopByPidFile(join(dir, 'run', 'master.pid'), 'dovecot');
+      await dict?.close(0);
+      await writer?.stop();
+      await db?.drop();
+      if (dir) rmSync(dir, { recursive: true, force: true });
+    }, 30_000);
+
+    it('a saved message shows in quota_usage within seconds, and its expunge too', async () => {
+      const saved = await doveadm(['save', '-u', 'alice@example.org'], message);
+      expect(saved.code, saved.out + readFileSync(join(dir, 'dovecot.log'), 'utf8')).toBe(0);
+      const ms = await waitFor(async () => (await usage('alice@example.org'))?.messages === '1', 5000, 'the saved message in quota_usage');
+      const row = await usage('alice@example.org');
+      expect(Number(row!.bytes)).toBeGreaterThanOrEqual(message.length - 10);
+      expect(ms).toBeLessThan(5000);
+
+      const second = await doveadm(['save', '-u', 'alice@example.org'], message);
+      expect(second.code, second.out).toBe(0);
+      await waitFor(async () => (await usage('alice@example.org'))?.messages === '2', 5000, 'the second message');
+
+      const expunged = await doveadm(['expunge', '-u', 'alice@example.org', 'mailbox', 'INBOX', 'all']);
+      expect(expunged.code, expunged.out).toBe(0);
+      await waitFor(async () => (await usage('alice@example.org'))?.messages === '0', 5000, 'the expunge in quota_usage');
+      expect((await usage('alice@example.org'))!.bytes).toBe('0');
+      expect(readFileSync(join(dir, 'dovecot.log'), 'utf8')).not.toMatch(/quota.clone.*(failed|error)/i);
+    });
+  });
+}
