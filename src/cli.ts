@@ -16,7 +16,7 @@ const usage = `usage: mailmapd [-c FILE] VERB [ARGS]
   serve                         run the daemon
   migrate                       create or upgrade the native schema (idempotent)
   domain add|rm|list            manage domains (add DOMAIN [--alias-of TARGET] [--inactive])
-  mailbox add|rm|list|passwd    manage mailboxes (password on stdin or at a prompt)
+  mailbox add|rm|list|show|passwd  manage mailboxes (password on stdin or at a prompt); list and show: last login, usage
   alias add|rm|list             manage aliases (add ADDRESS|@DOMAIN DEST…)
   check                         validate the config and the database, print what is wrong
   triggers install|remove|status  change triggers on an admin panel's own tables (schema = …)

@@ -5,11 +5,11 @@
 // the dict listener takes Dovecot 2.3's and 2.4's quota-clone transactions and answers
 // what it does not keep with a failure line, never silence.
 
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCluster, type Cluster } from './helpers/cluster.js';
-import { freePort, root, startDaemon, type Daemon } from './helpers/daemon.js';
+import { cliPath, freePort, root, startDaemon, type Daemon } from './helpers/daemon.js';
 import { createTestDatabase, waitFor, type TestDatabase } from './helpers/db.js';
 
 const checkpassword = `${root}bin/mailmapd-checkpassword`;
@@ -219,5 +219,19 @@ describe('written back through the daemon', { timeout: 30_000 }, () => {
 
   it('writing them reloads nothing: the tables are not watched', async () => {
     expect(await changeCount()).toBe(changesBefore);
+  });
+
+  it('mailbox list and mailbox show tell the last login and the usage', () => {
+    const cli = (...args: string[]) => spawnSync(process.execPath, [cliPath, '-c', daemon.configPath, ...args], { encoding: 'utf8' });
+    const list = cli('mailbox', 'list');
+    expect(list.status, list.stderr).toBe(0);
+    expect(list.stdout).toMatch(/^alice@example\.org last_login=\S+Z service=smtp from=192\.0\.2\.10 bytes=4096 messages=3$/m);
+    expect(list.stdout).toMatch(/^bob@example\.org last_login=\S+Z service=imap from=2001:db8::7 bytes=10 messages=1$/m);
+    const show = cli('mailbox', 'show', 'Alice@Example.org');
+    expect(show.status, show.stderr).toBe(0);
+    expect(show.stdout).toMatch(/^last login: \S+Z via smtp from 192\.0\.2\.10$/m);
+    expect(show.stdout).toMatch(/^usage: +4096 bytes, 3 messages, reported \S+Z$/m);
+    expect(cli('mailbox', 'show', 'carol@example.org').stdout).toMatch(/^usage: +not reported/m);
+    expect(cli('mailbox', 'show', 'nobody@example.org').status).toBe(1);
   });
 });
