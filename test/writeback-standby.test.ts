@@ -51,32 +51,6 @@ describe('write-back and a standby', { timeout: 60_000 }, () => {
     primary?.destroy();
   });
 
-  it('database_url on a standby: nothing is written, the log says so, values are not held', async () => {
-    const logs: string[] = [];
-    const metrics = createWritebackMetrics(new Registry());
-    const w = createWriter({
-      url: standbyUrl,
-      checkRecovery: true,
-      statements: nativeStatements,
-      logger: createLogger('info', (l) => logs.push(l)),
-      metrics,
-      lastLoginIntervalMs: 0,
-      maxPending: 100,
-      flushIntervalMs: 100,
-      reconnectMaxDelayMs: 100,
-    });
-    try {
-      await waitFor(() => logs.some((l) => l.includes('reaches a standby')), 10_000, 'the standby found out');
-      w.login('a@example.org', 'imap', '192.0.2.1');
-      w.usage('a@example.org', 1, 1);
-      expect(w.pending()).toBe(0);
-      const dropped = (await metrics.dropped.get()).values.filter((v) => v.labels.reason === 'no_primary').reduce((a, v) => a + v.value, 0);
-      expect(dropped).toBe(2);
-    } finally {
-      await w.stop();
-    }
-  });
-
   it('database_primary_url: written to the primary, and replicated to the standby', async () => {
     const w = createWriter({
       url: db.url,
@@ -99,4 +73,43 @@ describe('write-back and a standby', { timeout: 60_000 }, () => {
       await w.stop();
     }
   });
+  it('database_url on a standby: nothing is written, the log says so, values are not held; once promoted, written', async () => {
+    const logs: string[] = [];
+    const metrics = createWritebackMetrics(new Registry());
+    const w = createWriter({
+      url: standbyUrl,
+      checkRecovery: true,
+      statements: nativeStatements,
+      logger: createLogger('info', (l) => logs.push(l)),
+      metrics,
+      lastLoginIntervalMs: 0,
+      maxPending: 100,
+      flushIntervalMs: 100,
+      reconnectMaxDelayMs: 100,
+      standbyRecheckMs: 500,
+    });
+    try {
+      await waitFor(() => logs.some((l) => l.includes('reaches a standby')), 10_000, 'the standby found out');
+      w.login('a@example.org', 'imap', '192.0.2.1');
+      w.usage('a@example.org', 1, 1);
+      expect(w.pending()).toBe(0);
+      const dropped = (await metrics.dropped.get()).values.filter((v) => v.labels.reason === 'no_primary').reduce((a, v) => a + v.value, 0);
+      expect(dropped).toBe(2);
+
+      // Promoted (a failover): found out within the recheck, and written to from then on.
+      asPostgres('pg_ctl', ['-D', join(standbyDir, 'data'), '-w', 'promote']);
+      await waitFor(() => logs.some((l) => l.includes('now reaches a primary')), 10_000, 'the promotion found out');
+      w.login('c@example.org', 'imap', '192.0.2.3');
+      const promoted = new pg.Client({ connectionString: standbyUrl });
+      await promoted.connect();
+      try {
+        await waitFor(async () => (await promoted.query(`SELECT 1 FROM mailmapd.last_logins WHERE address = 'c@example.org'`)).rowCount === 1, 10_000, 'the row on the promoted server');
+      } finally {
+        await promoted.end();
+      }
+    } finally {
+      await w.stop();
+    }
+  });
+
 });

@@ -30,6 +30,8 @@ export interface WriterOptions {
   reconnectMaxDelayMs: number;
   /** Rows in one statement. */
   batchRows?: number;
+  /** How often a standby is asked again whether it was promoted (default 30 s). */
+  standbyRecheckMs?: number;
 }
 
 interface Login {
@@ -57,6 +59,9 @@ export interface Writer {
   stop(graceMs?: number): Promise<void>;
 }
 
+/** How often a standby is asked again whether it was promoted. */
+const STANDBY_RECHECK_MS = 30_000;
+
 export function createWriter(opts: WriterOptions): Writer {
   const { logger, metrics } = opts;
   const batchRows = opts.batchRows ?? 5000;
@@ -75,7 +80,7 @@ export function createWriter(opts: WriterOptions): Writer {
   const pendingCount = () => logins.size + usages.size;
   const updateGauge = () => metrics.pending.set(pendingCount());
 
-  const timer = setInterval(() => void flush(), opts.flushIntervalMs);
+  const timer = setInterval(() => void (standby ? connect() : flush()), opts.flushIntervalMs);
   timer.unref();
   // The interval map only needs mailboxes seen within the interval.
   const sweep = setInterval(() => {
@@ -113,14 +118,18 @@ export function createWriter(opts: WriterOptions): Writer {
           if (opts.checkRecovery) {
             const r = await c.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r');
             if (r.rows[0]?.r === true) {
+              if (!standby) logger.warn('database_url reaches a standby and database_primary_url is not set: last logins and quota usage are not written', {});
               standby = true;
               logins.clear();
               usages.clear();
               updateGauge();
-              logger.warn('database_url reaches a standby and database_primary_url is not set: last logins and quota usage are not written', {});
+              // Asked again now and then: a promoted standby is a primary.
+              retryAt = Date.now() + (opts.standbyRecheckMs ?? STANDBY_RECHECK_MS);
               await c.end().catch(() => {});
               return undefined;
             }
+            if (standby) logger.info('database_url now reaches a primary: writing last logins and quota usage again', {});
+            standby = false;
           }
           client = c;
           metrics.connected.set(1);
