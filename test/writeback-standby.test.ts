@@ -111,5 +111,4 @@ describe('write-back and a standby', { timeout: 60_000 }, () => {
       await w.stop();
     }
   });
-
 });
