@@ -10,7 +10,9 @@ import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { dovecotConfig } from '../src/cli/dovecot-config.js';
 import { quotaCloneConfig23, quotaCloneConfig24 } from '../src/cli/dovecot-quota-clone-config.js';
+import { parseConfigText } from '../src/config.js';
 import { createDictHandler } from '../src/dict/server.js';
 import { parseListenAddress } from '../src/listen.js';
 import { createLogger } from '../src/log.js';
@@ -63,6 +65,21 @@ const dovecot24: DovecotUnderTest = {
   ],
   quotaClone: quotaCloneConfig24,
 };
+
+describe('dovecot-config: quota-clone', () => {
+  it('prints the 2.3 and 2.4 settings for the dict socket', () => {
+    const out = dovecotConfig(parseConfigText('dict_listen = unix:/run/mailmapd/dict\nunix_socket_group = vmail', 'test'), []);
+    expect(out).toContain('  quota_clone_dict = proxy:/run/mailmapd/dict:quota\n');
+    expect(out).toContain('mail_plugins = $mail_plugins quota quota_clone\n');
+    expect(out).toContain('quota_clone {\n  dict proxy {\n    dict_proxy_socket_path = /run/mailmapd/dict\n    dict_proxy_name = quota\n  }\n}\n');
+    expect(out).toContain('group vmail');
+  });
+
+  it('says what to set when dict_listen has no UNIX socket', () => {
+    expect(dovecotConfig(parseConfigText('', 'test'), [])).toContain('set dict_listen = unix:/run/mailmapd/dict');
+    expect(dovecotConfig(parseConfigText('dict_listen = inet:127.0.0.1:7026', 'test'), [])).not.toContain('quota_clone_dict');
+  });
+});
 
 const message = ['From: a@example.net', 'To: alice@example.org', 'Subject: quota', '', 'x'.repeat(2000), ''].join('\r\n');
 
