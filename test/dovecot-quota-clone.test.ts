@@ -1,18 +1,27 @@
-// Quota usage from real Dovecots: Debian 12's 2.3 and Debian 13's 2.4 (in the root
-// scripts/dovecot24-root.sh makes), each with the count quota backend and the quota-clone
-// plugin configured exactly as `mailmapd dovecot-config` prints it, pointed at a dict
-// listener served by this process over the real write-back to PostgreSQL. A message saved
-// with doveadm shows in mailmapd.quota_usage within seconds, and so does its expunge.
+// Written back from real Dovecots: Debian 12's 2.3 and Debian 13's 2.4 (in the root
+// scripts/dovecot24-root.sh makes), each logging users in through the Lua door and with
+// the count quota backend and the quota-clone plugin, all configured exactly as
+// `mailmapd dovecot-config` prints it, against the door, the dict listener and the real
+// write-back to PostgreSQL served by this process. A Dovecot login lands in last_logins; a
+// message saved with doveadm shows in quota_usage within seconds, and so does its expunge.
 // Fails without either Dovecot.
 
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dovecotConfig } from '../src/cli/dovecot-config.js';
 import { quotaCloneConfig23, quotaCloneConfig24 } from '../src/cli/dovecot-quota-clone-config.js';
-import { parseConfigText } from '../src/config.js';
+import { defaultLuaFile, dovecotLuaConfig23, dovecotLuaConfig24 } from '../src/cli/dovecot-lua-config.js';
+import { createAuthenticator, type AuthenticatorHandle } from '../src/auth/authenticator.js';
+import { parseConfigText, type Config } from '../src/config.js';
+import { createDirectory } from '../src/directory/directory.js';
+import { createDovecotRoutes } from '../src/dovecot/route.js';
+import { serveHttp, type HttpServer } from '../src/http/server.js';
+import { createHashPool, type HashPool } from '../src/password/pool.js';
+import { nativeProfile } from '../src/sync/profile.js';
+import { createSync, type Sync } from '../src/sync/sync.js';
 import { createDictHandler } from '../src/dict/server.js';
 import { parseListenAddress } from '../src/listen.js';
 import { createLogger } from '../src/log.js';
@@ -21,8 +30,9 @@ import { listen, type Listener } from '../src/net/listener.js';
 import { createWritebackMetrics } from '../src/writeback/metrics.js';
 import { nativeStatements } from '../src/writeback/statements.js';
 import { createWriter, type Writer } from '../src/writeback/writer.js';
+import { freePort } from './helpers/daemon.js';
 import { createTestDatabase, waitFor, type TestDatabase } from './helpers/db.js';
-import { dovecot24Root } from './helpers/dovecot.js';
+import { dovecot24Root, hasLuaModule } from './helpers/dovecot.js';
 import { stopByPidFile } from './helpers/pid-file.js';
 
 interface DovecotUnderTest {
@@ -30,8 +40,10 @@ interface DovecotUnderTest {
   root: string;
   requireInstalled(): void;
   preamble: string[];
-  /** Mail under the home, a static userdb giving uid 5000, gid 5001, home under `vmail`. */
-  mailAndUsers(vmail: string): string[];
+  /** Maildir under the home the daemon's userdb gives. */
+  mail: string[];
+  /** The Lua door's snippet `mailmapd dovecot-config --lua` prints for this version. */
+  lua(config: Config, luaFile: string): string;
   quotaClone(socket: string): string[];
 }
 
@@ -40,13 +52,11 @@ const dovecot23: DovecotUnderTest = {
   root: '',
   requireInstalled() {
     expect(spawnSync('dovecot', ['--version']).status, 'dovecot must be installed (apt-get install dovecot-core)').toBe(0);
+    expect(hasLuaModule(''), 'dovecot-auth-lua must be installed').toBe(true);
   },
   preamble: [],
-  mailAndUsers: (vmail) => [
-    'mail_location = maildir:~/Maildir',
-    'passdb {\n  driver = static\n  args = nopassword=y\n}',
-    `userdb {\n  driver = static\n  args = uid=5000 gid=5001 home=${vmail}/%d/%n\n}`,
-  ],
+  mail: ['mail_location = maildir:~/Maildir'],
+  lua: (config) => dovecotLuaConfig23(config),
   quotaClone: quotaCloneConfig23,
 };
 
@@ -54,15 +64,14 @@ const dovecot24: DovecotUnderTest = {
   version: '2.4',
   root: dovecot24Root,
   requireInstalled() {
-    expect(existsSync(join(dovecot24Root, 'usr/sbin/dovecot')), `Dovecot 2.4 must be in ${dovecot24Root}: run scripts/dovecot24-root.sh (as root)`).toBe(true);
+    expect(
+      existsSync(join(dovecot24Root, 'usr/sbin/dovecot')) && hasLuaModule(dovecot24Root),
+      `Dovecot 2.4 with dovecot-auth-lua must be in ${dovecot24Root}: run scripts/dovecot24-root.sh (as root)`,
+    ).toBe(true);
   },
   preamble: ['dovecot_config_version = 2.4.1', 'dovecot_storage_version = 2.4.1'],
-  mailAndUsers: (vmail) => [
-    'mail_driver = maildir',
-    'mail_path = ~/Maildir',
-    'passdb static {\n  password = unused\n}',
-    `userdb static {\n  fields {\n    uid = 5000\n    gid = 5001\n    home = ${vmail}/%{user | domain}/%{user | username}\n  }\n}`,
-  ],
+  mail: ['mail_driver = maildir', 'mail_path = ~/Maildir'],
+  lua: (config, luaFile) => dovecotLuaConfig24(config, { luaFile }),
   quotaClone: quotaCloneConfig24,
 };
 
@@ -88,6 +97,10 @@ for (const d of [dovecot23, dovecot24]) {
     let db: TestDatabase;
     let writer: Writer;
     let dict: Listener;
+    let sync: Sync;
+    let pool: HashPool;
+    let auth: AuthenticatorHandle;
+    let http: HttpServer;
     let dir: string;
     let conf: string;
     const logs: string[] = [];
@@ -109,6 +122,9 @@ for (const d of [dovecot23, dovecot24]) {
     beforeAll(async () => {
       d.requireInstalled();
       db = await createTestDatabase();
+      await db.sql.query(`INSERT INTO mailmapd.domains (name) VALUES ('example.org');
+        INSERT INTO mailmapd.alias_domains (name, target) VALUES ('alias.test', 'example.org');
+        INSERT INTO mailmapd.mailboxes (address, password, quota_bytes) VALUES ('alice@example.org', '{PLAIN}alice-pw', 1073741824)`);
       const logger = createLogger('debug', (l) => logs.push(l));
       const metrics = createMetrics(false);
       const wm = createWritebackMetrics(metrics.registry);
@@ -127,11 +143,46 @@ for (const d of [dovecot23, dovecot24]) {
       chmodSync(dir, 0o755);
       for (const sub of ['run', 'state', 'vmail']) mkdirSync(join(dir, sub));
       chownSync(join(dir, 'vmail'), 5000, 5001);
+
+      // The daemon's parts as serve.ts wires them: directory from SQL, the Lua door over the
+      // authenticator, whose logins go to the writer, and the dict listener.
+      const directory = createDirectory({ recipientDelimiter: '+' });
+      sync = createSync({ databaseUrl: db.url, profile: nativeProfile, directory, logger, metrics, pollIntervalMs: 5000, retentionMs: 86_400_000, reconnectMaxDelayMs: 500 });
+      sync.start();
+      await sync.firstLoad();
+      const config = parseConfigText([`http_listen = 127.0.0.1:${await freePort()}`, `mail_home = ${inside(dir)}/vmail/%d/%n`, 'mail_gid = 5001'].join('\n'), 'test');
+      pool = createHashPool({ workers: 1, queueLimit: 100, defaultScheme: 'CRYPT', metrics, logger });
+      auth = createAuthenticator({
+        directory,
+        pool,
+        logger,
+        metrics,
+        userdb: { mailHome: config.mail_home, mailUid: config.mail_uid, mailGid: config.mail_gid },
+        cacheSize: 100,
+        onLogin: (address, ctx) => writer.login(address, ctx.service, ctx.remoteIp),
+      });
+      http = await serveHttp(config.http_listen[0]!, createDovecotRoutes({ authenticator: auth, directory, config, logger, metrics }), { maxConnections: 100, maxBodyBytes: 65536, idleTimeoutMs: 5000 }, { mode: 0o660, group: '' }, logger, metrics);
+      let luaFile = defaultLuaFile;
+      if (d.root !== '') {
+        luaFile = join(dir, 'auth-mailmapd.lua'); // a chrooted Dovecot sees no file outside its root
+        copyFileSync(defaultLuaFile, luaFile);
+      }
+
       const socket = join(dir, 'dict');
       dict = await listen(
         parseListenAddress(`unix:${socket}`),
         'dict',
-        createDictHandler({ usage: writer.usage, mailbox: (u) => u.toLowerCase(), logger, metrics, writebackMetrics: wm, maxRequestBytes: 4096 }),
+        createDictHandler({
+          usage: writer.usage,
+          mailbox: (u) => {
+            const m = directory.user(u);
+            return m.status === 'unknown' ? undefined : m.address;
+          },
+          logger,
+          metrics,
+          writebackMetrics: wm,
+          maxRequestBytes: 4096,
+        }),
         { maxConnections: 100, idleTimeoutMs: 10_000 },
         { mode: 0o666, group: '' }, // the mail processes run as uid 5000
         logger,
@@ -146,7 +197,9 @@ for (const d of [dovecot23, dovecot24]) {
           `log_path = ${inside(dir)}/dovecot.log`,
           'protocols =',
           'ssl = no',
-          ...d.mailAndUsers(`${inside(dir)}/vmail`),
+          'auth_failure_delay = 0',
+          ...d.mail,
+          d.lua(config, inside(luaFile)),
           ...d.quotaClone(inside(socket)),
         ].join('\n') + '\n',
       );
@@ -159,10 +212,26 @@ for (const d of [dovecot23, dovecot24]) {
     afterAll(async () => {
       if (dir) await stopByPidFile(join(dir, 'run', 'master.pid'), 'dovecot');
       await dict?.close(0);
+      auth?.close();
+      await http?.close(0);
+      await sync?.stop();
+      await pool?.close();
       await writer?.stop();
       await db?.drop();
       if (dir) rmSync(dir, { recursive: true, force: true });
     }, 30_000);
+
+    it('a login through Dovecot lands in last_logins, under the canonical address', async () => {
+      const r = await doveadm(['auth', 'test', '-x', 'service=imap', '-x', 'rip=192.0.2.44', 'Alice@Alias.TEST', 'alice-pw']);
+      expect(r.code, r.out).toBe(0);
+      await waitFor(
+        async () => (await db.sql.query(`SELECT 1 FROM mailmapd.last_logins WHERE address = 'alice@example.org'`)).rowCount === 1,
+        5000,
+        'the login in last_logins',
+      );
+      const row = (await db.sql.query(`SELECT service, host(remote_ip) AS ip FROM mailmapd.last_logins WHERE address = 'alice@example.org'`)).rows[0];
+      expect(row).toEqual({ service: 'imap', ip: '192.0.2.44' });
+    });
 
     it('a saved message shows in quota_usage within seconds, and its expunge too', async () => {
       const saved = await doveadm(['save', '-u', 'alice@example.org'], message);
