@@ -17,7 +17,7 @@ const usage = `usage: mailmapd [-c FILE] VERB [ARGS]
   serve                         run the daemon
   migrate                       create or upgrade the native schema (idempotent)
   domain add|rm|list            manage domains (add DOMAIN [--alias-of TARGET] [--inactive])
-  mailbox add|rm|list|passwd|set  manage mailboxes (password on stdin or at a prompt)
+  mailbox add|rm|list|show|passwd|set  manage mailboxes (password on stdin or at a prompt); list and show: last login, usage
   alias add|rm|list             manage aliases (add ADDRESS|@DOMAIN DEST…)
   mailbox set ADDRESS [--disable S,…] [--enable S,…] [--maintenance on|off]   per-service access, maintenance
   app-password add|rm|list      app passwords (add ADDRESS --name NAME [--services S,…] prints it once)

@@ -124,6 +124,11 @@ const keys = {
   snapshot_file: { default: '/var/lib/mailmapd/directory.snapshot', parse: str },
   snapshot_max_age: { default: '7d', parse: duration },
 
+  dict_listen: { default: '', parse: listen },
+  last_logins: { default: 'yes', parse: bool },
+  last_login_interval: { default: '60s', parse: duration },
+  writeback_max_pending: { default: '100000', parse: int(100, 10_000_000) },
+
   http_secret: { default: '', parse: str },
   master_user_separator: { default: '*', parse: masterSeparator },
   metrics: { default: 'yes', parse: bool },

@@ -28,11 +28,15 @@ import { returnFreedMemoryToOs } from './memory/malloc.js';
 import { embeddedUrl } from './db/connect.js';
 import { createSnapshotKeeper } from './snapshot/keeper.js';
 import { databaseOf } from './snapshot/format.js';
+import { createDictHandler } from './dict/server.js';
+import { createWritebackMetrics } from './writeback/metrics.js';
+import { startWriteback } from './writeback/start.js';
+import type { Writer } from './writeback/writer.js';
 
 /** A protocol served on the addresses of one config key. */
 interface Service {
   name: string;
-  key: 'socketmap_listen' | 'auth_listen' | 'checkpassword_listen';
+  key: 'socketmap_listen' | 'auth_listen' | 'checkpassword_listen' | 'dict_listen';
   handler: ConnectionHandler;
 }
 
@@ -42,7 +46,7 @@ interface Running {
 }
 
 /** Keys a SIGHUP applies without a restart. */
-const reloadable = new Set<ConfigKey>(['log_level', 'recipient_delimiter', 'socketmap_listen', 'auth_listen', 'checkpassword_listen', 'http_listen']);
+const reloadable = new Set<ConfigKey>(['log_level', 'recipient_delimiter', 'socketmap_listen', 'auth_listen', 'checkpassword_listen', 'http_listen', 'dict_listen']);
 
 function listenerEvents(metrics: Metrics) {
   return {
@@ -108,6 +112,9 @@ export async function serve(configPath: string | undefined): Promise<number> {
     metrics,
     logger,
   });
+  // Last logins and quota usage: set once the database is open; nothing waits for it.
+  const writebackMetrics = createWritebackMetrics(metrics.registry);
+  let writer: Writer | undefined;
   // One limiter for every door: Dovecot's policy reports and SMTP AUTH on the auth socket.
   const limiter = config.policy_enabled ? createLimiter(settingsFrom(config), metrics) : undefined;
   const authenticator = createAuthenticator({
@@ -127,6 +134,7 @@ export async function serve(configPath: string | undefined): Promise<number> {
       const age = snapshots?.servingAge();
       return age !== undefined ? Date.now() - age * 1000 : startedAt;
     },
+    onLogin: config.last_logins ? (address, ctx) => writer?.login(address, ctx.service, ctx.remoteIp) : undefined,
   });
 
   const services: Service[] = [
@@ -150,6 +158,21 @@ export async function serve(configPath: string | undefined): Promise<number> {
       name: 'checkpassword',
       key: 'checkpassword_listen',
       handler: createCheckpasswordHandler({ authenticator, logger, metrics, maxRequestBytes: config.max_request_bytes }),
+    },
+    {
+      name: 'dict',
+      key: 'dict_listen',
+      handler: createDictHandler({
+        usage: (address, bytes, messages) => writer?.usage(address, bytes, messages),
+        mailbox: (user) => {
+          const u = directory.user(user);
+          return u.status === 'unknown' ? undefined : u.address;
+        },
+        logger,
+        metrics,
+        writebackMetrics,
+        maxRequestBytes: config.max_request_bytes,
+      }),
     },
   ];
 
@@ -231,6 +254,8 @@ export async function serve(configPath: string | undefined): Promise<number> {
   const activeSync = snapshots ? snapshots.sync(db.url, syncOptions, createSync) : createSync(syncOptions);
   sync = activeSync;
   activeSync.start();
+  const activeWriter = startWriteback(config, db, profile, logger, writebackMetrics);
+  writer = activeWriter;
 
   const listenerSummary = () =>
     [...running.map((r) => `${r.service.name}=${r.listener.address.text}`), ...config.http_listen.map((a) => `http=${a.text}`)].join(' ');
@@ -315,6 +340,7 @@ export async function serve(configPath: string | undefined): Promise<number> {
       await Promise.all([...running.map((r) => r.listener.close(5000)), ...http.map((h) => h.close(5000))]);
       await activeSync.stop();
       await snapshots?.close();
+      await activeWriter.stop();
       authenticator.close();
       await pool.close();
       await db.stop().catch((err) => logger.warn('stopping the embedded database failed', { error: errorMessage(err) }));

@@ -37,6 +37,8 @@ export interface AuthenticatorDeps {
   maxStalenessMs?: number;
   /** Date.now() of the last successful refresh from the database. */
   lastRefresh?: () => number;
+  /** Told of every successful login (the last-login write-back); must not block. */
+  onLogin?: (address: string, ctx: AuthContext) => void;
 }
 
 export interface AuthenticatorHandle extends Authenticator {
@@ -154,6 +156,7 @@ export function createAuthenticator(deps: AuthenticatorDeps): AuthenticatorHandl
       const ctx: AuthContext = { ...given, service };
       const outcome = await decide(login, password, ctx);
       metrics.logins.inc({ service, result: outcome.result });
+      if (outcome.result === 'ok') deps.onLogin?.(outcome.fields.user, ctx);
       return outcome;
     },
     lookup(login): LookupOutcome {

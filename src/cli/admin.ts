@@ -5,6 +5,7 @@
 import pg from 'pg';
 import { UsageError, TempError, readNewPassword } from './password-input.js';
 import { isSafePathPart } from '../directory/userdb.js';
+import { listSuffix, showLines, writtenBack } from './mailbox-usage.js';
 
 export interface AdminDeps {
   url: string;
@@ -273,17 +274,33 @@ export async function mailboxCommand(args: string[], deps: AdminDeps): Promise<n
           `SELECT address, quota_bytes, active FROM mailmapd.mailboxes WHERE $1::text IS NULL OR domain = $1 ORDER BY address`,
           [domain ?? null],
         );
+        const used = await writtenBack(c, r.rows.map((row) => row.address));
         for (const row of r.rows) {
           const q = Number(row.quota_bytes);
-          deps.out(`${row.address}${q > 0 ? ` quota=${q}` : ''}${row.active ? '' : ' (inactive)'}`);
+          deps.out(`${row.address}${q > 0 ? ` quota=${q}` : ''}${row.active ? '' : ' (inactive)'}${listSuffix(used.get(row.address))}`);
         }
+        return 0;
+      });
+    }
+    case 'show': {
+      onlyFlags(p, []);
+      arity(p, 1, 1, 'mailbox show ADDRESS');
+      const address = checkAddress(p.positional[0]);
+      return withClient(deps.url, async (c) => {
+        const r = await c.query<{ address: string; quota_bytes: string; active: boolean }>('SELECT address, quota_bytes, active FROM mailmapd.mailboxes WHERE address = $1', [address]);
+        const row = r.rows[0];
+        if (!row) {
+          deps.out(`no such mailbox: ${address}`);
+          return 1;
+        }
+        for (const line of showLines(row, (await writtenBack(c, [address])).get(address))) deps.out(line);
         return 0;
       });
     }
     case 'set':
       return (await import('./mailbox-set.js')).mailboxSetCommand(rest, deps);
     default:
-      throw new UsageError('usage: mailmapd mailbox add|rm|list|passwd|set …');
+      throw new UsageError('usage: mailmapd mailbox add|rm|list|show|passwd|set …');
   }
 }
 

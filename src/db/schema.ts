@@ -14,6 +14,7 @@ import { routingSql } from './migrations/006-routing.js';
 import { migration2Sql, staticTriggerSql } from './migrations/static-triggers.js';
 import { pathSafeNamesSql } from './migrations/path-safe-names.js';
 import { accountsSql } from './migrations/accounts.js';
+import { writebackTablesSql } from './migrations/writeback.js';
 
 export interface Migration {
   version: number;
@@ -171,18 +172,11 @@ SELECT mailmapd.watch_table('mailmapd.aliases', 'alias', 'r.address');
 `,
   },
   {
-    version: 2,
-    description: 'change triggers compiled per table: no dynamic SQL, no PUBLIC EXECUTE; NOTIFY only without 2PC; path-safe names',
-    sql: migration2Sql + pathSafeNamesSql,
-  },
-  { version: 4, description: 'accounts: disabled services, maintenance, app passwords, master users', sql: accountsSql },
-  {
-    version: 6,
-    description: 'routing: transports, relay domains and recipients, sender relay hosts, domain limits',
-    sql: `${changeKindsSql}\n${routingSql}`,
+    version: 5,
+    description: 'last logins and quota usage, written back by the daemon',
+    sql: writebackTablesSql,
   },
 ];
-
 
 /**
  * The change-log plumbing, shared by the native schema and the foreign-schema triggers

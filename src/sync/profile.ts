@@ -34,6 +34,8 @@ export interface Profile {
   watches?: Watch[];
   /** Where the profile came from, for messages (a custom file's path). */
   source?: string;
+  /** The panel's own tables for what the daemon writes back (writeback/statements.ts). */
+  writes?: { lastLogins?: string; quotaUsage?: string };
 }
 
 export const keyColumn: Record<ChangeKind, string> = {

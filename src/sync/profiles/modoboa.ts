@@ -64,4 +64,11 @@ export const modoboaProfile: Profile = {
       keyExpr: 'lower((SELECT al.address FROM {{admin_alias}} al WHERE al.id = r.alias_id))',
     },
   ],
+  // Modoboa creates an admin_quota row with each mailbox and its insert trigger adds to an
+  // existing row (for Dovecot's dict quota): usage is written by updating the row in place.
+  writes: {
+    quotaUsage: `UPDATE admin_quota AS t SET bytes = coalesce(u.b, t.bytes), messages = coalesce(u.m, t.messages)
+      FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::timestamptz[]) AS u(a, b, m, at)
+      WHERE lower(t.username) = u.a`,
+  },
 };

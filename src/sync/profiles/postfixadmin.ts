@@ -42,4 +42,11 @@ export const postfixadminProfile: Profile = {
     { table: 'mailbox', kind: 'mailbox', keyExpr: 'lower(r.username)' },
     { table: 'alias', kind: 'alias', keyExpr: 'lower(r.address)' },
   ],
+  // quota2 is what PostfixAdmin's mailbox list shows as usage (Dovecot's quota-clone or
+  // dict quota fill it elsewhere). It has no place for a last login: those go to the native table.
+  writes: {
+    quotaUsage: `INSERT INTO quota2 AS t (username, bytes, messages)
+      SELECT a, coalesce(b, 0), coalesce(m, 0) FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::timestamptz[]) AS u(a, b, m, at)
+      ON CONFLICT (username) DO UPDATE SET bytes = excluded.bytes, messages = excluded.messages`,
+  },
 };

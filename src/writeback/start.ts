@@ -1,0 +1,33 @@
+// Which server the write-back writes to, decided once at start and said in the log:
+// database_primary_url when set; else the directory's own database, checked on connect
+// not to be a standby (the embedded default always is a primary).
+
+import type { Config } from '../config.js';
+import { redactUrl, type DatabaseHandle } from '../db/connect.js';
+import type { Logger } from '../log.js';
+import type { Profile } from '../sync/profile.js';
+import type { WritebackMetrics } from './metrics.js';
+import { statementsFor } from './statements.js';
+import { createWriter, type Writer } from './writer.js';
+
+export function startWriteback(config: Config, db: DatabaseHandle, profile: Profile, logger: Logger, metrics: WritebackMetrics): Writer {
+  const explicit = config.database_primary_url !== '';
+  const url = explicit ? config.database_primary_url : db.url;
+  logger.info('writing last logins and quota usage', {
+    to: redactUrl(url),
+    checked_not_standby: !explicit && !db.embedded,
+    last_logins: config.last_logins,
+    dict: config.dict_listen.map((a) => a.text).join(',') || undefined,
+  });
+  return createWriter({
+    url,
+    checkRecovery: !explicit && !db.embedded,
+    statements: statementsFor(profile),
+    logger,
+    metrics,
+    lastLoginIntervalMs: config.last_login_interval,
+    maxPending: config.writeback_max_pending,
+    flushIntervalMs: 1000,
+    reconnectMaxDelayMs: config.reconnect_max_delay,
+  });
+}

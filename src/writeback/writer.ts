@@ -1,0 +1,267 @@
+// Last logins and quota usage on their way to the primary. Callers only put values in a
+// bounded in-memory buffer keyed by mailbox — the newest value per mailbox replaces the
+// one waiting — so a login or a dict commit never waits for PostgreSQL. A timer flushes
+// the buffer in batches, one statement per batch (writeback/statements.ts), over the
+// writer's own single connection. While the primary is unreachable the values stay in the
+// buffer and go out once it answers again; what the bound turns away is counted.
+
+import { isIP } from 'node:net';
+import type pg from 'pg';
+import { connectTarget } from '../db/target.js';
+import { errorMessage, type Logger } from '../log.js';
+import type { WriteStatements } from './statements.js';
+import type { WritebackMetrics } from './metrics.js';
+
+export interface WriterOptions {
+  /** The primary; undefined: nothing is written (every value is dropped and counted). */
+  url: string | undefined;
+  /**
+   * When the URL was not named as the primary explicitly: check on each connect that it
+   * is not a standby, and write nothing if it is.
+   */
+  checkRecovery: boolean;
+  statements: WriteStatements;
+  logger: Logger;
+  metrics: WritebackMetrics;
+  /** Milliseconds between two recorded logins of the same mailbox. */
+  lastLoginIntervalMs: number;
+  /** Values held at most (per kind) while they wait to be written. */
+  maxPending: number;
+  flushIntervalMs: number;
+  reconnectMaxDelayMs: number;
+  /** Rows in one statement. */
+  batchRows?: number;
+  /** How often a standby is asked again whether it was promoted (default 30 s). */
+  standbyRecheckMs?: number;
+}
+
+interface Login {
+  at: Date;
+  service: string;
+  remoteIp: string | null;
+}
+
+interface Usage {
+  bytes: number | null;
+  messages: number | null;
+  at: Date;
+}
+
+export interface Writer {
+  /** A successful login; recorded at most once per last_login_interval per mailbox. */
+  login(address: string, service: string, remoteIp: string | undefined): void;
+  /** What Dovecot reports of a mailbox's usage; either figure may be absent. */
+  usage(address: string, bytes: number | undefined, messages: number | undefined): void;
+  /** Writes what is buffered now; resolves when done or failed (the values stay then). */
+  flush(): Promise<void>;
+  /** Values waiting to be written. */
+  pending(): number;
+  /** Flushes once more (bounded by `graceMs`) and closes the connection. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+/** How often a standby is asked again whether it was promoted. */
+const STANDBY_RECHECK_MS = 30_000;
+
+export function createWriter(opts: WriterOptions): Writer {
+  const { logger, metrics } = opts;
+  const batchRows = opts.batchRows ?? 5000;
+  let logins = new Map<string, Login>();
+  let usages = new Map<string, Usage>();
+  /** When each mailbox's last recorded login happened (ms), for the interval. */
+  const recorded = new Map<string, number>();
+  let client: pg.Client | undefined;
+  let connecting: Promise<pg.Client | undefined> | undefined;
+  let flushing: Promise<void> | undefined;
+  let failures = 0;
+  let retryAt = 0;
+  let stopped = false;
+  let standby = false;
+
+  const pendingCount = () => logins.size + usages.size;
+  const updateGauge = () => metrics.pending.set(pendingCount());
+
+  const timer = setInterval(() => void (standby ? connect() : flush()), opts.flushIntervalMs);
+  timer.unref();
+  // The interval map only needs mailboxes seen within the interval.
+  const sweep = setInterval(() => {
+    const cutoff = Date.now() - opts.lastLoginIntervalMs;
+    for (const [a, t] of recorded) if (t <= cutoff) recorded.delete(a);
+  }, Math.max(1000, opts.lastLoginIntervalMs));
+  sweep.unref();
+
+  function put<T>(map: Map<string, T>, kind: 'last_login' | 'quota_usage', address: string, value: T): boolean {
+    if (opts.url === undefined || standby) {
+      metrics.dropped.inc({ kind, reason: 'no_primary' });
+      return false;
+    }
+    if (!map.has(address) && map.size >= opts.maxPending) {
+      metrics.dropped.inc({ kind, reason: 'buffer_full' });
+      return false;
+    }
+    map.set(address, value);
+    updateGauge();
+    return true;
+  }
+
+  async function connect(): Promise<pg.Client | undefined> {
+    if (client) return client;
+    if (Date.now() < retryAt) return undefined;
+    if (!connecting) {
+      connecting = (async () => {
+        // database_url may list several hosts: the primary among them is the one to write
+        // to; when none is (only standbys answer), the check below says so.
+        const target = { applicationName: 'mailmapd-writeback', connectTimeoutMs: 5000, queryTimeoutMs: 30_000 };
+        const url = opts.url ?? '';
+        let c: pg.Client | undefined;
+        try {
+          c = opts.checkRecovery
+            ? (await connectTarget(url, { ...target, targetSessionAttrs: 'read-write' }).catch(() => connectTarget(url, target))).client
+            : (await connectTarget(url, target)).client;
+          const conn = c;
+          conn.on('error', (err) => {
+            logger.warn('write-back connection lost', { error: errorMessage(err) });
+            if (client === conn) client = undefined;
+          });
+          if (opts.checkRecovery) {
+            const r = await c.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r');
+            if (r.rows[0]?.r === true) {
+              if (!standby) logger.warn('database_url reaches a standby and database_primary_url is not set: last logins and quota usage are not written', {});
+              standby = true;
+              logins.clear();
+              usages.clear();
+              updateGauge();
+              // Asked again now and then: a promoted standby is a primary.
+              retryAt = Date.now() + (opts.standbyRecheckMs ?? STANDBY_RECHECK_MS);
+              await c.end().catch(() => {});
+              return undefined;
+            }
+            if (standby) logger.info('database_url now reaches a primary: writing last logins and quota usage again', {});
+            standby = false;
+          }
+          client = c;
+          metrics.connected.set(1);
+          if (failures > 0) logger.info('write-back connection restored', { pending: pendingCount() });
+          failures = 0;
+          return c;
+        } catch (err) {
+          failures++;
+          retryAt = Date.now() + Math.min(opts.reconnectMaxDelayMs, 100 * 2 ** Math.min(failures, 10));
+          if (failures === 1) logger.warn('write-back: cannot reach the primary; holding values', { error: errorMessage(err), pending: pendingCount() });
+          await c?.end().catch(() => {});
+          return undefined;
+        } finally {
+          connecting = undefined;
+        }
+      })();
+    }
+    return connecting;
+  }
+
+  /** Puts back what a failed batch held, unless a newer value arrived meanwhile. */
+  function restore<T>(map: Map<string, T>, kind: 'last_login' | 'quota_usage', rows: [string, T][]): void {
+    for (const [a, v] of rows) if (!map.has(a)) put(map, kind, a, v);
+  }
+
+  async function writeBatch(c: pg.Client, kind: 'last_login' | 'quota_usage', rows: [string, Login][] | [string, Usage][]): Promise<void> {
+    const started = process.hrtime.bigint();
+    if (kind === 'last_login') {
+      const r = rows as [string, Login][];
+      await c.query(opts.statements.lastLogins, [r.map((x) => x[0]), r.map((x) => x[1].at), r.map((x) => x[1].service), r.map((x) => x[1].remoteIp)]);
+    } else {
+      const r = rows as [string, Usage][];
+      await c.query(opts.statements.quotaUsage, [r.map((x) => x[0]), r.map((x) => x[1].bytes), r.map((x) => x[1].messages), r.map((x) => x[1].at)]);
+    }
+    metrics.written.inc({ kind }, rows.length);
+    metrics.batchSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
+  }
+
+  async function flushOnce(): Promise<void> {
+    if (pendingCount() === 0) return;
+    const c = await connect();
+    if (!c) return;
+    const takenLogins = [...logins];
+    const takenUsages = [...usages];
+    logins = new Map();
+    usages = new Map();
+    updateGauge();
+    const batches: [kind: 'last_login' | 'quota_usage', rows: [string, Login][] | [string, Usage][]][] = [];
+    for (let i = 0; i < takenLogins.length; i += batchRows) batches.push(['last_login', takenLogins.slice(i, i + batchRows)]);
+    for (let i = 0; i < takenUsages.length; i += batchRows) batches.push(['quota_usage', takenUsages.slice(i, i + batchRows)]);
+    for (let i = 0; i < batches.length; i++) {
+      const [kind, rows] = batches[i]!;
+      try {
+        await writeBatch(c, kind, rows);
+      } catch (err) {
+        const code = (err as { code?: string }).code;
+        // A connection error keeps the values for later; an error of the statement itself
+        // (a missing table, a constraint) would fail the same way forever: drop that batch.
+        const statementError = typeof code === 'string' && !/^(08|57P|53)/.test(code) && client === c;
+        if (statementError) {
+          metrics.dropped.inc({ kind, reason: 'write_error' }, rows.length);
+          logger.error('write-back statement failed; values dropped', { kind, rows: rows.length, error: errorMessage(err) });
+          continue;
+        }
+        for (const [k, r] of batches.slice(i)) {
+          if (k === 'last_login') restore(logins, k, r as [string, Login][]);
+          else restore(usages, k, r as [string, Usage][]);
+        }
+        if (client === c) client = undefined;
+        metrics.connected.set(0);
+        failures++;
+        retryAt = Date.now() + Math.min(opts.reconnectMaxDelayMs, 100 * 2 ** Math.min(failures, 10));
+        logger.warn('write-back failed; holding values', { error: errorMessage(err), pending: pendingCount() });
+        await c.end().catch(() => {});
+        return;
+      }
+    }
+  }
+
+  function flush(): Promise<void> {
+    if (!flushing) {
+      flushing = flushOnce().finally(() => {
+        flushing = undefined;
+      });
+    }
+    return flushing;
+  }
+
+  if (opts.url !== undefined) {
+    // Connect early: a standby is found out (and said) at start, not at the first login.
+    void connect();
+  }
+
+  return {
+    login(address, service, remoteIp) {
+      const now = Date.now();
+      const last = recorded.get(address);
+      if (last !== undefined && now - last < opts.lastLoginIntervalMs) return;
+      const ip = remoteIp !== undefined && isIP(remoteIp) !== 0 ? remoteIp : null;
+      if (put(logins, 'last_login', address, { at: new Date(now), service: service === '' ? 'unknown' : service, remoteIp: ip })) recorded.set(address, now);
+    },
+    usage(address, bytes, messages) {
+      const prev = usages.get(address);
+      put(usages, 'quota_usage', address, {
+        bytes: bytes ?? prev?.bytes ?? null,
+        messages: messages ?? prev?.messages ?? null,
+        at: new Date(),
+      });
+    },
+    flush,
+    pending: pendingCount,
+    async stop(graceMs = 5000) {
+      stopped = true;
+      clearInterval(timer);
+      clearInterval(sweep);
+      retryAt = 0;
+      let t: NodeJS.Timeout | undefined;
+      await Promise.race([flush(), new Promise((r) => (t = setTimeout(r, graceMs)))]);
+      clearTimeout(t);
+      if (pendingCount() > 0) logger.warn('stopping with values not written', { pending: pendingCount() });
+      const c = client;
+      client = undefined;
+      await c?.end().catch(() => {});
+      metrics.connected.set(0);
+    },
+  };
+}
