@@ -172,9 +172,20 @@ SELECT mailmapd.watch_table('mailmapd.aliases', 'alias', 'r.address');
 `,
   },
   {
+    version: 2,
+    description: 'change triggers compiled per table: no dynamic SQL, no PUBLIC EXECUTE; NOTIFY only without 2PC; path-safe names',
+    sql: migration2Sql + pathSafeNamesSql,
+  },
+  { version: 4, description: 'accounts: disabled services, maintenance, app passwords, master users', sql: accountsSql },
+  {
     version: 5,
     description: 'last logins and quota usage, written back by the daemon',
     sql: writebackTablesSql,
+  },
+  {
+    version: 6,
+    description: 'routing: transports, relay domains and recipients, sender relay hosts, domain limits',
+    sql: `${changeKindsSql}\n${routingSql}`,
   },
 ];
 
@@ -184,6 +195,11 @@ SELECT mailmapd.watch_table('mailmapd.aliases', 'alias', 'r.address');
  * function never outlives it).
  */
 export const changeLogSql = changeLogSqlV1 + staticTriggerSql + changeKindsSql;
+
+// migrate() applies them in array order and records the highest: versions must ascend.
+migrations.forEach((m, i) => {
+  if (i > 0 && m.version <= migrations[i - 1]!.version) throw new Error(`migration ${m.version} is listed after ${migrations[i - 1]!.version}`);
+});
 
 export const latestVersion = migrations[migrations.length - 1]!.version;
 
