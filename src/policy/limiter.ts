@@ -140,7 +140,7 @@ export function createLimiter(settings: LimiterSettings, metrics?: Metrics, now:
     if (addr && recent('known', `${l}\0${addr.ip}`).length > 0) {
       // The owner's own address: only its own failures for this login count.
       const mine = recent('source', `${l}\0${addr.ip}`);
-      if (mine.length >= settings.rejectAfter) return { action: 'reject', retryAfterSeconds: retryAfter(mine, settings.rejectAfter), reason: 'login' };
+      if (mine.length >= settings.rejectAfter) return { action: 'reject', retryAfterSeconds: retryAfter(mine, settings.rejectAfter), reason: 'address' };
       return { action: 'allow' };
     }
     const byLogin = recent('login', l);
