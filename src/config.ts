@@ -142,6 +142,8 @@ const keys = {
   policy_max_delay: { default: '5s', parse: duration },
   policy_allow_list: { default: '127.0.0.1, ::1', parse: ipList },
   policy_max_entries: { default: '200000', parse: int(100, 100_000_000) },
+  policy_max_memory: { default: '67108864', parse: int(1_048_576, 1_099_511_627_776) },
+  policy_known_source_ttl: { default: '30d', parse: duration },
   policy_state_file: { default: '', parse: str },
 
   log_level: { default: 'info', parse: oneOf('debug', 'info', 'warn', 'error') },

@@ -168,13 +168,14 @@ describe('the lookup endpoint', () => {
   });
 
   it('answers 503 temp before the directory is loaded', async () => {
-    const cold = await startStack(createDirectory({ recipientDelimiter: '+' }), pool);
+    const cold = await startStack(createDirectory({ recipientDelimiter: '+' }), pool, [`http_secret = ${secret}`]);
+    const headers = { authorization: `Bearer ${secret}` };
     try {
-      const p = await fetch(`${cold.base}/dovecot/passdb`, { method: 'POST', body: `user=user%40example.org&password=${pw}` });
+      const p = await fetch(`${cold.base}/dovecot/passdb`, { method: 'POST', headers, body: `user=user%40example.org&password=${pw}` });
       expect(p.status).toBe(503);
       expect(await answer(p)).toMatchObject({ result: 'temp' });
-      expect((await fetch(`${cold.base}/dovecot/userdb`, { method: 'POST', body: 'user=user%40example.org' })).status).toBe(503);
-      expect((await fetch(`${cold.base}/dovecot/users`)).status).toBe(503);
+      expect((await fetch(`${cold.base}/dovecot/userdb`, { method: 'POST', headers, body: 'user=user%40example.org' })).status).toBe(503);
+      expect((await fetch(`${cold.base}/dovecot/users`, { headers })).status).toBe(503);
       expect(await histogramCount(cold.metrics, { protocol: 'dovecot', result: 'temp' })).toBe(3);
     } finally {
       cold.auth.close();

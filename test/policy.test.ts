@@ -95,12 +95,19 @@ describe('real Dovecot 2.3 asking the daemon (auth_policy_server_url)', () => {
     db = await createTestDatabase();
     daemon = await startDaemon({
       databaseUrl: db.url,
-      config: { policy_window: '8s', policy_delay_after: '3', policy_reject_after: '3', policy_prefix_reject_after: '100', http_secret: secret },
+      config: {
+        policy_window: '8s',
+        policy_delay_after: '3',
+        policy_reject_after: '3',
+        policy_prefix_reject_after: '100',
+        policy_login_reject_after: '6',
+        http_secret: secret,
+      },
     });
     dir = mkdtempSync(join(tmpdir(), 'mailmapd-policy-'));
     chmodSync(dir, 0o755);
     const users = join(dir, 'users');
-    writeFileSync(users, 'alice@example.org:{PLAIN}right::::::\n');
+    writeFileSync(users, ['alice', 'bob', 'dave'].map((u) => `${u}@example.org:{PLAIN}right::::::\n`).join(''));
     conf = join(dir, 'dovecot.conf');
     writeFileSync(
       conf,
@@ -161,6 +168,24 @@ describe('real Dovecot 2.3 asking the daemon (auth_policy_server_url)', () => {
   it('a device retrying one stale password does not lock its owner out', async () => {
     for (let i = 0; i < 6; i++) expect((await login('alice@example.org', 'old-password', '192.0.2.50')).code).toBe(77);
     expect((await login('alice@example.org', 'right', '192.0.2.50')).code).toBe(0);
+  });
+
+  it('guessing from an allow-listed address (a webmail) is bounded per login', async () => {
+    // At once: the 8 s window must still hold every failure when the right password comes.
+    const guesses = await Promise.all(Array.from({ length: 10 }, (_, i) => login('bob@example.org', `guess${i}`, '127.0.0.1')));
+    expect(guesses.every((g) => g.code === 77)).toBe(true);
+    const refused = await login('bob@example.org', 'right', '127.0.0.1');
+    expect(refused.code, refused.out).toBe(77);
+    expect((await login('alice@example.org', 'right', '127.0.0.1')).code).toBe(0);
+  });
+
+  it('failures from many addresses do not lock the owner out where the login succeeded before', async () => {
+    expect((await login('dave@example.org', 'right', '203.0.113.9')).code).toBe(0);
+    const guesses = await Promise.all(Array.from({ length: 10 }, (_, i) => login('dave@example.org', `guess${i}`, `198.18.0.${i + 1}`)));
+    expect(guesses.every((g) => g.code === 77)).toBe(true);
+    expect((await login('dave@example.org', 'right', '198.18.0.200')).code).toBe(77);
+    const owner = await login('dave@example.org', 'right', '203.0.113.9');
+    expect(owner.code, owner.out).toBe(0);
   });
 
   it('refuses requests without the shared secret', async () => {

@@ -37,6 +37,9 @@ function noUrlNote(config: Config): string {
   ].join('\n');
 }
 
+// The user list names every account: mailmapd gives it only to a client with the secret.
+const noSecretNote = "# http_secret is not set: `doveadm user '*'` and `doveadm -A` cannot list users until it is.";
+
 export function dovecotLuaConfig23(config: Config, opts: LuaConfigOptions = {}): string {
   const file = checkValue('the Lua file path', opts.luaFile ?? defaultLuaFile);
   const url = daemonUrl(config);
@@ -48,7 +51,7 @@ export function dovecotLuaConfig23(config: Config, opts: LuaConfigOptions = {}):
     ...(url === undefined ? [noUrlNote(config)] : []),
     ...(config.http_secret !== ''
       ? ['# Holds http_secret: keep this file readable by root and the dovecot group only (0640).']
-      : []),
+      : [noSecretNote]),
     '',
     '# The script reads its settings from the environment of the auth processes.',
     `import_environment = $import_environment ${env.join(' ')}`,
@@ -102,7 +105,7 @@ export function dovecotLuaConfig24(config: Config, opts: LuaConfigOptions = {}):
     ...(url === undefined ? [noUrlNote(config)] : []),
     ...(config.http_secret !== ''
       ? ['# Holds http_secret: keep this file readable by root and the dovecot group only (0640).']
-      : []),
+      : [noSecretNote]),
     '',
     'auth_mechanisms = plain login',
     'auth_cache_size = 0',

@@ -8,6 +8,7 @@ import type { Socket } from 'node:net';
 import type { ListenAddress } from '../listen.js';
 import { errorMessage, type Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
+import { sendStream } from './stream.js';
 import { applySocketPermissions, removeStaleSocket, type UnixSocketOptions } from '../net/listener.js';
 
 export interface HttpRequest {
@@ -20,7 +21,8 @@ export interface HttpRequest {
 
 export interface HttpResponse {
   status: number;
-  body: string | Buffer;
+  /** An iterable is sent piece by piece as the client reads (src/http/stream.ts). */
+  body: string | Buffer | Iterable<string>;
   contentType?: string;
 }
 
@@ -89,7 +91,9 @@ export async function serveHttp(
       }
       const out = await route({ method: req.method ?? 'GET', path: url.pathname, query: url.searchParams, headers: req.headers, body });
       status = out.status;
-      res.writeHead(out.status, { 'content-type': out.contentType ?? 'text/plain; charset=utf-8' }).end(out.body);
+      res.writeHead(out.status, { 'content-type': out.contentType ?? 'text/plain; charset=utf-8' });
+      if (typeof out.body === 'string' || Buffer.isBuffer(out.body)) res.end(out.body);
+      else await sendStream(res, out.body);
     } catch (err) {
       logger.error('http request failed', { path: req.url?.split('?')[0], error: errorMessage(err) });
       if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' }).end('internal error\n');
