@@ -4,9 +4,11 @@
 
 import { domainOf, fold, localOf, splitExtension, withExtension } from './address.js';
 import type { AppPassword } from './account.js';
+import { createRouteTable, routeLookups, type RouteTable } from './routes.js';
 import { createAliasTable, createMailboxTable, MAINTENANCE, RECIPIENT, type AliasTable, type MailboxRecord, type MailboxTable } from './tables.js';
 
 export type { AliasTable, MailboxRecord, MailboxTable } from './tables.js';
+export type { RouteTable } from './routes.js';
 
 export interface AliasDomainRecord {
   target: string;
@@ -26,9 +28,11 @@ export interface DirectoryData {
   aliases: AliasTable;
   /** Master users by name: they log in as any mailbox through Dovecot. */
   masterUsers: Map<string, MasterUserRecord>;
+  /** The routing maps' entries, keyed `<source>:<name>` (routes.ts). */
+  routes: RouteTable;
 }
 
-export type ChangeKind = 'domain' | 'alias_domain' | 'mailbox' | 'alias' | 'master_user';
+export type ChangeKind = 'domain' | 'alias_domain' | 'mailbox' | 'alias' | 'route' | 'master_user';
 
 /**
  * What `mailboxes` and `aliases` answer for a mailbox in maintenance: not a value but a
@@ -54,12 +58,31 @@ export type UserLookup =
   | ({ status: 'disabled' } & Account)
   | { status: 'unknown' };
 
-export type MapName = 'domains' | 'mailboxes' | 'aliases' | 'senders';
+export type MapName =
+  | 'domains'
+  | 'mailboxes'
+  | 'aliases'
+  | 'senders'
+  | 'transport'
+  | 'relay_domains'
+  | 'relay_recipients'
+  | 'sender_relayhost'
+  | 'sender_relay_credentials';
 
-export const mapNames: readonly MapName[] = ['domains', 'mailboxes', 'aliases', 'senders'];
+export const mapNames: readonly MapName[] = [
+  'domains',
+  'mailboxes',
+  'aliases',
+  'senders',
+  'transport',
+  'relay_domains',
+  'relay_recipients',
+  'sender_relayhost',
+  'sender_relay_credentials',
+];
 
 export function emptyData(): DirectoryData {
-  return { domains: new Map(), aliasDomains: new Map(), mailboxes: createMailboxTable(), aliases: createAliasTable(), masterUsers: new Map() };
+  return { domains: new Map(), aliasDomains: new Map(), mailboxes: createMailboxTable(), aliases: createAliasTable(), routes: createRouteTable(), masterUsers: new Map() };
 }
 
 export interface DirectoryOptions {
@@ -86,6 +109,8 @@ export interface Directory {
   setAliasDomain(name: string, record: AliasDomainRecord | undefined): void;
   setMailbox(address: string, record: MailboxRecord | undefined): void;
   setAlias(address: string, destinations: string | undefined): void;
+  /** A routing entry (`relay_domain:example.net` → its transport), or its removal. */
+  setRoute(key: string, value: string | undefined): void;
   setMasterUser(name: string, record: MasterUserRecord | undefined): void;
   onChange(listener: ChangeListener): () => void;
   setRecipientDelimiter(delimiters: string): void;
@@ -239,6 +264,11 @@ export function createDirectory(options: DirectoryOptions): Directory {
     return { status: 'ok', ...account(a, mb) };
   };
 
+  const routes = routeLookups(
+    () => data.routes,
+    () => delimiters,
+  );
+
   const lookup = (map: MapName, key: string): string | undefined => {
     switch (map) {
       case 'domains':
@@ -249,6 +279,16 @@ export function createDirectory(options: DirectoryOptions): Directory {
         return alias(key);
       case 'senders':
         return senders(key);
+      case 'transport':
+        return routes.transport(fold(key));
+      case 'relay_domains':
+        return routes.relayDomain(fold(key));
+      case 'relay_recipients':
+        return routes.relayRecipient(fold(key));
+      case 'sender_relayhost':
+        return routes.senderRelayhost(fold(key));
+      case 'sender_relay_credentials':
+        return routes.senderCredentials(fold(key));
     }
   };
 
@@ -269,6 +309,7 @@ export function createDirectory(options: DirectoryOptions): Directory {
       alias_domain: data.aliasDomains.size,
       mailbox: data.mailboxes.size,
       alias: data.aliases.size,
+      route: data.routes.size,
       master_user: data.masterUsers.size,
     }),
     replaceAll(next) {
@@ -278,6 +319,7 @@ export function createDirectory(options: DirectoryOptions): Directory {
       emit('alias_domain', null);
       emit('mailbox', null);
       emit('alias', null);
+      emit('route', null);
       emit('master_user', null);
     },
     setDomain(name, active) {
@@ -308,6 +350,12 @@ export function createDirectory(options: DirectoryOptions): Directory {
       if (record === undefined) data.masterUsers.delete(name);
       else data.masterUsers.set(name, record);
       emit('master_user', name);
+    },
+    setRoute(key, value) {
+      const k = fold(key);
+      if (value === undefined) data.routes.delete(k);
+      else data.routes.set(k, value);
+      emit('route', k);
     },
     onChange(listener) {
       listeners.add(listener);

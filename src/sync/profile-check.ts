@@ -15,6 +15,7 @@ export const sectionName: Record<ChangeKind, string> = {
   mailbox: 'mailboxes',
   alias: 'aliases',
   master_user: 'master_users',
+  route: 'routes',
 };
 
 type TypeClass = 'text' | 'boolean' | 'integer';
@@ -34,6 +35,8 @@ const columnClass: Record<string, TypeClass> = {
   destination: 'text',
   quota_bytes: 'integer',
   active: 'boolean',
+  key: 'text',
+  value: 'text',
 };
 
 const describe: Record<TypeClass, string> = {

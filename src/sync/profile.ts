@@ -7,6 +7,7 @@
 //                  without them gets every service, no maintenance, no app passwords
 //   master_users:  name, password, active
 //   aliases:       address, destination, active
+//   routes:        key, value   (key `<source>:<name>`, see directory/routes.ts)
 // The sync runs them whole for a full load and wrapped as
 // `SELECT * FROM (<query>) q WHERE q.<key> = ANY($1)` to re-read the keys a change touched.
 
@@ -40,6 +41,7 @@ export const keyColumn: Record<ChangeKind, string> = {
   alias_domain: 'name',
   mailbox: 'address',
   alias: 'address',
+  route: 'key',
   master_user: 'name',
 };
 
@@ -48,6 +50,7 @@ export const expectedColumns: Record<ChangeKind, readonly string[]> = {
   alias_domain: ['name', 'target', 'active'],
   mailbox: ['address', 'password', 'quota_bytes', 'active'],
   alias: ['address', 'destination', 'active'],
+  route: ['key', 'value'],
   master_user: ['name', 'password', 'active'],
 };
 
@@ -57,7 +60,15 @@ export const optionalMailboxColumns: readonly string[] = ['disabled_services', '
 /** For a panel without master users: the right columns, no rows. */
 export const noMasterUsers = 'SELECT NULL::text AS name, NULL::text AS password, false AS active WHERE false';
 
-export const changeKinds: readonly ChangeKind[] = ['domain', 'alias_domain', 'mailbox', 'alias', 'master_user'];
+export const changeKinds: readonly ChangeKind[] = ['domain', 'alias_domain', 'mailbox', 'alias', 'route', 'master_user'];
+
+// Every routing table in one query; the sync re-reads changed keys through it, which scans
+// these small tables rather than using their indexes — cheap next to a mailbox table.
+const nativeRouteQuery = `SELECT 'domain_transport:' || name AS key, transport AS value FROM mailmapd.domains WHERE transport IS NOT NULL AND active
+  UNION ALL SELECT 'relay_domain:' || name, coalesce(transport, '') FROM mailmapd.relay_domains WHERE active
+  UNION ALL SELECT 'relay_recipient:' || address, '' FROM mailmapd.relay_recipients
+  UNION ALL SELECT 'sender_relayhost:' || sender, relayhost FROM mailmapd.sender_relayhosts WHERE active AND relayhost IS NOT NULL
+  UNION ALL SELECT 'sender_credentials:' || sender, credentials FROM mailmapd.sender_relayhosts WHERE active AND credentials IS NOT NULL`;
 
 export const nativeProfile: Profile = {
   name: 'native',
@@ -70,6 +81,7 @@ export const nativeProfile: Profile = {
                         FROM mailmapd.app_passwords a WHERE a.mailbox = m.address AND a.active) AS app_passwords
                 FROM mailmapd.mailboxes m`,
     alias: 'SELECT address, destination, active FROM mailmapd.aliases',
+    route: nativeRouteQuery,
     master_user: 'SELECT name, password, active FROM mailmapd.master_users',
   },
 };

@@ -83,6 +83,11 @@ export function applyRows(directory: Directory, kind: ChangeKind, keys: string[]
   for (const k of keys) directory.setMasterUser(k, found.get(k));
 }
 
+/** A routing row: `<source>:<name>` → its value ('' where the source has none, e.g. a relay domain without a transport). */
+export function routeRow(r: Row): [string, string] {
+  return [fold(text(r[0])), text(r[1])];
+}
+
 /** Where alias rows end up: address → comma-joined active destinations, as the directory stores them. */
 export interface AliasSink {
   get(address: string): string | undefined;
@@ -141,6 +146,11 @@ function addRow(data: DirectoryData, kind: Exclude<ChangeKind, 'alias'>, r: Row)
     case 'mailbox': {
       const [k, v] = mailboxRow(r);
       if (k !== '') data.mailboxes.set(k, v);
+      break;
+    }
+    case 'route': {
+      const [k, v] = routeRow(r);
+      if (k !== '') data.routes.set(k, v);
       break;
     }
     case 'master_user': {

@@ -12,7 +12,7 @@ import { emptyData, type ChangeKind, type Directory, type DirectoryData } from '
 import { errorMessage, type Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { changeKinds, keyColumn, type Profile } from './profile.js';
-import { aliasRowAdder, applyRows, rowAdder, aliasDomainRow, domainRow, mailboxRow } from './rows.js';
+import { aliasRowAdder, applyRows, rowAdder, aliasDomainRow, domainRow, mailboxRow, routeRow } from './rows.js';
 
 export interface SyncOptions {
   databaseUrl: string;
@@ -188,6 +188,11 @@ export function createSync(opts: SyncOptions): Sync {
         for (const r of rows) add.add(r);
         add.finish();
         for (const k of keys) directory.setAlias(k, found.get(k));
+        break;
+      }
+      case 'route': {
+        const found = new Map(rows.map(routeRow));
+        for (const k of keys) directory.setRoute(k, found.get(k));
         break;
       }
       default:

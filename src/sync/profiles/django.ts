@@ -16,6 +16,7 @@ export const djangoProfile: Profile = {
     mailbox: 'SELECT lower(email) AS address, password_hash AS password, 0::bigint AS quota_bytes, is_active AS active FROM mail_emailaccount',
     alias: emptyQuery('alias'),
     master_user: emptyQuery('master_user'),
+    route: emptyQuery('route'),
   },
   watches: [
     { table: 'mail_domain', kind: 'domain', keyExpr: 'lower(r.name)' },

@@ -14,6 +14,7 @@ export const laravelProfile: Profile = {
     mailbox: 'SELECT lower(email) AS address, password, coalesce(quota, 0)::bigint * 1048576 AS quota_bytes, active FROM email_accounts',
     alias: 'SELECT lower(source) AS address, lower(destination) AS destination, active FROM aliases',
     master_user: emptyQuery('master_user'),
+    route: emptyQuery('route'),
   },
   watches: [
     { table: 'domains', kind: 'domain', keyExpr: 'lower(r.domain)' },

@@ -14,8 +14,8 @@
 // table for a password change. A mailbox row whose domain row is already gone (a
 // database-level cascade) yields NULL: a full reload, which is always correct.
 
-import { emptyQuery } from './empty.js';
 import type { Profile } from '../profile.js';
+import { emptyQuery } from './empty.js';
 
 const mailboxKey = `lower(mb.address || '@' || d.name)`;
 
@@ -32,6 +32,7 @@ export const modoboaProfile: Profile = {
     alias: `SELECT lower(al.address) AS address, lower(alr.address) AS destination, al.enabled AS active
               FROM admin_alias al JOIN modoboa_admin_aliasrecipient alr ON alr.alias_id = al.id`,
     master_user: emptyQuery('master_user'),
+    route: emptyQuery('route'),
   },
   watches: [
     { table: 'admin_domain', kind: 'domain', keyExpr: 'lower(r.name)' },
