@@ -54,12 +54,6 @@ export const expectedColumns: Record<ChangeKind, readonly string[]> = {
   master_user: ['name', 'password', 'active'],
 };
 
-/** Columns a mailbox query may add after the expected ones (rows.ts reads them by position). */
-export const optionalMailboxColumns: readonly string[] = ['disabled_services', 'maintenance', 'app_passwords'];
-
-/** For a panel without master users: the right columns, no rows. */
-export const noMasterUsers = 'SELECT NULL::text AS name, NULL::text AS password, false AS active WHERE false';
-
 export const changeKinds: readonly ChangeKind[] = ['domain', 'alias_domain', 'mailbox', 'alias', 'route', 'master_user'];
 
 // Every routing table in one query; the sync re-reads changed keys through it, which scans
