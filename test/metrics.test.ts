@@ -17,7 +17,8 @@ describe('metrics', () => {
 
   it('labels are bounded sets only', async () => {
     const m = createMetrics(false);
-    const allowed = new Set(['protocol', 'map', 'result', 'listener', 'reason', 'table', 'scheme', 'command', 'decision', 'kind']);
+    // service: serviceOf() maps every login's service to one of eight names (test/accounts.test.ts).
+    const allowed = new Set(['protocol', 'map', 'result', 'listener', 'reason', 'table', 'scheme', 'command', 'decision', 'kind', 'service']);
     for (const metric of await m.registry.getMetricsAsJSON()) {
       const names = ((metric as unknown as { labelNames?: string[] }).labelNames ?? []) as string[];
       for (const l of names) expect(allowed, `${metric.name}{${l}}`).toContain(l);

@@ -64,12 +64,6 @@ const nativeRouteQuery = `SELECT 'domain_transport:' || name AS key, transport A
   UNION ALL SELECT 'sender_relayhost:' || sender, relayhost FROM mailmapd.sender_relayhosts WHERE active AND relayhost IS NOT NULL
   UNION ALL SELECT 'sender_credentials:' || sender, credentials FROM mailmapd.sender_relayhosts WHERE active AND credentials IS NOT NULL`;
 
-/** Columns a mailbox query may add after the expected ones (rows.ts reads them by position). */
-export const optionalMailboxColumns: readonly string[] = ['disabled_services', 'maintenance', 'app_passwords'];
-
-/** For a panel without master users: the right columns, no rows. */
-export const noMasterUsers = 'SELECT NULL::text AS name, NULL::text AS password, false AS active WHERE false';
-
 export const changeKinds: readonly ChangeKind[] = ['domain', 'alias_domain', 'mailbox', 'alias', 'master_user', 'route'];
 
 export const nativeProfile: Profile = {
