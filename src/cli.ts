@@ -21,7 +21,7 @@ const usage = `usage: mailmapd [-c FILE] VERB [ARGS]
   check                         validate the config and the database, print what is wrong
   triggers install|remove|status  change triggers on an admin panel's own tables (schema = …)
   import --passwd-file F --virtual F --vmailbox F [--dry-run]   flat files into the native schema
-  lookup MAP KEY                ask the running daemon, like postmap -q (maps: domains, mailboxes, aliases, senders)
+  lookup MAP KEY                ask the running daemon, like postmap -q (maps: domains, mailboxes, aliases, senders, transport, relay_domains, …)
   postfix-config                print the main.cf lines for this daemon's socketmap listener
   dovecot-config [--lua]        print the Dovecot conf.d snippets (checkpassword for 2.3; --lua for 2.3 and 2.4)
   hash [--scheme S]             print {SCHEME}hash for a password on stdin (like doveadm pw)

@@ -102,7 +102,7 @@ const cases: PanelCase[] = [
     `,
     seed: () => `
       INSERT INTO domain (domain, description) VALUES ('ALL', '');
-      INSERT INTO domain (domain, maxquota) VALUES ('Example.ORG', 2048), ('alias.example', 0);
+      INSERT INTO domain (domain, maxquota, transport) VALUES ('Example.ORG', 2048, 'virtual'), ('alias.example', 0, NULL);
       INSERT INTO domain (domain, backupmx) VALUES ('relay.example', true);
       INSERT INTO alias_domain (alias_domain, target_domain) VALUES ('alias.example', 'Example.ORG');
       INSERT INTO mailbox (username, password, name, maildir, quota, domain, local_part) VALUES
@@ -118,6 +118,10 @@ const cases: PanelCase[] = [
       expect(dir.domain('example.org')).toBe('example.org');
       expect(dir.domain('ALL')).toBeUndefined();
       expect(dir.domain('relay.example')).toBeUndefined();
+      // A backup-MX domain is a relay domain; the default transport 'virtual' is no transport.
+      expect(dir.lookup('relay_domains', 'relay.example')).toBe('relay.example');
+      expect(dir.lookup('relay_recipients', 'anyone@relay.example')).toBe('anyone@relay.example');
+      expect(dir.lookup('transport', 'alice@example.org')).toBeUndefined();
       expect(dir.mailbox('alice@example.org')).toBe('example.org/alice/');
       expect(dir.mailbox('BOB@example.org')).toBe('example.org/bob/');
       expect(dir.alias('info@example.org')).toBe('alice@example.org,bob@example.org');
@@ -146,6 +150,11 @@ const cases: PanelCase[] = [
         what: 'new alias',
         sql: `INSERT INTO alias (address, goto, domain) VALUES ('sales@example.org', 'alice@example.org, boss@elsewhere.test', 'Example.ORG')`,
         probe: (d) => d.alias('sales@example.org') === 'alice@example.org,boss@elsewhere.test',
+      },
+      {
+        what: 'a transport for a domain and for a backup-MX domain',
+        sql: `UPDATE domain SET transport = 'smtp:[mx2.example.net]' WHERE domain IN ('Example.ORG', 'relay.example')`,
+        probe: (d) => d.lookup('transport', 'alice@example.org') === 'smtp:[mx2.example.net]' && d.lookup('transport', 'x@relay.example') === 'smtp:[mx2.example.net]',
       },
       {
         what: 'alias domain deactivation',

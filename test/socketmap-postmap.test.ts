@@ -160,7 +160,13 @@ describe('the main.cf lines of `mailmapd postfix-config` work in postmap', () =>
     virtual_mailbox_maps: ['alice+x@example.org', 'example.org/alice/'],
     virtual_alias_maps: ['anyone@example.net', 'alice@example.org'],
     smtpd_sender_login_maps: ['info@example.org', 'alice@example.org,dave@example.net'],
+    transport_maps: ['x+y@relay.example', 'smtp:[mx.relay.example]'],
+    relay_domains: ['relay.example', 'relay.example'],
+    relay_recipient_maps: ['x@relay.example', 'x@relay.example'],
+    sender_dependent_relayhost_maps: ['alice+list@example.org', '[smtp.example.net]:587'],
   };
+  // Printed for a UNIX listener only: credentials are not answered on a loopback port.
+  const unixOnly: Record<string, [string, string]> = { smtp_sasl_password_maps: ['alice@example.org', 'alice:relay-pw'] };
   const parse = (text: string) => new Map([...text.matchAll(/^(\w+) = (\S+)$/gm)].map((m) => [m[1]!, m[2]!]));
 
   it('inet listener: the printed tables answer', async () => {
@@ -192,7 +198,7 @@ describe('the main.cf lines of `mailmapd postfix-config` work in postmap', () =>
       const text = postfixConfig(parseConfigText(`socketmap_listen = unix:${path}\n`, 'test.conf'));
       expect(text).toMatch(/proxy_read_maps/);
       const lines = parse(text);
-      for (const [param, [key, value]] of Object.entries(maps)) {
+      for (const [param, [key, value]] of Object.entries({ ...maps, ...unixOnly })) {
         const t = lines.get(param)!;
         expect(t.startsWith(`proxy:socketmap:unix:${path}:`)).toBe(true);
         // Here without a running Postfix, the table proxymap would open is the part after

@@ -107,6 +107,8 @@ function translate(err: unknown): Error {
     case '23503':
       return new UsageError(e.constraint?.includes('domain') ? 'the domain does not exist, or still has mailboxes' : 'a referenced entry does not exist');
     case '23514':
+      // A domain limit's message names the domain and the limit (migration 6).
+      if (e.constraint === 'mailmapd_domain_limit') return new UsageError(e.message ?? 'over a domain limit');
       return new UsageError(`rejected by the schema's checks (${e.constraint ?? 'check'})`);
     case '42P01':
       return new UsageError('the mailmapd schema is missing: run `mailmapd migrate` first');

@@ -42,8 +42,43 @@ export function postfixConfig(config: Config): string {
     '# would defer every message that smtpd accepted.',
     `virtual_transport = ${postfixLmtpTransport}`,
   );
+  lines.push(...routingLines(address, t));
   if (config.socketmap_listen.length > 1) {
     lines.push(`# (other socketmap listeners: ${config.socketmap_listen.slice(1).map((a) => a.text).join(', ')})`);
   }
   return lines.join('\n') + '\n';
+}
+
+/**
+ * The routing maps (mailmapd.domains.transport, relay_domains, relay_recipients,
+ * sender_relayhosts). Each answers NOTFOUND while its table is empty, so printing them all is
+ * harmless. Relay credentials are answered on a UNIX socket only (socketmap/server.ts), so
+ * with an inet listener their lines are printed commented out: Postfix would defer every
+ * outgoing message on the TEMP answer.
+ */
+function routingLines(address: ListenAddress, t: (name: string) => string): string[] {
+  const lines = [
+    '# Routing: per-domain transports and relay domains (backup MX) with their recipients.',
+    `transport_maps = ${t('transport')}`,
+    `relay_domains = ${t('relay_domains')}`,
+    `relay_recipient_maps = ${t('relay_recipients')}`,
+    '# Mail from a sender (or @domain) with a relay host leaves through that host,',
+    '# authenticating with its credentials; the smtp(8) client asks for them per delivery.',
+    `sender_dependent_relayhost_maps = ${t('sender_relayhost')}`,
+  ];
+  const credentials = [
+    'smtp_sender_dependent_authentication = yes',
+    'smtp_sasl_auth_enable = yes',
+    `smtp_sasl_password_maps = ${t('sender_relay_credentials')}`,
+    'smtp_sasl_security_options = noanonymous',
+    '# Credentials cross the network in the clear unless the relay host speaks TLS:',
+    'smtp_tls_security_level = may',
+  ];
+  if (address.kind === 'unix') return [...lines, ...credentials];
+  return [
+    ...lines,
+    '# Relay credentials are served on a UNIX socket listener only (any local user can reach a',
+    '# loopback port); add one to socketmap_listen, owned by a group only postfix is in, to use:',
+    ...credentials.map((l) => (l.startsWith('#') ? l : `# ${l}`)),
+  ];
 }

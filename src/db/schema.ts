@@ -9,6 +9,7 @@
 // the snapshot of its previous read. NOTIFY is only the doorbell, and carries no key.
 
 import type pg from 'pg';
+import { routingSql } from './migrations/006-routing.js';
 
 export interface Migration {
   version: number;
@@ -28,6 +29,11 @@ CREATE TABLE IF NOT EXISTS mailmapd.changes (
   at   timestamptz NOT NULL DEFAULT clock_timestamp()
 );
 CREATE INDEX IF NOT EXISTS changes_xid ON mailmapd.changes (xid);
+-- The kinds a trigger may log, replaced whole so that a database set up by an older
+-- mailmapd accepts the kinds added since.
+ALTER TABLE mailmapd.changes DROP CONSTRAINT IF EXISTS changes_kind_check;
+ALTER TABLE mailmapd.changes ADD CONSTRAINT changes_kind_check
+  CHECK (kind IN ('domain', 'alias_domain', 'mailbox', 'alias', 'master_user', 'route'));
 CREATE INDEX IF NOT EXISTS changes_at ON mailmapd.changes (at);
 
 -- The newest transaction id whose changes may have been pruned: a daemon whose last
@@ -163,6 +169,11 @@ SELECT mailmapd.watch_table('mailmapd.alias_domains', 'alias_domain', 'r.name');
 SELECT mailmapd.watch_table('mailmapd.mailboxes', 'mailbox', 'r.address');
 SELECT mailmapd.watch_table('mailmapd.aliases', 'alias', 'r.address');
 `,
+  },
+  {
+    version: 6,
+    description: 'routing: transports, relay domains and recipients, sender relay hosts, domain limits',
+    sql: `${changeLogSql}\n${routingSql}`,
   },
 ];
 

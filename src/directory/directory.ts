@@ -3,9 +3,11 @@
 // fills and patches it; socketmap, auth, checkpassword and the Dovecot lookup read it.
 
 import { domainOf, fold, localOf, splitExtension, withExtension } from './address.js';
+import { createRouteTable, routeLookups, type RouteTable } from './routes.js';
 import { createAliasTable, createMailboxTable, type AliasTable, type MailboxRecord, type MailboxTable } from './tables.js';
 
 export type { AliasTable, MailboxRecord, MailboxTable } from './tables.js';
+export type { RouteTable } from './routes.js';
 
 export interface AliasDomainRecord {
   target: string;
@@ -18,9 +20,11 @@ export interface DirectoryData {
   mailboxes: MailboxTable;
   /** Address (or `@domain`) → its active destinations, comma-joined, as Postfix wants them. */
   aliases: AliasTable;
+  /** The routing maps' entries, keyed `<source>:<name>` (routes.ts). */
+  routes: RouteTable;
 }
 
-export type ChangeKind = 'domain' | 'alias_domain' | 'mailbox' | 'alias';
+export type ChangeKind = 'domain' | 'alias_domain' | 'mailbox' | 'alias' | 'route';
 
 export type ChangeListener = (kind: ChangeKind, key: string | null) => void;
 
@@ -29,12 +33,31 @@ export type UserLookup =
   | { status: 'disabled'; address: string }
   | { status: 'unknown' };
 
-export type MapName = 'domains' | 'mailboxes' | 'aliases' | 'senders';
+export type MapName =
+  | 'domains'
+  | 'mailboxes'
+  | 'aliases'
+  | 'senders'
+  | 'transport'
+  | 'relay_domains'
+  | 'relay_recipients'
+  | 'sender_relayhost'
+  | 'sender_relay_credentials';
 
-export const mapNames: readonly MapName[] = ['domains', 'mailboxes', 'aliases', 'senders'];
+export const mapNames: readonly MapName[] = [
+  'domains',
+  'mailboxes',
+  'aliases',
+  'senders',
+  'transport',
+  'relay_domains',
+  'relay_recipients',
+  'sender_relayhost',
+  'sender_relay_credentials',
+];
 
 export function emptyData(): DirectoryData {
-  return { domains: new Map(), aliasDomains: new Map(), mailboxes: createMailboxTable(), aliases: createAliasTable() };
+  return { domains: new Map(), aliasDomains: new Map(), mailboxes: createMailboxTable(), aliases: createAliasTable(), routes: createRouteTable() };
 }
 
 export interface DirectoryOptions {
@@ -60,6 +83,8 @@ export interface Directory {
   setAliasDomain(name: string, record: AliasDomainRecord | undefined): void;
   setMailbox(address: string, record: MailboxRecord | undefined): void;
   setAlias(address: string, destinations: string | undefined): void;
+  /** A routing entry (`relay_domain:example.net` → its transport), or its removal. */
+  setRoute(key: string, value: string | undefined): void;
   onChange(listener: ChangeListener): () => void;
   setRecipientDelimiter(delimiters: string): void;
 }
@@ -183,6 +208,11 @@ export function createDirectory(options: DirectoryOptions): Directory {
     return { status: 'ok', address: a, password: mb.password, quotaBytes: mb.quotaBytes };
   };
 
+  const routes = routeLookups(
+    () => data.routes,
+    () => delimiters,
+  );
+
   const lookup = (map: MapName, key: string): string | undefined => {
     switch (map) {
       case 'domains':
@@ -193,6 +223,16 @@ export function createDirectory(options: DirectoryOptions): Directory {
         return alias(key);
       case 'senders':
         return senders(key);
+      case 'transport':
+        return routes.transport(fold(key));
+      case 'relay_domains':
+        return routes.relayDomain(fold(key));
+      case 'relay_recipients':
+        return routes.relayRecipient(fold(key));
+      case 'sender_relayhost':
+        return routes.senderRelayhost(fold(key));
+      case 'sender_relay_credentials':
+        return routes.senderCredentials(fold(key));
     }
   };
 
@@ -212,6 +252,7 @@ export function createDirectory(options: DirectoryOptions): Directory {
       alias_domain: data.aliasDomains.size,
       mailbox: data.mailboxes.size,
       alias: data.aliases.size,
+      route: data.routes.size,
     }),
     replaceAll(next) {
       data = next;
@@ -220,6 +261,7 @@ export function createDirectory(options: DirectoryOptions): Directory {
       emit('alias_domain', null);
       emit('mailbox', null);
       emit('alias', null);
+      emit('route', null);
     },
     setDomain(name, active) {
       const k = fold(name);
@@ -244,6 +286,12 @@ export function createDirectory(options: DirectoryOptions): Directory {
       if (destinations === undefined) data.aliases.delete(k);
       else data.aliases.set(k, destinations);
       emit('alias', k);
+    },
+    setRoute(key, value) {
+      const k = fold(key);
+      if (value === undefined) data.routes.delete(k);
+      else data.routes.set(k, value);
+      emit('route', k);
     },
     onChange(listener) {
       listeners.add(listener);

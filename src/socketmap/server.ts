@@ -15,7 +15,7 @@
 // perf_hooks' object, not the global: globalThis.performance is a getter run on every access.
 import { performance } from 'node:perf_hooks';
 import type { Socket } from 'node:net';
-import type { Directory, MapName } from '../directory/directory.js';
+import { mapNames, type Directory, type MapName } from '../directory/directory.js';
 import { errorMessage, type Logger } from '../log.js';
 import type { Metrics, Result } from '../metrics.js';
 import type { ConnectionControl, ConnectionHandler } from '../net/listener.js';
@@ -43,13 +43,20 @@ const LISTENER = 'socketmap';
 const MAX_PENDING_REPLY_CHARS = 4 * 1024 * 1024;
 
 /** Known map names as bytes, for matching without decoding a string per request. */
-const maps: ReadonlyArray<{ name: MapName; bytes: Buffer }> = (['domains', 'mailboxes', 'aliases', 'senders'] as const).map((name) => ({
+const maps: ReadonlyArray<{ name: MapName; bytes: Buffer }> = mapNames.map((name) => ({
   name,
   bytes: Buffer.from(name, 'latin1'),
 }));
 
 /** Index of "not one of the maps" (malformed requests and unknown names), as in `maps`. */
 const UNKNOWN = maps.length;
+
+/**
+ * Relay credentials are answered on UNIX sockets only: a loopback TCP port is open to every
+ * local user, a socket file only to those its mode and group let in (the postfix user).
+ */
+const CREDENTIALS = maps.findIndex((m) => m.name === 'sender_relay_credentials');
+const TEMP_CREDENTIALS_UNIX_ONLY = encodeNetstring('TEMP sender_relay_credentials is answered on a UNIX socket listener only');
 
 /** Index into `maps` of the name in `buf[start, end)`, or UNKNOWN. */
 function matchMap(buf: Buffer, start: number, end: number): number {
@@ -98,7 +105,7 @@ export function createSocketmapHandler(deps: SocketmapDeps): ConnectionHandler {
   };
 
   /** The reply netstring for one request payload `buf[start, end)`. Never throws. */
-  const answer = (buf: Buffer, start: number, end: number): string => {
+  const answer = (buf: Buffer, start: number, end: number, unix: boolean): string => {
     const started = performance.now();
     let sp = start;
     while (sp < end && buf[sp] !== 0x20) sp++;
@@ -119,6 +126,10 @@ export function createSocketmapHandler(deps: SocketmapDeps): ConnectionHandler {
     if (!directory.loaded) {
       observe(m, TEMP, started);
       return TEMP_NOT_LOADED;
+    }
+    if (m === CREDENTIALS && !unix) {
+      observe(m, TEMP, started);
+      return TEMP_CREDENTIALS_UNIX_ONLY;
     }
     const map = maps[m]!.name;
     // Keys are UTF-8 (SMTPUTF8) or ASCII; undecodable bytes become U+FFFD and simply match nothing.
@@ -157,10 +168,12 @@ export function createSocketmapHandler(deps: SocketmapDeps): ConnectionHandler {
     let closing = false;
     let done = false;
     let backlog = false;
+    // A UNIX-socket peer has no address.
+    const unix = socket.remoteAddress === undefined;
     const decoder = createNetstringDecoder(deps.maxRequestBytes, (buf, start, end) => {
       // After shutdown() the one request being received is answered; later ones are not.
       if (done) return;
-      replies += answer(buf, start, end);
+      replies += answer(buf, start, end, unix);
       if (closing) done = true;
       if (replies.length + conn.queuedBytes > MAX_PENDING_REPLY_CHARS) {
         backlog = true;

@@ -14,6 +14,7 @@ export const sectionName: Record<ChangeKind, string> = {
   alias_domain: 'alias_domains',
   mailbox: 'mailboxes',
   alias: 'aliases',
+  route: 'routes',
 };
 
 type TypeClass = 'text' | 'boolean' | 'integer';
@@ -33,6 +34,8 @@ const columnClass: Record<string, TypeClass> = {
   destination: 'text',
   quota_bytes: 'integer',
   active: 'boolean',
+  key: 'text',
+  value: 'text',
 };
 
 const describe: Record<TypeClass, string> = {

@@ -4,6 +4,7 @@
 //   alias_domains: name, target, active
 //   mailboxes:     address, password, quota_bytes, active
 //   aliases:       address, destination, active
+//   routes:        key, value   (key `<source>:<name>`, see directory/routes.ts)
 // The sync runs them whole for a full load and wrapped as
 // `SELECT * FROM (<query>) q WHERE q.<key> = ANY($1)` to re-read the keys a change touched.
 
@@ -37,6 +38,7 @@ export const keyColumn: Record<ChangeKind, string> = {
   alias_domain: 'name',
   mailbox: 'address',
   alias: 'address',
+  route: 'key',
 };
 
 export const expectedColumns: Record<ChangeKind, readonly string[]> = {
@@ -44,9 +46,18 @@ export const expectedColumns: Record<ChangeKind, readonly string[]> = {
   alias_domain: ['name', 'target', 'active'],
   mailbox: ['address', 'password', 'quota_bytes', 'active'],
   alias: ['address', 'destination', 'active'],
+  route: ['key', 'value'],
 };
 
-export const changeKinds: readonly ChangeKind[] = ['domain', 'alias_domain', 'mailbox', 'alias'];
+export const changeKinds: readonly ChangeKind[] = ['domain', 'alias_domain', 'mailbox', 'alias', 'route'];
+
+// Every routing table in one query; the sync re-reads changed keys through it, which scans
+// these small tables rather than using their indexes — cheap next to a mailbox table.
+const nativeRouteQuery = `SELECT 'domain_transport:' || name AS key, transport AS value FROM mailmapd.domains WHERE transport IS NOT NULL AND active
+  UNION ALL SELECT 'relay_domain:' || name, coalesce(transport, '') FROM mailmapd.relay_domains WHERE active
+  UNION ALL SELECT 'relay_recipient:' || address, '' FROM mailmapd.relay_recipients
+  UNION ALL SELECT 'sender_relayhost:' || sender, relayhost FROM mailmapd.sender_relayhosts WHERE active AND relayhost IS NOT NULL
+  UNION ALL SELECT 'sender_credentials:' || sender, credentials FROM mailmapd.sender_relayhosts WHERE active AND credentials IS NOT NULL`;
 
 export const nativeProfile: Profile = {
   name: 'native',
@@ -55,5 +66,6 @@ export const nativeProfile: Profile = {
     alias_domain: 'SELECT name, target, active FROM mailmapd.alias_domains',
     mailbox: 'SELECT address, password, quota_bytes, active FROM mailmapd.mailboxes',
     alias: 'SELECT address, destination, active FROM mailmapd.aliases',
+    route: nativeRouteQuery,
   },
 };

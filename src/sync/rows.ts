@@ -32,6 +32,11 @@ export function mailboxRow(r: Row): [string, MailboxRecord] {
   ];
 }
 
+/** A routing row: `<source>:<name>` → its value ('' where the source has none, e.g. a relay domain without a transport). */
+export function routeRow(r: Row): [string, string] {
+  return [fold(text(r[0])), text(r[1])];
+}
+
 /** Where alias rows end up: address → comma-joined active destinations, as the directory stores them. */
 export interface AliasSink {
   get(address: string): string | undefined;
@@ -75,7 +80,7 @@ export function rowAdder(data: DirectoryData, kind: ChangeKind): { add(r: Row): 
   return { add: (r) => addRow(data, kind, r), finish() {} };
 }
 
-function addRow(data: DirectoryData, kind: 'domain' | 'alias_domain' | 'mailbox', r: Row): void {
+function addRow(data: DirectoryData, kind: Exclude<ChangeKind, 'alias'>, r: Row): void {
   switch (kind) {
     case 'domain': {
       const [k, v] = domainRow(r);
@@ -90,6 +95,11 @@ function addRow(data: DirectoryData, kind: 'domain' | 'alias_domain' | 'mailbox'
     case 'mailbox': {
       const [k, v] = mailboxRow(r);
       if (k !== '') data.mailboxes.set(k, v);
+      break;
+    }
+    case 'route': {
+      const [k, v] = routeRow(r);
+      if (k !== '') data.routes.set(k, v);
       break;
     }
   }
@@ -113,6 +123,9 @@ export function setEntry(directory: Directory, data: DirectoryData, kind: Change
       break;
     case 'alias':
       directory.setAlias(key, data.aliases.get(key));
+      break;
+    case 'route':
+      directory.setRoute(key, data.routes.get(key));
       break;
   }
 }

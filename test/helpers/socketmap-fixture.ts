@@ -48,6 +48,9 @@ export function fixtureData(): DirectoryData {
   d.aliases.set('@example.net', 'alice@example.org');
   d.aliases.set('edge@example.org', atLimit);
   d.aliases.set('huge@example.org', overLimit);
+  d.routes.set('relay_domain:relay.example', 'smtp:[mx.relay.example]');
+  d.routes.set('sender_relayhost:alice@example.org', '[smtp.example.net]:587');
+  d.routes.set('sender_credentials:alice@example.org', 'alice:relay-pw');
   return d;
 }
 

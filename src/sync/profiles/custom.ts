@@ -26,6 +26,8 @@ const kindNames: Record<string, ChangeKind> = {
   mailbox: 'mailbox',
   aliases: 'alias',
   alias: 'alias',
+  routes: 'route',
+  route: 'route',
 };
 
 const sectionNames: Record<ChangeKind, string> = {
@@ -33,6 +35,7 @@ const sectionNames: Record<ChangeKind, string> = {
   alias_domain: 'alias_domains',
   mailbox: 'mailboxes',
   alias: 'aliases',
+  route: 'routes',
 };
 
 export function parseCustomProfile(text: string, source: string): Profile {
@@ -68,7 +71,7 @@ export function parseCustomProfile(text: string, source: string): Profile {
     bodies.get(current!)!.sql.push(raw);
   });
   const queries = {} as Record<ChangeKind, string>;
-  for (const kind of ['domain', 'alias_domain', 'mailbox', 'alias'] as ChangeKind[]) {
+  for (const kind of ['domain', 'alias_domain', 'mailbox', 'alias', 'route'] as ChangeKind[]) {
     const body = bodies.get(kind);
     if (body === undefined) {
       if (kind === 'domain' || kind === 'mailbox') fail(lines.length, `the "-- ${sectionNames[kind]}:" section is missing`);

@@ -14,6 +14,7 @@ export const dinomailProfile: Profile = {
     alias_domain: emptyQuery('alias_domain'),
     mailbox: 'SELECT lower(email) AS address, password, coalesce(quota, 0)::bigint AS quota_bytes, true AS active FROM dinomail_virtualuser',
     alias: 'SELECT lower(source) AS address, lower(destination) AS destination, true AS active FROM dinomail_virtualalias',
+    route: emptyQuery('route'),
   },
   watches: [
     { table: 'dinomail_virtualdomain', kind: 'domain', keyExpr: 'lower(r.name)' },

@@ -15,6 +15,7 @@ export const djangoProfile: Profile = {
     alias_domain: emptyQuery('alias_domain'),
     mailbox: 'SELECT lower(email) AS address, password_hash AS password, 0::bigint AS quota_bytes, is_active AS active FROM mail_emailaccount',
     alias: emptyQuery('alias'),
+    route: emptyQuery('route'),
   },
   watches: [
     { table: 'mail_domain', kind: 'domain', keyExpr: 'lower(r.name)' },

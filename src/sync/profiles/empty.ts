@@ -9,6 +9,7 @@ const columns: Record<ChangeKind, string> = {
   alias_domain: 'NULL::text AS name, NULL::text AS target, NULL::boolean AS active',
   mailbox: 'NULL::text AS address, NULL::text AS password, NULL::bigint AS quota_bytes, NULL::boolean AS active',
   alias: 'NULL::text AS address, NULL::text AS destination, NULL::boolean AS active',
+  route: 'NULL::text AS key, NULL::text AS value',
 };
 
 export function emptyQuery(kind: ChangeKind): string {

@@ -13,6 +13,7 @@ export const laravelProfile: Profile = {
     alias_domain: emptyQuery('alias_domain'),
     mailbox: 'SELECT lower(email) AS address, password, coalesce(quota, 0)::bigint * 1048576 AS quota_bytes, active FROM email_accounts',
     alias: 'SELECT lower(source) AS address, lower(destination) AS destination, active FROM aliases',
+    route: emptyQuery('route'),
   },
   watches: [
     { table: 'domains', kind: 'domain', keyExpr: 'lower(r.domain)' },

@@ -15,6 +15,7 @@
 // database-level cascade) yields NULL: a full reload, which is always correct.
 
 import type { Profile } from '../profile.js';
+import { emptyQuery } from './empty.js';
 
 const mailboxKey = `lower(mb.address || '@' || d.name)`;
 
@@ -30,6 +31,7 @@ export const modoboaProfile: Profile = {
                 JOIN admin_user u ON u.id = mb.user_id`,
     alias: `SELECT lower(al.address) AS address, lower(alr.address) AS destination, al.enabled AS active
               FROM admin_alias al JOIN modoboa_admin_aliasrecipient alr ON alr.alias_id = al.id`,
+    route: emptyQuery('route'),
   },
   watches: [
     { table: 'admin_domain', kind: 'domain', keyExpr: 'lower(r.name)' },

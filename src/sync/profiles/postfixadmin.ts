@@ -3,7 +3,7 @@
 // with a dovecot:* setting, a bare `$1$`/`$6$` crypt string with md5crypt/php_crypt.
 // mailbox.quota is in bytes (0 = none); alias.goto is a comma-separated list and every
 // mailbox has an alias row pointing at itself. The pseudo-domain 'ALL' (superadmin
-// rights) and backup-MX domains (relay, not mailbox domains) are left out.
+// rights) is left out; backup-MX domains are relay domains (routes), not mailbox domains.
 // Every key is a column of the row itself: no join, so every trigger key is exact.
 
 import type { Profile } from '../profile.js';
@@ -17,9 +17,18 @@ export const postfixadminProfile: Profile = {
     alias: `SELECT lower(a.address) AS address, lower(btrim(g.dest)) AS destination, a.active
               FROM alias a CROSS JOIN LATERAL unnest(string_to_array(a.goto, ',')) AS g(dest)
              WHERE btrim(g.dest) <> ''`,
+    // domain.transport is what PostfixAdmin's own transport_maps query answers; its default
+    // 'virtual' means "the mailbox transport", which here is virtual_transport (Dovecot LMTP),
+    // so only a real transport is answered. Backup-MX domains are relay domains.
+    route: `SELECT 'domain_transport:' || lower(domain) AS key, transport AS value FROM domain
+             WHERE domain <> 'ALL' AND NOT backupmx AND active AND coalesce(transport, '') NOT IN ('', 'virtual', 'virtual:')
+            UNION ALL
+            SELECT 'relay_domain:' || lower(domain), CASE WHEN coalesce(transport, '') IN ('', 'virtual', 'virtual:') THEN '' ELSE transport END
+              FROM domain WHERE backupmx AND active`,
   },
   watches: [
     { table: 'domain', kind: 'domain', keyExpr: 'lower(r.domain)' },
+    { table: 'domain', kind: 'route', keyExpr: "unnest(ARRAY['domain_transport:' || lower(r.domain), 'relay_domain:' || lower(r.domain)])" },
     { table: 'alias_domain', kind: 'alias_domain', keyExpr: 'lower(r.alias_domain)' },
     { table: 'mailbox', kind: 'mailbox', keyExpr: 'lower(r.username)' },
     { table: 'alias', kind: 'alias', keyExpr: 'lower(r.address)' },

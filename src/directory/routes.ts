@@ -1,0 +1,125 @@
+// The routing maps' answers: per-domain transports, relay domains and their recipients,
+// sender-dependent relay hosts and their credentials. Pure, like the rest of the directory.
+//
+// Every routing entry is one string key naming its source and its subject, e.g.
+// `relay_domain:example.net` → its transport (or '' for none), so that the sync carries all
+// five maps as one kind. Postfix sends a socketmap only the full key (it skips pattern
+// tables for its partial-key searches), so the fallbacks Postfix would do for a hash table
+// are done here: address, then address without its extension, then `@domain`.
+
+import { atIndex, splitExtension } from './address.js';
+
+/** The sources a routing key starts with, each followed by `:` and a folded name or address. */
+export const routeSources = ['domain_transport', 'relay_domain', 'relay_recipient', 'sender_relayhost', 'sender_credentials'] as const;
+export type RouteSource = (typeof routeSources)[number];
+
+export interface RouteTable {
+  readonly size: number;
+  get(key: string): string | undefined;
+  set(key: string, value: string): RouteTable;
+  delete(key: string): boolean;
+  keys(): IterableIterator<string>;
+  /** Whether any relay recipient of `domain` is listed (none listed: every address is valid). */
+  listsRecipients(domain: string): boolean;
+}
+
+const RECIPIENT = 'relay_recipient:';
+
+/** The domain a relay-recipient key counts for: `relay_recipient:user@d` and `…:@d` → `d`. */
+function recipientDomain(key: string): string | undefined {
+  if (!key.startsWith(RECIPIENT)) return undefined;
+  const at = atIndex(key);
+  return at < 0 ? undefined : key.slice(at + 1);
+}
+
+export function createRouteTable(): RouteTable {
+  const entries = new Map<string, string>();
+  // Relay recipients counted per domain, so "this domain lists none" is one map lookup.
+  const listed = new Map<string, number>();
+  const count = (key: string, by: number) => {
+    const d = recipientDomain(key);
+    if (d === undefined) return;
+    const n = (listed.get(d) ?? 0) + by;
+    if (n > 0) listed.set(d, n);
+    else listed.delete(d);
+  };
+  const table: RouteTable = {
+    get size() {
+      return entries.size;
+    },
+    get: (key) => entries.get(key),
+    set(key, value) {
+      if (!entries.has(key)) count(key, 1);
+      entries.set(key, value);
+      return table;
+    },
+    delete(key) {
+      if (!entries.delete(key)) return false;
+      count(key, -1);
+      return true;
+    },
+    keys: () => entries.keys(),
+    listsRecipients: (domain) => listed.has(domain),
+  };
+  return table;
+}
+
+export interface RouteLookups {
+  transport(key: string): string | undefined;
+  relayDomain(key: string): string | undefined;
+  relayRecipient(key: string): string | undefined;
+  senderRelayhost(key: string): string | undefined;
+  senderCredentials(key: string): string | undefined;
+}
+
+/**
+ * Lookups over `routes()` (a function, because a full reload replaces the table). Keys
+ * arrive folded. `delimiters` gives the current recipient_delimiter.
+ */
+export function routeLookups(routes: () => RouteTable, delimiters: () => string): RouteLookups {
+  const entry = (source: RouteSource, name: string) => routes().get(`${source}:${name}`);
+
+  /** A key's domain: the part after the last `@`, or the whole key when it is a domain. */
+  const domainPart = (key: string): string => {
+    const at = atIndex(key);
+    return at < 0 ? key : key.slice(at + 1);
+  };
+
+  /** address → address without extension → @domain, as Postfix searches its hash tables. */
+  const byAddress = (source: RouteSource, address: string): string | undefined => {
+    const at = atIndex(address);
+    if (at < 0 || at === address.length - 1) return undefined;
+    const exact = at > 0 ? entry(source, address) : undefined;
+    if (exact !== undefined) return exact;
+    const split = splitExtension(address, delimiters());
+    if (split) {
+      const stripped = entry(source, split.base);
+      if (stripped !== undefined) return stripped;
+    }
+    return entry(source, address.slice(at));
+  };
+
+  const nonEmpty = (v: string | undefined) => (v === undefined || v === '' ? undefined : v);
+
+  return {
+    transport(key) {
+      const d = domainPart(key);
+      if (d === '') return undefined;
+      return nonEmpty(entry('domain_transport', d)) ?? nonEmpty(entry('relay_domain', d));
+    },
+    relayDomain(key) {
+      if (key === '' || key.includes('@')) return undefined;
+      return entry('relay_domain', key) !== undefined ? key : undefined;
+    },
+    relayRecipient(key) {
+      const at = atIndex(key);
+      if (at <= 0 || at === key.length - 1) return undefined;
+      const d = key.slice(at + 1);
+      if (entry('relay_domain', d) === undefined) return undefined;
+      if (!routes().listsRecipients(d)) return key;
+      return byAddress('relay_recipient', key) !== undefined ? key : undefined;
+    },
+    senderRelayhost: (key) => nonEmpty(byAddress('sender_relayhost', key)),
+    senderCredentials: (key) => nonEmpty(byAddress('sender_credentials', key)),
+  };
+}

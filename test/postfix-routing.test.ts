@@ -1,0 +1,230 @@
+// The routing maps in a real Postfix, configured with what `mailmapd postfix-config` prints
+// for a UNIX socketmap listener (through proxymap, as Debian's chrooted daemons need):
+// relay domains and their recipients at RCPT, per-domain and relay-domain transports, and
+// sender-dependent relay hosts with their SMTP AUTH credentials. Next hops and relay hosts
+// are SMTP sinks on loopback that record what they were sent and how the client logged in.
+// Fails, never skips, without Postfix. Runs as root (Postfix's own daemons need it).
+
+import { spawnSync } from 'node:child_process';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { postfixConfig } from '../src/cli/postfix-config.js';
+import { parseConfigText } from '../src/config.js';
+import { freePort, startDaemon, type Daemon } from './helpers/daemon.js';
+import { createTestDatabase, waitFor, type TestDatabase } from './helpers/db.js';
+import { stopByPidFile } from './helpers/pid-file.js';
+import { smtpSession } from './helpers/smtp.js';
+import { startSmtpSink, type SmtpSink } from './helpers/smtp-sink.js';
+import { socketmapClient } from './helpers/socketmap-client.js';
+
+const CREDENTIALS = 'alice-relay:s3cret-relay-pw';
+
+describe('routing maps in a real Postfix, configured as mailmapd prints them', { timeout: 60_000 }, () => {
+  let db: TestDatabase;
+  let daemon: Daemon;
+  let dir: string;
+  let inboundPort: number;
+  let submitPort: number;
+  let nextHop: SmtpSink;
+  let relayWithAuth: SmtpSink;
+  let relayPlain: SmtpSink;
+  let inetSocketmapPort: number;
+  const postfix = (...args: string[]) => spawnSync('/usr/sbin/postfix', ['-c', join(dir, 'etc'), ...args], { stdio: 'ignore', timeout: 30_000 });
+  const maillog = () => (existsSync(join(dir, 'maillog')) ? readFileSync(join(dir, 'maillog'), 'utf8') : '');
+
+  const rcpt = async (address: string) => {
+    const s = await smtpSession(inboundPort);
+    try {
+      expect((await s.command('EHLO client.test')).code).toBe(250);
+      expect((await s.command('MAIL FROM:<sender@remote.test>')).code).toBe(250);
+      return await s.command(`RCPT TO:<${address}>`);
+    } finally {
+      await s.close();
+    }
+  };
+
+  const send = async (port: number, from: string, to: string, subject: string) => {
+    const s = await smtpSession(port);
+    try {
+      expect((await s.command('EHLO client.test')).code).toBe(250);
+      const r = await s.send(from, [to], `From: ${from}\nTo: ${to}\nSubject: ${subject}\n\nhello\n`);
+      expect(r.code, `${subject}: ${r.text}`).toBe(250);
+    } finally {
+      await s.close();
+    }
+  };
+
+  const received = (sink: SmtpSink, subject: string) => sink.messages.find((m) => m.data.includes(`Subject: ${subject}`));
+
+  beforeAll(async () => {
+    expect(existsSync('/usr/sbin/postfix'), 'Postfix must be installed (apt-get install postfix)').toBe(true);
+    [nextHop, relayWithAuth, relayPlain] = await Promise.all([startSmtpSink(), startSmtpSink({ auth: CREDENTIALS }), startSmtpSink()]);
+    const hop = (sink: SmtpSink) => `smtp:[127.0.0.1]:${sink.port}`;
+
+    db = await createTestDatabase();
+    await db.sql.query(
+      `INSERT INTO mailmapd.domains (name, transport) VALUES ('example.org', NULL), ('special.test', $1);
+       INSERT INTO mailmapd.mailboxes (address, password) VALUES ('alice@example.org', '{PLAIN}x'), ('bob@example.org', '{PLAIN}x'), ('someone@special.test', '{PLAIN}x');
+       INSERT INTO mailmapd.relay_domains (name, transport) VALUES ('relay.test', $1), ('open.test', $1);
+       INSERT INTO mailmapd.relay_recipients (address) VALUES ('known@relay.test');
+       INSERT INTO mailmapd.sender_relayhosts (sender, relayhost, credentials) VALUES
+         ('alice@example.org', $2, $3), ('@example.org', $4, NULL);`.replace(/\$1/g, `'${hop(nextHop)}'`).replace('$2', `'[127.0.0.1]:${relayWithAuth.port}'`).replace('$3', `'${CREDENTIALS}'`).replace('$4', `'[127.0.0.1]:${relayPlain.port}'`),
+    );
+
+    dir = mkdtempSync(join(tmpdir(), 'mailmapd-routing-'));
+    chmodSync(dir, 0o755);
+    for (const sub of ['etc', 'spool', 'data', 'sock']) mkdirSync(join(dir, sub));
+    const postfixUid = Number(spawnSync('id', ['-u', 'postfix'], { encoding: 'utf8' }).stdout);
+    chownSync(join(dir, 'data'), postfixUid, 0);
+    inetSocketmapPort = await freePort();
+    daemon = await startDaemon({
+      databaseUrl: db.url,
+      // The first listener is the one postfix-config prints; the second only shows what a
+      // loopback port answers.
+      config: { socketmap_listen: `unix:${dir}/sock/socketmap, inet:127.0.0.1:${inetSocketmapPort}`, unix_socket_group: 'postfix' },
+    });
+    const config = parseConfigText(readFileSync(daemon.configPath, 'utf8'), daemon.configPath);
+    const tables = postfixConfig(config);
+    expect(tables).toContain(`smtp_sasl_password_maps = proxy:socketmap:unix:${dir}/sock/socketmap:sender_relay_credentials`);
+
+    inboundPort = await freePort();
+    submitPort = await freePort();
+    writeFileSync(
+      join(dir, 'etc', 'main.cf'),
+      [
+        'compatibility_level = 3.6',
+        `queue_directory = ${dir}/spool`,
+        `data_directory = ${dir}/data`,
+        'mail_owner = postfix',
+        'setgid_group = postdrop',
+        'myhostname = mx.example.test',
+        'mydestination =',
+        'alias_maps =',
+        'alias_database =',
+        'local_recipient_maps =',
+        'inet_interfaces = 127.0.0.1',
+        'inet_protocols = ipv4',
+        'mynetworks = 127.0.0.2/32',
+        `maillog_file = ${dir}/maillog`,
+        `maillog_file_prefixes = ${dir}`,
+        'recipient_delimiter = +',
+        // No DNS here: next hops are IP literals, and nothing else may be looked up.
+        'smtp_dns_support_level = disabled',
+        tables,
+        'smtpd_relay_restrictions = reject_unauth_destination',
+        '',
+      ].join('\n'),
+    );
+    writeFileSync(
+      join(dir, 'etc', 'master.cf'),
+      [
+        `127.0.0.1:${inboundPort} inet n - y - - smtpd`,
+        // Stands in for submission: the test's client may send anywhere.
+        `127.0.0.1:${submitPort} inet n - y - - smtpd -o mynetworks=127.0.0.0/8 -o smtpd_relay_restrictions=permit_mynetworks,reject_unauth_destination`,
+        'pickup unix n - y 60 1 pickup',
+        'cleanup unix n - y - 0 cleanup',
+        'qmgr unix n - n 300 1 qmgr',
+        'rewrite unix - - y - - trivial-rewrite',
+        'bounce unix - - y - 0 bounce',
+        'defer unix - - y - 0 bounce',
+        'trace unix - - y - 0 bounce',
+        'verify unix - - y - 1 verify',
+        'flush unix n - y 1000? 0 flush',
+        'proxymap unix - - n - - proxymap',
+        'smtp unix - - y - - smtp',
+        'relay unix - - y - - smtp',
+        'showq unix n - y - - showq',
+        'error unix - - y - - error',
+        'retry unix - - y - - error',
+        'discard unix - - y - - discard',
+        'lmtp unix - - y - - lmtp',
+        'anvil unix - - y - 1 anvil',
+        'scache unix - - y - 1 scache',
+        'tlsmgr unix - - y 1000? 1 tlsmgr',
+        'postlog unix-dgram n - n - 1 postlogd',
+        '',
+      ].join('\n'),
+    );
+    const pf = postfix('start');
+    expect(pf.status, `postfix start failed:\n${maillog()}`).toBe(0);
+    await waitFor(async () => {
+      try {
+        await (await smtpSession(inboundPort)).close();
+        return true;
+      } catch {
+        return false;
+      }
+    }, 15_000, 'Postfix smtpd');
+  }, 90_000);
+
+  afterAll(async () => {
+    if (dir) {
+      postfix('stop');
+      await stopByPidFile(join(dir, 'spool', 'pid', 'master.pid'), 'Postfix');
+    }
+    await daemon?.stop();
+    await db?.drop();
+    await Promise.all([nextHop?.close(), relayWithAuth?.close(), relayPlain?.close()]);
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  }, 60_000);
+
+  it('accepts relay domains and their listed recipients at RCPT, rejects unlisted ones', async () => {
+    const cases: [string, number, RegExp?][] = [
+      ['known@relay.test', 250],
+      ['Known+tag@Relay.TEST', 250],
+      ['unknown@relay.test', 550, /User unknown in relay recipient table/],
+      ['anyone@open.test', 250], // a relay domain that lists no recipients takes every address
+      ['x@not-relayed.test', 554, /Relay access denied/],
+    ];
+    for (const [address, code, text] of cases) {
+      const r = await rcpt(address);
+      expect(r.code, `${address}: ${r.text}`).toBe(code);
+      if (text) expect(r.text).toMatch(text);
+    }
+  });
+
+  it('a recipient listed in SQL is accepted at once', async () => {
+    expect((await rcpt('late@relay.test')).code).toBe(550);
+    await db.sql.query(`INSERT INTO mailmapd.relay_recipients (address) VALUES ('Late@Relay.test')`);
+    await waitFor(async () => (await rcpt('late@relay.test')).code === 250, 5_000, 'the new relay recipient at RCPT');
+  });
+
+  it('mail for a relay domain and for a domain with a transport leaves through that transport', async () => {
+    await send(inboundPort, 'sender@remote.test', 'known+tag@relay.test', 'to-relay-domain');
+    await send(inboundPort, 'sender@remote.test', 'someone@special.test', 'to-domain-transport');
+    await waitFor(() => received(nextHop, 'to-relay-domain') !== undefined && received(nextHop, 'to-domain-transport') !== undefined, 20_000, `the next hop (maillog:\n${maillog()})`);
+    expect(received(nextHop, 'to-relay-domain')!.to).toEqual(['known+tag@relay.test']);
+    expect(received(nextHop, 'to-domain-transport')!.to).toEqual(['someone@special.test']);
+  });
+
+  it('mail from a sender with a relay host leaves through it, logged in with its credentials; @domain is the fallback', async () => {
+    await send(submitPort, 'alice@example.org', 'friend@elsewhere.test', 'from-alice');
+    await send(submitPort, 'alice+list@example.org', 'friend@elsewhere.test', 'from-alice-extension');
+    await send(submitPort, 'bob@example.org', 'friend@elsewhere.test', 'from-bob');
+    await waitFor(
+      () => ['from-alice', 'from-alice-extension'].every((s) => received(relayWithAuth, s) !== undefined) && received(relayPlain, 'from-bob') !== undefined,
+      20_000,
+      `the relay hosts (maillog:\n${maillog()})`,
+    );
+    expect(received(relayWithAuth, 'from-alice')!.auth).toBe(CREDENTIALS);
+    expect(received(relayWithAuth, 'from-alice-extension')!.auth).toBe(CREDENTIALS);
+    expect(received(relayPlain, 'from-bob')!.auth).toBeUndefined();
+    expect(maillog()).not.toMatch(/status=(deferred|bounced)/);
+  });
+
+  it('credentials are never logged, and never answered on a loopback port', async () => {
+    expect(daemon.logs()).not.toContain('s3cret');
+    const ask = async (target: { path: string } | { port: number }) => {
+      const c = await socketmapClient(target);
+      try {
+        return await c.query('sender_relay_credentials', 'alice@example.org');
+      } finally {
+        c.close();
+      }
+    };
+    expect(await ask({ path: `${dir}/sock/socketmap` })).toBe(`OK ${CREDENTIALS}`);
+    expect(await ask({ port: inetSocketmapPort })).toMatch(/^TEMP .*UNIX socket/);
+  });
+});
