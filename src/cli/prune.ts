@@ -1,10 +1,11 @@
 // `mailmapd prune [--older-than DURATION]`: prunes the change log by the daemon's own rule,
 // for a host whose daemons read a standby or use a role that may not delete (run it from
-// cron with a role that may). Only rows older than the retention whose transaction is
-// below the oldest one still running are deleted, so no daemon is made to reload.
+// cron with a role that may). Only rows older than the retention whose transaction was
+// below the oldest one running a few poll intervals earlier are deleted, so no daemon
+// that keeps up is made to reload.
 
 import { duration, type Config } from '../config.js';
-import { changeLogStats, pruneChanges } from '../sync/changelog.js';
+import { changeLogStats, pruneChanges, pruneHorizon } from '../sync/changelog.js';
 import { withDatabaseClient } from './database.js';
 import { UsageError } from './password-input.js';
 
@@ -25,7 +26,11 @@ export async function pruneCommand(config: Config, args: string[], out: (line: s
     else throw new UsageError('usage: mailmapd prune [--older-than DURATION]');
   }
   return withDatabaseClient(config, 'mailmapd-prune', async (c) => {
-    const n = await pruneChanges(c, retentionMs / 1000);
+    // Every running daemon catches up within a few poll intervals: once they have read
+    // past the horizon taken now, what lies below it may go.
+    const horizon = await pruneHorizon(c);
+    await new Promise((r) => setTimeout(r, Math.max(2000, 3 * config.sync_poll_interval)));
+    const n = await pruneChanges(c, retentionMs / 1000, horizon);
     const s = await changeLogStats(c);
     out(`pruned ${n} change-log rows; ${s.rows} left, the oldest ${Math.round(s.oldestSeconds)} s old`);
     return 0;

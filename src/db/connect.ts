@@ -51,3 +51,7 @@ export function redactUrl(url: string): string {
     return '(unparsable database_url)';
   }
 }
+
+// The multi-host walk (libpq's host list and target_session_attrs) for every connection
+// the daemon makes: the sync's reader and primary, and the writer of last logins.
+export { connectTarget, resolveUrl, type Target, type TargetOptions } from './target.js';

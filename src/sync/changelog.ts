@@ -22,18 +22,19 @@ export interface ReadHead {
 }
 
 export async function beginRead(c: pg.ClientBase): Promise<ReadHead> {
-  await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+  // One round trip: BEGIN and the first statement, whose snapshot the transaction keeps.
   // A standby's checkpoint timeline lags a promotion upstream; its WAL receiver knows.
   // A primary's current WAL file name starts with its timeline.
-  const r = await c.query<{ system: string; timeline: number; snap: string; pruned: string | null }>(
-    `SELECT (SELECT system_identifier::text FROM pg_control_system()) AS system,
+  const results = (await c.query(
+    `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+     SELECT (SELECT system_identifier::text FROM pg_control_system()) AS system,
             CASE WHEN pg_is_in_recovery()
                  THEN greatest((SELECT max(received_tli) FROM pg_stat_wal_receiver), (SELECT timeline_id FROM pg_control_checkpoint()))
                  ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END AS timeline,
             pg_current_snapshot()::text AS snap,
             (SELECT pruned_xid::text FROM mailmapd.sync_state) AS pruned`,
-  );
-  const row = r.rows[0]!;
+  )) as unknown as Array<pg.QueryResult<{ system: string; timeline: number; snap: string; pruned: string | null }>>;
+  const row = results[1]!.rows[0]!;
   const [xmin, xmax, xip] = row.snap.split(':') as [string, string, string];
   return { system: row.system, timeline: row.timeline, xmin, xmax, xip: xip === '' ? [] : xip.split(','), prunedXid: row.pruned ?? '0' };
 }
@@ -123,6 +124,8 @@ export async function rereadKeys(c: pg.ClientBase, profile: Profile, kind: Chang
  * below `nextXid`. Sequences are not transactional: rows of open transactions count.
  */
 export async function primaryMark(c: pg.ClientBase): Promise<{ lastId: string; nextXid: string }> {
+  // Two round trips on purpose: statements of one multi-statement query could share a
+  // snapshot (default_transaction_isolation), and this one must be taken after the read.
   const l = await c.query<{ l: string }>('SELECT last_value::text AS l FROM mailmapd.changes_id_seq');
   const m = await c.query<{ m: string }>('SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS m');
   return { lastId: l.rows[0]!.l, nextXid: m.rows[0]!.m };
@@ -169,17 +172,26 @@ export function lsnBytes(lsn: string): bigint {
   return (BigInt(`0x${hi}`) << 32n) + BigInt(`0x${lo}`);
 }
 
+/** The oldest transaction still running anywhere: a horizon for a later pruneChanges. */
+export async function pruneHorizon(c: pg.ClientBase): Promise<string> {
+  const r = await c.query<{ x: string }>('SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS x');
+  return r.rows[0]!.x;
+}
+
 /**
- * Deletes change rows older than the retention whose transactions are below the oldest
- * transaction still running anywhere, and records the highest pruned id. A daemon's
- * position never has an xmin above a transaction still open, so an old idle-in-transaction
- * session holds pruning back instead of pushing every daemon into full reloads.
+ * Deletes change rows older than the retention whose transaction is below `horizon`, a
+ * pruneHorizon() taken a while ago (and below the oldest transaction running now), and
+ * records the highest pruned id. Every daemon that caught up since the horizon was taken
+ * read with an xmin at or above it, so nothing it has not applied is deleted; and an
+ * idle-in-transaction session holds pruning back instead of pushing every daemon into
+ * full reloads.
  */
-export async function pruneChanges(c: pg.ClientBase, retentionSeconds: number): Promise<number> {
+export async function pruneChanges(c: pg.ClientBase, retentionSeconds: number, horizon: string): Promise<number> {
   const r = await c.query<{ n: string }>(
     `WITH gone AS (
        DELETE FROM mailmapd.changes
         WHERE at < clock_timestamp() - make_interval(secs => $1)
+          AND xid < $2::xid8
           AND xid < pg_snapshot_xmin(pg_current_snapshot())
        RETURNING xid),
      top AS (SELECT max(xid::text::numeric) AS x, count(*) AS n FROM gone),
@@ -187,7 +199,7 @@ export async function pruneChanges(c: pg.ClientBase, retentionSeconds: number): 
        UPDATE mailmapd.sync_state SET pruned_xid = greatest(pruned_xid, ((SELECT x FROM top) + 1)::text::xid8)
         WHERE (SELECT n FROM top) > 0)
      SELECT n::text AS n FROM top`,
-    [retentionSeconds],
+    [retentionSeconds, horizon],
   );
   return Number(r.rows[0]?.n ?? 0);
 }

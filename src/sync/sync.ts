@@ -30,6 +30,7 @@ import {
   primaryMark,
   primaryProbe,
   pruneChanges,
+  pruneHorizon,
   changeLogStats,
   rereadKeys,
   standbyProbe,
@@ -143,6 +144,7 @@ export function createSync(opts: SyncOptions): Sync {
   let probeUnusable = false;
   // Pruning: on a primary only; retried after failures, rarely when the role may not.
   let nextPrune = 0;
+  let pruneFloor: string | undefined;
   let nextStats = 0;
   let cancelSleep: (() => void) | undefined;
   // The backoff sleep keeps the process alive (nothing else may while the database is
@@ -425,8 +427,12 @@ export function createSync(opts: SyncOptions): Sync {
     }
     if (now < nextPrune) return;
     try {
-      const n = await pruneChanges(c, opts.retentionMs / 1000);
-      nextPrune = now + Math.max(1000, Math.min(opts.retentionMs / 10, 600_000));
+      // Below the horizon of the previous run only (every live daemon has read past it
+      // since), and never past this daemon's own position.
+      const floor = pruneFloor !== undefined && position !== undefined ? (BigInt(pruneFloor) < BigInt(position.xmin) ? pruneFloor : position.xmin) : undefined;
+      const n = floor === undefined ? 0 : await pruneChanges(c, opts.retentionMs / 1000, floor);
+      pruneFloor = await pruneHorizon(c);
+      nextPrune = now + Math.max(1000, 5 * opts.pollIntervalMs, Math.min(opts.retentionMs / 10, 600_000));
       sm.pruneErrors.set(0);
       if (n > 0) {
         nextStats = 0;
