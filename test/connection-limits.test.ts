@@ -115,4 +115,27 @@ describe('connection starvation and slow requests', () => {
     const metrics = await (await daemon.http('/metrics')).text();
     expect(metrics).toMatch(/^mailmapd_connections_bad_input_total\{listener="socketmap",reason="request_timeout"\} [1-9]/m);
   }, 20_000);
+
+  it('idle HTTP connections neither hold the cap shut nor stay open for half a minute', async () => {
+    const idle: Socket[] = [];
+    for (let i = 0; i < 500; i++) {
+      const s = connect(daemon.ports.http, '127.0.0.1');
+      s.on('error', () => {});
+      idle.push(s);
+    }
+    await Promise.all(idle.map((s) => new Promise((r) => (s.readyState === 'open' ? r(null) : s.once('connect', r)))));
+    const t0 = performance.now();
+    const closedAt = idle.map((s) => new Promise<number>((r) => s.once('close', () => r(performance.now() - t0))));
+    try {
+      // The cap (500) is full of connections that never sent a byte: health still answers.
+      const r = await daemon.http('/healthz');
+      expect(r.status).toBe(200);
+      // Those the health check did not displace are closed at the idle timeout (5 s), not ~35 s later.
+      const times = await Promise.race([Promise.all(closedAt), new Promise<number[]>((r) => setTimeout(() => r([]), 9000))]);
+      expect(times.length).toBe(500);
+      expect(Math.max(...times)).toBeLessThan(8000);
+    } finally {
+      for (const s of idle) s.destroy();
+    }
+  }, 30_000);
 });
