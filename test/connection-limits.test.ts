@@ -138,4 +138,29 @@ describe('connection starvation and slow requests', () => {
       for (const s of idle) s.destroy();
     }
   }, 30_000);
+
+  for (const door of ['auth', 'checkpassword'] as const) {
+    it(`the request deadline holds on the ${door} socket too`, async () => {
+      const s = connect(daemon.ports[door], '127.0.0.1');
+      s.on('error', () => {});
+      s.resume();
+      await new Promise((r) => s.once('connect', r));
+      const closed = new Promise<number>((resolve) => s.once('close', () => resolve(performance.now())));
+      const t0 = performance.now();
+      if (door === 'auth') s.write('VERSION\t1\t0\nCPID\t1\n');
+      const partial = door === 'auth' ? Buffer.from('AUTH\t1\tPLAIN\tservice=smtp\tresp=AHVzZXJAZXhhbXBsZS5vcmcAc2VjcmV0') : Buffer.from([0, 0, 0, 100, 0x31, 0]);
+      let i = 0;
+      const drip = setInterval(() => {
+        if (i < partial.length && !s.destroyed) s.write(partial.subarray(i, ++i));
+      }, 100);
+      try {
+        const at = await Promise.race([closed, new Promise<number>((r) => setTimeout(() => r(-1), 5000))]);
+        expect(at).toBeGreaterThan(0);
+        expect(at - t0).toBeLessThan(2500);
+      } finally {
+        clearInterval(drip);
+        s.destroy();
+      }
+    }, 20_000);
+  }
 });
