@@ -115,4 +115,52 @@ describe('connection starvation and slow requests', () => {
     const metrics = await (await daemon.http('/metrics')).text();
     expect(metrics).toMatch(/^mailmapd_connections_bad_input_total\{listener="socketmap",reason="request_timeout"\} [1-9]/m);
   }, 20_000);
+
+  it('idle HTTP connections neither hold the cap shut nor stay open for half a minute', async () => {
+    const idle: Socket[] = [];
+    for (let i = 0; i < 500; i++) {
+      const s = connect(daemon.ports.http, '127.0.0.1');
+      s.on('error', () => {});
+      idle.push(s);
+    }
+    await Promise.all(idle.map((s) => new Promise((r) => (s.readyState === 'open' ? r(null) : s.once('connect', r)))));
+    const t0 = performance.now();
+    const closedAt = idle.map((s) => new Promise<number>((r) => s.once('close', () => r(performance.now() - t0))));
+    try {
+      // The cap (500) is full of connections that never sent a byte: health still answers.
+      const r = await daemon.http('/healthz');
+      expect(r.status).toBe(200);
+      // Those the health check did not displace are closed at the idle timeout (5 s), not ~35 s later.
+      const times = await Promise.race([Promise.all(closedAt), new Promise<number[]>((r) => setTimeout(() => r([]), 9000))]);
+      expect(times.length).toBe(500);
+      expect(Math.max(...times)).toBeLessThan(8000);
+    } finally {
+      for (const s of idle) s.destroy();
+    }
+  }, 30_000);
+
+  for (const door of ['auth', 'checkpassword'] as const) {
+    it(`the request deadline holds on the ${door} socket too`, async () => {
+      const s = connect(daemon.ports[door], '127.0.0.1');
+      s.on('error', () => {});
+      s.resume();
+      await new Promise((r) => s.once('connect', r));
+      const closed = new Promise<number>((resolve) => s.once('close', () => resolve(performance.now())));
+      const t0 = performance.now();
+      if (door === 'auth') s.write('VERSION\t1\t0\nCPID\t1\n');
+      const partial = door === 'auth' ? Buffer.from('AUTH\t1\tPLAIN\tservice=smtp\tresp=AHVzZXJAZXhhbXBsZS5vcmcAc2VjcmV0') : Buffer.from([0, 0, 0, 100, 0x31, 0]);
+      let i = 0;
+      const drip = setInterval(() => {
+        if (i < partial.length && !s.destroyed) s.write(partial.subarray(i, ++i));
+      }, 100);
+      try {
+        const at = await Promise.race([closed, new Promise<number>((r) => setTimeout(() => r(-1), 5000))]);
+        expect(at).toBeGreaterThan(0);
+        expect(at - t0).toBeLessThan(2500);
+      } finally {
+        clearInterval(drip);
+        s.destroy();
+      }
+    }, 20_000);
+  }
 });

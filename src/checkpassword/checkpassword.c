@@ -24,7 +24,9 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +34,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #define EXIT_TEMP 111
@@ -45,6 +48,76 @@
 #define WIRE_VERSION "1"
 
 static const char *prog = "mailmapd-checkpassword";
+
+/* CLOCK_MONOTONIC milliseconds at which the whole exchange must be over. */
+static long long deadline_ms;
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int remaining_ms(void)
+{
+	long long left = deadline_ms - now_ms();
+	return left <= 0 ? 0 : (int)left;
+}
+
+/*
+ * connect() bounded by the deadline. A blocking connect waits as long as the kernel lets
+ * it: forever on a UNIX socket whose listener is stopped with its backlog full, minutes on
+ * TCP. So: non-blocking, then poll. A full UNIX backlog answers EAGAIN at once (there is
+ * nothing to poll for): retried every 50 ms until the deadline, as the daemon may catch up.
+ * The socket is left blocking again on success.
+ */
+static int connect_bounded(int fd, const struct sockaddr *sa, socklen_t len)
+{
+	int flags = fcntl(fd, F_GETFL);
+
+	if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
+		return -1;
+	for (;;) {
+		if (connect(fd, sa, len) == 0)
+			break;
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN) {
+			int wait = remaining_ms();
+			if (wait == 0) {
+				errno = ETIMEDOUT;
+				return -1;
+			}
+			poll(NULL, 0, wait < 50 ? wait : 50);
+			continue;
+		}
+		if (errno != EINPROGRESS)
+			return -1;
+		{
+			struct pollfd p = { fd, POLLOUT, 0 };
+			int err = 0, r;
+			socklen_t elen = sizeof(err);
+			do
+				r = poll(&p, 1, remaining_ms());
+			while (r < 0 && errno == EINTR);
+			if (r < 0)
+				return -1;
+			if (r == 0) {
+				errno = ETIMEDOUT;
+				return -1;
+			}
+			if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0)
+				return -1;
+			if (err != 0) {
+				errno = err;
+				return -1;
+			}
+		}
+		break;
+	}
+	return fcntl(fd, F_SETFL, flags);
+}
 
 static void die_temp(const char *what)
 {
@@ -103,8 +176,10 @@ static int connect_unix(const char *path)
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+	if (connect_bounded(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int e = errno;
 		close(fd);
+		errno = e;
 		return -1;
 	}
 	return fd;
@@ -161,13 +236,10 @@ static int connect_inet(const char *spec)
 	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;
-	{
-		/* SO_SNDTIMEO also bounds connect() on Linux. */
-		struct timeval tv = { TIMEOUT_SECONDS, 0 };
-		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	}
-	if (connect(fd, (struct sockaddr *)&ss, len) < 0) {
+	if (connect_bounded(fd, (struct sockaddr *)&ss, len) < 0) {
+		int e = errno;
 		close(fd);
+		errno = e;
 		return -1;
 	}
 	return fd;
@@ -175,9 +247,10 @@ static int connect_inet(const char *spec)
 
 static int connect_daemon(const char *spec)
 {
-	int fd;
-	struct timeval tv = { TIMEOUT_SECONDS, 0 };
+	int fd, left;
+	struct timeval tv;
 
+	deadline_ms = now_ms() + TIMEOUT_SECONDS * 1000LL;
 	if (strncmp(spec, "unix:", 5) == 0)
 		fd = connect_unix(spec + 5);
 	else if (spec[0] == '/' || spec[0] == '.')
@@ -185,6 +258,12 @@ static int connect_daemon(const char *spec)
 	else
 		fd = connect_inet(strncmp(spec, "inet:", 5) == 0 ? spec + 5 : spec);
 	if (fd >= 0) {
+		/* What is left of the one bound for the request and its reply (at least 1 s). */
+		left = remaining_ms();
+		if (left < 1000)
+			left = 1000;
+		tv.tv_sec = left / 1000;
+		tv.tv_usec = (left % 1000) * 1000;
 		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	}

@@ -6,7 +6,9 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { Socket } from 'node:net';
 import type { ListenAddress } from '../listen.js';
+import { performance } from 'node:perf_hooks';
 import { errorMessage, type Logger } from '../log.js';
+import { limitRepeats } from '../log-limit.js';
 import type { Metrics } from '../metrics.js';
 import { sendStream } from './stream.js';
 import { applySocketPermissions, removeStaleSocket, type UnixSocketOptions } from '../net/listener.js';
@@ -72,7 +74,21 @@ export async function serveHttp(
   metrics: Metrics,
 ): Promise<HttpServer> {
   const sockets = new Set<Socket>();
-  const server: Server = createServer({ keepAlive: true, headersTimeout: 10_000, requestTimeout: 30_000 }, async (req, res) => {
+  // Per connection: performance.now() of its last request's end (or of its opening), and
+  // the requests in progress. Node closes a connection that never sends a byte only at its
+  // next 30-s check, which let idle connections hold the cap shut; these make room instead.
+  const lastActive = new WeakMap<Socket, number>();
+  const inFlight = new WeakMap<Socket, number>();
+  const log = limitRepeats(logger);
+  // connectionsCheckingInterval: how often Node enforces headersTimeout and requestTimeout
+  // (default 30 s, which made them 30 s late).
+  const server: Server = createServer({ keepAlive: true, headersTimeout: 10_000, requestTimeout: 30_000, connectionsCheckingInterval: 1000 }, async (req, res) => {
+    const sock = req.socket;
+    inFlight.set(sock, (inFlight.get(sock) ?? 0) + 1);
+    res.once('close', () => {
+      inFlight.set(sock, (inFlight.get(sock) ?? 1) - 1);
+      lastActive.set(sock, performance.now());
+    });
     let status = 500;
     try {
       const url = new URL(req.url ?? '/', 'http://mailmapd');
@@ -95,7 +111,9 @@ export async function serveHttp(
       if (typeof out.body === 'string' || Buffer.isBuffer(out.body)) res.end(out.body);
       else await sendStream(res, out.body);
     } catch (err) {
-      logger.error('http request failed', { path: req.url?.split('?')[0], error: errorMessage(err) });
+      // A client that went away mid-request is its own business, not the daemon's error.
+      if (req.destroyed || res.destroyed) log.warn('http request aborted by the client', { path: req.url?.split('?')[0], error: errorMessage(err) });
+      else log.error('http request failed', { path: req.url?.split('?')[0], error: errorMessage(err) });
       if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' }).end('internal error\n');
       else res.destroy();
     } finally {
@@ -103,16 +121,48 @@ export async function serveHttp(
     }
   });
   server.keepAliveTimeout = limits.idleTimeoutMs;
+  /** The connection with no request in progress that has been quiet longest, if any. */
+  const longestIdle = (): Socket | undefined => {
+    let best: Socket | undefined;
+    let bestAt = Infinity;
+    for (const s of sockets) {
+      if ((inFlight.get(s) ?? 0) > 0) continue;
+      const at = lastActive.get(s) ?? 0;
+      if (at < bestAt) {
+        bestAt = at;
+        best = s;
+      }
+    }
+    return best;
+  };
+
   server.on('connection', (s: Socket) => {
     if (sockets.size >= limits.maxConnections) {
-      metrics.connectionsRefused.inc({ listener: 'http' });
-      s.destroy();
-      return;
+      const victim = longestIdle();
+      if (victim === undefined) {
+        metrics.connectionsRefused.inc({ listener: 'http' });
+        log.warn('connection refused: too many connections, none idle', { listener: 'http', limit: limits.maxConnections });
+        s.destroy();
+        return;
+      }
+      sockets.delete(victim);
+      metrics.connectionsEvicted.inc({ listener: 'http' });
+      log.warn('at max_connections: closed the longest-idle connection to make room', { listener: 'http', limit: limits.maxConnections });
+      victim.destroy();
     }
+    lastActive.set(s, performance.now());
+    // A connection that has not started a request within the idle timeout is closed
+    // (keepAliveTimeout covers the time between requests; headersTimeout a started one).
+    const idle = setTimeout(() => {
+      if (!lastActive.has(s) || inFlight.has(s)) return;
+      s.destroy();
+    }, limits.idleTimeoutMs);
+    idle.unref();
     sockets.add(s);
     metrics.connectionsOpen.inc({ listener: 'http' });
     metrics.connectionsTotal.inc({ listener: 'http' });
     s.once('close', () => {
+      clearTimeout(idle);
       sockets.delete(s);
       metrics.connectionsOpen.dec({ listener: 'http' });
     });
