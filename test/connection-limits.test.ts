@@ -130,14 +130,15 @@ describe('connection starvation and slow requests', () => {
       // The cap (500) is full of connections that never sent a byte: health still answers.
       const r = await daemon.http('/healthz');
       expect(r.status).toBe(200);
-      // Those the health check did not displace are closed at the idle timeout (5 s), not ~35 s later.
-      const times = await Promise.race([Promise.all(closedAt), new Promise<number[]>((r) => setTimeout(() => r([]), 9000))]);
+      // Those the health check did not displace are closed at the idle timeout (5 s), not
+      // ~35 s later as before; the margin is for a loaded machine.
+      const times = await Promise.race([Promise.all(closedAt), new Promise<number[]>((r) => setTimeout(() => r([]), 25_000))]);
       expect(times.length).toBe(500);
-      expect(Math.max(...times)).toBeLessThan(8000);
+      expect(Math.max(...times)).toBeLessThan(20_000);
     } finally {
       for (const s of idle) s.destroy();
     }
-  }, 30_000);
+  }, 45_000);
 
   for (const door of ['auth', 'checkpassword'] as const) {
     it(`the request deadline holds on the ${door} socket too`, async () => {

@@ -106,7 +106,7 @@ describe('pruning', () => {
     await waitFor(async () => {
       const r = await sql.query<{ n: number }>('SELECT count(*)::int AS n FROM mailmapd.changes');
       return r.rows[0]!.n < i;
-    }, 5000, 'pruning after the idle transaction ended');
+    }, 15_000, 'pruning after the idle transaction ended');
     await sql.query(`INSERT INTO mailmapd.mailboxes (address) VALUES ('after@example.org')`);
     await s.kick();
     expect(directory.mailbox('after@example.org')).toBeDefined();

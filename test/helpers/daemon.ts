@@ -74,7 +74,10 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     ports,
     process: child,
     logs: () => log,
-    http: (path, init) => fetch(base + path, init),
+    // A fresh connection per request: tests block their event loop in spawnSync (the CLI)
+    // for longer than the daemon keeps an idle connection, and a kept-alive connection the
+    // daemon closed meanwhile would fail the next request with "other side closed".
+    http: (path, init) => fetch(base + path, { ...init, headers: { connection: 'close', ...(init?.headers as Record<string, string> | undefined) } }),
     async stop(signal = 'SIGTERM') {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
       const t = setTimeout(() => child.kill('SIGKILL'), 15000);
