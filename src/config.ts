@@ -5,6 +5,7 @@
 // the key and where it came from; nothing starts half-configured.
 
 import { readFileSync } from 'node:fs';
+import { ConfigError } from './errors.js';
 import { parseListenList, type ListenAddress } from './listen.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/mailmapd/mailmapd.conf';
@@ -139,7 +140,7 @@ export function defaultOf(key: ConfigKey): string {
   return keys[key].default;
 }
 
-export class ConfigError extends Error {}
+export { ConfigError };
 
 export interface LoadOptions {
   path?: string;

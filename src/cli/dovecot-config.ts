@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import type { Config } from '../config.js';
 import type { ListenAddress } from '../listen.js';
 import { dovecotLmtpSection, postfixQueueDirectory } from './dovecot-lmtp-config.js';
-import { UsageError } from './password-input.js';
+import { UsageError } from '../errors.js';
 
 export interface DovecotConfigOptions {
   /** Absolute path of mailmapd-checkpassword as Dovecot should run it. */

@@ -12,7 +12,8 @@ import { changeLogSql, currentVersion, latestVersion, migrate } from '../db/sche
 import { checkProfile, resolveWatches, sectionName, type ResolvedWatch } from '../sync/profile-check.js';
 import { changeKinds, type Profile } from '../sync/profile.js';
 import { profileFor } from '../sync/profile-select.js';
-import { UsageError } from './password-input.js';
+import { inTransaction } from '../db/client.js';
+import { UsageError } from '../errors.js';
 
 type Out = (line: string) => void;
 
@@ -103,8 +104,7 @@ async function install(c: pg.ClientBase, profile: Profile, out: Out): Promise<nu
     return 2;
   }
   const { watches } = await resolveWatches(c, profile);
-  await c.query('BEGIN');
-  try {
+  await inTransaction(c, async () => {
     await c.query('SELECT pg_advisory_xact_lock($1)', [lockKey]);
     await c.query(changeLogSql);
     // Start from a clean slate, so that a table dropped from the profile loses its
@@ -118,18 +118,13 @@ async function install(c: pg.ClientBase, profile: Profile, out: Out): Promise<nu
     // daemon reload in full once (a NULL key means "every entry of that kind").
     for (const kind of changeKinds) await c.query('INSERT INTO mailmapd.changes (kind, key) VALUES ($1, NULL)', [kind]);
     await c.query(`SELECT pg_notify('mailmapd', 'reload')`);
-    await c.query('COMMIT');
-  } catch (err) {
-    await c.query('ROLLBACK').catch(() => {});
-    throw err;
-  }
+  });
   out(`${watches.length} tables watched for schema = ${profile.source ? `custom:${profile.source}` : profile.name}`);
   return 0;
 }
 
 async function remove(c: pg.ClientBase, purge: boolean, out: Out): Promise<number> {
-  await c.query('BEGIN');
-  try {
+  await inTransaction(c, async () => {
     await c.query('SELECT pg_advisory_xact_lock($1)', [lockKey]);
     const list = await installedTriggers(c);
     await dropTriggers(c, list);
@@ -143,11 +138,7 @@ async function remove(c: pg.ClientBase, purge: boolean, out: Out): Promise<numbe
         out('dropped schema mailmapd (change log)');
       }
     }
-    await c.query('COMMIT');
-  } catch (err) {
-    await c.query('ROLLBACK').catch(() => {});
-    throw err;
-  }
+  });
   return 0;
 }
 
