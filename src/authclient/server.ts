@@ -11,7 +11,7 @@ import type { AuthContext, AuthOutcome, Authenticator } from '../auth/types.js';
 import { errorMessage, type Logger } from '../log.js';
 import type { Metrics, Result } from '../metrics.js';
 import { endConnection, type ConnectionControl, type ConnectionHandler } from '../net/listener.js';
-import { createLineSplitter, decodeBase64, parseClientLine, serializeHandshake, serializeReply, type AuthParams, type ServerReply } from './codec.js';
+import { createLineSplitter, decodeBase64, parseClientLine, serializeHandshake, serializeReply, type AuthClientFault, type AuthParams, type ServerReply } from './codec.js';
 import { mechanisms, type Mechanism, type MechStep } from './mechanisms.js';
 
 export interface AuthClientDeps {
@@ -70,9 +70,9 @@ export function createAuthClientHandler(deps: AuthClientDeps): ConnectionHandler
       }
     };
 
-    const drop = (reason: string) => {
+    const drop = (fault: AuthClientFault, reason: string) => {
       if (dead) return;
-      metrics.badInput.inc({ listener: LISTENER, reason: reason.replace(/[^a-z_]/gi, '_').toLowerCase() });
+      metrics.badInput.inc({ listener: LISTENER, reason: fault });
       logger.warn('auth client: closing connection', { reason });
       dead = true;
       socket.destroy();
@@ -161,10 +161,10 @@ export function createAuthClientHandler(deps: AuthClientDeps): ConnectionHandler
 
     const handleLine = (line: string) => {
       const msg = parseClientLine(line, clientMinor ?? 0);
-      if (msg.kind === 'invalid') return drop(msg.reason);
+      if (msg.kind === 'invalid') return drop(msg.fault, msg.reason);
       if (clientMinor === undefined) {
-        if (msg.kind !== 'version') return drop(`${msg.kind.toUpperCase()} before VERSION`);
-        if (msg.major !== 1) return drop('incompatible protocol version');
+        if (msg.kind !== 'version') return drop('out_of_order', `${msg.kind.toUpperCase()} before VERSION`);
+        if (msg.major !== 1) return drop('incompatible_version', 'incompatible protocol version');
         clientMinor = msg.minor;
         return;
       }
@@ -173,10 +173,10 @@ export function createAuthClientHandler(deps: AuthClientDeps): ConnectionHandler
         case 'cpid':
           return; // the pid is only for Dovecot's own login processes
         case 'auth': {
-          if (requests.has(msg.id)) return drop('duplicate request id');
-          if (requests.size >= MAX_REQUESTS_PER_CONNECTION) return drop('too many requests');
+          if (requests.has(msg.id)) return drop('duplicate_id', 'duplicate request id');
+          if (requests.size >= MAX_REQUESTS_PER_CONNECTION) return drop('too_many_requests', 'too many requests');
           const make = mechanisms[msg.mech];
-          if (make === undefined) return drop('unsupported mechanism');
+          if (make === undefined) return drop('unsupported_mechanism', 'unsupported mechanism');
           const req: Request = { id: msg.id, mechName: msg.mech, mech: make(), params: msg.params, state: 'waiting' };
           requests.set(req.id, req);
           if (closing) {
@@ -200,7 +200,7 @@ export function createAuthClientHandler(deps: AuthClientDeps): ConnectionHandler
             send({ kind: 'fail', id: msg.id, reason: 'Authentication request timed out' });
             return;
           }
-          if (req.state !== 'waiting') return drop('CONT while the request is not waiting');
+          if (req.state !== 'waiting') return drop('out_of_order', 'CONT while the request is not waiting');
           if (msg.data === '*') {
             forget(req);
             send({ kind: 'fail', id: msg.id, reason: 'Authentication aborted by client' });
@@ -225,7 +225,7 @@ export function createAuthClientHandler(deps: AuthClientDeps): ConnectionHandler
     socket.on('data', (chunk: Buffer) => {
       if (dead) return;
       const lines = splitter.push(chunk);
-      if (lines === undefined) return drop('line too long');
+      if (lines === undefined) return drop('line_too_long', 'line too long');
       for (const line of lines) {
         if (dead) return;
         handleLine(line);

@@ -9,7 +9,7 @@ import type { UserdbFields } from '../directory/userdb.js';
 import { errorMessage, type Logger } from '../log.js';
 import type { Metrics, Result } from '../metrics.js';
 import { endConnection, type ConnectionControl, type ConnectionHandler } from '../net/listener.js';
-import { createFrameReader, decodeRequest, encodeReply, type CheckpasswordReply, type CheckpasswordRequest } from './wire.js';
+import { createFrameReader, decodeRequest, encodeReply, type CheckpasswordReply, type CheckpasswordRequest, type WireFault } from './wire.js';
 
 export interface CheckpasswordDeps {
   authenticator: Authenticator;
@@ -80,17 +80,17 @@ export function createCheckpasswordHandler(deps: CheckpasswordDeps): ConnectionH
     let closing = false;
     let dead = false;
 
-    const drop = (reason: string) => {
+    const drop = ({ fault, reason }: { fault: WireFault['fault'] | 'internal'; reason: string }) => {
       if (dead) return;
       dead = true;
-      metrics.badInput.inc({ listener: LISTENER, reason: reason.startsWith('request') ? 'too_large' : reason === 'internal error' ? 'internal' : 'malformed' });
+      metrics.badInput.inc({ listener: LISTENER, reason: fault });
       logger.warn('checkpassword: closing connection', { reason });
       socket.destroy();
     };
 
     const handle = async (body: Buffer) => {
       const req = decodeRequest(body);
-      if (typeof req === 'string') return drop(req);
+      if ('fault' in req) return drop(req);
       const started = process.hrtime.bigint();
       const [reply, result] = await answer(authenticator, req, logger);
       metrics.lookupDuration.observe(
@@ -103,14 +103,14 @@ export function createCheckpasswordHandler(deps: CheckpasswordDeps): ConnectionH
     socket.on('data', (chunk: Buffer) => {
       if (dead) return;
       const frames = reader.push(chunk);
-      if (typeof frames === 'string') return drop(frames);
+      if (!Array.isArray(frames)) return drop(frames);
       for (const body of frames) {
         inFlight++;
         queue = queue
           .then(() => handle(body))
           .catch((err: unknown) => {
             logger.error('checkpassword: request failed', { error: errorMessage(err) });
-            drop('internal error');
+            drop({ fault: 'internal', reason: 'internal error' });
           })
           .finally(() => {
             inFlight--;
