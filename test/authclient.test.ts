@@ -88,7 +88,7 @@ describe('handshake and Postfix 3.7 bytes', () => {
       ['x@off.org', 'secret'],
     ];
     c.send(postfixHello);
-    cases.forEach(([u, p], i) => c.send(`AUTH\t${i + 1}\tPLAIN\tservice=smtp\tnologin\tlip=127.0.0.1\trip=127.0.0.1\tresp=${plain(u, p)}\n`));
+    for (const [i, [u, p]] of cases.entries()) c.send(`AUTH\t${i + 1}\tPLAIN\tservice=smtp\tnologin\tlip=127.0.0.1\trip=127.0.0.1\tresp=${plain(u, p)}\n`);
     for (const [i, [u]] of cases.entries()) {
       expect(await c.waitFor((l) => l.startsWith(`FAIL\t${i + 1}\t`) || l.startsWith(`OK\t${i + 1}\t`))).toBe(`FAIL\t${i + 1}\tuser=${u}`);
     }

@@ -2,7 +2,7 @@
 // before the database sees it, every change is one transaction, and a refused change
 // leaves the database as it was. Errors are one line; see cli.ts for exit codes.
 
-import pg from 'pg';
+import type pg from 'pg';
 import { NotFoundError, TempError, UsageError } from '../errors.js';
 import { inTransaction, withClient } from '../db/client.js';
 import { readNewPassword } from './password-input.js';

@@ -2,16 +2,16 @@
 // (reusing a running daemon's, starting it for the duration of the command otherwise).
 // Unreachable is a temporary failure (exit 75), never a usage error.
 
-import pg from 'pg';
+import type pg from 'pg';
 import type { Config } from '../config.js';
 import { withClient } from '../db/client.js';
-import { openDatabase } from '../db/connect.js';
+import { openDatabase, type DatabaseHandle } from '../db/connect.js';
 import { createLogger } from '../log.js';
 import { TempError } from '../errors.js';
 
 /** Runs `fn` with the database URL; stops an embedded server the command had to start. */
 export async function withDatabaseUrl<T>(config: Config, fn: (url: string) => Promise<T>): Promise<T> {
-  let db;
+  let db: DatabaseHandle;
   try {
     db = await openDatabase(config, createLogger('warn'));
   } catch (err) {

@@ -9,7 +9,7 @@
 
 import { withDatabaseClient } from './database.js';
 import { readFile } from 'node:fs/promises';
-import pg from 'pg';
+import type pg from 'pg';
 import type { Config } from '../config.js';
 import { currentVersion } from '../db/schema.js';
 import { checkAddress, checkDomain } from './admin.js';

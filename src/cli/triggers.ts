@@ -6,7 +6,7 @@
 // triggers again. Every install or remove is one transaction.
 
 import { withDatabaseClient } from './database.js';
-import pg from 'pg';
+import type pg from 'pg';
 import type { Config } from '../config.js';
 import { changeLogSql, currentVersion, latestVersion, migrate } from '../db/schema.js';
 import { checkProfile, resolveWatches, sectionName, type ResolvedWatch } from '../sync/profile-check.js';
@@ -58,7 +58,7 @@ function compare(watches: ResolvedWatch[], installed: Installed[]): StatusLine[]
   const used = new Set<Installed>();
   for (const w of watches) {
     const mine = installed.filter((i) => i.oid === w.oid && i.kind === w.kind);
-    mine.forEach((i) => used.add(i));
+    for (const i of mine) used.add(i);
     const label = `${w.qualified} → ${sectionName[w.kind]}`;
     const have = new Set(mine.map((i) => i.trigger));
     const lacking = suffixes.filter((s) => !have.has(`mailmapd_${w.kind}_${s}`));

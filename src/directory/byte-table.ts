@@ -229,7 +229,9 @@ export function createByteTable(options: { numbers?: boolean } = {}): ByteTable 
       meta[m] = to;
       meta[m + 1] = off;
     }
-    picked.forEach((p, c) => p === 1 && freeChunk(c));
+    picked.forEach((p, c) => {
+      if (p === 1) freeChunk(c);
+    });
   };
 
   const put = (key: string, value: string | null, num: number, flags: number) => {

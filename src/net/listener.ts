@@ -57,7 +57,7 @@ export interface ConnectionControl {
   lastActive?(): number;
 }
 
-export type ConnectionHandler = (socket: Socket) => ConnectionControl | void;
+export type ConnectionHandler = (socket: Socket) => ConnectionControl | undefined;
 
 function groupId(group: string): number {
   if (/^\d+$/.test(group)) return Number(group);
