@@ -121,7 +121,7 @@ async function main(argv: string[]): Promise<number> {
     case 'alias': {
       const command = { domain: domainCommand, mailbox: mailboxCommand, alias: aliasCommand }[verb];
       // Loaded on demand: the hashing libraries are only needed for a new password.
-      const hash = async (pw: string) => (await import('./cli/new-password.js')).hashPassword(pw, config);
+      const hash = async (pw: string) => (await import('./cli/new-password.js')).hashNewPassword(pw, config);
       return withDatabaseUrl(config, (url) => command(args, { url, out, hash }));
     }
     default:

@@ -1,7 +1,7 @@
 // The `key = value` config file (Postfix main.cf style), environment overrides
 // MAILMAPD_<KEY>, and the typed Config the rest of the daemon reads. Every key is declared
-// once in `keys` below: its default, its parser, and the line of documentation that
-// `config/mailmapd.conf.example` repeats. An unknown key or a bad value is an error naming
+// once in `keys` below, with its default and its parser; `config/mailmapd.conf.example`
+// documents each one. An unknown key or a bad value is an error naming
 // the key and where it came from; nothing starts half-configured.
 
 import { readFileSync } from 'node:fs';
@@ -125,7 +125,6 @@ const keys = {
   policy_max_delay: { default: '5s', parse: duration },
   policy_allow_list: { default: '127.0.0.1, ::1', parse: ipList },
   policy_max_entries: { default: '200000', parse: int(100, 100_000_000) },
-  policy_state_file: { default: '', parse: str },
 
   log_level: { default: 'info', parse: oneOf('debug', 'info', 'warn', 'error') },
 } satisfies Record<string, KeySpec<unknown>>;

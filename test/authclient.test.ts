@@ -2,7 +2,7 @@
 // doveadm expect, the exact AUTH lines Postfix 3.7 sends (PLAIN with resp=, LOGIN with
 // CONT), PLAIN's authzid rules, the failure delay (which must not hold up anyone else),
 // temporary failures, and the real `doveadm auth test -a SOCKET` for good, bad, unknown
-// and inactive users and every password vector in shared/vectors.
+// and inactive users and every password vector in test/vectors.
 
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -217,7 +217,7 @@ describe('doveadm auth test -a SOCKET (real Dovecot client)', () => {
   });
 });
 
-describe('doveadm auth test: every vector in shared/vectors', () => {
+describe('doveadm auth test: every vector in test/vectors', () => {
   let doors: Doors;
   const vectors: { user: string; password: string; scheme: string }[] = [];
   beforeAll(async () => {

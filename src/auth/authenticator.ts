@@ -9,12 +9,9 @@ import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { createCredentialCache, createPasswordTagger } from '../password/cache.js';
 import type { HashPool } from '../password/pool.js';
+import type { Limiter } from '../policy/limiter.js';
 import type { AuthContext, AuthOutcome, Authenticator, LookupOutcome } from './types.js';
 
-export interface Limiter {
-  check(login: string, ctx: AuthContext): { retryAfterSeconds: number } | undefined;
-  report(login: string, ctx: AuthContext, success: boolean, passwordTag: string): void;
-}
 
 export interface AuthenticatorDeps {
   directory: Directory;

@@ -1,7 +1,7 @@
 // The Dovecot auth-client protocol as bytes in, messages out, and messages in, lines out:
 // no sockets here. Lines are LF-terminated, fields TAB-separated and tab-escaped
 // (\001 → \0011, TAB → \001t, LF → \001n, CR → \001r), as Dovecot 2.3 and Postfix 3.7
-// send them (shared/spec/protocols.md §3).
+// send them.
 
 /** Escapes one field value for the wire. */
 export function tabEscape(value: string): string {

@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { AuthContext, AuthOutcome, Authenticator } from '../auth/types.js';
 import { errorMessage, type Logger } from '../log.js';
-import type { Metrics, Result } from '../metrics.js';
+import { secondsSince, type Metrics, type Result } from '../metrics.js';
 import { endConnection, type ConnectionControl, type ConnectionHandler } from '../net/listener.js';
 import { createLineSplitter, decodeBase64, parseClientLine, serializeHandshake, serializeReply, type AuthClientFault, type AuthParams, type ServerReply } from './codec.js';
 import { mechanisms, type Mechanism, type MechStep } from './mechanisms.js';
@@ -114,7 +114,7 @@ export function createAuthClientHandler(deps: AuthClientDeps): ConnectionHandler
     };
 
     const finish = (req: Request, login: string, outcome: AuthOutcome, started: bigint) => {
-      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      const seconds = secondsSince(started);
       metrics.lookupDuration.observe({ protocol: 'auth', map: req.mechName.toLowerCase(), result: resultLabel(outcome) }, seconds);
       if (requests.get(req.id) !== req) return; // cancelled, or the connection is gone
       const fields = { user: login, service: req.params.service, mech: req.mechName, rip: req.params.rip };

@@ -7,7 +7,7 @@ import type { Socket } from 'node:net';
 import type { AuthContext, AuthOutcome, Authenticator, LookupOutcome } from '../auth/types.js';
 import type { UserdbFields } from '../directory/userdb.js';
 import { errorMessage, type Logger } from '../log.js';
-import type { Metrics, Result } from '../metrics.js';
+import { secondsSince, type Metrics, type Result } from '../metrics.js';
 import { endConnection, type ConnectionControl, type ConnectionHandler } from '../net/listener.js';
 import { createFrameReader, decodeRequest, encodeReply, type CheckpasswordReply, type CheckpasswordRequest, type WireFault } from './wire.js';
 
@@ -95,7 +95,7 @@ export function createCheckpasswordHandler(deps: CheckpasswordDeps): ConnectionH
       const [reply, result] = await answer(authenticator, req, logger);
       metrics.lookupDuration.observe(
         { protocol: 'checkpassword', map: req.mode === 'auth' ? 'passdb' : 'userdb', result },
-        Number(process.hrtime.bigint() - started) / 1e9,
+        secondsSince(started),
       );
       if (!dead) socket.write(encodeReply(reply));
     };

@@ -1,4 +1,4 @@
-// The private protocol between `mailmapd-checkpassword` (native/checkpassword.c) and the
+// The private protocol between `mailmapd-checkpassword` (checkpassword.c beside this file) and the
 // daemon: one length-prefixed request, one length-prefixed reply. A frame is a 4-byte
 // big-endian length, then that many bytes of NUL-terminated fields. NUL cannot occur in
 // what Dovecot hands the program (fd 3 is itself NUL-separated), so no escaping is needed.
@@ -12,7 +12,7 @@
 
 export const WIRE_VERSION = '1';
 /** The C program refuses replies larger than this. */
-export const MAX_REPLY_BYTES = 65536;
+export const CHECKPASSWORD_MAX_REPLY_BYTES = 65536;
 
 export interface CheckpasswordRequest {
   mode: 'auth' | 'lookup';

@@ -1,6 +1,6 @@
 // The Postfix socketmap server on `socketmap_listen`: one netstring request `<map> <key>`,
-// one netstring reply, answered from the in-memory directory (shared/spec/interface.md,
-// "Socketmap names and their answers"). Every lookup is synchronous, so replies leave in
+// one netstring reply (OK, NOTFOUND, TEMP, PERM, as Postfix's socketmap_table(5) reads
+// them), answered from the in-memory directory. Every lookup is synchronous, so replies leave in
 // request order and a read holding several pipelined requests is answered with one write.
 //
 // Answers: `OK <value>`, `NOTFOUND `, or `TEMP <reason>` whenever the answer is unknown —
@@ -15,7 +15,7 @@
 // perf_hooks' object, not the global: globalThis.performance is a getter run on every access.
 import { performance } from 'node:perf_hooks';
 import type { Socket } from 'node:net';
-import type { Directory, MapName } from '../directory/directory.js';
+import { mapNames, type Directory, type MapName } from '../directory/directory.js';
 import { errorMessage, type Logger } from '../log.js';
 import type { Metrics, Result } from '../metrics.js';
 import type { ConnectionControl, ConnectionHandler } from '../net/listener.js';
@@ -43,7 +43,7 @@ const LISTENER = 'socketmap';
 const MAX_PENDING_REPLY_CHARS = 4 * 1024 * 1024;
 
 /** Known map names as bytes, for matching without decoding a string per request. */
-const maps: ReadonlyArray<{ name: MapName; bytes: Buffer }> = (['domains', 'mailboxes', 'aliases', 'senders'] as const).map((name) => ({
+const maps: ReadonlyArray<{ name: MapName; bytes: Buffer }> = mapNames.map((name) => ({
   name,
   bytes: Buffer.from(name, 'latin1'),
 }));
