@@ -172,5 +172,10 @@ describe('real Dovecot 2.3 asking the daemon (auth_policy_server_url)', () => {
       headers: { 'content-type': 'application/json', authorization: `Bearer ${secret}` },
     });
     expect(await ok.json()).toEqual({ status: 0, msg: 'ok' });
+    // The scheme name is case-insensitive, as for the Dovecot lookup routes; the token is not.
+    const asked = (authorization: string) =>
+      daemon.http('/?command=allow', { method: 'POST', body: '{"login":"a","remote":"192.0.2.1"}', headers: { 'content-type': 'application/json', authorization } });
+    expect((await asked(`bearer ${secret}`)).status).toBe(200);
+    expect((await asked(`Bearer ${secret.toUpperCase()}x`)).status).toBe(401);
   });
 });
