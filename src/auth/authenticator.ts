@@ -13,6 +13,9 @@ import type { Limiter } from '../policy/limiter.js';
 import type { AuthContext, AuthOutcome, Authenticator, LookupOutcome } from './types.js';
 
 
+/** The part of the policy limiter a login needs: refuse before checking, report after. */
+export type LoginLimiter = Pick<Limiter, 'check' | 'report'>;
+
 export interface AuthenticatorDeps {
   directory: Directory;
   pool: HashPool;
@@ -21,7 +24,7 @@ export interface AuthenticatorDeps {
   userdb: UserdbSettings;
   /** Verified-credential cache entries; 0 disables the cache. */
   cacheSize: number;
-  limiter?: Limiter;
+  limiter?: LoginLimiter;
 }
 
 export interface AuthenticatorHandle extends Authenticator {
