@@ -53,6 +53,8 @@ function announceReady(directory: Directory, listeners: Listeners, started: bigi
   notifySystemd(`STATUS=serving ${c.mailbox} mailboxes, ${c.alias} aliases`, logger);
 }
 
+// Long because it is the daemon's list of wiring steps, read top to bottom; each step is
+// one call into the module that owns it. Add a step as a line here.
 export async function serve(configPath: string | undefined): Promise<number> {
   let config = loadConfig({ path: configPath });
   const logger = createLogger(config.log_level);

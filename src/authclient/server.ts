@@ -48,6 +48,8 @@ function resultLabel(o: AuthOutcome): Result {
   return o.result === 'ok' ? 'ok' : o.result === 'temp' ? 'temp' : 'fail';
 }
 
+// Long because it is the per-connection state machine as one closure (requests, the
+// handshake state, the shutdown flag); each step inside is a short function.
 export function createAuthClientHandler(deps: AuthClientDeps): ConnectionHandler {
   const { authenticator, logger, metrics } = deps;
 

@@ -51,6 +51,8 @@ function finish(h: number): number {
   return h >>> 0;
 }
 
+// Long because it is a closure holding the module's private state; the functions inside
+// it are short and each does one thing.
 export function createByteTable(options: { numbers?: boolean } = {}): ByteTable {
   const chunks: (Buffer | undefined)[] = [];
   const chunkUsed: number[] = [];

@@ -64,6 +64,8 @@ export interface Directory {
   setRecipientDelimiter(delimiters: string): void;
 }
 
+// Long because it is a closure holding the module's private state; the functions inside
+// it are short and each does one thing.
 export function createDirectory(options: DirectoryOptions): Directory {
   let data = emptyData();
   let loaded = false;

@@ -50,6 +50,8 @@ function userdbAnswer(fields: UserdbFields): Record<string, string | number | un
 /** A control character can never be part of a login; such a key is simply unknown. */
 const badLogin = (login: string) => login === '' || login.length > maxLoginLength || /[\u0000-\u001f\u007f]/.test(login);
 
+// Long because it defines the three routes (passdb, userdb, iterate) over one shared
+// guard; each route is a short function inside.
 export function createDovecotRoutes(deps: DovecotRouteDeps): Map<string, Route> {
   const { authenticator, directory, config, logger, metrics } = deps;
   const secret = config.http_secret;

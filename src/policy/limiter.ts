@@ -77,6 +77,8 @@ function prefixOf(ip: string, family: 4 | 6): string {
   return `${groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, '')).join(':')}::/64`;
 }
 
+// Long because it is a closure holding the module's private state; the functions inside
+// it are short and each does one thing.
 export function createLimiter(settings: LimiterSettings, metrics?: Metrics, now: () => number = Date.now): Limiter {
   const allowed = allowList(settings.allowList);
   const perKind = Math.max(1, Math.floor(settings.maxEntries / 4));

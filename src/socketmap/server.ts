@@ -85,6 +85,8 @@ function labelTable(): Labels[][] {
   return [...maps.map((m) => m.name as string), 'unknown'].map((map) => results.map((result) => ({ protocol: 'socketmap', map, result })));
 }
 
+// Long because it is the per-connection state as one closure (decoder, pending replies,
+// backpressure, shutdown); each step inside is a short function.
 export function createSocketmapHandler(deps: SocketmapDeps): ConnectionHandler {
   const { directory, logger, metrics } = deps;
   const observers = labelTable().map((row) => row.map((l) => metrics.lookupDuration.observer(l)));
