@@ -10,7 +10,7 @@ import type { Metrics } from '../metrics.js';
 import { createCredentialCache, createPasswordTagger } from '../password/cache.js';
 import type { HashPool } from '../password/pool.js';
 import type { Limiter } from '../policy/limiter.js';
-import type { AuthContext, AuthOutcome, Authenticator, LookupOutcome } from './types.js';
+import type { AuthOutcome, Authenticator, LookupOutcome } from './types.js';
 
 
 /** The part of the policy limiter a login needs: refuse before checking, report after. */

@@ -3,7 +3,7 @@
 // Answers {"status": N}: N < 0 rejects, 0 allows, N > 0 delays by N seconds.
 
 import type { Config } from '../config.js';
-import type { HttpRequest, Route } from '../http/server.js';
+import type { Route } from '../http/server.js';
 import { json } from '../http/server.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
