@@ -40,9 +40,9 @@ export async function run(log) {
   const directory = createDirectory({ recipientDelimiter: '+' });
   const data = emptyData();
   data.domains.set('bench.test', true);
-  cases.forEach(([, apps], i) =>
-    data.mailboxes.set(`u${i}@bench.test`, { password: main, quotaBytes: 0, active: true, appPasswords: apps.map((a) => a.stored) }),
-  );
+  cases.forEach(([, apps], i) => {
+    data.mailboxes.set(`u${i}@bench.test`, { password: main, quotaBytes: 0, active: true, appPasswords: apps.map((a) => a.stored) });
+  });
   directory.replaceAll(data);
   const metrics = createMetrics(false);
   const logger = createLogger('error', () => {});

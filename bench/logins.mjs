@@ -12,68 +12,12 @@
 
 import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { CONNECTIONS, HASH, load, loginsPerSecond, SECONDS, sleep, USERS } from './auth-load.mjs';
 
-const dist = new URL('../dist/', import.meta.url);
-const load = (p) => import(new URL(p, dist).href);
 const binary = fileURLToPath(new URL('../bin/mailmapd-checkpassword', import.meta.url));
-
-// "secret", SHA512-CRYPT with the default 5000 rounds (shared/vectors/dovecot-pw.tsv).
-const HASH = '{SHA512-CRYPT}$6$lXRp1ig.4KPF2O5i$8hULb3sBLbI1Eo5rjuOrw262V.pizuOv3igQTRCz/cfOctXAnCnIVo7857/Esw/QbDljhogP5FOeQDddoyfos0';
-const USERS = 200;
-const CONNECTIONS = 8;
-const SECONDS = 3;
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const plain = (u, p) => Buffer.from(`\0${u}\0${p}`).toString('base64');
-
-/** One auth-client connection: handshake, then sequential PLAIN logins until `until`. */
-async function loginLoop(path, until, offset) {
-  const sock = connect(path);
-  sock.setEncoding('utf8');
-  let buf = '';
-  let waiting;
-  sock.on('data', (d) => {
-    buf += d;
-    let nl;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
-      if (waiting && (line.startsWith('OK\t') || line.startsWith('FAIL\t'))) waiting(line);
-    }
-  });
-  await new Promise((resolve, reject) => {
-    sock.once('connect', resolve);
-    sock.once('error', reject);
-  });
-  sock.write(`VERSION\t1\t2\nCPID\t${process.pid}\n`);
-  let ok = 0;
-  let failed = 0;
-  for (let id = 1; performance.now() < until; id++) {
-    const user = `u${(offset + id) % USERS}@bench.test`;
-    const line = await new Promise((resolve) => {
-      waiting = resolve;
-      sock.write(`AUTH\t${id}\tPLAIN\tservice=imap\tno-penalty\tresp=${plain(user, 'secret')}\n`);
-    });
-    if (line.startsWith('OK\t')) ok++;
-    else failed++;
-  }
-  sock.destroy();
-  return { ok, failed };
-}
-
-async function loginsPerSecond(path) {
-  const until = performance.now() + SECONDS * 1000;
-  const t0 = performance.now();
-  const r = await Promise.all(Array.from({ length: CONNECTIONS }, (_, i) => loginLoop(path, until, i * 25)));
-  const secs = (performance.now() - t0) / 1000;
-  const ok = r.reduce((a, x) => a + x.ok, 0);
-  const failed = r.reduce((a, x) => a + x.failed, 0);
-  return { rate: ok / secs, failed };
-}
 
 /** Spawns the program like Dovecot does (fd 3 in, fd 4 out); resolves with its wall time in ms. */
 function spawnOnce(socket) {

@@ -90,7 +90,7 @@ export async function run(log = console.log, changes = 200) {
     for (const d of ds) await d.sync.firstLoad();
     await new Promise((r) => setTimeout(r, 500)); // the doorbell daemon's primary connection
     for (const d of ds) {
-      d.directory.onChange((kind, key) => {
+      d.directory.onChange((_kind, key) => {
         if (d.waiting && key === d.waiting.key) d.waiting.resolve(performance.now());
       });
     }
@@ -110,7 +110,9 @@ export async function run(log = console.log, changes = 200) {
       }
       replay.push(performance.now() - committed);
       const at = await Promise.all(seen);
-      ds.forEach((d, j) => d.times.push(at[j] - start));
+      ds.forEach((d, j) => {
+        d.times.push(at[j] - start);
+      });
       await new Promise((r) => setTimeout(r, Math.random() * pollMs)); // commits at no fixed phase of the poll
     }
     await replica.end();

@@ -324,7 +324,7 @@ export async function run(log = console.log, rounds = 5) {
   const dir = mkdtempSync(join(tmpdir(), 'mailmapd-bench-sm-'));
   const stops = [];
   try {
-    let t = performance.now();
+    const t = performance.now();
     await prepareDatabase();
     log(`socketmap: prepared ${MAILBOXES.toLocaleString('en')} mailboxes in ${DOMAINS} domains in ${((performance.now() - t) / 1000).toFixed(1)} s`);
 

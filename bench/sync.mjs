@@ -82,7 +82,7 @@ async function child(url, changes) {
     const writer = new pg.Client({ connectionString: url });
     await writer.connect();
     let waiting;
-    directory.onChange((kind, key) => {
+    directory.onChange((_kind, key) => {
       if (waiting && key === waiting.key) waiting.resolve(performance.now());
     });
     for (let i = 0; i < changes; i++) {

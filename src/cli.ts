@@ -1,14 +1,14 @@
 #!/usr/bin/env node
 // `mailmapd VERB …`: parses the global options, dispatches to one module per verb, and maps
-// errors to the contract's exit codes: 0 ok, 1 not found / auth failed, 2 usage or config
-// error, 75 temporary failure (database down, daemon unreachable).
+// errors to exit codes (errors.ts): 0 ok, 1 not found / auth failed, 2 usage or config
+// error, 70 internal error, 75 temporary failure (database down, daemon unreachable).
 
 import { readFileSync } from 'node:fs';
-import { ConfigError, loadConfig, type Config } from './config.js';
+import { loadConfig, type Config } from './config.js';
 import { withDatabaseClient, withDatabaseUrl } from './cli/database.js';
 import { currentVersion, latestVersion, migrate } from './db/schema.js';
 import { aliasCommand, domainCommand, mailboxCommand } from './cli/admin.js';
-import { TempError, UsageError } from './cli/password-input.js';
+import { ExitCode, exitCodeFor, UsageError } from './errors.js';
 import { serve } from './serve.js';
 import type pg from 'pg';
 
@@ -32,7 +32,7 @@ const usage = `usage: mailmapd [-c FILE] VERB [ARGS]
   prune [--older-than D]        prune the change log (default changes_retention); safe from cron
 
 Options: -c, --config FILE (default $MAILMAPD_CONFIG or /etc/mailmapd/mailmapd.conf)
-Exit codes: 0 ok, 1 not found, 2 usage or config error, 75 temporary failure.`;
+Exit codes: 0 ok, 1 not found, 2 usage or config error, 70 internal error, 75 temporary failure.`;
 
 const out = (line: string) => process.stdout.write(`${line}\n`);
 
@@ -55,7 +55,7 @@ async function migrateCommand(config: Config): Promise<number> {
   return withDatabaseClient(config, 'mailmapd-migrate', async (c) => {
     const r = await migrate(c);
     out(r.applied.length === 0 ? `schema is up to date (version ${r.to})` : `migrated from version ${r.from} to ${r.to}`);
-    return 0;
+    return ExitCode.ok;
   });
 }
 
@@ -91,7 +91,7 @@ async function checkCommand(config: Config): Promise<number> {
       if (problems.length === 0) out(`schema ${config.schema}: queries, columns and change triggers ok`);
     }
     for (const p of problems) out(`problem: ${p}`);
-    return problems.length === 0 ? 0 : 2;
+    return problems.length === 0 ? ExitCode.ok : ExitCode.usage;
   });
 }
 
@@ -99,12 +99,12 @@ async function main(argv: string[]): Promise<number> {
   const { configPath, verb, args } = splitGlobal(argv);
   if (verb === undefined || verb === 'help' || verb === '--help' || verb === '-h') {
     (verb === undefined ? process.stderr : process.stdout).write(`${usage}\n`);
-    return verb === undefined ? 2 : 0;
+    return verb === undefined ? ExitCode.usage : ExitCode.ok;
   }
   if (verb === '--version' || verb === 'version') {
     const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
     out(`mailmapd ${pkg.version}`);
-    return 0;
+    return ExitCode.ok;
   }
   if (verb === 'serve') {
     // Exit explicitly: a client connection or timer left behind must not keep a stopped daemon alive.
@@ -125,13 +125,13 @@ async function main(argv: string[]): Promise<number> {
     case 'postfix-config':
       if (args.length > 0) throw new UsageError('usage: mailmapd postfix-config');
       process.stdout.write((await import('./cli/postfix-config.js')).postfixConfig(config));
-      return 0;
+      return ExitCode.ok;
     case 'dovecot-config':
       if (args.includes('--lua')) {
         if (args.length > 1) throw new UsageError('usage: mailmapd dovecot-config --lua');
         process.stdout.write((await import('./cli/dovecot-lua-config.js')).dovecotLuaConfig(config));
       } else process.stdout.write((await import('./cli/dovecot-config.js')).dovecotConfig(config, args));
-      return 0;
+      return ExitCode.ok;
     case 'hash':
       return (await import('./cli/hash.js')).hashCommand(args, config, out);
     case 'prune':
@@ -139,13 +139,13 @@ async function main(argv: string[]): Promise<number> {
     case 'app-password':
       return withDatabaseUrl(config, async (url) => (await import('./cli/app-password.js')).appPasswordCommand(args, { url, out, hash: async () => '' }));
     case 'master':
-      return withDatabaseUrl(config, async (url) => (await import('./cli/master.js')).masterCommand(args, { url, out, hash: async (pw) => (await import('./cli/new-password.js')).hashPassword(pw, config) }));
+      return withDatabaseUrl(config, async (url) => (await import('./cli/master.js')).masterCommand(args, { url, out, hash: async (pw) => (await import('./cli/new-password.js')).hashNewPassword(pw, config) }));
     case 'domain':
     case 'mailbox':
     case 'alias': {
       const command = { domain: domainCommand, mailbox: mailboxCommand, alias: aliasCommand }[verb];
       // Loaded on demand: the hashing libraries are only needed for a new password.
-      const hash = async (pw: string) => (await import('./cli/new-password.js')).hashPassword(pw, config);
+      const hash = async (pw: string) => (await import('./cli/new-password.js')).hashNewPassword(pw, config);
       return withDatabaseUrl(config, (url) => command(args, { url, out, hash }));
     }
     default:
@@ -160,6 +160,6 @@ main(process.argv.slice(2)).then(
   (err: unknown) => {
     const message = err instanceof Error ? err.message : String(err);
     process.stderr.write(`mailmapd: ${message}\n`);
-    process.exitCode = err instanceof UsageError || err instanceof ConfigError ? 2 : err instanceof TempError ? 75 : 1;
+    process.exitCode = exitCodeFor(err);
   },
 );

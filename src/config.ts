@@ -1,10 +1,11 @@
 // The `key = value` config file (Postfix main.cf style), environment overrides
 // MAILMAPD_<KEY>, and the typed Config the rest of the daemon reads. Every key is declared
-// once in `keys` below: its default, its parser, and the line of documentation that
-// `config/mailmapd.conf.example` repeats. An unknown key or a bad value is an error naming
+// once in `keys` below, with its default and its parser; `config/mailmapd.conf.example`
+// documents each one. An unknown key or a bad value is an error naming
 // the key and where it came from; nothing starts half-configured.
 
 import { readFileSync } from 'node:fs';
+import { ConfigError } from './errors.js';
 import { parseListenList, type ListenAddress } from './listen.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/mailmapd/mailmapd.conf';
@@ -144,7 +145,6 @@ const keys = {
   policy_max_entries: { default: '200000', parse: int(100, 100_000_000) },
   policy_max_memory: { default: '67108864', parse: int(1_048_576, 1_099_511_627_776) },
   policy_known_source_ttl: { default: '30d', parse: duration },
-  policy_state_file: { default: '', parse: str },
 
   log_level: { default: 'info', parse: oneOf('debug', 'info', 'warn', 'error') },
 } satisfies Record<string, KeySpec<unknown>>;
@@ -159,7 +159,7 @@ export function defaultOf(key: ConfigKey): string {
   return keys[key].default;
 }
 
-export class ConfigError extends Error {}
+export { ConfigError };
 
 export interface LoadOptions {
   path?: string;

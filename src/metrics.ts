@@ -5,7 +5,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { createLookupHistogram, type LookupHistogram } from './lookup-histogram.js';
 
-export type Protocol = 'socketmap' | 'auth' | 'checkpassword' | 'policy' | 'dovecot';
 export type Result = 'ok' | 'notfound' | 'temp' | 'fail';
 
 // 10 µs to ~80 ms: socketmap answers take microseconds, password hashes tens of milliseconds.

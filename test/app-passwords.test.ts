@@ -97,7 +97,7 @@ describe('the accounts schema', () => {
     const r = await migrate(db.sql);
     expect(r.applied).toContain(4);
     const row = await db.sql.query({ text: `SELECT * FROM (${nativeProfile.queries.mailbox}) q WHERE q.address = 'old@example.org'`, rowMode: 'array' });
-    expect(mailboxRow(row.rows[0])).toEqual(['old@example.org', { password: '{PLAIN}pw', quotaBytes: 0, active: true }]);
+    expect(mailboxRow(row.rows[0]!)).toEqual(['old@example.org', { password: '{PLAIN}pw', quotaBytes: 0, active: true }]);
   });
 
   it('a panel\'s role writes app passwords (folded) and master users; bad services and names are refused', async () => {
@@ -118,7 +118,7 @@ describe('the accounts schema', () => {
       const changes = await db.sql.query(`SELECT kind, key FROM mailmapd.changes WHERE kind IN ('mailbox', 'master_user') ORDER BY id DESC LIMIT 2`);
       expect(changes.rows).toEqual([{ kind: 'master_user', key: 'support' }, { kind: 'mailbox', key: 'old@example.org' }]);
       const row = await db.sql.query({ text: `SELECT * FROM (${nativeProfile.queries.mailbox}) q WHERE q.address = 'old@example.org'`, rowMode: 'array' });
-      expect(mailboxRow(row.rows[0])[1].appPasswords).toEqual([{ name: 'phone', password: '{SSHA256}x', services: ['imap', 'smtp'] }]);
+      expect(mailboxRow(row.rows[0]!)[1].appPasswords).toEqual([{ name: 'phone', password: '{SSHA256}x', services: ['imap', 'smtp'] }]);
     } finally {
       await panel.end();
       await db.sql.query(`DROP OWNED BY ${db.name}_panel; DROP ROLE ${db.name}_panel`);

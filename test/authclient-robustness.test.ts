@@ -99,6 +99,15 @@ describe('bad input on the socket', () => {
     await expectClosedWithoutOk(hello + 'AUTH\t1\tLOGIN\tservice=smtp\nAUTH\t1\tLOGIN\tservice=smtp\n');
   });
 
+  it('counts each closed connection under a fixed kind, not under the sentence it logs', async () => {
+    await expectClosedWithoutOk('CPID\t1\n');
+    const text = await doors.metrics.registry.metrics();
+    const labels = [...text.matchAll(/mailmapd_connections_bad_input_total\{listener="auth",reason="([^"]*)"\}/g)].map((m) => m[1]);
+    expect(labels).toContain('out_of_order');
+    const kinds = ['malformed', 'unknown_command', 'line_too_long', 'out_of_order', 'incompatible_version', 'duplicate_id', 'too_many_requests', 'unsupported_mechanism'];
+    for (const l of labels) expect(kinds).toContain(l);
+  });
+
   it('an overlong line, even without a newline, closes the connection and counts it', async () => {
     await expectClosedWithoutOk(hello + `AUTH\t1\tPLAIN\tservice=smtp\tresp=${'A'.repeat(8192)}\n`);
     await expectClosedWithoutOk(hello + 'A'.repeat(10_000));

@@ -2,13 +2,13 @@
 // doveadm expect, the exact AUTH lines Postfix 3.7 sends (PLAIN with resp=, LOGIN with
 // CONT), PLAIN's authzid rules, the failure delay (which must not hold up anyone else),
 // temporary failures, and the real `doveadm auth test -a SOCKET` for good, bad, unknown
-// and inactive users and every password vector in shared/vectors.
+// and inactive users and every password vector in test/vectors.
 
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { emptyData } from '../src/directory/directory.js';
-import { closePool, lineClient, plain, standardData, startDoors, type Doors } from './helpers/logins.js';
+import { closePool, failingLogins, lineClient, plain, standardData, startDoors, type Doors } from './helpers/logins.js';
 
 afterAll(closePool);
 
@@ -81,14 +81,9 @@ describe('handshake and Postfix 3.7 bytes', () => {
 
   it('wrong password, unknown user, inactive mailbox and inactive domain all get the same FAIL', async () => {
     const c = await lineClient(doors.authSocket);
-    const cases: [string, string][] = [
-      ['user@example.org', 'wrong'],
-      ['nobody@example.org', 'secret'],
-      ['inactive@example.org', 'secret'],
-      ['x@off.org', 'secret'],
-    ];
+    const cases = failingLogins;
     c.send(postfixHello);
-    cases.forEach(([u, p], i) => c.send(`AUTH\t${i + 1}\tPLAIN\tservice=smtp\tnologin\tlip=127.0.0.1\trip=127.0.0.1\tresp=${plain(u, p)}\n`));
+    for (const [i, [u, p]] of cases.entries()) c.send(`AUTH\t${i + 1}\tPLAIN\tservice=smtp\tnologin\tlip=127.0.0.1\trip=127.0.0.1\tresp=${plain(u, p)}\n`);
     for (const [i, [u]] of cases.entries()) {
       expect(await c.waitFor((l) => l.startsWith(`FAIL\t${i + 1}\t`) || l.startsWith(`OK\t${i + 1}\t`))).toBe(`FAIL\t${i + 1}\tuser=${u}`);
     }
@@ -185,12 +180,7 @@ describe('doveadm auth test -a SOCKET (real Dovecot client)', () => {
     expect(good.code).toBe(0);
     expect(good.out).toContain('auth succeeded');
     expect(good.out).toContain('user=user@example.org');
-    for (const [u, p] of [
-      ['user@example.org', 'wrong'],
-      ['nobody@example.org', 'secret'],
-      ['inactive@example.org', 'secret'],
-      ['x@off.org', 'secret'],
-    ] as const) {
+    for (const [u, p] of failingLogins) {
       const r = await doveadm(['auth', 'test', '-a', doors.authSocket, u, p]);
       expect(r.code, `${u}: ${r.out}`).toBe(77);
       expect(r.out).toContain('auth failed');
@@ -217,7 +207,7 @@ describe('doveadm auth test -a SOCKET (real Dovecot client)', () => {
   });
 });
 
-describe('doveadm auth test: every vector in shared/vectors', () => {
+describe('doveadm auth test: every vector in test/vectors', () => {
   let doors: Doors;
   const vectors: { user: string; password: string; scheme: string }[] = [];
   beforeAll(async () => {

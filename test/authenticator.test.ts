@@ -4,7 +4,7 @@
 // failure, the limiter hooks, and logs that name the user but never the hash.
 
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createAuthenticator, type AuthenticatorHandle, type Limiter } from '../src/auth/authenticator.js';
+import { createAuthenticator, type AuthenticatorHandle, type LoginLimiter } from '../src/auth/authenticator.js';
 import type { AuthContext } from '../src/auth/types.js';
 import { createDirectory, emptyData, type Directory } from '../src/directory/directory.js';
 import { createLogger } from '../src/log.js';
@@ -42,7 +42,7 @@ function load(d: Directory) {
   d.replaceAll(data);
 }
 
-function make(extra: { limiter?: Limiter; pool?: HashPool; cacheSize?: number } = {}) {
+function make(extra: { limiter?: LoginLimiter; pool?: HashPool; cacheSize?: number } = {}) {
   metrics = createMetrics(false);
   logs = [];
   return createAuthenticator({

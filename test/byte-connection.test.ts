@@ -27,7 +27,7 @@ async function lineServer(mode: 'handle' | 'stream', where: 'inet' | 'unix', idl
   const stats = { reads: 0, requests: 0 };
   const text = where === 'inet' ? 'inet:127.0.0.1:0' : `unix:${join(dir, `${mode}-${Math.random().toString(36).slice(2)}.sock`)}`;
   const listener: Listener = await listen(
-    parseListenAddress(text, 'test'),
+    parseListenAddress(text),
     'test',
     (socket) => {
       let line = '';

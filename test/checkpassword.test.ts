@@ -14,7 +14,7 @@ import { createCheckpasswordHandler } from '../src/checkpassword/server.js';
 import { parseListenAddress } from '../src/listen.js';
 import { createLogger } from '../src/log.js';
 import { listen } from '../src/net/listener.js';
-import { checkpasswordBinary, closePool, startDoors, type Doors } from './helpers/logins.js';
+import { checkpasswordBinary, closePool, failingLogins, startDoors, type Doors } from './helpers/logins.js';
 
 const replyProgram = '/usr/lib/dovecot/checkpassword-reply';
 
@@ -73,12 +73,7 @@ describe('mailmapd-checkpassword', () => {
   });
 
   it('password check: 1 for a wrong password, an unknown user, an inactive mailbox or domain', async () => {
-    for (const [u, p] of [
-      ['user@example.org', 'wrong'],
-      ['nobody@example.org', 'secret'],
-      ['inactive@example.org', 'secret'],
-      ['x@off.org', 'secret'],
-    ] as const) {
+    for (const [u, p] of failingLogins) {
       const r = await runCheckpassword(s, auth(u, p));
       expect(r.code, u).toBe(1);
       expect(r.fd4).toBe('');

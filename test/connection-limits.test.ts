@@ -6,7 +6,7 @@
 import { spawn } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, waitFor, type TestDatabase } from './helpers/db.js';
+import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { startDaemon, type Daemon } from './helpers/daemon.js';
 import pg from 'pg';
 

@@ -57,7 +57,10 @@ describe('mailmapd serve with the admin CLI', () => {
     expect(rows.rows[0].password).not.toContain('pw-one');
     expect(cli(['mailbox', 'list'], { config: conf }).out).toBe('alice@example.org\n');
     expect(cli(['alias', 'list', 'example.org'], { config: conf }).out).toBe('info@example.org -> alice@example.org\n');
-    expect(cli(['mailbox', 'rm', 'nobody@example.org'], { config: conf }).code).toBe(2);
+    // Removing what does not exist is "not found" (1), as `postmap -q` finding nothing.
+    expect(cli(['mailbox', 'rm', 'nobody@example.org'], { config: conf })).toMatchObject({ code: 1, err: 'mailmapd: no such mailbox: nobody@example.org\n' });
+    expect(cli(['alias', 'rm', 'nobody@example.org'], { config: conf }).code).toBe(1);
+    expect(cli(['domain', 'rm', 'nowhere.test'], { config: conf }).code).toBe(1);
     expect(cli(['check'], { config: conf }).code).toBe(0);
   });
 
@@ -79,6 +82,25 @@ describe('mailmapd serve with the admin CLI', () => {
     await waitFor(() => daemon.logs().includes('config rejected'), 3000, 'rejected reload');
     expect(daemon.logs()).toMatch(/mailmapd\.conf:1: unknown key \\?"bogus\\?"/);
     expect((await ready(daemon)).status).toBe(200);
+  });
+});
+
+describe('readiness', () => {
+  it('/readyz names a fixed reason and keeps the database error for the log', async () => {
+    const bare = await createTestDatabase({ migrate: false });
+    const d = await startDaemon({ databaseUrl: bare.url, waitReady: false });
+    try {
+      await waitFor(() => d.logs().includes('does not exist'), 5000, 'the sync to fail on the missing schema');
+      const r = await d.http('/readyz');
+      const text = await r.text();
+      expect(r.status).toBe(503);
+      expect(JSON.parse(text)).toEqual({ ready: false, reason: 'directory not loaded yet' });
+      expect(text).not.toMatch(/mailmapd\.|does not exist|relation/);
+      await waitFor(() => /msg="not ready".*does not exist/.test(d.logs()), 2000, 'the detail in the log');
+    } finally {
+      await d.stop();
+      await bare.drop();
+    }
   });
 });
 

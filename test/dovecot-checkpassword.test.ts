@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dovecotConfig } from '../src/cli/dovecot-config.js';
 import { parseConfigText } from '../src/config.js';
-import { checkpasswordBinary, closePool, standardData, startDoors, type Doors } from './helpers/logins.js';
+import { checkpasswordBinary, closePool, failingLogins, standardData, startDoors, type Doors } from './helpers/logins.js';
 
 /** Dovecot's own IP penalty doubles the delay after every failure (up to 15 s): not what is tested here. */
 const noPenalty = ['-x', 'no-penalty'];
@@ -110,12 +110,7 @@ describe('real Dovecot 2.3 with the checkpassword passdb and userdb', () => {
   });
 
   it('auth test: wrong password, unknown user, inactive mailbox, inactive domain fail', async () => {
-    for (const [u, p] of [
-      ['user@example.org', 'wrong'],
-      ['nobody@example.org', 'secret'],
-      ['inactive@example.org', 'secret'],
-      ['x@off.org', 'secret'],
-    ] as const) {
+    for (const [u, p] of failingLogins) {
       const r = await doveadm(conf, ['auth', 'test', ...noPenalty, u, p]);
       expect(r.code, `${u}: ${r.out}`).toBe(77);
       expect(r.out).toContain('auth failed');

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { defaultCheckpasswordProgram, dovecotConfig } from '../src/cli/dovecot-config.js';
-import { UsageError } from '../src/cli/password-input.js';
+import { UsageError } from '../src/errors.js';
 import { parseConfigText } from '../src/config.js';
 import { checkpasswordBinary } from './helpers/logins.js';
 

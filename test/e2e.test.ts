@@ -3,11 +3,11 @@
 // changed in SQL stops working on the very next login at every door.
 
 import { spawn, spawnSync } from 'node:child_process';
-import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashPassword } from '../src/password/hash.js';
 import { createTestDatabase, waitFor, type TestDatabase } from './helpers/db.js';
 import { cliPath, root, startDaemon, type Daemon } from './helpers/daemon.js';
+import { authPlainOverTcp } from './helpers/logins.js';
 
 const checkpassword = `${root}bin/mailmapd-checkpassword`;
 
@@ -17,22 +17,10 @@ function postmap(port: number, map: string, key: string): { code: number | null;
   return { code: r.status, out: r.stdout.trim() };
 }
 
-function smtpAuth(port: number, user: string, pass: string, rip?: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const s = connect(port, '127.0.0.1');
-    let data = '';
-    s.on('data', (d) => {
-      data += d;
-      const m = /^(OK|FAIL)\t1.*$/m.exec(data);
-      if (m) {
-        s.end();
-        resolve(m[1]!);
-      }
-    });
-    s.on('error', reject);
-    const resp = Buffer.from(`\0${user}\0${pass}`).toString('base64');
-    s.write(`VERSION\t1\t2\nCPID\t77\nAUTH\t1\tPLAIN\tservice=smtp\tnologin\tno-penalty${rip ? `\trip=${rip}` : ''}\tresp=${resp}\n`);
-  });
+/** OK or FAIL for one SMTP AUTH PLAIN login on the daemon's auth socket. */
+async function smtpAuth(port: number, user: string, pass: string, rip?: string): Promise<string> {
+  const line = await authPlainOverTcp(port, user, pass, ['no-penalty', ...(rip ? [`rip=${rip}`] : [])]);
+  return line.split('\t')[0]!;
 }
 
 /** Runs mailmapd-checkpassword as Dovecot does: user\0password\0 on fd 3, fields on fd 4. */

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { importCommand, quotaRuleBytes } from '../src/cli/import.js';
-import { TempError } from '../src/cli/password-input.js';
+import { TempError } from '../src/errors.js';
 import { parseConfigText, type Config } from '../src/config.js';
 import { createDirectory } from '../src/directory/directory.js';
 import { silentLogger } from '../src/log.js';

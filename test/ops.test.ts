@@ -8,6 +8,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, waitFor, type TestDatabase } from './helpers/db.js';
 import { startDaemon, type Daemon } from './helpers/daemon.js';
+import { authPlainOverTcp } from './helpers/logins.js';
 import { socketmapClient } from './helpers/socketmap-client.js';
 
 function metricValue(text: string, name: string, labels: Record<string, string> = {}): number {
@@ -27,23 +28,7 @@ function metricValue(text: string, name: string, labels: Record<string, string> 
 }
 
 /** One SASL PLAIN login over the Dovecot auth-client protocol, as Postfix sends it. */
-function authPlain(port: number, user: string, pass: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const s = connect(port, '127.0.0.1');
-    let data = '';
-    s.on('data', (d) => {
-      data += d;
-      const m = /^(OK|FAIL)\t1.*$/m.exec(data);
-      if (m) {
-        s.end();
-        resolve(m[0]);
-      }
-    });
-    s.on('error', reject);
-    const resp = Buffer.from(`\0${user}\0${pass}`).toString('base64');
-    s.write(`VERSION\t1\t2\nCPID\t4242\nAUTH\t1\tPLAIN\tservice=smtp\tnologin\trip=192.0.2.9\tresp=${resp}\n`);
-  });
-}
+const authPlain = (port: number, user: string, pass: string) => authPlainOverTcp(port, user, pass, ['rip=192.0.2.9']);
 
 describe('operations', () => {
   let db: TestDatabase;

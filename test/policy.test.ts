@@ -20,6 +20,8 @@ const base: LimiterSettings = {
   maxDelayMs: 5000,
   allowList: ['127.0.0.1', '::1', '198.51.100.0/24'],
   maxEntries: 400,
+  knownSourceMs: 30 * 86_400_000,
+  maxBytes: 64 * 1024 * 1024,
 };
 
 describe('limiter', () => {
@@ -197,5 +199,10 @@ describe('real Dovecot 2.3 asking the daemon (auth_policy_server_url)', () => {
       headers: { 'content-type': 'application/json', authorization: `Bearer ${secret}` },
     });
     expect(await ok.json()).toEqual({ status: 0, msg: 'ok' });
+    // The scheme name is case-insensitive, as for the Dovecot lookup routes; the token is not.
+    const asked = (authorization: string) =>
+      daemon.http('/?command=allow', { method: 'POST', body: '{"login":"a","remote":"192.0.2.1"}', headers: { 'content-type': 'application/json', authorization } });
+    expect((await asked(`bearer ${secret}`)).status).toBe(200);
+    expect((await asked(`Bearer ${secret.toUpperCase()}x`)).status).toBe(401);
   });
 });

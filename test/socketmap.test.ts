@@ -52,7 +52,7 @@ describe('answers of the contract', () => {
     const c1 = await rawClient(server);
     c1.send(all);
     const pipelined = await c1.waitReplies(cases.length);
-    cases.forEach((c, i) => expect(replyMatches(pipelined[i]!, c.reply), describeCase(i)).toBe(true));
+    for (const [i, c] of cases.entries()) expect(replyMatches(pipelined[i]!, c.reply), describeCase(i)).toBe(true);
     c1.socket.destroy();
 
     // A byte at a time (small requests only: 100000-byte replies would make this slow).
@@ -65,7 +65,7 @@ describe('answers of the contract', () => {
       if (i % 50 === 0) await new Promise((r) => setImmediate(r));
     }
     const trickled = await c2.waitReplies(small.length);
-    small.forEach((c, i) => expect(replyMatches(trickled[i]!, c.reply), `${c.map} ${c.rule}`).toBe(true));
+    for (const [i, c] of small.entries()) expect(replyMatches(trickled[i]!, c.reply), `${c.map} ${c.rule}`).toBe(true);
     c2.socket.destroy();
   });
 

@@ -13,7 +13,6 @@ import { createMetrics } from '../src/metrics.js';
 import { nativeProfile } from '../src/sync/profile.js';
 import { createSync, type Sync } from '../src/sync/sync.js';
 import { createCluster, type Cluster } from './helpers/cluster.js';
-import { waitFor } from './helpers/db.js';
 
 let original: Cluster;
 const others: Cluster[] = [];

@@ -15,7 +15,7 @@ import { createSync, type Sync } from '../src/sync/sync.js';
 import { createTestDatabase, waitFor, type TestDatabase } from './helpers/db.js';
 
 let db: TestDatabase;
-const stops: Array<() => Promise<unknown> | void> = [];
+const stops: Array<() => Promise<unknown> | undefined> = [];
 
 beforeAll(async () => {
   db = await createTestDatabase();
@@ -87,6 +87,7 @@ function relay(target: number): Promise<{ port: number; freeze(): void }> {
             stops.push(() => {
               a.destroy();
               b.destroy();
+              return undefined;
             });
           }
         },

@@ -12,13 +12,13 @@ import { limitRepeats } from '../log-limit.js';
 import type { Metrics } from '../metrics.js';
 import { createCredentialCache, createPasswordTagger } from '../password/cache.js';
 import type { HashPool } from '../password/pool.js';
+import type { Limiter } from '../policy/limiter.js';
 import { loginCredentials, masterKey, sameCredentials, type Credential } from './credentials.js';
 import type { AuthContext, AuthOutcome, Authenticator, LookupOutcome } from './types.js';
 
-export interface Limiter {
-  check(login: string, ctx: AuthContext): { retryAfterSeconds: number } | undefined;
-  report(login: string, ctx: AuthContext, success: boolean, passwordTag: string): void;
-}
+
+/** The part of the policy limiter a login needs: refuse before checking, report after. */
+export type LoginLimiter = Pick<Limiter, 'check' | 'report'>;
 
 export interface AuthenticatorDeps {
   directory: Directory;
@@ -28,7 +28,7 @@ export interface AuthenticatorDeps {
   userdb: UserdbSettings;
   /** Verified-credential cache entries; 0 disables the cache. */
   cacheSize: number;
-  limiter?: Limiter;
+  limiter?: LoginLimiter;
   /**
    * auth_max_staleness: logins get a temporary failure once the directory has not been
    * refreshed for longer than this (a password change or deactivation may be missing from

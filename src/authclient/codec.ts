@@ -1,7 +1,7 @@
 // The Dovecot auth-client protocol as bytes in, messages out, and messages in, lines out:
 // no sockets here. Lines are LF-terminated, fields TAB-separated and tab-escaped
 // (\001 → \0011, TAB → \001t, LF → \001n, CR → \001r), as Dovecot 2.3 and Postfix 3.7
-// send them (shared/spec/protocols.md §3).
+// send them.
 
 /** Escapes one field value for the wire. */
 export function tabEscape(value: string): string {
@@ -36,7 +36,23 @@ export type ClientMessage =
   | { kind: 'cont'; id: number; data: string }
   | { kind: 'cancel'; id: number }
   /** A line the server must answer by disconnecting; `reason` is safe to log. */
-  | { kind: 'invalid'; reason: string };
+  | { kind: 'invalid'; fault: AuthClientFault; reason: string };
+
+/**
+ * Why a connection is closed, as a bounded set: the metric label. The human sentence beside
+ * it (`reason`) is for the log and may be reworded freely.
+ */
+export type AuthClientFault =
+  | 'malformed'
+  | 'unknown_command'
+  | 'line_too_long'
+  | 'out_of_order'
+  | 'incompatible_version'
+  | 'duplicate_id'
+  | 'too_many_requests'
+  | 'unsupported_mechanism';
+
+const invalid = (reason: string): ClientMessage => ({ kind: 'invalid', fault: 'malformed', reason });
 
 export interface AuthParams {
   service: string;
@@ -105,34 +121,34 @@ export function parseClientLine(line: string, clientMinor: number): ClientMessag
   switch (cmd) {
     case 'VERSION': {
       if (fields.length < 3 || !/^\d{1,5}$/.test(fields[1]!) || !/^\d{1,5}$/.test(fields[2]!)) {
-        return { kind: 'invalid', reason: 'malformed VERSION' };
+        return invalid('malformed VERSION');
       }
       return { kind: 'version', major: Number(fields[1]), minor: Number(fields[2]) };
     }
     case 'CPID': {
-      if (fields.length < 2 || !/^\d{1,10}$/.test(fields[1]!)) return { kind: 'invalid', reason: 'malformed CPID' };
+      if (fields.length < 2 || !/^\d{1,10}$/.test(fields[1]!)) return invalid('malformed CPID');
       return { kind: 'cpid', pid: Number(fields[1]) };
     }
     case 'AUTH': {
       const id = parseId(fields[1]);
       const mech = fields[2];
-      if (id === undefined || mech === undefined || mech === '') return { kind: 'invalid', reason: 'malformed AUTH' };
+      if (id === undefined || mech === undefined || mech === '') return invalid('malformed AUTH');
       const params = parseAuthParams(fields.slice(3), clientMinor);
-      if (typeof params === 'string') return { kind: 'invalid', reason: params };
+      if (typeof params === 'string') return invalid(params);
       return { kind: 'auth', id, mech: mech.toUpperCase(), params };
     }
     case 'CONT': {
       const id = parseId(fields[1]);
-      if (id === undefined || fields.length !== 3) return { kind: 'invalid', reason: 'malformed CONT' };
+      if (id === undefined || fields.length !== 3) return invalid('malformed CONT');
       return { kind: 'cont', id, data: fields[2]! };
     }
     case 'CANCEL': {
       const id = parseId(fields[1]);
-      if (id === undefined) return { kind: 'invalid', reason: 'malformed CANCEL' };
+      if (id === undefined) return invalid('malformed CANCEL');
       return { kind: 'cancel', id };
     }
     default:
-      return { kind: 'invalid', reason: 'unknown command' };
+      return { kind: 'invalid', fault: 'unknown_command', reason: 'unknown command' };
   }
 }
 

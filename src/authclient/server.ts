@@ -11,9 +11,9 @@ import type { Socket } from 'node:net';
 import type { AuthContext, AuthOutcome, Authenticator } from '../auth/types.js';
 import { errorMessage, type Logger } from '../log.js';
 import { limitRepeats } from '../log-limit.js';
-import type { Metrics, Result } from '../metrics.js';
+import { secondsSince, type Metrics, type Result } from '../metrics.js';
 import { endConnection, type ConnectionControl, type ConnectionHandler } from '../net/listener.js';
-import { createLineSplitter, decodeBase64, parseClientLine, serializeHandshake, serializeReply, type AuthParams, type ServerReply } from './codec.js';
+import { createLineSplitter, decodeBase64, parseClientLine, serializeHandshake, serializeReply, type AuthClientFault, type AuthParams, type ServerReply } from './codec.js';
 import { mechanisms, type Mechanism, type MechStep } from './mechanisms.js';
 
 export interface AuthClientDeps {
@@ -57,6 +57,8 @@ function resultLabel(o: AuthOutcome): Result {
   return o.result === 'ok' ? 'ok' : o.result === 'temp' ? 'temp' : 'fail';
 }
 
+// Long because it is the per-connection state machine as one closure (requests, the
+// handshake state, the shutdown flag); each step inside is a short function.
 export function createAuthClientHandler(deps: AuthClientDeps): ConnectionHandler {
   const { authenticator, logger, metrics } = deps;
   const log = limitRepeats(logger);
@@ -95,9 +97,9 @@ export function createAuthClientHandler(deps: AuthClientDeps): ConnectionHandler
       }
     };
 
-    const drop = (reason: string) => {
+    const drop = (fault: AuthClientFault, reason: string) => {
       if (dead) return;
-      metrics.badInput.inc({ listener: LISTENER, reason: reason.replace(/[^a-z_]/gi, '_').toLowerCase() });
+      metrics.badInput.inc({ listener: LISTENER, reason: fault });
       log.warn('auth client: closing connection', { reason });
       dead = true;
       socket.destroy();
@@ -139,7 +141,7 @@ export function createAuthClientHandler(deps: AuthClientDeps): ConnectionHandler
     };
 
     const finish = (req: Request, login: string, outcome: AuthOutcome, started: bigint) => {
-      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      const seconds = secondsSince(started);
       metrics.lookupDuration.observe({ protocol: 'auth', map: req.mechName.toLowerCase(), result: resultLabel(outcome) }, seconds);
       if (requests.get(req.id) !== req) return; // cancelled, or the connection is gone
       const fields = { user: login, service: req.params.service, mech: req.mechName, rip: req.params.rip };
@@ -186,10 +188,10 @@ export function createAuthClientHandler(deps: AuthClientDeps): ConnectionHandler
 
     const handleLine = (line: string) => {
       const msg = parseClientLine(line, clientMinor ?? 0);
-      if (msg.kind === 'invalid') return drop(msg.reason);
+      if (msg.kind === 'invalid') return drop(msg.fault, msg.reason);
       if (clientMinor === undefined) {
-        if (msg.kind !== 'version') return drop(`${msg.kind.toUpperCase()} before VERSION`);
-        if (msg.major !== 1) return drop('incompatible protocol version');
+        if (msg.kind !== 'version') return drop('out_of_order', `${msg.kind.toUpperCase()} before VERSION`);
+        if (msg.major !== 1) return drop('incompatible_version', 'incompatible protocol version');
         clientMinor = msg.minor;
         return;
       }
@@ -198,10 +200,10 @@ export function createAuthClientHandler(deps: AuthClientDeps): ConnectionHandler
         case 'cpid':
           return; // the pid is only for Dovecot's own login processes
         case 'auth': {
-          if (requests.has(msg.id)) return drop('duplicate request id');
-          if (requests.size >= MAX_REQUESTS_PER_CONNECTION) return drop('too many requests');
+          if (requests.has(msg.id)) return drop('duplicate_id', 'duplicate request id');
+          if (requests.size >= MAX_REQUESTS_PER_CONNECTION) return drop('too_many_requests', 'too many requests');
           const make = mechanisms[msg.mech];
-          if (make === undefined) return drop('unsupported mechanism');
+          if (make === undefined) return drop('unsupported_mechanism', 'unsupported mechanism');
           const req: Request = { id: msg.id, mechName: msg.mech, mech: make(), params: msg.params, state: 'waiting' };
           requests.set(req.id, req);
           if (closing) {
@@ -225,7 +227,7 @@ export function createAuthClientHandler(deps: AuthClientDeps): ConnectionHandler
             send({ kind: 'fail', id: msg.id, reason: 'Authentication request timed out' });
             return;
           }
-          if (req.state !== 'waiting') return drop('CONT while the request is not waiting');
+          if (req.state !== 'waiting') return drop('out_of_order', 'CONT while the request is not waiting');
           if (msg.data === '*') {
             forget(req);
             send({ kind: 'fail', id: msg.id, reason: 'Authentication aborted by client' });
@@ -251,7 +253,7 @@ export function createAuthClientHandler(deps: AuthClientDeps): ConnectionHandler
       if (dead) return;
       lastActive = performance.now();
       const lines = splitter.push(chunk);
-      if (lines === undefined) return drop('line too long');
+      if (lines === undefined) return drop('line_too_long', 'line too long');
       if (chunk[chunk.length - 1] === 0x0a) partialSince = undefined;
       else if (lines.length > 0 || partialSince === undefined) partialSince = lastActive;
       for (const line of lines) {

@@ -9,9 +9,9 @@ import type { UserdbFields } from '../directory/userdb.js';
 import { errorMessage, type Logger } from '../log.js';
 import { limitRepeats } from '../log-limit.js';
 import { performance } from 'node:perf_hooks';
-import type { Metrics, Result } from '../metrics.js';
+import { secondsSince, type Metrics, type Result } from '../metrics.js';
 import { endConnection, type ConnectionControl, type ConnectionHandler } from '../net/listener.js';
-import { createFrameReader, decodeRequest, encodeReply, type CheckpasswordReply, type CheckpasswordRequest } from './wire.js';
+import { createFrameReader, decodeRequest, encodeReply, type CheckpasswordReply, type CheckpasswordRequest, type WireFault } from './wire.js';
 
 export interface CheckpasswordDeps {
   authenticator: Authenticator;
@@ -125,22 +125,22 @@ export function createCheckpasswordHandler(deps: CheckpasswordDeps): ConnectionH
       socket.resume();
     };
 
-    const drop = (reason: string) => {
+    const drop = ({ fault, reason }: { fault: WireFault['fault'] | 'internal'; reason: string }) => {
       if (dead) return;
       dead = true;
-      metrics.badInput.inc({ listener: LISTENER, reason: reason.startsWith('request') ? 'too_large' : reason === 'internal error' ? 'internal' : 'malformed' });
+      metrics.badInput.inc({ listener: LISTENER, reason: fault });
       log.warn('checkpassword: closing connection', { reason });
       socket.destroy();
     };
 
     const handle = async (body: Buffer) => {
       const req = decodeRequest(body);
-      if (typeof req === 'string') return drop(req);
+      if ('fault' in req) return drop(req);
       const started = process.hrtime.bigint();
       const [reply, result] = await answer(authenticator, req, logger);
       metrics.lookupDuration.observe(
         { protocol: 'checkpassword', map: req.mode === 'auth' ? 'passdb' : 'userdb', result },
-        Number(process.hrtime.bigint() - started) / 1e9,
+        secondsSince(started),
       );
       if (!dead) socket.write(encodeReply(reply));
     };
@@ -149,7 +149,7 @@ export function createCheckpasswordHandler(deps: CheckpasswordDeps): ConnectionH
       if (dead) return;
       lastActive = performance.now();
       const frames = reader.push(chunk);
-      if (typeof frames === 'string') return drop(frames);
+      if (!Array.isArray(frames)) return drop(frames);
       if (reader.pending === 0) partialSince = undefined;
       else if (frames.length > 0 || partialSince === undefined) partialSince = lastActive;
       for (const body of frames) {
@@ -158,7 +158,7 @@ export function createCheckpasswordHandler(deps: CheckpasswordDeps): ConnectionH
           .then(() => handle(body))
           .catch((err: unknown) => {
             logger.error('checkpassword: request failed', { error: errorMessage(err) });
-            drop('internal error');
+            drop({ fault: 'internal', reason: 'internal error' });
           })
           .finally(() => {
             inFlight--;

@@ -1,4 +1,4 @@
-// The private protocol between `mailmapd-checkpassword` (native/checkpassword.c) and the
+// The private protocol between `mailmapd-checkpassword` (checkpassword.c beside this file) and the
 // daemon: one length-prefixed request, one length-prefixed reply. A frame is a 4-byte
 // big-endian length, then that many bytes of NUL-terminated fields. NUL cannot occur in
 // what Dovecot hands the program (fd 3 is itself NUL-separated), so no escaping is needed.
@@ -13,7 +13,7 @@
 
 export const WIRE_VERSION = '1';
 /** The C program refuses replies larger than this. */
-export const MAX_REPLY_BYTES = 65536;
+export const CHECKPASSWORD_MAX_REPLY_BYTES = 65536;
 
 export interface CheckpasswordRequest {
   mode: 'auth' | 'lookup';
@@ -73,22 +73,33 @@ function fieldsOf(body: Buffer): Buffer[] | undefined {
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
-/** Parses a request body; a string is the reason it is malformed (safe to log: no field values). */
-export function decodeRequest(body: Buffer): CheckpasswordRequest | string {
+/**
+ * Why a connection is closed, as a bounded set (the metric label), and a sentence for the
+ * log that carries no field values.
+ */
+export interface WireFault {
+  fault: 'malformed' | 'too_large';
+  reason: string;
+}
+
+const malformed = (reason: string): WireFault => ({ fault: 'malformed', reason });
+
+/** Parses a request body, or says why it is malformed. */
+export function decodeRequest(body: Buffer): CheckpasswordRequest | WireFault {
   const fields = fieldsOf(body);
-  if (fields === undefined) return 'unterminated field';
+  if (fields === undefined) return malformed('unterminated field');
   // 8 fields from a program older than login_user.
-  if (fields.length !== 8 && fields.length !== 9) return `expected 9 fields, got ${fields.length}`;
+  if (fields.length !== 8 && fields.length !== 9) return malformed(`expected 9 fields, got ${fields.length}`);
   let text: string[];
   try {
     text = fields.map((f) => utf8.decode(f));
   } catch {
     // Decoding with replacement characters would let two different passwords look alike.
-    return 'invalid UTF-8';
+    return malformed('invalid UTF-8');
   }
   const [version, mode, user, password, service, remoteIp, localIp, secured, loginUser = ''] = text as [string, string, string, string, string, string, string, string, string?];
-  if (version !== WIRE_VERSION) return `unsupported version ${JSON.stringify(version.slice(0, 8))}`;
-  if (mode !== 'auth' && mode !== 'lookup') return 'unknown mode';
+  if (version !== WIRE_VERSION) return malformed(`unsupported version ${JSON.stringify(version.slice(0, 8))}`);
+  if (mode !== 'auth' && mode !== 'lookup') return malformed('unknown mode');
   return { mode, user, password, service, remoteIp, localIp, secured: secured !== '', loginUser };
 }
 
@@ -113,9 +124,9 @@ export function decodeReply(body: Buffer): CheckpasswordReply | undefined {
 
 /**
  * Reassembles frames from a byte stream with a bound: `push` returns complete frame bodies,
- * or a string (the reason) once a frame announces more than `maxBytes`.
+ * or a fault once a frame announces more than `maxBytes`.
  */
-export function createFrameReader(maxBytes: number): { push(chunk: Buffer): Buffer[] | string; readonly pending: number } {
+export function createFrameReader(maxBytes: number): { push(chunk: Buffer): Buffer[] | WireFault; readonly pending: number } {
   let buf = Buffer.alloc(0);
   return {
     /** Bytes of an incomplete frame held. */
@@ -127,12 +138,12 @@ export function createFrameReader(maxBytes: number): { push(chunk: Buffer): Buff
       const out: Buffer[] = [];
       while (buf.length >= 4) {
         const len = buf.readUInt32BE(0);
-        if (len > maxBytes) return `request of ${len} bytes exceeds ${maxBytes}`;
+        if (len > maxBytes) return { fault: 'too_large', reason: `request of ${len} bytes exceeds ${maxBytes}` };
         if (buf.length < 4 + len) break;
         out.push(buf.subarray(4, 4 + len));
         buf = buf.subarray(4 + len);
       }
-      if (buf.length > 4 + maxBytes) return 'request too large';
+      if (buf.length > 4 + maxBytes) return { fault: 'too_large', reason: 'request too large' };
       return out;
     },
   };

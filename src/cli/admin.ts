@@ -2,8 +2,10 @@
 // before the database sees it, every change is one transaction, and a refused change
 // leaves the database as it was. Errors are one line; see cli.ts for exit codes.
 
-import pg from 'pg';
-import { UsageError, TempError, readNewPassword } from './password-input.js';
+import type pg from 'pg';
+import { NotFoundError, TempError, UsageError } from '../errors.js';
+import { inTransaction, withClient } from '../db/client.js';
+import { readNewPassword } from './password-input.js';
 import { isSafePathPart } from '../directory/userdb.js';
 import { listSuffix, showLines, writtenBack } from './mailbox-usage.js';
 
@@ -83,26 +85,19 @@ export function arity(p: Parsed, min: number, max: number, usage: string): void 
 }
 
 /** One connection per step, with database errors translated for a person. */
-export async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000, application_name: 'mailmapd-cli' });
-  c.on('error', () => {});
-  try {
-    await c.connect();
-  } catch (err) {
-    throw new TempError(`cannot connect to the database: ${(err as Error).message}`);
-  }
-  try {
-    return await fn(c);
-  } catch (err) {
-    throw translate(err);
-  } finally {
-    await c.end().catch(() => {});
-  }
+export function withAdminClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  return withClient(url, 'mailmapd-cli', async (c) => {
+    try {
+      return await fn(c);
+    } catch (err) {
+      throw translate(err);
+    }
+  });
 }
 
 /** Database errors a person caused become usage errors with a plain sentence. */
 function translate(err: unknown): Error {
-  if (err instanceof UsageError || err instanceof TempError) return err;
+  if (err instanceof UsageError || err instanceof TempError || err instanceof NotFoundError) return err;
   const e = err as { code?: string; message?: string; constraint?: string; detail?: string };
   switch (e.code) {
     case '23505': {
@@ -143,9 +138,8 @@ export async function domainCommand(args: string[], deps: AdminDeps): Promise<nu
       const name = checkDomain(p.positional[0]);
       const active = !p.flags.has('inactive');
       const target = p.flags.get('alias-of');
-      return withClient(deps.url, async (c) => {
-        await c.query('BEGIN');
-        try {
+      return withAdminClient(deps.url, async (c) => {
+        await inTransaction(c, async () => {
           if (typeof target === 'string') {
             const t = checkDomain(target);
             await requireDomain(c, t);
@@ -157,11 +151,7 @@ export async function domainCommand(args: string[], deps: AdminDeps): Promise<nu
             if (clash.rowCount) throw new UsageError(`${name} is already an alias domain`);
             await c.query('INSERT INTO mailmapd.domains (name, active) VALUES ($1, $2)', [name, active]);
           }
-          await c.query('COMMIT');
-        } catch (err) {
-          await c.query('ROLLBACK');
-          throw err;
-        }
+        });
         deps.out(typeof target === 'string' ? `added alias domain ${name} -> ${checkDomain(target)}` : `added domain ${name}`);
         return 0;
       });
@@ -170,22 +160,17 @@ export async function domainCommand(args: string[], deps: AdminDeps): Promise<nu
       onlyFlags(p, []);
       arity(p, 1, 1, 'domain rm DOMAIN');
       const name = checkDomain(p.positional[0]);
-      return withClient(deps.url, async (c) => {
-        await c.query('BEGIN');
-        try {
+      return withAdminClient(deps.url, async (c) => {
+        await inTransaction(c, async () => {
           const ad = await c.query('DELETE FROM mailmapd.alias_domains WHERE name = $1', [name]);
           if (!ad.rowCount) {
             const n = await c.query<{ n: string }>('SELECT count(*) AS n FROM mailmapd.mailboxes WHERE domain = $1', [name]);
             if (Number(n.rows[0]!.n) > 0) throw new UsageError(`domain ${name} still has ${n.rows[0]!.n} mailbox(es); remove them first`);
             const d = await c.query('DELETE FROM mailmapd.domains WHERE name = $1', [name]);
-            if (!d.rowCount) throw new UsageError(`no such domain: ${name}`);
+            if (!d.rowCount) throw new NotFoundError(`no such domain: ${name}`);
             await c.query(`DELETE FROM mailmapd.aliases WHERE split_part(address, '@', 2) = $1`, [name]);
           }
-          await c.query('COMMIT');
-        } catch (err) {
-          await c.query('ROLLBACK');
-          throw err;
-        }
+        });
         deps.out(`removed ${name}`);
         return 0;
       });
@@ -193,7 +178,7 @@ export async function domainCommand(args: string[], deps: AdminDeps): Promise<nu
     case 'list': {
       onlyFlags(p, []);
       arity(p, 0, 0, 'domain list');
-      return withClient(deps.url, async (c) => {
+      return withAdminClient(deps.url, async (c) => {
         const r = await c.query<{ name: string; active: boolean; target: string | null }>(
           `SELECT name, active, NULL AS target FROM mailmapd.domains
            UNION ALL SELECT name, active, target FROM mailmapd.alias_domains ORDER BY name`,
@@ -220,13 +205,13 @@ export async function mailboxCommand(args: string[], deps: AdminDeps): Promise<n
       const quotaFlag = p.flags.get('quota');
       const quota = typeof quotaFlag === 'string' ? parseQuota(quotaFlag) : 0;
       // Check what can be checked before asking for a password nobody will use.
-      await withClient(deps.url, async (c) => {
+      await withAdminClient(deps.url, async (c) => {
         await requireDomain(c, address.split('@')[1]!);
         const dup = await c.query('SELECT 1 FROM mailmapd.mailboxes WHERE address = $1', [address]);
         if (dup.rowCount) throw new UsageError(`mailbox ${address} already exists`);
       });
       const hash = await deps.hash(await readNewPassword());
-      return withClient(deps.url, async (c) => {
+      return withAdminClient(deps.url, async (c) => {
         await requireDomain(c, address.split('@')[1]!);
         await c.query('INSERT INTO mailmapd.mailboxes (address, password, quota_bytes, active) VALUES ($1, $2, $3, $4)', [
           address,
@@ -242,14 +227,14 @@ export async function mailboxCommand(args: string[], deps: AdminDeps): Promise<n
       onlyFlags(p, []);
       arity(p, 1, 1, 'mailbox passwd ADDRESS   (password on stdin or at the prompt)');
       const address = checkAddress(p.positional[0]);
-      await withClient(deps.url, async (c) => {
+      await withAdminClient(deps.url, async (c) => {
         const r = await c.query('SELECT 1 FROM mailmapd.mailboxes WHERE address = $1', [address]);
-        if (!r.rowCount) throw new UsageError(`no such mailbox: ${address}`);
+        if (!r.rowCount) throw new NotFoundError(`no such mailbox: ${address}`);
       });
       const hash = await deps.hash(await readNewPassword());
-      return withClient(deps.url, async (c) => {
+      return withAdminClient(deps.url, async (c) => {
         const r = await c.query('UPDATE mailmapd.mailboxes SET password = $2 WHERE address = $1', [address, hash]);
-        if (!r.rowCount) throw new UsageError(`no such mailbox: ${address}`);
+        if (!r.rowCount) throw new NotFoundError(`no such mailbox: ${address}`);
         deps.out(`changed the password of ${address}`);
         return 0;
       });
@@ -258,9 +243,9 @@ export async function mailboxCommand(args: string[], deps: AdminDeps): Promise<n
       onlyFlags(p, []);
       arity(p, 1, 1, 'mailbox rm ADDRESS');
       const address = checkAddress(p.positional[0]);
-      return withClient(deps.url, async (c) => {
+      return withAdminClient(deps.url, async (c) => {
         const r = await c.query('DELETE FROM mailmapd.mailboxes WHERE address = $1', [address]);
-        if (!r.rowCount) throw new UsageError(`no such mailbox: ${address}`);
+        if (!r.rowCount) throw new NotFoundError(`no such mailbox: ${address}`);
         deps.out(`removed mailbox ${address}`);
         return 0;
       });
@@ -269,7 +254,7 @@ export async function mailboxCommand(args: string[], deps: AdminDeps): Promise<n
       onlyFlags(p, []);
       arity(p, 0, 1, 'mailbox list [DOMAIN]');
       const domain = p.positional[0] === undefined ? undefined : checkDomain(p.positional[0]);
-      return withClient(deps.url, async (c) => {
+      return withAdminClient(deps.url, async (c) => {
         const r = await c.query<{ address: string; quota_bytes: string; active: boolean }>(
           `SELECT address, quota_bytes, active FROM mailmapd.mailboxes WHERE $1::text IS NULL OR domain = $1 ORDER BY address`,
           [domain ?? null],
@@ -286,13 +271,10 @@ export async function mailboxCommand(args: string[], deps: AdminDeps): Promise<n
       onlyFlags(p, []);
       arity(p, 1, 1, 'mailbox show ADDRESS');
       const address = checkAddress(p.positional[0]);
-      return withClient(deps.url, async (c) => {
+      return withAdminClient(deps.url, async (c) => {
         const r = await c.query<{ address: string; quota_bytes: string; active: boolean }>('SELECT address, quota_bytes, active FROM mailmapd.mailboxes WHERE address = $1', [address]);
         const row = r.rows[0];
-        if (!row) {
-          deps.out(`no such mailbox: ${address}`);
-          return 1;
-        }
+        if (!row) throw new NotFoundError(`no such mailbox: ${address}`);
         for (const line of showLines(row, (await writtenBack(c, [address])).get(address))) deps.out(line);
         return 0;
       });
@@ -313,9 +295,8 @@ export async function aliasCommand(args: string[], deps: AdminDeps): Promise<num
       if (p.positional.length < 2) throw new UsageError('usage: mailmapd alias add ADDRESS|@DOMAIN DESTINATION [DESTINATION…]');
       const address = checkAddress(p.positional[0], { catchAll: true });
       const dests = p.positional.slice(1).flatMap((d) => d.split(',')).filter((d) => d.trim() !== '').map((d) => checkAddress(d, { catchAll: true }));
-      return withClient(deps.url, async (c) => {
-        await c.query('BEGIN');
-        try {
+      return withAdminClient(deps.url, async (c) => {
+        await inTransaction(c, async () => {
           const domain = address.split('@')[1]!;
           const known = await c.query(
             'SELECT 1 FROM mailmapd.domains WHERE name = $1 UNION ALL SELECT 1 FROM mailmapd.alias_domains WHERE name = $1',
@@ -325,11 +306,7 @@ export async function aliasCommand(args: string[], deps: AdminDeps): Promise<num
           for (const d of dests) {
             await c.query('INSERT INTO mailmapd.aliases (address, destination, active) VALUES ($1, $2, $3)', [address, d, !p.flags.has('inactive')]);
           }
-          await c.query('COMMIT');
-        } catch (err) {
-          await c.query('ROLLBACK');
-          throw err;
-        }
+        });
         deps.out(`added alias ${address} -> ${dests.join(', ')}`);
         return 0;
       });
@@ -339,9 +316,9 @@ export async function aliasCommand(args: string[], deps: AdminDeps): Promise<num
       arity(p, 1, 2, 'alias rm ADDRESS [DESTINATION]');
       const address = checkAddress(p.positional[0], { catchAll: true });
       const dest = p.positional[1] === undefined ? null : checkAddress(p.positional[1], { catchAll: true });
-      return withClient(deps.url, async (c) => {
+      return withAdminClient(deps.url, async (c) => {
         const r = await c.query('DELETE FROM mailmapd.aliases WHERE address = $1 AND ($2::text IS NULL OR destination = $2)', [address, dest]);
-        if (!r.rowCount) throw new UsageError(`no such alias: ${address}${dest ? ` -> ${dest}` : ''}`);
+        if (!r.rowCount) throw new NotFoundError(`no such alias: ${address}${dest ? ` -> ${dest}` : ''}`);
         deps.out(`removed ${r.rowCount} alias row(s) of ${address}`);
         return 0;
       });
@@ -350,7 +327,7 @@ export async function aliasCommand(args: string[], deps: AdminDeps): Promise<num
       onlyFlags(p, []);
       arity(p, 0, 1, 'alias list [DOMAIN]');
       const domain = p.positional[0] === undefined ? undefined : checkDomain(p.positional[0]);
-      return withClient(deps.url, async (c) => {
+      return withAdminClient(deps.url, async (c) => {
         const r = await c.query<{ address: string; destination: string; active: boolean }>(
           `SELECT address, destination, active FROM mailmapd.aliases
             WHERE $1::text IS NULL OR split_part(address, '@', 2) = $1 ORDER BY address, destination`,

@@ -5,8 +5,8 @@
 
 import { randomInt } from 'node:crypto';
 import { hashPassword } from '../password/hash.js';
-import { arity, checkAddress, onlyFlags, parseArgs, withClient, type AdminDeps } from './admin.js';
-import { UsageError } from './password-input.js';
+import { arity, checkAddress, onlyFlags, parseArgs, withAdminClient, type AdminDeps } from './admin.js';
+import { UsageError } from '../errors.js';
 import { parseServices } from './services.js';
 
 /** Services an app password may name: every login service (`receive` is no login). */
@@ -44,7 +44,7 @@ export async function appPasswordCommand(args: string[], deps: AdminDeps): Promi
       const services = parseServices(p.flags.get('services'), 'services', appPasswordServices);
       const password = generateAppPassword();
       const stored = await hashPassword(password, 'SSHA256');
-      return withClient(deps.url, async (c) => {
+      return withAdminClient(deps.url, async (c) => {
         const mb = await c.query('SELECT 1 FROM mailmapd.mailboxes WHERE address = $1', [address]);
         if (!mb.rowCount) throw new UsageError(`no such mailbox: ${address}`);
         await c.query('INSERT INTO mailmapd.app_passwords (mailbox, name, password, services) VALUES ($1, $2, $3, $4)', [address, name, stored, services]);
@@ -58,7 +58,7 @@ export async function appPasswordCommand(args: string[], deps: AdminDeps): Promi
       arity(p, 2, 2, 'app-password rm ADDRESS NAME');
       const address = checkAddress(p.positional[0]);
       const name = checkName(p.positional[1]);
-      return withClient(deps.url, async (c) => {
+      return withAdminClient(deps.url, async (c) => {
         const r = await c.query('DELETE FROM mailmapd.app_passwords WHERE mailbox = $1 AND name = $2', [address, name]);
         if (!r.rowCount) throw new UsageError(`${address} has no app password named ${JSON.stringify(name)}`);
         deps.out(`removed app password ${name} of ${address}`);
@@ -69,7 +69,7 @@ export async function appPasswordCommand(args: string[], deps: AdminDeps): Promi
       onlyFlags(p, []);
       arity(p, 1, 1, 'app-password list ADDRESS');
       const address = checkAddress(p.positional[0]);
-      return withClient(deps.url, async (c) => {
+      return withAdminClient(deps.url, async (c) => {
         const mb = await c.query('SELECT 1 FROM mailmapd.mailboxes WHERE address = $1', [address]);
         if (!mb.rowCount) throw new UsageError(`no such mailbox: ${address}`);
         const r = await c.query<{ name: string; services: string[]; active: boolean; created: Date | null }>(

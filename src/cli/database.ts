@@ -2,16 +2,17 @@
 // (reusing a running daemon's, starting it for the duration of the command otherwise).
 // Unreachable is a temporary failure (exit 75), never a usage error.
 
-import pg from 'pg';
+import type pg from 'pg';
 import type { Config } from '../config.js';
-import { openDatabase, redactUrl } from '../db/connect.js';
+import { withClient } from '../db/client.js';
+import { openDatabase, redactUrl, type DatabaseHandle } from '../db/connect.js';
 import { resolveUrl } from '../db/target.js';
 import { createLogger } from '../log.js';
-import { TempError } from './password-input.js';
+import { TempError } from '../errors.js';
 
 /** Runs `fn` with the database URL; stops an embedded server the command had to start. */
 export async function withDatabaseUrl<T>(config: Config, fn: (url: string) => Promise<T>): Promise<T> {
-  let db;
+  let db: DatabaseHandle;
   try {
     db = await openDatabase(config, createLogger('warn'));
   } catch (err) {
@@ -34,18 +35,5 @@ export async function withDatabaseUrl<T>(config: Config, fn: (url: string) => Pr
 
 /** Runs `fn` with a connected client; the connection is closed whatever happens. */
 export function withDatabaseClient<T>(config: Config, applicationName: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  return withDatabaseUrl(config, async (url) => {
-    const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000, application_name: applicationName });
-    c.on('error', () => {});
-    try {
-      await c.connect();
-    } catch (err) {
-      throw new TempError(`cannot connect to ${redactUrl(url)}: ${(err as Error).message}`);
-    }
-    try {
-      return await fn(c);
-    } finally {
-      await c.end().catch(() => {});
-    }
-  });
+  return withDatabaseUrl(config, (url) => withClient(url, applicationName, fn));
 }

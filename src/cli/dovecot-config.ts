@@ -1,13 +1,13 @@
 // `mailmapd dovecot-config`: the conf.d snippets that wire Dovecot 2.3 (checkpassword
 // passdb + userdb) and Postfix's SMTP AUTH (the auth-client socket) to this daemon's
-// configured listeners. Each section is one function of the config and the options, so
-// another mode (e.g. `--lua` for Dovecot 2.4) is one more section and one more flag.
+// configured listeners. Each section is one function of the config and the options. The
+// Lua door (`--lua`, Dovecot 2.3 and 2.4) has its own module, dovecot-lua-config.ts.
 
 import { fileURLToPath } from 'node:url';
 import type { Config } from '../config.js';
 import type { ListenAddress } from '../listen.js';
 import { dovecotLmtpSection, postfixQueueDirectory } from './dovecot-lmtp-config.js';
-import { UsageError } from './password-input.js';
+import { UsageError } from '../errors.js';
 import { quotaCloneSection } from './dovecot-quota-clone-config.js';
 
 export interface DovecotConfigOptions {

@@ -4,7 +4,8 @@
 import type { Config } from '../config.js';
 import { hashPassword, resolveHashScheme, UnknownSchemeError } from '../password/hash.js';
 import { schemeNames } from '../password/schemes.js';
-import { readNewPassword, UsageError } from './password-input.js';
+import { UsageError } from '../errors.js';
+import { readNewPassword } from './password-input.js';
 
 const usage = 'usage: mailmapd hash [--scheme SCHEME]   (password on stdin or at the prompt)';
 

@@ -9,11 +9,12 @@
 
 import { withDatabaseClient } from './database.js';
 import { readFile } from 'node:fs/promises';
-import pg from 'pg';
+import type pg from 'pg';
 import type { Config } from '../config.js';
 import { currentVersion } from '../db/schema.js';
 import { checkAddress, checkDomain } from './admin.js';
-import { UsageError } from './password-input.js';
+import { inTransaction } from '../db/client.js';
+import { UsageError } from '../errors.js';
 
 type Out = (line: string) => void;
 
@@ -324,13 +325,10 @@ export async function importCommand(config: Config, args: string[], out: Out): P
       out('the native schema is missing: run `mailmapd migrate` first');
       return 2;
     }
-    await c.query('BEGIN');
     let counts: ImportCounts;
     try {
-      counts = await applyPlan(c, plan);
-      await c.query(opts.dryRun ? 'ROLLBACK' : 'COMMIT');
+      counts = await inTransaction(c, () => applyPlan(c, plan), { rollback: opts.dryRun });
     } catch (err) {
-      await c.query('ROLLBACK').catch(() => {});
       const e = err as { code?: string; message: string };
       // A CHECK of the native schema refusing a value the parser let through.
       if (e.code?.startsWith('23')) {

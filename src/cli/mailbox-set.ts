@@ -1,8 +1,8 @@
 // `mailmapd mailbox set ADDRESS [--disable S,…] [--enable S,…] [--maintenance on|off]`:
 // per-service access and maintenance, in one UPDATE so nothing is half-written.
 
-import { arity, checkAddress, onlyFlags, parseArgs, withClient, type AdminDeps } from './admin.js';
-import { UsageError } from './password-input.js';
+import { arity, checkAddress, onlyFlags, parseArgs, withAdminClient, type AdminDeps } from './admin.js';
+import { UsageError } from '../errors.js';
 import { parseServices } from './services.js';
 
 const usage = 'mailbox set ADDRESS [--disable S,…] [--enable S,…] [--maintenance on|off]';
@@ -19,7 +19,7 @@ export async function mailboxSetCommand(args: string[], deps: AdminDeps): Promis
   const m = p.flags.get('maintenance');
   if (m !== undefined && m !== 'on' && m !== 'off') throw new UsageError('--maintenance takes on or off');
   if (disable.length === 0 && enable.length === 0 && m === undefined) throw new UsageError(`usage: mailmapd ${usage}`);
-  return withClient(deps.url, async (c) => {
+  return withAdminClient(deps.url, async (c) => {
     const r = await c.query<{ disabled_services: string[]; maintenance: boolean }>(
       `UPDATE mailmapd.mailboxes
           SET disabled_services = ARRAY(SELECT DISTINCT s FROM unnest(disabled_services || $2::text[]) AS s WHERE s <> ALL ($3::text[]) ORDER BY s),

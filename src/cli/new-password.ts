@@ -4,6 +4,6 @@
 import type { Config } from '../config.js';
 import { hashPassword as hashWithScheme } from '../password/hash.js';
 
-export function hashPassword(password: string, config: Config): Promise<string> {
+export function hashNewPassword(password: string, config: Config): Promise<string> {
   return hashWithScheme(password, config.password_scheme);
 }

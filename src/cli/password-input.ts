@@ -4,6 +4,7 @@
 // every user of the host can read them in /proc.
 
 import { stdin, stderr } from 'node:process';
+import { UsageError } from '../errors.js';
 
 async function readAll(): Promise<string> {
   const chunks: Buffer[] = [];
@@ -61,9 +62,3 @@ export async function readNewPassword(): Promise<string> {
   if (/[\r\n]/.test(pw)) throw new UsageError('a password cannot contain a line break (give it once on stdin, optionally followed by one newline)');
   return pw;
 }
-
-/** Bad input from the person at the keyboard: one line on stderr, exit code 2. */
-export class UsageError extends Error {}
-
-/** The database or daemon is unreachable: exit code 75, try again later. */
-export class TempError extends Error {}

@@ -1,7 +1,7 @@
 // `mailmapd postfix-config`: the main.cf lines that point Postfix at this daemon's first
 // socketmap listener. A UNIX socket goes through proxymap (`proxy:`), because Debian runs
 // smtpd, cleanup and trivial-rewrite chrooted in /var/spool/postfix, where the socket's
-// path does not exist (shared/spec/protocols.md §1, "Chroot").
+// path does not exist.
 
 import type { Config } from '../config.js';
 import type { ListenAddress } from '../listen.js';

@@ -7,7 +7,7 @@
 import { duration, type Config } from '../config.js';
 import { changeLogStats, pruneChanges, pruneHorizon } from '../sync/changelog.js';
 import { withDatabaseClient } from './database.js';
-import { UsageError } from './password-input.js';
+import { UsageError } from '../errors.js';
 
 function parseDuration(text: string): number {
   try {

@@ -1,7 +1,7 @@
 // Service names on the command line: a comma-separated list, every name known, or a usage error.
 
 import { serviceNames } from '../db/migrations/accounts.js';
-import { UsageError } from './password-input.js';
+import { UsageError } from '../errors.js';
 
 export function parseServices(raw: string | true | undefined, flag: string, allowed: readonly string[] = serviceNames): string[] {
   if (raw === undefined) return [];

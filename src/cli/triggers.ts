@@ -6,14 +6,15 @@
 // triggers again. Every install or remove is one transaction.
 
 import { withDatabaseClient } from './database.js';
-import pg from 'pg';
+import type pg from 'pg';
 import type { Config } from '../config.js';
 import { changeLogSql, currentVersion, latestVersion, migrate } from '../db/schema.js';
 import { dropUnusedLogFunctionsSql, logFunctionPattern } from '../db/migrations/static-triggers.js';
 import { checkProfile, resolveWatches, sectionName, type ResolvedWatch } from '../sync/profile-check.js';
 import { changeKinds, type Profile } from '../sync/profile.js';
 import { profileFor } from '../sync/profile-select.js';
-import { UsageError } from './password-input.js';
+import { inTransaction } from '../db/client.js';
+import { UsageError } from '../errors.js';
 
 type Out = (line: string) => void;
 
@@ -63,7 +64,7 @@ function compare(watches: ResolvedWatch[], installed: Installed[]): StatusLine[]
   const used = new Set<Installed>();
   for (const w of watches) {
     const mine = installed.filter((i) => i.oid === w.oid && i.kind === w.kind);
-    mine.forEach((i) => used.add(i));
+    for (const i of mine) used.add(i);
     const label = `${w.qualified} → ${sectionName[w.kind]}`;
     const have = new Set(mine.map((i) => i.trigger));
     const lacking = suffixes.filter((s) => !have.has(`mailmapd_${w.kind}_${s}`));
@@ -111,8 +112,7 @@ async function install(c: pg.ClientBase, profile: Profile, out: Out): Promise<nu
     return 2;
   }
   const { watches } = await resolveWatches(c, profile);
-  await c.query('BEGIN');
-  try {
+  await inTransaction(c, async () => {
     await c.query('SELECT pg_advisory_xact_lock($1)', [lockKey]);
     await c.query(changeLogSql);
     // Start from a clean slate, so that a table dropped from the profile loses its
@@ -126,18 +126,13 @@ async function install(c: pg.ClientBase, profile: Profile, out: Out): Promise<nu
     // daemon reload in full once (a NULL key means "every entry of that kind").
     for (const kind of changeKinds) await c.query('INSERT INTO mailmapd.changes (kind, key) VALUES ($1, NULL)', [kind]);
     await c.query(`SELECT pg_notify('mailmapd', 'reload')`);
-    await c.query('COMMIT');
-  } catch (err) {
-    await c.query('ROLLBACK').catch(() => {});
-    throw err;
-  }
+  });
   out(`${watches.length} tables watched for schema = ${profile.source ? `custom:${profile.source}` : profile.name}`);
   return 0;
 }
 
 async function remove(c: pg.ClientBase, purge: boolean, out: Out): Promise<number> {
-  await c.query('BEGIN');
-  try {
+  await inTransaction(c, async () => {
     await c.query('SELECT pg_advisory_xact_lock($1)', [lockKey]);
     const list = await installedTriggers(c);
     await dropTriggers(c, list);
@@ -151,11 +146,7 @@ async function remove(c: pg.ClientBase, purge: boolean, out: Out): Promise<numbe
         out('dropped schema mailmapd (change log)');
       }
     }
-    await c.query('COMMIT');
-  } catch (err) {
-    await c.query('ROLLBACK').catch(() => {});
-    throw err;
-  }
+  });
   return 0;
 }
 

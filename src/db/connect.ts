@@ -1,7 +1,7 @@
 // Where the database is: `database_url`, or the embedded default. Admin commands reach a
 // running embedded server on its port and start one themselves only when none runs.
 
-import pg from 'pg';
+import { connectClient } from './client.js';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import { startEmbedded } from './embedded.js';
@@ -17,15 +17,11 @@ export function embeddedUrl(config: Config): string {
 }
 
 async function reachable(url: string): Promise<boolean> {
-  const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2000 });
-  c.on('error', () => {});
   try {
-    await c.connect();
+    await (await connectClient(url, 'mailmapd-probe', 2000)).end();
     return true;
   } catch {
     return false;
-  } finally {
-    await c.end().catch(() => {});
   }
 }
 

@@ -27,11 +27,10 @@ export class ConnInfoError extends Error {}
 function splitHosts(authority: string, defaultPort: number): Array<{ host: string; port: number }> {
   const out: Array<{ host: string; port: number }> = [];
   for (const part of authority.split(',')) {
-    let host: string;
     let port = defaultPort;
     const m = /^\[([^\]]+)\](?::(\d*))?$/.exec(part) ?? /^([^:]*)(?::(\d*))?$/.exec(part);
     if (!m) throw new ConnInfoError(`database_url: cannot read host "${part}"`);
-    host = m[1]!;
+    const host = m[1]!;
     if (m[2] !== undefined && m[2] !== '') port = Number(m[2]);
     if (!Number.isInteger(port) || port <= 0 || port > 65535) throw new ConnInfoError(`database_url: bad port in "${part}"`);
     out.push({ host, port });

@@ -15,6 +15,7 @@ import { migration2Sql, staticTriggerSql } from './migrations/static-triggers.js
 import { pathSafeNamesSql } from './migrations/path-safe-names.js';
 import { accountsSql } from './migrations/accounts.js';
 import { writebackTablesSql } from './migrations/writeback.js';
+import { inTransaction } from './client.js';
 
 export interface Migration {
   version: number;
@@ -225,15 +226,14 @@ export async function migrate(client: pg.ClientBase): Promise<MigrateResult> {
     const applied: number[] = [];
     for (const m of migrations) {
       if (m.version <= from) continue;
-      await client.query('BEGIN');
       try {
-        await client.query(m.sql);
-        await client.query(`CREATE TABLE IF NOT EXISTS mailmapd.schema_version (
+        await inTransaction(client, async () => {
+          await client.query(m.sql);
+          await client.query(`CREATE TABLE IF NOT EXISTS mailmapd.schema_version (
           version integer PRIMARY KEY, description text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
-        await client.query('INSERT INTO mailmapd.schema_version (version, description) VALUES ($1, $2)', [m.version, m.description]);
-        await client.query('COMMIT');
+          await client.query('INSERT INTO mailmapd.schema_version (version, description) VALUES ($1, $2)', [m.version, m.description]);
+        });
       } catch (err) {
-        await client.query('ROLLBACK');
         throw new Error(`migration ${m.version} (${m.description}) failed: ${(err as Error).message}`);
       }
       applied.push(m.version);

@@ -125,6 +125,8 @@ export interface Directory {
   setRecipientDelimiter(delimiters: string): void;
 }
 
+// Long because it is a closure holding the module's private state; the functions inside
+// it are short and each does one thing.
 export function createDirectory(options: DirectoryOptions): Directory {
   let data = emptyData();
   let loaded = false;
@@ -135,12 +137,14 @@ export function createDirectory(options: DirectoryOptions): Directory {
     for (const l of listeners) l(kind, key);
   };
 
-  /** An active domain, or an active alias domain whose target is active. */
-  const servesDomain = (domain: string): boolean => {
-    if (data.domains.get(domain) === true) return true;
+  /** The target of `domain` when it is an active alias domain of an active domain. */
+  const aliasDomainTarget = (domain: string): string | undefined => {
     const ad = data.aliasDomains.get(domain);
-    return ad !== undefined && ad.active && data.domains.get(ad.target) === true;
+    return ad?.active && data.domains.get(ad.target) === true ? ad.target : undefined;
   };
+
+  /** An active domain, or an active alias domain whose target is active. */
+  const servesDomain = (domain: string): boolean => data.domains.get(domain) === true || aliasDomainTarget(domain) !== undefined;
 
   const activeMailbox = (address: string): boolean =>
     data.mailboxes.isActive(address) && data.domains.get(domainOf(address)) === true;
@@ -178,10 +182,7 @@ export function createDirectory(options: DirectoryOptions): Directory {
 
   const aliasTargets = (address: string): string | undefined => {
     const dom = domainOf(address);
-    if (data.domains.get(dom) !== true) {
-      const ad = data.aliasDomains.get(dom);
-      if (ad === undefined || !ad.active || data.domains.get(ad.target) !== true) return undefined;
-    }
+    if (!servesDomain(dom)) return undefined;
     return data.aliases.get(address);
   };
 
@@ -211,9 +212,9 @@ export function createDirectory(options: DirectoryOptions): Directory {
       if (d === RECIPIENT) return a;
     }
     const dom = a.slice(at + 1);
-    const ad = data.aliasDomains.get(dom);
-    if (at > 0 && depth < 4 && ad !== undefined && ad.active && data.domains.get(ad.target) === true) {
-      const rewritten = `${a.slice(0, at)}@${ad.target}`;
+    const target = aliasDomainTarget(dom);
+    if (at > 0 && depth < 4 && target !== undefined) {
+      const rewritten = `${a.slice(0, at)}@${target}`;
       if (resolveAlias(rewritten, depth + 1) !== undefined) return rewritten;
     }
     return aliasTargets(`@${dom}`);
@@ -240,8 +241,8 @@ export function createDirectory(options: DirectoryOptions): Directory {
     const split = splitExtension(a, delimiters);
     if (split) collect(split.base);
     const base = split ? split.base : a;
-    const ad = data.aliasDomains.get(domainOf(base));
-    if (ad !== undefined && ad.active) collect(`${localOf(base)}@${ad.target}`);
+    const target = aliasDomainTarget(domainOf(base));
+    if (target !== undefined) collect(`${localOf(base)}@${target}`);
     return out.length === 0 ? undefined : out.join(',');
   };
 

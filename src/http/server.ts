@@ -1,7 +1,8 @@
 // The HTTP listener (`http_listen`): a small router over node:http with the limits every
 // listener has — bounded bodies, header and request timeouts, a connection cap. Routes
-// are plain functions registered by the composition root: health and metrics here, the
-// Dovecot auth policy and the Lua lookup endpoint in their own modules.
+// are plain functions registered by the composition root (serve.ts): health, readiness
+// (daemon/readiness.ts), metrics, and the Dovecot auth policy and Lua lookup endpoints
+// from their own modules.
 
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { Socket } from 'node:net';

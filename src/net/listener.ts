@@ -80,7 +80,7 @@ export interface ConnectionControl {
   busy?(): boolean;
 }
 
-export type ConnectionHandler = (socket: Socket) => ConnectionControl | void;
+export type ConnectionHandler = (socket: Socket) => ConnectionControl | undefined;
 
 function groupId(group: string): number {
   if (/^\d+$/.test(group)) return Number(group);
@@ -107,6 +107,8 @@ export function applySocketPermissions(path: string, unix: UnixSocketOptions): v
   if (unix.group !== '') chownSync(path, process.getuid?.() ?? 0, groupId(unix.group));
 }
 
+// Long because binding, the connection cap, idle timeouts and the graceful close share the
+// set of open sockets; each part is a short block.
 export async function listen(
   address: ListenAddress,
   name: string,

@@ -38,7 +38,9 @@ function md5State(block: Buffer): Buffer {
     b = (b + ((x << s) | (x >>> (32 - s)))) >>> 0;
   }
   const out = Buffer.alloc(16);
-  [a, b, c, d].forEach((v, i) => out.writeUInt32LE((v + iv[i]!) >>> 0, i * 4));
+  [a, b, c, d].forEach((v, i) => {
+    out.writeUInt32LE((v + iv[i]!) >>> 0, i * 4);
+  });
   return out;
 }
 

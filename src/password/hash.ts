@@ -9,7 +9,7 @@ export class UnknownSchemeError extends Error {}
 
 /** The scheme implementation and encoding for a name like `SHA512.HEX`; throws UnknownSchemeError. */
 export function resolveHashScheme(scheme: string): { impl: Scheme; encoding: Encoding | undefined } {
-  let split;
+  let split: ReturnType<typeof splitSchemeName>;
   try {
     split = splitSchemeName(scheme);
   } catch (err) {

@@ -69,6 +69,8 @@ function workerFile(): URL {
   return new URL('../../dist/password/worker.js', import.meta.url);
 }
 
+// Long because it is a closure holding the module's private state; the functions inside
+// it are short and each does one thing.
 export function createHashPool(opts: HashPoolOptions): HashPool {
   const { metrics, logger } = opts;
   const size = opts.workers > 0 ? opts.workers : availableParallelism();

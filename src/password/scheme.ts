@@ -32,15 +32,7 @@ export function parseStored(stored: string, defaultScheme: string): StoredPasswo
   if (stored.startsWith('{')) {
     const end = stored.indexOf('}');
     if (end > 0) {
-      const name = stored.slice(1, end).toUpperCase();
-      const data = stored.slice(end + 1);
-      const dot = name.lastIndexOf('.');
-      if (dot < 0) return { scheme: name, encoding: undefined, data };
-      const suffix = name.slice(dot + 1);
-      const scheme = name.slice(0, dot);
-      if (suffix === 'B64' || suffix === 'BASE64') return { scheme, encoding: 'b64', data };
-      if (suffix === 'HEX') return { scheme, encoding: 'hex', data };
-      throw new BadHashError(scheme, `unknown encoding suffix .${suffix.slice(0, 16)}`);
+      return { ...splitSchemeName(stored.slice(1, end)), data: stored.slice(end + 1) };
     }
     // Like Dovecot: a `{` without `}` is no prefix at all; the default scheme applies.
   }

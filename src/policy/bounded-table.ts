@@ -31,7 +31,7 @@ export function createBoundedTable(maxEntries: number, maxBytes: number, sticky:
     bytes -= bytesOf(key, t);
   };
 
-  const prune = (key: string, t: number[], cutoff: number) => {
+  const prune = (t: number[], cutoff: number) => {
     let i = 0;
     while (i < t.length && t[i]! <= cutoff) i++;
     if (i === 0) return;
@@ -57,7 +57,7 @@ export function createBoundedTable(maxEntries: number, maxBytes: number, sticky:
     recent(key, cutoff) {
       const t = map.get(key);
       if (!t) return [];
-      prune(key, t, cutoff);
+      prune(t, cutoff);
       if (t.length === 0) remove(key, t);
       return t;
     },
@@ -65,7 +65,7 @@ export function createBoundedTable(maxEntries: number, maxBytes: number, sticky:
       let t = map.get(key);
       if (t) {
         map.delete(key);
-        prune(key, t, cutoff);
+        prune(t, cutoff);
       } else {
         t = [];
         bytes += bytesOf(key, t);

@@ -103,6 +103,8 @@ function loginKey(login: string): string {
   return l.length <= 128 ? l : `#${createHash('sha256').update(l).digest('base64')}`;
 }
 
+// Long because it is a closure holding the module's private state; the functions inside
+// it are short and each does one thing.
 export function createLimiter(settings: LimiterSettings, metrics?: Metrics, now: () => number = Date.now): Limiter {
   const allowed = allowList(settings.allowList);
   const perKind = Math.max(1, Math.floor(settings.maxEntries / kinds.length));

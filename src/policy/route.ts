@@ -3,11 +3,11 @@
 // Answers {"status": N}: N < 0 rejects, 0 allows, N > 0 delays by N seconds.
 
 import type { Config } from '../config.js';
-import type { HttpRequest, Route } from '../http/server.js';
+import type { Route } from '../http/server.js';
 import { json } from '../http/server.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import { secretEqual } from '../password/equal.js';
+import { hasBearerSecret } from '../http/bearer.js';
 import type { Limiter } from './limiter.js';
 
 interface PolicyRequest {
@@ -37,12 +37,6 @@ function parse(body: Buffer): PolicyRequest | undefined {
   };
 }
 
-/** http_secret, as Dovecot sends it with `auth_policy_server_api_header = Authorization: Bearer <secret>`. */
-export function authorized(req: HttpRequest, secret: string): boolean {
-  if (secret === '') return true;
-  return secretEqual(String(req.headers.authorization ?? ''), `Bearer ${secret}`);
-}
-
 export function createPolicyRoutes(deps: { limiter: Limiter; config: Config; logger: Logger; metrics: Metrics }): Map<string, Route> {
   const { limiter, config, logger, metrics } = deps;
   const route: Route = (req) => {
@@ -52,7 +46,7 @@ export function createPolicyRoutes(deps: { limiter: Limiter; config: Config; log
       metrics.lookupDuration.observe({ protocol: 'policy', map: command === 'report' ? 'report' : 'allow', result }, (performance.now() - started) / 1000);
       return json(status, value);
     };
-    if (!authorized(req, config.http_secret)) {
+    if (!hasBearerSecret(req, config.http_secret)) {
       metrics.badInput.inc({ listener: 'http', reason: 'unauthorized' });
       return done(401, { status: 0, msg: 'unauthorized' }, 'fail');
     }

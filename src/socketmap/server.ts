@@ -1,6 +1,6 @@
 // The Postfix socketmap server on `socketmap_listen`: one netstring request `<map> <key>`,
-// one netstring reply, answered from the in-memory directory (shared/spec/interface.md,
-// "Socketmap names and their answers"). Every lookup is synchronous, so replies leave in
+// one netstring reply (OK, NOTFOUND, TEMP, PERM, as Postfix's socketmap_table(5) reads
+// them), answered from the in-memory directory. Every lookup is synchronous, so replies leave in
 // request order and a read holding several pipelined requests is answered with one write.
 //
 // Answers: `OK <value>`, `NOTFOUND `, or `TEMP <reason>` whenever the answer is unknown —
@@ -94,6 +94,8 @@ function labelTable(): Labels[][] {
   return [...maps.map((m) => m.name as string), 'unknown'].map((map) => results.map((result) => ({ protocol: 'socketmap', map, result })));
 }
 
+// Long because it is the per-connection state as one closure (decoder, pending replies,
+// backpressure, shutdown); each step inside is a short function.
 export function createSocketmapHandler(deps: SocketmapDeps): ConnectionHandler {
   const { directory, logger, metrics } = deps;
   const observers = labelTable().map((row) => row.map((l) => metrics.lookupDuration.observer(l)));

@@ -75,7 +75,6 @@ export function createWriter(opts: WriterOptions): Writer {
   let flushing: Promise<void> | undefined;
   let failures = 0;
   let retryAt = 0;
-  let stopped = false;
   let standby = false;
 
   const pendingCount = () => logins.size + usages.size;
@@ -250,7 +249,6 @@ export function createWriter(opts: WriterOptions): Writer {
     flush,
     pending: pendingCount,
     async stop(graceMs = 5000) {
-      stopped = true;
       clearInterval(timer);
       clearInterval(sweep);
       retryAt = 0;

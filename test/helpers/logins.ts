@@ -168,3 +168,33 @@ export async function lineClient(path: string): Promise<LineClient> {
 export function plain(authcid: string, password: string, authzid = ''): string {
   return Buffer.from(`${authzid}\0${authcid}\0${password}`).toString('base64');
 }
+
+/** Logins standardData() refuses, one per reason: wrong password, unknown, inactive mailbox, inactive domain. */
+export const failingLogins: readonly (readonly [user: string, password: string])[] = [
+  ['user@example.org', 'wrong'],
+  ['nobody@example.org', 'secret'],
+  ['inactive@example.org', 'secret'],
+  ['x@off.org', 'secret'],
+];
+
+/**
+ * One SASL PLAIN login over TCP on the auth-client protocol, as Postfix sends it, with
+ * extra AUTH parameters (`rip=…`, `no-penalty`). Resolves with the OK or FAIL line.
+ */
+export function authPlainOverTcp(port: number, user: string, pass: string, params: string[] = []): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = connect(port, '127.0.0.1');
+    let data = '';
+    s.on('data', (d) => {
+      data += d;
+      const m = /^(OK|FAIL)\t1.*$/m.exec(data);
+      if (m) {
+        s.end();
+        resolve(m[0]);
+      }
+    });
+    s.on('error', reject);
+    const extra = params.map((p) => `\t${p}`).join('');
+    s.write(`VERSION\t1\t2\nCPID\t77\nAUTH\t1\tPLAIN\tservice=smtp\tnologin${extra}\tresp=${plain(user, pass)}\n`);
+  });
+}

@@ -49,7 +49,8 @@ export default async function setup(): Promise<(() => Promise<void>) | undefined
     port,
     user: 'postgres',
     password: 'postgres',
-    authMethod: 'trust',
+    // Passed to initdb as --auth; the package's type lists only the password methods.
+    authMethod: 'trust' as 'password',
     persistent: false,
     // As root the server runs as `postgres` (scripts/test-setup.mjs makes the user).
     createPostgresUser: true,
