@@ -124,7 +124,7 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./cli/lookup.js')).lookupCommand(config, args, out);
     case 'postfix-config':
       if (args.length > 0) throw new UsageError('usage: mailmapd postfix-config');
-      process.stdout.write((await import('./cli/postfix-config.js')).postfixConfig(config));
+      process.stdout.write((await import('./cli/postfix-config.js')).postfixConfigOutput(config));
       return ExitCode.ok;
     case 'dovecot-config':
       if (args.includes('--lua')) {

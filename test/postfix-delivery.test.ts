@@ -118,7 +118,7 @@ function describeDelivery(listener: 'inet' | 'unix', d: DovecotUnderTest): void 
     let dir: string;
     let smtpPort: number;
     const daemonConfig: Record<string, string> = {};
-    const postfix = (...args: string[]) => spawnSync('/usr/sbin/postfix', ['-c', join(dir, 'etc'), ...args], { stdio: 'ignore', timeout: 30_000 });
+    const postfix = (...args: string[]) => spawnSync('/usr/sbin/postfix', ['-c', join(dir, 'etc'), ...args], { encoding: 'utf8', timeout: 30_000 });
     const maillog = () => (existsSync(join(dir, 'maillog')) ? readFileSync(join(dir, 'maillog'), 'utf8') : '');
     /** A path under d.root as the chrooted Dovecot sees it. */
     const inside = (path: string) => (d.root === '' ? path : path.slice(d.root.length));
@@ -250,7 +250,7 @@ function describeDelivery(listener: 'inet' | 'unix', d: DovecotUnderTest): void 
       );
 
       const pf = postfix('start');
-      expect(pf.status, `postfix start failed:\n${maillog()}`).toBe(0);
+      expect(pf.status, `postfix start failed:\n${pf.stderr}\n${maillog()}`).toBe(0);
       const conf = inside(join(dir, 'dovecot', 'dovecot.conf'));
       const [bin, args] = d.root === '' ? ['dovecot', ['-c', conf]] : ['chroot', [d.root, 'dovecot', '-c', conf]];
       const dc = spawnSync(bin, args, { stdio: 'ignore', timeout: 20_000 });

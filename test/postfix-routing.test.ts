@@ -31,7 +31,7 @@ describe('routing maps in a real Postfix, configured as mailmapd prints them', {
   let relayWithAuth: SmtpSink;
   let relayPlain: SmtpSink;
   let inetSocketmapPort: number;
-  const postfix = (...args: string[]) => spawnSync('/usr/sbin/postfix', ['-c', join(dir, 'etc'), ...args], { stdio: 'ignore', timeout: 30_000 });
+  const postfix = (...args: string[]) => spawnSync('/usr/sbin/postfix', ['-c', join(dir, 'etc'), ...args], { encoding: 'utf8', timeout: 30_000 });
   const maillog = () => (existsSync(join(dir, 'maillog')) ? readFileSync(join(dir, 'maillog'), 'utf8') : '');
 
   const rcpt = async (address: string) => {
@@ -148,7 +148,7 @@ describe('routing maps in a real Postfix, configured as mailmapd prints them', {
       ].join('\n'),
     );
     const pf = postfix('start');
-    expect(pf.status, `postfix start failed:\n${maillog()}`).toBe(0);
+    expect(pf.status, `postfix start failed:\n${pf.stderr}\n${maillog()}`).toBe(0);
     await waitFor(async () => {
       try {
         await (await smtpSession(inboundPort)).close();

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { postfixConfig } from '../src/cli/postfix-config.js';
+import { postfixConfigOutput } from '../src/cli/postfix-config.js';
 import { parseConfigText } from '../src/config.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'mailmapd-submission-'));
@@ -15,7 +15,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('postfix-config submission block', () => {
   it('is a master.cf service that real postconf reads with its overrides', () => {
-    const text = postfixConfig(parseConfigText('socketmap_listen = unix:/run/mailmapd/socketmap\n', 'test.conf'));
+    const text = postfixConfigOutput(parseConfigText('socketmap_listen = unix:/run/mailmapd/socketmap\n', 'test.conf'));
     const start = text.indexOf('# ---- /etc/postfix/master.cf');
     expect(start).toBeGreaterThan(0);
     const block = text.slice(start);

@@ -47,8 +47,15 @@ export function postfixConfig(config: Config): string {
   if (config.socketmap_listen.length > 1) {
     lines.push(`# (other socketmap listeners: ${config.socketmap_listen.slice(1).map((a) => a.text).join(', ')})`);
   }
-  lines.push(...submissionSection());
   return lines.join('\n') + '\n';
+}
+
+/**
+ * What `mailmapd postfix-config` prints: the main.cf lines, then the master.cf submission
+ * service under its own heading (postfixConfig alone is main.cf, as the tests paste it).
+ */
+export function postfixConfigOutput(config: Config): string {
+  return postfixConfig(config) + submissionSection().join('\n') + '\n';
 }
 
 /**
