@@ -85,9 +85,9 @@ describe('reading hot standbys', () => {
 
   it('changes on the primary reach both; the doorbell needs no poll', async () => {
     await sql.query(`INSERT INTO mailmapd.mailboxes (address) VALUES ('bob@example.org')`);
-    await waitFor(() => polling.directory.mailbox('bob@example.org') !== undefined, 3000, 'polling daemon');
+    await waitFor(() => polling.directory.mailbox('bob@example.org') !== undefined, 10_000, 'polling daemon');
     // Its poll interval is a minute: only the doorbell can bring this in time.
-    await waitFor(() => doorbell.directory.mailbox('bob@example.org') !== undefined, 3000, 'doorbell daemon');
+    await waitFor(() => doorbell.directory.mailbox('bob@example.org') !== undefined, 10_000, 'doorbell daemon');
   });
 
   it('a transaction that commits after a later one is not lost on a standby', async () => {
@@ -96,13 +96,13 @@ describe('reading hot standbys', () => {
       await early.query('BEGIN');
       await early.query(`INSERT INTO mailmapd.mailboxes (address) VALUES ('early@example.org')`);
       await sql.query(`INSERT INTO mailmapd.mailboxes (address) VALUES ('late@example.org')`);
-      await waitFor(() => polling.directory.mailbox('late@example.org') !== undefined, 3000, 'late');
-      await waitFor(() => doorbell.directory.mailbox('late@example.org') !== undefined, 3000, 'late (doorbell)');
+      await waitFor(() => polling.directory.mailbox('late@example.org') !== undefined, 10_000, 'late');
+      await waitFor(() => doorbell.directory.mailbox('late@example.org') !== undefined, 10_000, 'late (doorbell)');
       // Several catch-ups while the early transaction stays open.
       await new Promise((r) => setTimeout(r, 600));
       await early.query('COMMIT');
-      await waitFor(() => polling.directory.mailbox('early@example.org') !== undefined, 3000, 'early (polling)');
-      await waitFor(() => doorbell.directory.mailbox('early@example.org') !== undefined, 3000, 'early (doorbell)');
+      await waitFor(() => polling.directory.mailbox('early@example.org') !== undefined, 10_000, 'early (polling)');
+      await waitFor(() => doorbell.directory.mailbox('early@example.org') !== undefined, 10_000, 'early (doorbell)');
     } finally {
       await early.end();
     }
