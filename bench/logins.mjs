@@ -99,8 +99,26 @@ export async function run(log) {
     const authenticator = createAuthenticator({ directory, pool, logger, metrics, userdb, cacheSize });
     const auth = join(dir, `auth-${kind}`);
     const cp = join(dir, `cp-${kind}`);
-    listeners.push(await listen(parseListenAddress(`unix:${auth}`), 'auth', createAuthClientHandler({ authenticator, logger, metrics, failureDelayMs: 0, maxRequestBytes: 4096 }), limits, unix, logger));
-    listeners.push(await listen(parseListenAddress(`unix:${cp}`), 'checkpassword', createCheckpasswordHandler({ authenticator, logger, metrics, maxRequestBytes: 4096 }), limits, unix, logger));
+    listeners.push(
+      await listen(
+        parseListenAddress(`unix:${auth}`),
+        'auth',
+        createAuthClientHandler({ authenticator, logger, metrics, failureDelayMs: 0, maxRequestBytes: 4096 }),
+        limits,
+        unix,
+        logger,
+      ),
+    );
+    listeners.push(
+      await listen(
+        parseListenAddress(`unix:${cp}`),
+        'checkpassword',
+        createCheckpasswordHandler({ authenticator, logger, metrics, maxRequestBytes: 4096 }),
+        limits,
+        unix,
+        logger,
+      ),
+    );
     doors[kind] = { auth, cp };
   }
 
@@ -149,10 +167,16 @@ export async function run(log) {
       while (performance.now() < until) times.push(await spawnOnce(doors.cached.cp));
       times.sort((a, b) => a - b);
       const p = (q) => times[Math.min(times.length - 1, Math.floor(q * times.length))].toFixed(2);
-      log(`mailmapd-checkpassword spawned directly (cached): p50 ${p(0.5)} ms, p90 ${p(0.9)} ms, p99 ${p(0.99)} ms wall per login, ${(1000 / (times.reduce((a, b) => a + b, 0) / times.length)).toFixed(0)} logins/s sequential`);
+      log(
+        `mailmapd-checkpassword spawned directly (cached): p50 ${p(0.5)} ms, p90 ${p(0.9)} ms, p99 ${p(0.99)} ms wall per login, ${(1000 / (times.reduce((a, b) => a + b, 0) / times.length)).toFixed(0)} logins/s sequential`,
+      );
       // Asynchronously: the daemon answering it lives in this very process.
       const vsz = await new Promise((resolve) => {
-        const sh = spawn('/bin/sh', ['-c', `ulimit -v 262144; printf 'u1@bench.test\\0secret\\0\\0' | "${binary}" -s unix:${doors.cached.cp} 3<&0 4>/dev/null`], { stdio: 'inherit' });
+        const sh = spawn(
+          '/bin/sh',
+          ['-c', `ulimit -v 262144; printf 'u1@bench.test\\0secret\\0\\0' | "${binary}" -s unix:${doors.cached.cp} 3<&0 4>/dev/null`],
+          { stdio: 'inherit' },
+        );
         sh.on('close', (code) => resolve(code));
       });
       log(`mailmapd-checkpassword under ulimit -v 262144: exit ${vsz}`);

@@ -23,16 +23,7 @@ async function startDovecot(dir, name, lines) {
   const conf = join(dir, `${name}.conf`);
   writeFileSync(
     conf,
-    [
-      `base_dir = ${base}`,
-      `state_dir = ${base}-state`,
-      `log_path = ${base}.log`,
-      'protocols =',
-      'ssl = no',
-      'auth_failure_delay = 0',
-      ...lines,
-      '',
-    ].join('\n'),
+    [`base_dir = ${base}`, `state_dir = ${base}-state`, `log_path = ${base}.log`, 'protocols =', 'ssl = no', 'auth_failure_delay = 0', ...lines, ''].join('\n'),
   );
   // stdio ignored: the daemonized master would hold a pipe open.
   execFileSync('dovecot', ['-c', conf], { stdio: 'ignore' });
@@ -103,16 +94,31 @@ export async function run(log) {
     ]) {
       const metrics = createMetrics(true);
       const config = parseConfigText('http_listen = 127.0.0.1:0', 'bench'); // any free port
-      const authenticator = createAuthenticator({ directory, pool, logger, metrics, userdb: { mailHome: '/var/vmail/%d/%n', mailUid: 5000, mailGid: 5000 }, cacheSize });
+      const authenticator = createAuthenticator({
+        directory,
+        pool,
+        logger,
+        metrics,
+        userdb: { mailHome: '/var/vmail/%d/%n', mailUid: 5000, mailGid: 5000 },
+        cacheSize,
+      });
       const routes = createDovecotRoutes({ authenticator, directory, config, logger, metrics });
-      const http = await serveHttp(config.http_listen[0], routes, { maxConnections: 1000, maxBodyBytes: 65536, idleTimeoutMs: 60_000 }, { mode: 0o660, group: '' }, logger, metrics);
+      const http = await serveHttp(
+        config.http_listen[0],
+        routes,
+        { maxConnections: 1000, maxBodyBytes: 65536, idleTimeoutMs: 60_000 },
+        { mode: 0o660, group: '' },
+        logger,
+        metrics,
+      );
       servers.push(http);
       // The snippet `mailmapd dovecot-config --lua` prints, pointed at the port actually bound.
       const snippet = dovecotLuaConfig23(parseConfigText(`http_listen = 127.0.0.1:${http.port}`, 'bench'), { luaFile });
       lua[kind] = { metrics, dovecot: await startDovecot(dir, `dc-lua-${kind}`, [snippet]) };
       dovecots.push(lua[kind].dovecot);
     }
-    const connections = async (m) => (await m.registry.getSingleMetric('mailmapd_connections_total').get()).values.find((v) => v.labels.listener === 'http')?.value ?? 0;
+    const connections = async (m) =>
+      (await m.registry.getSingleMetric('mailmapd_connections_total').get()).values.find((v) => v.labels.listener === 'http')?.value ?? 0;
 
     await loginsPerSecond(lua.cached.dovecot.socket, 1); // warm: every user once, auth-workers started
     const before = await connections(lua.cached.metrics);
@@ -138,7 +144,11 @@ export async function run(log) {
     const plainFile = join(dir, 'passwd-plain');
     writeFileSync(plainFile, Array.from({ length: USERS }, (_, i) => `u${i}@bench.test:{PLAIN}secret:5000:5000::/var/vmail/bench.test/u${i}::\n`).join(''));
     chmodSync(plainFile, 0o644);
-    const pfPlain = await startDovecot(dir, 'dc-pf-plain', ['auth_cache_size = 0', `passdb {\n  driver = passwd-file\n  args = ${plainFile}\n}`, `userdb {\n  driver = passwd-file\n  args = ${plainFile}\n}`]);
+    const pfPlain = await startDovecot(dir, 'dc-pf-plain', [
+      'auth_cache_size = 0',
+      `passdb {\n  driver = passwd-file\n  args = ${plainFile}\n}`,
+      `userdb {\n  driver = passwd-file\n  args = ${plainFile}\n}`,
+    ]);
     dovecots.push(pfPlain);
     const pfp = await loginsPerSecond(pfPlain.socket);
     row("Dovecot's own passwd-file, {PLAIN}", 'no hash', pfp);

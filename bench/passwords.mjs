@@ -121,7 +121,14 @@ export async function run(log) {
   data.domains.set('example.org', true);
   for (let i = 0; i < 1000; i++) data.mailboxes.set(`user${i}@example.org`, { password: SHA512, quotaBytes: 0, active: true });
   directory.replaceAll(data);
-  const auth = createAuthenticator({ directory, pool, logger: silentLogger, metrics, userdb: { mailHome: '/v/%d/%n', mailUid: 1, mailGid: 1 }, cacheSize: 10000 });
+  const auth = createAuthenticator({
+    directory,
+    pool,
+    logger: silentLogger,
+    metrics,
+    userdb: { mailHome: '/v/%d/%n', mailUid: 1, mailGid: 1 },
+    cacheSize: 10000,
+  });
   const ctx = { service: 'imap' };
   await auth.authenticate('user1@example.org', 'secret', ctx);
   const hits = 50000;
@@ -142,12 +149,19 @@ export async function run(log) {
   const port = server.address().port;
   const N = 3000;
   const report = (label, lat, loop) =>
-    log(`  ${label.padEnd(58)} p50 ${fmt(pct(lat, 50), 0).padStart(6)} µs  p99 ${fmt(pct(lat, 99), 0).padStart(7)} µs  max ${fmt(lat[lat.length - 1] / 1000, 1).padStart(6)} ms  loop-delay p99 ${fmt(loop.percentile(99) / 1e6, 1)} ms`);
+    log(
+      `  ${label.padEnd(58)} p50 ${fmt(pct(lat, 50), 0).padStart(6)} µs  p99 ${fmt(pct(lat, 99), 0).padStart(7)} µs  max ${fmt(lat[lat.length - 1] / 1000, 1).padStart(6)} ms  loop-delay p99 ${fmt(loop.percentile(99) / 1e6, 1)} ms`,
+    );
   const measure = async (label, flood, count = N) => {
     const loop = monitorEventLoopDelay({ resolution: 1 });
     let stop = false;
     let done = 0;
-    const running = flood ? flood(() => stop, () => done++) : Promise.resolve();
+    const running = flood
+      ? flood(
+          () => stop,
+          () => done++,
+        )
+      : Promise.resolve();
     await new Promise((r) => setTimeout(r, 100));
     loop.enable();
     const lat = await lookupLatencies(port, count);

@@ -54,7 +54,8 @@ function pct(xs, p) {
 
 export async function run(log = console.log, changes = 200) {
   const dir = mkdtempSync(join(tmpdir(), 'mailmapd-bench-replicas-'));
-  if (process.getuid?.() === 0) chownSync(dir, Number(execFileSync('id', ['-u', 'postgres']).toString()), Number(execFileSync('id', ['-g', 'postgres']).toString()));
+  if (process.getuid?.() === 0)
+    chownSync(dir, Number(execFileSync('id', ['-u', 'postgres']).toString()), Number(execFileSync('id', ['-g', 'postgres']).toString()));
   const stops = [];
   try {
     const primary = await cluster(dir);
@@ -76,8 +77,15 @@ export async function run(log = console.log, changes = 200) {
     const daemon = (databaseUrl, databasePrimaryUrl) => {
       const directory = createDirectory({ recipientDelimiter: '+' });
       const sync = createSync({
-        databaseUrl, databasePrimaryUrl, profile: nativeProfile, directory, logger: silentLogger, metrics: createMetrics(false),
-        pollIntervalMs: pollMs, retentionMs: 86_400_000, reconnectMaxDelayMs: 1000,
+        databaseUrl,
+        databasePrimaryUrl,
+        profile: nativeProfile,
+        directory,
+        logger: silentLogger,
+        metrics: createMetrics(false),
+        pollIntervalMs: pollMs,
+        retentionMs: 86_400_000,
+        reconnectMaxDelayMs: 1000,
       });
       sync.start();
       return { name: '', sync, directory, waiting: undefined, times: [] };

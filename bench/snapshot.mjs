@@ -79,9 +79,12 @@ async function serverChild(size, file, source) {
   const logger = createLogger('warn');
   const metrics = createMetrics(false);
   const listener = await listen(
-    { kind: 'inet', host: '127.0.0.1', port: 0, text: 'inet:127.0.0.1:0' }, 'socketmap',
+    { kind: 'inet', host: '127.0.0.1', port: 0, text: 'inet:127.0.0.1:0' },
+    'socketmap',
     createSocketmapHandler({ directory, logger, metrics, maxRequestBytes: 4096 }),
-    { maxConnections: 100, idleTimeoutMs: 300_000 }, { mode: 0o660, group: '' }, logger,
+    { maxConnections: 100, idleTimeoutMs: 300_000 },
+    { mode: 0o660, group: '' },
+    logger,
   );
   const write = async () => {
     const t0 = performance.now();
@@ -110,7 +113,7 @@ async function lookupsUntil(port, size, stopAt) {
   const samples = [];
   let i = 0;
   while (now() < stopAt) {
-    const key = `user${(i++ * 7919) % size + 1}@d${((i * 7919) % size + 1) % 1000 + 1}.test`;
+    const key = `user${((i++ * 7919) % size) + 1}@d${((((i * 7919) % size) + 1) % 1000) + 1}.test`;
     const t = now();
     await c.query('mailboxes', key);
     samples.push([t, now() - t]);
@@ -130,13 +133,25 @@ async function restartToServing(file, dbUrl, size) {
   const dir = mkdtempSync(join(tmpdir(), 'mailmapd-bench-snap-'));
   const ports = { s: await freePort(), a: await freePort(), c: await freePort(), h: await freePort() };
   const conf = join(dir, 'mailmapd.conf');
-  writeFileSync(conf, [
-    `database_url = ${dbUrl}`, `snapshot_file = ${file}`, `socketmap_listen = inet:127.0.0.1:${ports.s}`,
-    `auth_listen = inet:127.0.0.1:${ports.a}`, `checkpassword_listen = inet:127.0.0.1:${ports.c}`,
-    `http_listen = 127.0.0.1:${ports.h}`, 'log_level = warn', 'reconnect_max_delay = 1s', '',
-  ].join('\n'));
+  writeFileSync(
+    conf,
+    [
+      `database_url = ${dbUrl}`,
+      `snapshot_file = ${file}`,
+      `socketmap_listen = inet:127.0.0.1:${ports.s}`,
+      `auth_listen = inet:127.0.0.1:${ports.a}`,
+      `checkpassword_listen = inet:127.0.0.1:${ports.c}`,
+      `http_listen = 127.0.0.1:${ports.h}`,
+      'log_level = warn',
+      'reconnect_max_delay = 1s',
+      '',
+    ].join('\n'),
+  );
   const t0 = now();
-  const child = spawn(process.execPath, [join(root, 'dist/cli.js'), 'serve', '-c', conf], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, MAILMAPD_CONFIG: '' } });
+  const child = spawn(process.execPath, [join(root, 'dist/cli.js'), 'serve', '-c', conf], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, MAILMAPD_CONFIG: '' },
+  });
   let err = '';
   child.stderr.on('data', (d) => (err += d));
   const key = `user${size}@d${(size % 1000) + 1}.test`;
@@ -196,9 +211,13 @@ export async function run(log = console.log, sizes = [100_000, 1_000_000]) {
       const busySamples = (await busy).filter(([at]) => w.windows.some(([a, b]) => at >= a && at <= b)).map(([, l]) => l);
       const idleLat = idleSamples.map(([, l]) => l);
       const mb = w.bytes / 2 ** 20;
-      log(`${size} mailboxes + ${size} aliases: snapshot ${mb.toFixed(1)} MiB, written in ${w.seconds.toFixed(2)} s (${(mb / w.seconds).toFixed(0)} MiB/s), ${w.windows.length} writes timed`);
+      log(
+        `${size} mailboxes + ${size} aliases: snapshot ${mb.toFixed(1)} MiB, written in ${w.seconds.toFixed(2)} s (${(mb / w.seconds).toFixed(0)} MiB/s), ${w.windows.length} writes timed`,
+      );
       log(`  lookups idle:    n=${idleLat.length} p50 ${ms(pct(idleLat, 50))} p99 ${ms(pct(idleLat, 99))} max ${ms(Math.max(...idleLat))}`);
-      log(`  lookups writing: n=${busySamples.length} p50 ${ms(pct(busySamples, 50))} p99 ${ms(pct(busySamples, 99))} max ${ms(Math.max(...busySamples))}; p99 ratio writing/idle ${(pct(busySamples, 99) / pct(idleLat, 99)).toFixed(2)}`);
+      log(
+        `  lookups writing: n=${busySamples.length} p50 ${ms(pct(busySamples, 50))} p99 ${ms(pct(busySamples, 99))} max ${ms(Math.max(...busySamples))}; p99 ratio writing/idle ${(pct(busySamples, 99) / pct(idleLat, 99)).toFixed(2)}`,
+      );
       child.send('exit');
       const restarts = [];
       for (let i = 0; i < 3; i++) restarts.push(await restartToServing(file, dbUrl, size));
@@ -213,6 +232,9 @@ export async function run(log = console.log, sizes = [100_000, 1_000_000]) {
 if (process.argv[2] === '--child') {
   await serverChild(Number(process.argv[3]), process.argv[4], JSON.parse(process.argv[5]));
 } else if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const sizes = process.argv.slice(2).map(Number).filter((n) => n > 0);
+  const sizes = process.argv
+    .slice(2)
+    .map(Number)
+    .filter((n) => n > 0);
   await run(console.log, sizes.length ? sizes : undefined);
 }

@@ -150,7 +150,9 @@ static long answer_all(int fd, const char *buf, size_t have) {
 `;
 
 // The floor: a threaded C server, one blocking thread per connection.
-const floorC = cPrelude + String.raw`
+const floorC =
+  cPrelude +
+  String.raw`
 static void *conn(void *arg) {
   int fd = (int)(long)arg; char buf[65536]; size_t have = 0;
   for (;;) {
@@ -180,7 +182,9 @@ int main(void) {
 // The threaded floor is also the least steady number here: on a 2-vCPU VM its median has
 // swung from 0.67 s to 1.35 s between runs an hour apart, while the event-loop floor and
 // mailmapd stayed within 5%; read the ratio against both.
-const loopFloorC = cPrelude + String.raw`
+const loopFloorC =
+  cPrelude +
+  String.raw`
 int main(void) {
   int s = listen_loopback();
   int ep = epoll_create1(0);
@@ -235,7 +239,9 @@ function startNode(dir, name, source) {
 
 /** mailmapd's socketmap listener in a process of its own, composed as the daemon composes it. */
 function startMailmapd(metricsOn = true) {
-  const p = fork(fileURLToPath(import.meta.url), ['--server', dbUrl(DB), metricsOn ? 'metrics' : 'nometrics'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const p = fork(fileURLToPath(import.meta.url), ['--server', dbUrl(DB), metricsOn ? 'metrics' : 'nometrics'], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
   return new Promise((resolve, reject) => {
     p.once('error', reject);
     p.once('exit', (code) => reject(new Error(`mailmapd bench server exited ${code}`)));
@@ -262,8 +268,14 @@ async function serverChild(url, metricsOn) {
   const metrics = createMetrics(metricsOn); // on is the daemon's default; off measures what metrics cost
   const directory = createDirectory({ recipientDelimiter: '+' });
   const sync = createSync({
-    databaseUrl: url, profile: nativeProfile, directory, logger, metrics,
-    pollIntervalMs: 1000, retentionMs: 86_400_000, reconnectMaxDelayMs: 1000,
+    databaseUrl: url,
+    profile: nativeProfile,
+    directory,
+    logger,
+    metrics,
+    pollIntervalMs: 1000,
+    retentionMs: 86_400_000,
+    reconnectMaxDelayMs: 1000,
   });
   const t0 = performance.now();
   sync.start();
@@ -271,8 +283,12 @@ async function serverChild(url, metricsOn) {
   const loadSeconds = (performance.now() - t0) / 1000;
   const handler = createSocketmapHandler({ directory, logger, metrics, maxRequestBytes: 4096 });
   const listener = await listen(
-    { kind: 'inet', host: '127.0.0.1', port: 0, text: 'inet:127.0.0.1:0' }, 'socketmap', handler,
-    { maxConnections: 1000, idleTimeoutMs: 300_000 }, { mode: 0o660, group: '' }, logger,
+    { kind: 'inet', host: '127.0.0.1', port: 0, text: 'inet:127.0.0.1:0' },
+    'socketmap',
+    handler,
+    { maxConnections: 1000, idleTimeoutMs: 300_000 },
+    { mode: 0o660, group: '' },
+    logger,
   );
   process.send({ port: listener.port, loadSeconds });
 }
@@ -319,7 +335,7 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 export async function run(log = console.log, rounds = 5) {
   if (!execFileSync('postconf', ['-m'], { encoding: 'utf8' }).split('\n').includes('pgsql')) {
-    throw new Error("Postfix has no pgsql: table type here (Debian: apt-get install postfix-pgsql); the comparison needs it");
+    throw new Error('Postfix has no pgsql: table type here (Debian: apt-get install postfix-pgsql); the comparison needs it');
   }
   const dir = mkdtempSync(join(tmpdir(), 'mailmapd-bench-sm-'));
   const stops = [];

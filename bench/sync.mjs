@@ -62,8 +62,14 @@ async function child(url, changes) {
   const { silentLogger } = await import('../dist/log.js');
   const directory = createDirectory({ recipientDelimiter: '+' });
   const sync = createSync({
-    databaseUrl: url, profile: nativeProfile, directory, logger: silentLogger, metrics: createMetrics(false),
-    pollIntervalMs: 1000, retentionMs: 86_400_000, reconnectMaxDelayMs: 1000,
+    databaseUrl: url,
+    profile: nativeProfile,
+    directory,
+    logger: silentLogger,
+    metrics: createMetrics(false),
+    pollIntervalMs: 1000,
+    retentionMs: 86_400_000,
+    reconnectMaxDelayMs: 1000,
   });
   const t0 = performance.now();
   sync.start();
@@ -158,6 +164,9 @@ if (process.argv[2] === '--child') {
     process.exit(1);
   });
 } else if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const sizes = process.argv.slice(2).map(Number).filter((n) => n > 0);
+  const sizes = process.argv
+    .slice(2)
+    .map(Number)
+    .filter((n) => n > 0);
   await run(console.log, sizes.length ? sizes : undefined);
 }

@@ -91,7 +91,10 @@ async function both(socketmap, auth) {
         loop(auth, until, async (c, n) => {
           if (n === 0) await c.ask(`VERSION\t1\t2\nCPID\t${process.pid}\n`, lineEnd(/DONE\n/));
           const user = `u${(i * 97 + n) % USERS}@bench.test`;
-          await c.ask(`AUTH\t${n + 1}\tPLAIN\tservice=imap\tno-penalty\trip=192.0.2.${n % 250}\tresp=${Buffer.from(`\0${user}\0secret`).toString('base64')}\n`, lineEnd(/(OK|FAIL)\t\d+[^\n]*\n/));
+          await c.ask(
+            `AUTH\t${n + 1}\tPLAIN\tservice=imap\tno-penalty\trip=192.0.2.${n % 250}\tresp=${Buffer.from(`\0${user}\0secret`).toString('base64')}\n`,
+            lineEnd(/(OK|FAIL)\t\d+[^\n]*\n/),
+          );
         }),
       ),
     ),
@@ -174,7 +177,11 @@ export async function run(log) {
     const authenticator = createAuthenticator({ directory, pool, logger, metrics, userdb, cacheSize: 100_000, onLogin });
     doors[mode] = await open(`auth-${mode}`, 'auth', createAuthClientHandler({ authenticator, logger, metrics, failureDelayMs: 0, maxRequestBytes: 4096 }));
   }
-  const dict = await open('dict', 'dict', createDictHandler({ usage: writer.usage, mailbox: (x) => x, logger, metrics, writebackMetrics: wm, maxRequestBytes: 4096 }));
+  const dict = await open(
+    'dict',
+    'dict',
+    createDictHandler({ usage: writer.usage, mailbox: (x) => x, logger, metrics, writebackMetrics: wm, maxRequestBytes: 4096 }),
+  );
 
   try {
     log(`${USERS} mailboxes, ${CONNECTIONS} socketmap + ${CONNECTIONS} auth-client connections at once, ${SECONDS} s per row, cached {PLAIN} logins`);
@@ -189,7 +196,9 @@ export async function run(log) {
     }
     await writer.flush();
     const written = (await wm.written.get()).values.find((v) => v.labels.kind === 'last_login')?.value ?? 0;
-    log(`best of three: socketmap on/off ${(best.on.lookups / best.off.lookups).toFixed(3)}, logins on/off ${(best.on.logins / best.off.logins).toFixed(3)}; ${written} last-login rows written`);
+    log(
+      `best of three: socketmap on/off ${(best.on.lookups / best.off.lookups).toFixed(3)}, logins on/off ${(best.on.logins / best.off.logins).toFixed(3)}; ${written} last-login rows written`,
+    );
 
     // Quota-clone transactions per second over the dict socket.
     const until = performance.now() + SECONDS * 1000;
@@ -208,7 +217,9 @@ export async function run(log) {
     await writer.flush();
     const flushMs = performance.now() - w0;
     const rows = (await sql.query('SELECT count(*)::int AS n FROM mailmapd.quota_usage')).rows[0].n;
-    log(`quota dict: ${(counts.reduce((a, b) => a + b, 0) / secs).toFixed(0)} commits/s over ${CONNECTIONS} connections; ${rows} quota_usage rows, last flush ${flushMs.toFixed(0)} ms`);
+    log(
+      `quota dict: ${(counts.reduce((a, b) => a + b, 0) / secs).toFixed(0)} commits/s over ${CONNECTIONS} connections; ${rows} quota_usage rows, last flush ${flushMs.toFixed(0)} ms`,
+    );
   } finally {
     for (const l of listeners) await l.close(0);
     await writer.stop();

@@ -36,7 +36,11 @@ export function buildAddon({ source, output, attempts = [[]], selfTest }) {
       renameSync(tmp, output);
       return [];
     } catch (err) {
-      errors.push(String(err?.stderr ?? err?.message ?? err).trim().split('\n')[0]);
+      errors.push(
+        String(err?.stderr ?? err?.message ?? err)
+          .trim()
+          .split('\n')[0],
+      );
       rmSync(tmp, { force: true });
     }
   }

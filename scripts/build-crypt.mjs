@@ -19,7 +19,16 @@ export const output = join(root, 'dist/password/crypt.node');
 /** `-lcrypt` needs the dev symlink libcrypt.so; the runtime library alone is enough by path. */
 function libcryptArgs() {
   const args = [['-lcrypt']];
-  for (const dir of ['/lib/x86_64-linux-gnu', '/usr/lib/x86_64-linux-gnu', '/lib/aarch64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/lib64', '/usr/lib64', '/lib', '/usr/lib']) {
+  for (const dir of [
+    '/lib/x86_64-linux-gnu',
+    '/usr/lib/x86_64-linux-gnu',
+    '/lib/aarch64-linux-gnu',
+    '/usr/lib/aarch64-linux-gnu',
+    '/lib64',
+    '/usr/lib64',
+    '/lib',
+    '/usr/lib',
+  ]) {
     const lib = join(dir, 'libcrypt.so.1');
     if (existsSync(lib)) args.push([lib]);
   }

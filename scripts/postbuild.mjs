@@ -4,5 +4,9 @@ import { chmodSync } from 'node:fs';
 
 chmodSync(new URL('../dist/cli.js', import.meta.url), 0o755);
 
-const builders = [(await import('./build-crypt.mjs')).default, (await import('./build-malloc.mjs')).default, (await import('./build-checkpassword.mjs')).default];
+const builders = [
+  (await import('./build-crypt.mjs')).default,
+  (await import('./build-malloc.mjs')).default,
+  (await import('./build-checkpassword.mjs')).default,
+];
 for (const build of builders) await build();

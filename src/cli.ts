@@ -139,7 +139,13 @@ async function main(argv: string[]): Promise<number> {
     case 'app-password':
       return withDatabaseUrl(config, async (url) => (await import('./cli/app-password.js')).appPasswordCommand(args, { url, out, hash: async () => '' }));
     case 'master':
-      return withDatabaseUrl(config, async (url) => (await import('./cli/master.js')).masterCommand(args, { url, out, hash: async (pw) => (await import('./cli/new-password.js')).hashNewPassword(pw, config) }));
+      return withDatabaseUrl(config, async (url) =>
+        (await import('./cli/master.js')).masterCommand(args, {
+          url,
+          out,
+          hash: async (pw) => (await import('./cli/new-password.js')).hashNewPassword(pw, config),
+        }),
+      );
     case 'domain':
     case 'mailbox':
     case 'alias': {

@@ -5,9 +5,7 @@
 import { isIP } from 'node:net';
 import { isAbsolute } from 'node:path';
 
-export type ListenAddress =
-  | { kind: 'inet'; host: string; port: number; text: string }
-  | { kind: 'unix'; path: string; text: string };
+export type ListenAddress = { kind: 'inet'; host: string; port: number; text: string } | { kind: 'unix'; path: string; text: string };
 
 export function isLoopback(host: string): boolean {
   if (host === 'localhost') return true;

@@ -48,10 +48,13 @@ export function limitRepeats(logger: Logger, windowMs = LOG_WINDOW_MS, burst = L
     if (w.timer === undefined) {
       const win = w;
       // The count goes out when the window ends even if the flood has stopped by then.
-      win.timer = setTimeout(() => {
-        if (windows.get(key) === win) windows.delete(key);
-        if (win.dropped > 0) logger[level](`${msg} … and ${win.dropped} more in the last ${seconds} s`, { repeated: win.dropped });
-      }, Math.max(0, win.started + windowMs - now));
+      win.timer = setTimeout(
+        () => {
+          if (windows.get(key) === win) windows.delete(key);
+          if (win.dropped > 0) logger[level](`${msg} … and ${win.dropped} more in the last ${seconds} s`, { repeated: win.dropped });
+        },
+        Math.max(0, win.started + windowMs - now),
+      );
       win.timer.unref();
     }
   };

@@ -30,7 +30,13 @@ export interface LookupHistogram {
    */
   observer(labels: LookupLabels): (seconds: number) => void;
   /** What prom-client's Registry asks a metric for when it renders /metrics. */
-  get(): Promise<{ name: string; help: string; type: 'histogram'; values: Array<{ labels: Record<string, string | number>; value: number; metricName: string }>; aggregator: 'sum' }>;
+  get(): Promise<{
+    name: string;
+    help: string;
+    type: 'histogram';
+    values: Array<{ labels: Record<string, string | number>; value: number; metricName: string }>;
+    aggregator: 'sum';
+  }>;
 }
 
 export function createLookupHistogram(name: string, help: string, bounds: readonly number[], registry: Registry): LookupHistogram {

@@ -8,9 +8,7 @@ import { createLookupHistogram, type LookupHistogram } from './lookup-histogram.
 export type Result = 'ok' | 'notfound' | 'temp' | 'fail';
 
 // 10 µs to ~80 ms: socketmap answers take microseconds, password hashes tens of milliseconds.
-export const latencyBuckets = [
-  0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 2.5,
-];
+export const latencyBuckets = [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 2.5];
 
 export interface Metrics {
   registry: Registry;
@@ -112,17 +110,31 @@ export function createMetrics(enabled = true): Metrics {
     }),
     dbConnected: new Gauge({ name: 'mailmapd_database_connected', help: '1 while the sync connection to PostgreSQL is up', registers }),
     directoryLoaded: new Gauge({ name: 'mailmapd_directory_loaded', help: '1 once the directory has been loaded', registers }),
-    snapshotWrites: new Counter({ name: 'mailmapd_snapshot_writes_total', help: 'Snapshot file writes by result (written, failed, cancelled)', labelNames: ['result'], registers }),
+    snapshotWrites: new Counter({
+      name: 'mailmapd_snapshot_writes_total',
+      help: 'Snapshot file writes by result (written, failed, cancelled)',
+      labelNames: ['result'],
+      registers,
+    }),
     snapshotWriteSeconds: new Gauge({ name: 'mailmapd_snapshot_write_seconds', help: 'Duration of the last snapshot write', registers }),
     snapshotBytes: new Gauge({ name: 'mailmapd_snapshot_bytes', help: 'Size of the snapshot file last written or loaded', registers }),
-    snapshotServing: new Gauge({ name: 'mailmapd_snapshot_serving', help: '1 while answers come from a snapshot the database has not confirmed yet', registers }),
+    snapshotServing: new Gauge({
+      name: 'mailmapd_snapshot_serving',
+      help: '1 while answers come from a snapshot the database has not confirmed yet',
+      registers,
+    }),
     verifications: new Counter({
       name: 'mailmapd_password_verifications_total',
       help: 'Password verifications by scheme and result',
       labelNames: ['scheme', 'result'],
       registers,
     }),
-    logins: new Counter({ name: 'mailmapd_logins_total', help: 'Login decisions by service (imap, pop3, smtp, submission, sieve, lmtp, doveadm, other) and result', labelNames: ['service', 'result'], registers }),
+    logins: new Counter({
+      name: 'mailmapd_logins_total',
+      help: 'Login decisions by service (imap, pop3, smtp, submission, sieve, lmtp, doveadm, other) and result',
+      labelNames: ['service', 'result'],
+      registers,
+    }),
     cacheHits: new Counter({ name: 'mailmapd_auth_cache_hits_total', help: 'Logins answered from the verified-credential cache', registers }),
     cacheMisses: new Counter({ name: 'mailmapd_auth_cache_misses_total', help: 'Logins that needed a hash verification', registers }),
     hashQueueDepth: new Gauge({ name: 'mailmapd_hash_queue_depth', help: 'Hash jobs waiting for a worker', registers }),

@@ -37,9 +37,14 @@ function smtpAuth(port: number, user: string, pass: string): Promise<string> {
 
 function cli(url: string, args: string[], stdin = ''): Promise<{ code: number; out: string; err: string }> {
   return new Promise((resolve) => {
-    const child = execFile(process.execPath, [cliPath, ...args], { env: { ...process.env, MAILMAPD_CONFIG: '/dev/null', MAILMAPD_DATABASE_URL: url } }, (err, stdout, stderr) => {
-      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, out: stdout.trim(), err: stderr.trim() });
-    });
+    const child = execFile(
+      process.execPath,
+      [cliPath, ...args],
+      { env: { ...process.env, MAILMAPD_CONFIG: '/dev/null', MAILMAPD_DATABASE_URL: url } },
+      (err, stdout, stderr) => {
+        resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, out: stdout.trim(), err: stderr.trim() });
+      },
+    );
     child.stdin!.end(stdin);
   });
 }
@@ -50,7 +55,11 @@ describe('accounts through the daemon', () => {
   let phonePassword = '';
 
   const passdb = async (fields: Record<string, string>) => {
-    const r = await daemon.http('/dovecot/passdb', { method: 'POST', body: new URLSearchParams(fields).toString(), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    const r = await daemon.http('/dovecot/passdb', {
+      method: 'POST',
+      body: new URLSearchParams(fields).toString(),
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
     const q = new URLSearchParams(await r.text());
     return { status: r.status, result: q.get('result'), user: q.get('user') };
   };
@@ -139,7 +148,11 @@ describe('accounts through the daemon', () => {
     expect(await smtpAuth(daemon.ports.auth, 'support', 'master-pw')).toBe('FAIL');
     // Deactivated: refused at once.
     await db.sql.query(`UPDATE mailmapd.master_users SET active = false`);
-    await waitFor(async () => (await passdb({ user: 'alice@example.org', master: 'support', password: 'master-pw', service: 'imap' })).result !== 'ok', 3000, 'master deactivated');
+    await waitFor(
+      async () => (await passdb({ user: 'alice@example.org', master: 'support', password: 'master-pw', service: 'imap' })).result !== 'ok',
+      3000,
+      'master deactivated',
+    );
     await db.sql.query(`UPDATE mailmapd.master_users SET active = true`);
   });
 

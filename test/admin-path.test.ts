@@ -54,7 +54,12 @@ describe('npm start', () => {
   it('stops on SIGINT sent to npm, the process the administrator started', async () => {
     const http = await freePort();
     const listeners = { SOCKETMAP_LISTEN: await freePort(), AUTH_LISTEN: await freePort(), CHECKPASSWORD_LISTEN: await freePort() };
-    const env: Record<string, string | undefined> = { ...process.env, MAILMAPD_CONFIG: '', MAILMAPD_DATABASE_URL: db.url, MAILMAPD_HTTP_LISTEN: `127.0.0.1:${http}` };
+    const env: Record<string, string | undefined> = {
+      ...process.env,
+      MAILMAPD_CONFIG: '',
+      MAILMAPD_DATABASE_URL: db.url,
+      MAILMAPD_HTTP_LISTEN: `127.0.0.1:${http}`,
+    };
     for (const [key, port] of Object.entries(listeners)) env[`MAILMAPD_${key}`] = `inet:127.0.0.1:${port}`;
     const npm = spawn('npm', ['start'], { cwd: repo, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let log = '';

@@ -34,9 +34,21 @@ describe('app passwords in the login decision', () => {
     const directory = createDirectory({ recipientDelimiter: '+' });
     const data = emptyData();
     data.domains.set('example.org', true);
-    data.mailboxes.set('a@example.org', { password: await hashPassword('main-pw', 'SHA512-CRYPT'), quotaBytes: 0, active: true, appPasswords: apps.map((a) => a.stored) });
+    data.mailboxes.set('a@example.org', {
+      password: await hashPassword('main-pw', 'SHA512-CRYPT'),
+      quotaBytes: 0,
+      active: true,
+      appPasswords: apps.map((a) => a.stored),
+    });
     directory.replaceAll(data);
-    const auth = createAuthenticator({ directory, pool, logger: createLogger('error', () => {}), metrics: createMetrics(false), userdb: { mailHome: '/m/%d/%n', mailUid: 1, mailGid: 1 }, cacheSize: 100 });
+    const auth = createAuthenticator({
+      directory,
+      pool,
+      logger: createLogger('error', () => {}),
+      metrics: createMetrics(false),
+      userdb: { mailHome: '/m/%d/%n', mailUid: 1, mailGid: 1 },
+      cacheSize: 100,
+    });
     const jobs = async (fn: () => Promise<unknown>) => {
       const before = pool.completed;
       await fn();
@@ -71,7 +83,14 @@ describe('app passwords in the login decision', () => {
       appPasswords: [{ name: 'tablet', password: await hashPassword('tablet-pw', 'SHA512-CRYPT'), services: [] }],
     });
     directory.replaceAll(data);
-    const auth = createAuthenticator({ directory, pool, logger: createLogger('error', () => {}), metrics: createMetrics(false), userdb: { mailHome: '/m/%d/%n', mailUid: 1, mailGid: 1 }, cacheSize: 0 });
+    const auth = createAuthenticator({
+      directory,
+      pool,
+      logger: createLogger('error', () => {}),
+      metrics: createMetrics(false),
+      userdb: { mailHome: '/m/%d/%n', mailUid: 1, mailGid: 1 },
+      cacheSize: 0,
+    });
     expect(await auth.authenticate('b@example.org', 'tablet-pw', { service: 'pop3' })).toMatchObject({ result: 'ok' });
     expect(await auth.authenticate('b@example.org', 'main-pw', { service: 'pop3' })).toMatchObject({ result: 'ok' });
     expect(await auth.authenticate('b@example.org', 'nope', { service: 'pop3' })).toMatchObject({ result: 'fail' });
@@ -90,33 +109,46 @@ describe('the accounts schema', () => {
     // A database as the first release left it, with a mailbox in it.
     await db.sql.query('BEGIN');
     await db.sql.query(migrations[0]!.sql);
-    await db.sql.query(`CREATE TABLE mailmapd.schema_version (version integer PRIMARY KEY, description text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
+    await db.sql.query(
+      `CREATE TABLE mailmapd.schema_version (version integer PRIMARY KEY, description text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`,
+    );
     await db.sql.query(`INSERT INTO mailmapd.schema_version (version, description) VALUES (1, 'first')`);
     await db.sql.query('COMMIT');
-    await db.sql.query(`INSERT INTO mailmapd.domains (name) VALUES ('example.org'); INSERT INTO mailmapd.mailboxes (address, password) VALUES ('old@example.org', '{PLAIN}pw')`);
+    await db.sql.query(
+      `INSERT INTO mailmapd.domains (name) VALUES ('example.org'); INSERT INTO mailmapd.mailboxes (address, password) VALUES ('old@example.org', '{PLAIN}pw')`,
+    );
     const r = await migrate(db.sql);
     expect(r.applied).toContain(4);
     const row = await db.sql.query({ text: `SELECT * FROM (${nativeProfile.queries.mailbox}) q WHERE q.address = 'old@example.org'`, rowMode: 'array' });
     expect(mailboxRow(row.rows[0]!)).toEqual(['old@example.org', { password: '{PLAIN}pw', quotaBytes: 0, active: true }]);
   });
 
-  it('a panel\'s role writes app passwords (folded) and master users; bad services and names are refused', async () => {
+  it("a panel's role writes app passwords (folded) and master users; bad services and names are refused", async () => {
     await db.sql.query(`DROP ROLE IF EXISTS ${db.name}_panel`);
     await db.sql.query(`CREATE ROLE ${db.name}_panel LOGIN`);
-    await db.sql.query(`GRANT USAGE ON SCHEMA mailmapd TO ${db.name}_panel; GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA mailmapd TO ${db.name}_panel; GRANT USAGE ON ALL SEQUENCES IN SCHEMA mailmapd TO ${db.name}_panel`);
+    await db.sql.query(
+      `GRANT USAGE ON SCHEMA mailmapd TO ${db.name}_panel; GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA mailmapd TO ${db.name}_panel; GRANT USAGE ON ALL SEQUENCES IN SCHEMA mailmapd TO ${db.name}_panel`,
+    );
     const pg = (await import('pg')).default;
     const url = new URL(db.url);
     url.username = `${db.name}_panel`;
     const panel = new pg.Client({ connectionString: url.toString() });
     await panel.connect();
     try {
-      await panel.query(`INSERT INTO mailmapd.app_passwords (mailbox, name, password, services) VALUES ('OLD@Example.org', 'phone', '{SSHA256}x', '{imap,smtp}')`);
+      await panel.query(
+        `INSERT INTO mailmapd.app_passwords (mailbox, name, password, services) VALUES ('OLD@Example.org', 'phone', '{SSHA256}x', '{imap,smtp}')`,
+      );
       await panel.query(`INSERT INTO mailmapd.master_users (name, password) VALUES ('support', '{PLAIN}m')`);
-      await expect(panel.query(`INSERT INTO mailmapd.app_passwords (mailbox, name, password, services) VALUES ('old@example.org', 'x', '{SSHA256}x', '{ftp}')`)).rejects.toThrow(/check constraint/);
+      await expect(
+        panel.query(`INSERT INTO mailmapd.app_passwords (mailbox, name, password, services) VALUES ('old@example.org', 'x', '{SSHA256}x', '{ftp}')`),
+      ).rejects.toThrow(/check constraint/);
       await expect(panel.query(`UPDATE mailmapd.mailboxes SET disabled_services = '{imap,bogus}'`)).rejects.toThrow(/check constraint/);
       await expect(panel.query(`INSERT INTO mailmapd.master_users (name, password) VALUES ('a@b', 'x')`)).rejects.toThrow(/check constraint/);
       const changes = await db.sql.query(`SELECT kind, key FROM mailmapd.changes WHERE kind IN ('mailbox', 'master_user') ORDER BY id DESC LIMIT 2`);
-      expect(changes.rows).toEqual([{ kind: 'master_user', key: 'support' }, { kind: 'mailbox', key: 'old@example.org' }]);
+      expect(changes.rows).toEqual([
+        { kind: 'master_user', key: 'support' },
+        { kind: 'mailbox', key: 'old@example.org' },
+      ]);
       const row = await db.sql.query({ text: `SELECT * FROM (${nativeProfile.queries.mailbox}) q WHERE q.address = 'old@example.org'`, rowMode: 'array' });
       expect(mailboxRow(row.rows[0]!)[1].appPasswords).toEqual([{ name: 'phone', password: '{SSHA256}x', services: ['imap', 'smtp'] }]);
     } finally {
@@ -134,7 +166,9 @@ describe('PostfixAdmin: smtp_active', () => {
   afterAll(() => db.drop());
 
   it('smtp_active = false disables smtp and submission; a schema without the column still reads', async () => {
-    await db.sql.query(`CREATE TABLE mailbox (username varchar(255) PRIMARY KEY, password varchar(255) NOT NULL, quota bigint NOT NULL DEFAULT 0, active boolean NOT NULL DEFAULT true)`);
+    await db.sql.query(
+      `CREATE TABLE mailbox (username varchar(255) PRIMARY KEY, password varchar(255) NOT NULL, quota bigint NOT NULL DEFAULT 0, active boolean NOT NULL DEFAULT true)`,
+    );
     await db.sql.query(`INSERT INTO mailbox (username, password) VALUES ('a@example.org', '{PLAIN}a')`);
     const read = async () => (await db.sql.query({ text: postfixadminProfile.queries.mailbox, rowMode: 'array' })).rows.map((r) => mailboxRow(r)[1]);
     expect(await read()).toEqual([{ password: '{PLAIN}a', quotaBytes: 0, active: true }]);

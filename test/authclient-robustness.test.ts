@@ -36,9 +36,31 @@ describe('codec', () => {
       }),
     );
     fc.assert(
-      fc.property(fc.array(fc.constantFrom('AUTH', 'CONT', 'CANCEL', 'VERSION', 'CPID', '1', '0', 'PLAIN', 'service=smtp', 'resp=', 'resp==', 'resp=AAAA', '', 'x=y', '4294967296'), { maxLength: 8 }), (fields) => {
-        parseClientLine(fields.join('\t'), 2);
-      }),
+      fc.property(
+        fc.array(
+          fc.constantFrom(
+            'AUTH',
+            'CONT',
+            'CANCEL',
+            'VERSION',
+            'CPID',
+            '1',
+            '0',
+            'PLAIN',
+            'service=smtp',
+            'resp=',
+            'resp==',
+            'resp=AAAA',
+            '',
+            'x=y',
+            '4294967296',
+          ),
+          { maxLength: 8 },
+        ),
+        (fields) => {
+          parseClientLine(fields.join('\t'), 2);
+        },
+      ),
     );
   });
 
@@ -104,7 +126,16 @@ describe('bad input on the socket', () => {
     const text = await doors.metrics.registry.metrics();
     const labels = [...text.matchAll(/mailmapd_connections_bad_input_total\{listener="auth",reason="([^"]*)"\}/g)].map((m) => m[1]);
     expect(labels).toContain('out_of_order');
-    const kinds = ['malformed', 'unknown_command', 'line_too_long', 'out_of_order', 'incompatible_version', 'duplicate_id', 'too_many_requests', 'unsupported_mechanism'];
+    const kinds = [
+      'malformed',
+      'unknown_command',
+      'line_too_long',
+      'out_of_order',
+      'incompatible_version',
+      'duplicate_id',
+      'too_many_requests',
+      'unsupported_mechanism',
+    ];
     for (const l of labels) expect(kinds).toContain(l);
   });
 
@@ -132,9 +163,9 @@ describe('bad input on the socket', () => {
     const samples = fc.sample(
       fc.oneof(
         fc.string({ unit: 'binary', maxLength: 200 }).map((s) => s.replace(/\n/g, '')),
-        fc.tuple(fc.integer({ min: 1, max: 50 }), fc.constantFrom('PLAIN', 'LOGIN'), fc.base64String({ maxLength: 80 }), fc.boolean()).map(
-          ([id, mech, resp, withResp]) => `AUTH\t${id}\t${mech}\tservice=smtp${withResp ? `\tresp=${resp}` : ''}`,
-        ),
+        fc
+          .tuple(fc.integer({ min: 1, max: 50 }), fc.constantFrom('PLAIN', 'LOGIN'), fc.base64String({ maxLength: 80 }), fc.boolean())
+          .map(([id, mech, resp, withResp]) => `AUTH\t${id}\t${mech}\tservice=smtp${withResp ? `\tresp=${resp}` : ''}`),
         fc.tuple(fc.integer({ min: 1, max: 50 }), fc.base64String({ maxLength: 80 })).map(([id, d]) => `CONT\t${id}\t${d}`),
       ),
       { numRuns: 600, seed: 42 },

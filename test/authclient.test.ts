@@ -17,7 +17,7 @@ const postfixHello = 'VERSION\t1\t0\nCPID\t4242\n';
 function doveadm(args: string[]): Promise<{ code: number; out: string }> {
   return new Promise((resolve) => {
     execFile('doveadm', args, { timeout: 20_000 }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : -1) : 0;
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : -1) : 0;
       resolve({ code, out: stdout + stderr });
     });
   });
@@ -214,7 +214,10 @@ describe('doveadm auth test: every vector in test/vectors', () => {
     const data = emptyData();
     data.domains.set('vectors.test', true);
     for (const f of ['dovecot-pw.tsv', 'seed-style-pw.tsv']) {
-      const rows = readFileSync(new URL(`./vectors/${f}`, import.meta.url), 'utf8').trim().split('\n').slice(1);
+      const rows = readFileSync(new URL(`./vectors/${f}`, import.meta.url), 'utf8')
+        .trim()
+        .split('\n')
+        .slice(1);
       for (const row of rows) {
         const [scheme, password, hash] = row.split('\t') as [string, string, string];
         const user = `v${vectors.length}@vectors.test`;

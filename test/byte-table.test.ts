@@ -81,7 +81,7 @@ describe('byte table', () => {
     let m = t.memory();
     const live = 20_000 * (1001 + 6);
     expect(m.liveBytes).toBeGreaterThan(live * 0.99);
-    expect(m.chunkBytes).toBeLessThanOrEqual(Math.max(live * 8 / 7, live + (4 << 20)) + (2 << 20));
+    expect(m.chunkBytes).toBeLessThanOrEqual(Math.max((live * 8) / 7, live + (4 << 20)) + (2 << 20));
     for (let i = 0; i < 20_000; i++) t.delete(`k${i}`);
     m = t.memory();
     expect([t.size, m.liveBytes]).toEqual([0, 0]);

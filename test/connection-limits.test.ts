@@ -80,7 +80,10 @@ describe('connection starvation and slow requests', () => {
         );
         for (const r of runs) expect(r.out).toBe('example.org/user/');
         // The daemon said what it did, without a line per connection.
-        const evictions = daemon.logs().split('\n').filter((l) => l.includes('closed the longest-idle connection'));
+        const evictions = daemon
+          .logs()
+          .split('\n')
+          .filter((l) => l.includes('closed the longest-idle connection'));
         expect(evictions.length).toBeGreaterThan(0);
         expect(evictions.length).toBeLessThanOrEqual(30);
         const metrics = await (await daemon.http('/metrics')).text();
@@ -149,7 +152,8 @@ describe('connection starvation and slow requests', () => {
       const closed = new Promise<number>((resolve) => s.once('close', () => resolve(performance.now())));
       const t0 = performance.now();
       if (door === 'auth') s.write('VERSION\t1\t0\nCPID\t1\n');
-      const partial = door === 'auth' ? Buffer.from('AUTH\t1\tPLAIN\tservice=smtp\tresp=AHVzZXJAZXhhbXBsZS5vcmcAc2VjcmV0') : Buffer.from([0, 0, 0, 100, 0x31, 0]);
+      const partial =
+        door === 'auth' ? Buffer.from('AUTH\t1\tPLAIN\tservice=smtp\tresp=AHVzZXJAZXhhbXBsZS5vcmcAc2VjcmV0') : Buffer.from([0, 0, 0, 100, 0x31, 0]);
       let i = 0;
       const drip = setInterval(() => {
         if (i < partial.length && !s.destroyed) s.write(partial.subarray(i, ++i));

@@ -121,9 +121,9 @@ describe('startup errors', () => {
     const db = await createTestDatabase();
     const first = await startDaemon({ databaseUrl: db.url });
     try {
-      await expect(
-        startDaemon({ databaseUrl: db.url, config: { http_listen: `127.0.0.1:${first.ports.http}` }, waitReady: true }),
-      ).rejects.toThrow(/exited with 2/);
+      await expect(startDaemon({ databaseUrl: db.url, config: { http_listen: `127.0.0.1:${first.ports.http}` }, waitReady: true })).rejects.toThrow(
+        /exited with 2/,
+      );
     } finally {
       await first.stop();
       await db.drop();

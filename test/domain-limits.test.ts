@@ -63,8 +63,14 @@ describe('domain limits', () => {
 
   it('refuses a quota over max_quota_bytes, and "no limit" where a limit is set', async () => {
     await panel.query(`DELETE FROM mailmapd.mailboxes WHERE address = 'b@small.test'`);
-    await refused(`INSERT INTO mailmapd.mailboxes (address, quota_bytes) VALUES ('big@small.test', 2147483648)`, /domain small\.test allows mailboxes of at most 1073741824 bytes/);
-    await refused(`INSERT INTO mailmapd.mailboxes (address) VALUES ('nolimit@small.test')`, /domain small\.test allows mailboxes of at most 1073741824 bytes .* no limit/);
+    await refused(
+      `INSERT INTO mailmapd.mailboxes (address, quota_bytes) VALUES ('big@small.test', 2147483648)`,
+      /domain small\.test allows mailboxes of at most 1073741824 bytes/,
+    );
+    await refused(
+      `INSERT INTO mailmapd.mailboxes (address) VALUES ('nolimit@small.test')`,
+      /domain small\.test allows mailboxes of at most 1073741824 bytes .* no limit/,
+    );
     await refused(`UPDATE mailmapd.mailboxes SET quota_bytes = 0 WHERE address = 'a@small.test'`, /max_quota_bytes/);
   });
 
@@ -77,8 +83,14 @@ describe('domain limits', () => {
 
   it('refuses a limit below what the domain already holds', async () => {
     await db.sql.query(`INSERT INTO mailmapd.mailboxes (address, quota_bytes) VALUES ('b@small.test', 1000)`);
-    await refused(`UPDATE mailmapd.domains SET max_mailboxes = 1 WHERE name = 'small.test'`, /domain small\.test already has 2 mailboxes, more than max_mailboxes 1/);
-    await refused(`UPDATE mailmapd.domains SET max_quota_bytes = 10 WHERE name = 'free.test'`, /domain free\.test has 50 mailboxes with a quota over max_quota_bytes/);
+    await refused(
+      `UPDATE mailmapd.domains SET max_mailboxes = 1 WHERE name = 'small.test'`,
+      /domain small\.test already has 2 mailboxes, more than max_mailboxes 1/,
+    );
+    await refused(
+      `UPDATE mailmapd.domains SET max_quota_bytes = 10 WHERE name = 'free.test'`,
+      /domain free\.test has 50 mailboxes with a quota over max_quota_bytes/,
+    );
   });
 
   it('writers racing for the last place: exactly one wins', async () => {
@@ -95,7 +107,10 @@ describe('domain limits', () => {
     const dir = mkdtempSync(join(tmpdir(), 'mailmapd-limits-'));
     const config = join(dir, 'mailmapd.conf');
     writeFileSync(config, `database_url = ${db.url}\npassword_scheme = SHA512-CRYPT\n`);
-    const r = spawnSync(process.execPath, [cliPath, '-c', config, 'mailbox', 'add', 'c@small.test', '--quota', '1000'], { input: 'secret-pw\n', encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [cliPath, '-c', config, 'mailbox', 'add', 'c@small.test', '--quota', '1000'], {
+      input: 'secret-pw\n',
+      encoding: 'utf8',
+    });
     expect(r.status, r.stderr).toBe(2);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(r.stderr).toMatch(/domain small\.test allows at most 2 mailboxes/);

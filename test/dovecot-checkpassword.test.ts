@@ -148,7 +148,7 @@ describe('real Dovecot 2.3 with the checkpassword passdb and userdb', () => {
     expect((await doveadm(conf, ['user', 'crypt@example.org'])).code).toBe(67);
   });
 
-  it('imap disabled: IMAP refused and POP3 allowed (Dovecot\'s SERVICE reaches the daemon)', async () => {
+  it("imap disabled: IMAP refused and POP3 allowed (Dovecot's SERVICE reaches the daemon)", async () => {
     const data = standardData();
     data.mailboxes.set('user@example.org', { password: '{PLAIN}secret', quotaBytes: 1048576, active: true, disabledServices: ['imap'] });
     doors.directory.replaceAll(data);

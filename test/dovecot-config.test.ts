@@ -12,7 +12,10 @@ import { UsageError } from '../src/errors.js';
 import { parseConfigText } from '../src/config.js';
 import { checkpasswordBinary } from './helpers/logins.js';
 
-const unixConfig = parseConfigText('checkpassword_listen = unix:/run/mailmapd/checkpassword\nauth_listen = unix:/run/mailmapd/auth\nunix_socket_group = dovecot\n', '/etc/mailmapd/mailmapd.conf');
+const unixConfig = parseConfigText(
+  'checkpassword_listen = unix:/run/mailmapd/checkpassword\nauth_listen = unix:/run/mailmapd/auth\nunix_socket_group = dovecot\n',
+  '/etc/mailmapd/mailmapd.conf',
+);
 const inetConfig = parseConfigText('checkpassword_listen = inet:127.0.0.1:7027\nauth_listen = inet:127.0.0.1:7026\n', 'local.conf');
 
 describe('mailmapd dovecot-config', () => {
@@ -38,7 +41,7 @@ describe('mailmapd dovecot-config', () => {
     expect(inet).toContain('UNIX sockets only');
   });
 
-  it('names an auth socket in Postfix\'s queue directory relative to it, as the chrooted smtpd sees it', () => {
+  it("names an auth socket in Postfix's queue directory relative to it, as the chrooted smtpd sees it", () => {
     const spool = dovecotConfig(parseConfigText('auth_listen = unix:/var/spool/postfix/private/mailmapd-auth\nunix_socket_group = postfix\n', 'x.conf'), []);
     expect(spool).toContain('smtpd_sasl_path = private/mailmapd-auth\n');
     expect(spool).not.toContain('does not exist');
@@ -72,7 +75,9 @@ describe('mailmapd dovecot-config', () => {
       expect(out).toContain('driver = checkpassword');
       expect(out).toContain(`args = ${checkpasswordBinary} -s unix:/run/mailmapd/checkpassword`);
       // The LMTP listener Postfix's virtual_transport delivers to (see postfix-delivery.test.ts).
-      expect(out).toMatch(/service lmtp \{\n\s+unix_listener \/var\/spool\/postfix\/private\/dovecot-lmtp \{\n\s+group = postfix\n\s+mode = 0600\n\s+user = postfix/);
+      expect(out).toMatch(
+        /service lmtp \{\n\s+unix_listener \/var\/spool\/postfix\/private\/dovecot-lmtp \{\n\s+group = postfix\n\s+mode = 0600\n\s+user = postfix/,
+      );
       expect(text).toMatch(/^recipient_delimiter = \+$/m);
 
       writeFileSync(join(dir, 'main.cf'), text.slice(split));

@@ -55,7 +55,14 @@ async function startStack(directory: Directory, pool: HashPool, extra: string[] 
     cacheSize: 1000,
   });
   const routes = createDovecotRoutes({ authenticator: auth, directory, config, logger, metrics });
-  const http = await serveHttp(config.http_listen[0]!, routes, { maxConnections: 100, maxBodyBytes: 65536, idleTimeoutMs: 5000 }, { mode: 0o660, group: '' }, logger, metrics);
+  const http = await serveHttp(
+    config.http_listen[0]!,
+    routes,
+    { maxConnections: 100, maxBodyBytes: 65536, idleTimeoutMs: 5000 },
+    { mode: 0o660, group: '' },
+    logger,
+    metrics,
+  );
   return { directory, metrics, logs, auth, http, base: `http://127.0.0.1:${port}`, config };
 }
 
@@ -63,7 +70,10 @@ async function histogramCount(m: Metrics, labels: Record<string, string>): Promi
   const json = await m.registry.getMetricsAsJSON();
   const h = json.find((x) => x.name === 'mailmapd_lookup_duration_seconds');
   return (h?.values ?? [])
-    .filter((v) => (v as { metricName?: string }).metricName === 'mailmapd_lookup_duration_seconds_count' && Object.entries(labels).every(([k, x]) => v.labels[k] === x))
+    .filter(
+      (v) =>
+        (v as { metricName?: string }).metricName === 'mailmapd_lookup_duration_seconds_count' && Object.entries(labels).every(([k, x]) => v.labels[k] === x),
+    )
     .reduce((a, v) => a + v.value, 0);
 }
 
@@ -107,7 +117,14 @@ describe('the lookup endpoint', () => {
     const r = await post('/dovecot/passdb', { user: 'User@Alias.ORG', password: pw, service: 'imap', rip: '192.0.2.9' });
     expect(r.status).toBe(200);
     expect(r.headers.get('content-type')).toBe('application/x-www-form-urlencoded');
-    expect(await answer(r)).toEqual({ result: 'ok', user: 'user@example.org', home: '/var/vmail/example.org/user', uid: '5000', gid: '5001', quota_rule: '*:bytes=2048' });
+    expect(await answer(r)).toEqual({
+      result: 'ok',
+      user: 'user@example.org',
+      home: '/var/vmail/example.org/user',
+      uid: '5000',
+      gid: '5001',
+      quota_rule: '*:bytes=2048',
+    });
     expect(await answer(await post('/dovecot/passdb', { user: 'odd@example.org', password: odd }))).toMatchObject({ result: 'ok' });
   });
 
@@ -115,7 +132,10 @@ describe('the lookup endpoint', () => {
     expect(await answer(await post('/dovecot/passdb', { user: 'user@example.org', password: pw.toUpperCase() }))).toEqual({ result: 'mismatch' });
     expect(await answer(await post('/dovecot/passdb', { user: 'nobody@example.org', password: pw }))).toEqual({ result: 'unknown' });
     // Disabled is told only to the right password: a wrong one gets the plain mismatch.
-    expect(await answer(await post('/dovecot/passdb', { user: 'off@example.org', password: 'secret' }))).toEqual({ result: 'disabled', user: 'off@example.org' });
+    expect(await answer(await post('/dovecot/passdb', { user: 'off@example.org', password: 'secret' }))).toEqual({
+      result: 'disabled',
+      user: 'off@example.org',
+    });
     expect(await answer(await post('/dovecot/passdb', { user: 'x@off.org', password: 'secret' }))).toEqual({ result: 'disabled', user: 'x@off.org' });
     expect(await answer(await post('/dovecot/passdb', { user: 'off@example.org', password: pw }))).toEqual({ result: 'mismatch' });
     expect(await answer(await post('/dovecot/passdb', { user: 'x@off.org', password: pw }))).toEqual({ result: 'mismatch' });
@@ -130,7 +150,12 @@ describe('the lookup endpoint', () => {
 
   it('userdb: fields for an active mailbox, unknown and disabled otherwise', async () => {
     expect(await answer(await post('/dovecot/userdb', { user: 'USER@example.org' }))).toEqual({
-      result: 'ok', user: 'user@example.org', home: '/var/vmail/example.org/user', uid: '5000', gid: '5001', quota_rule: '*:bytes=2048',
+      result: 'ok',
+      user: 'user@example.org',
+      home: '/var/vmail/example.org/user',
+      uid: '5000',
+      gid: '5001',
+      quota_rule: '*:bytes=2048',
     });
     expect(await answer(await post('/dovecot/userdb', { user: 'odd@example.org' }))).not.toHaveProperty('quota_rule');
     expect(await answer(await post('/dovecot/userdb', { user: 'nobody@example.org' }))).toEqual({ result: 'unknown' });
@@ -236,7 +261,6 @@ interface DovecotUnderTest {
   workerRequest(user: string): RegExp;
 }
 
-
 /** The passdb result code the auth worker logged for its last lookup of `user`, if any. */
 function workerResult(d: DovecotUnderTest, log: string, user: string): string | undefined {
   const id = [...log.matchAll(d.workerRequest(user.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))].at(-1)?.[1];
@@ -310,7 +334,8 @@ function describeInterop(d: DovecotUnderTest): void {
     const authTest = (user: string, password: string) => doveadm('auth', 'test', user, password);
     const dovecotLog = () => readFileSync(join(dir, 'dovecot.log'), 'utf8');
     const httpConnections = async () =>
-      (await s.metrics.registry.getMetricsAsJSON()).find((m) => m.name === 'mailmapd_connections_total')?.values.find((v) => v.labels.listener === 'http')?.value ?? 0;
+      (await s.metrics.registry.getMetricsAsJSON()).find((m) => m.name === 'mailmapd_connections_total')?.values.find((v) => v.labels.listener === 'http')
+        ?.value ?? 0;
 
     beforeAll(async () => {
       d.requireInstalled();
@@ -376,7 +401,11 @@ function describeInterop(d: DovecotUnderTest): void {
       // spawnSync wait for it forever. Startup errors land in dovecot.log.
       const start = spawnSync(...command('dovecot', ['-c', conf]), { stdio: 'ignore', timeout: 20_000 });
       expect(start.status, existsSync(join(dir, 'dovecot.log')) ? dovecotLog() : 'dovecot did not start').toBe(0);
-      await waitFor(() => existsSync(join(dir, 'run', 'auth-client')) && existsSync(join(dir, 'run', 'auth-userdb')) && existsSync(join(dir, 'run', 'master.pid')), 10_000, 'dovecot auth sockets');
+      await waitFor(
+        () => existsSync(join(dir, 'run', 'auth-client')) && existsSync(join(dir, 'run', 'auth-userdb')) && existsSync(join(dir, 'run', 'master.pid')),
+        10_000,
+        'dovecot auth sockets',
+      );
     }, 60_000);
 
     afterAll(async () => {
@@ -466,10 +495,14 @@ function describeInterop(d: DovecotUnderTest): void {
 
       const t0 = Date.now();
       await db.sql.query(`UPDATE mailmapd.mailboxes SET password = '{PLAIN}bob-new' WHERE address = 'bob@example.org'`);
-      await waitFor(() => {
-        const u = directory.user('bob@example.org');
-        return u.status === 'ok' && u.password === '{PLAIN}bob-new';
-      }, 1000, 'the change to reach the directory');
+      await waitFor(
+        () => {
+          const u = directory.user('bob@example.org');
+          return u.status === 'ok' && u.password === '{PLAIN}bob-new';
+        },
+        1000,
+        'the change to reach the directory',
+      );
       const visibleMs = Date.now() - t0;
       const old = await authTest('bob@example.org', odd);
       expect(old.code, old.out).toBe(77);
@@ -488,10 +521,14 @@ function describeInterop(d: DovecotUnderTest): void {
 
     it('imap disabled: IMAP refused and POP3 allowed, a wrong password told nothing', async () => {
       await db.sql.query(`UPDATE mailmapd.mailboxes SET active = true, disabled_services = '{imap}' WHERE address = 'bob@example.org'`);
-      await waitFor(() => {
-        const u = directory.user('bob@example.org');
-        return u.status === 'ok' && u.disabledServices.includes('imap');
-      }, 2000, 'imap disabled');
+      await waitFor(
+        () => {
+          const u = directory.user('bob@example.org');
+          return u.status === 'ok' && u.disabledServices.includes('imap');
+        },
+        2000,
+        'imap disabled',
+      );
       const imapLogin = await doveadm('auth', 'test', '-x', 'service=imap', 'bob@example.org', 'bob-new');
       expect(imapLogin.code, imapLogin.out).toBe(77);
       expect(imapLogin.out).toContain('code=user_disabled');
@@ -504,19 +541,29 @@ function describeInterop(d: DovecotUnderTest): void {
 
     it('an IMAP-only app password logs in to IMAP, not to POP3, and not once deactivated', async () => {
       const stored = await hashPassword('app-pw-0123456789abcdef', 'SSHA256');
-      await db.sql.query(`INSERT INTO mailmapd.app_passwords (mailbox, name, password, services) VALUES ('alice@example.org', 'phone', $1, '{imap}')`, [stored]);
-      await waitFor(() => {
-        const u = directory.user('alice@example.org');
-        return u.status === 'ok' && u.appPasswords.length === 1;
-      }, 2000, 'app password');
+      await db.sql.query(`INSERT INTO mailmapd.app_passwords (mailbox, name, password, services) VALUES ('alice@example.org', 'phone', $1, '{imap}')`, [
+        stored,
+      ]);
+      await waitFor(
+        () => {
+          const u = directory.user('alice@example.org');
+          return u.status === 'ok' && u.appPasswords.length === 1;
+        },
+        2000,
+        'app password',
+      );
       const imapLogin = await doveadm('auth', 'test', '-x', 'service=imap', 'alice@example.org', 'app-pw-0123456789abcdef');
       expect(imapLogin.code, imapLogin.out).toBe(0);
       expect((await doveadm('auth', 'test', '-x', 'service=pop3', 'alice@example.org', 'app-pw-0123456789abcdef')).code).toBe(77);
       await db.sql.query(`UPDATE mailmapd.app_passwords SET active = false WHERE mailbox = 'alice@example.org'`);
-      await waitFor(() => {
-        const u = directory.user('alice@example.org');
-        return u.status === 'ok' && u.appPasswords.length === 0;
-      }, 2000, 'app password deactivated');
+      await waitFor(
+        () => {
+          const u = directory.user('alice@example.org');
+          return u.status === 'ok' && u.appPasswords.length === 0;
+        },
+        2000,
+        'app password deactivated',
+      );
       expect((await doveadm('auth', 'test', '-x', 'service=imap', 'alice@example.org', 'app-pw-0123456789abcdef')).code).toBe(77);
       expect((await doveadm('auth', 'test', '-x', 'service=imap', 'alice@example.org', 'alice-pw')).code).toBe(0);
     });
@@ -534,18 +581,26 @@ function describeInterop(d: DovecotUnderTest): void {
 
     it('a mailbox in maintenance fails temporarily, and logs in again once it ends', async () => {
       await db.sql.query(`UPDATE mailmapd.mailboxes SET maintenance = true WHERE address = 'alice@example.org'`);
-      await waitFor(() => {
-        const u = directory.user('alice@example.org');
-        return u.status === 'ok' && u.maintenance;
-      }, 2000, 'maintenance');
+      await waitFor(
+        () => {
+          const u = directory.user('alice@example.org');
+          return u.status === 'ok' && u.maintenance;
+        },
+        2000,
+        'maintenance',
+      );
       const r = await authTest('alice@example.org', 'alice-pw');
       expect(r.code, r.out).toBe(d.authTestTempFailExit);
       expect(r.out).toContain('code=temp_fail');
       await db.sql.query(`UPDATE mailmapd.mailboxes SET maintenance = false WHERE address = 'alice@example.org'`);
-      await waitFor(() => {
-        const u = directory.user('alice@example.org');
-        return u.status === 'ok' && !u.maintenance;
-      }, 2000, 'maintenance over');
+      await waitFor(
+        () => {
+          const u = directory.user('alice@example.org');
+          return u.status === 'ok' && !u.maintenance;
+        },
+        2000,
+        'maintenance over',
+      );
       expect((await authTest('alice@example.org', 'alice-pw')).code).toBe(0);
     });
 

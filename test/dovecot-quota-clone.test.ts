@@ -117,7 +117,8 @@ for (const d of [dovecot23, dovecot24]) {
         child.stdin.end(input ?? '');
       });
     const usage = async (address: string) =>
-      (await db.sql.query<{ bytes: string | null; messages: string | null }>('SELECT bytes, messages FROM mailmapd.quota_usage WHERE address = $1', [address])).rows[0];
+      (await db.sql.query<{ bytes: string | null; messages: string | null }>('SELECT bytes, messages FROM mailmapd.quota_usage WHERE address = $1', [address]))
+        .rows[0];
 
     beforeAll(async () => {
       d.requireInstalled();
@@ -147,10 +148,22 @@ for (const d of [dovecot23, dovecot24]) {
       // The daemon's parts as serve.ts wires them: directory from SQL, the Lua door over the
       // authenticator, whose logins go to the writer, and the dict listener.
       const directory = createDirectory({ recipientDelimiter: '+' });
-      sync = createSync({ databaseUrl: db.url, profile: nativeProfile, directory, logger, metrics, pollIntervalMs: 5000, retentionMs: 86_400_000, reconnectMaxDelayMs: 500 });
+      sync = createSync({
+        databaseUrl: db.url,
+        profile: nativeProfile,
+        directory,
+        logger,
+        metrics,
+        pollIntervalMs: 5000,
+        retentionMs: 86_400_000,
+        reconnectMaxDelayMs: 500,
+      });
       sync.start();
       await sync.firstLoad();
-      const config = parseConfigText([`http_listen = 127.0.0.1:${await freePort()}`, `mail_home = ${inside(dir)}/vmail/%d/%n`, 'mail_gid = 5001'].join('\n'), 'test');
+      const config = parseConfigText(
+        [`http_listen = 127.0.0.1:${await freePort()}`, `mail_home = ${inside(dir)}/vmail/%d/%n`, 'mail_gid = 5001'].join('\n'),
+        'test',
+      );
       pool = createHashPool({ workers: 1, queueLimit: 100, defaultScheme: 'CRYPT', metrics, logger });
       auth = createAuthenticator({
         directory,
@@ -161,7 +174,14 @@ for (const d of [dovecot23, dovecot24]) {
         cacheSize: 100,
         onLogin: (address, ctx) => writer.login(address, ctx.service, ctx.remoteIp),
       });
-      http = await serveHttp(config.http_listen[0]!, createDovecotRoutes({ authenticator: auth, directory, config, logger, metrics }), { maxConnections: 100, maxBodyBytes: 65536, idleTimeoutMs: 5000 }, { mode: 0o660, group: '' }, logger, metrics);
+      http = await serveHttp(
+        config.http_listen[0]!,
+        createDovecotRoutes({ authenticator: auth, directory, config, logger, metrics }),
+        { maxConnections: 100, maxBodyBytes: 65536, idleTimeoutMs: 5000 },
+        { mode: 0o660, group: '' },
+        logger,
+        metrics,
+      );
       let luaFile = defaultLuaFile;
       if (d.root !== '') {
         luaFile = join(dir, 'auth-mailmapd.lua'); // a chrooted Dovecot sees no file outside its root

@@ -37,7 +37,14 @@ async function stack(secret: string): Promise<{ http: HttpServer; port: number; 
   const logger = createLogger('error', () => {});
   const authenticator = createAuthenticator({ directory, pool, logger, metrics, userdb: { mailHome: '/m/%d/%n', mailUid: 1, mailGid: 1 }, cacheSize: 10 });
   const routes = createDovecotRoutes({ authenticator, directory, config, logger, metrics });
-  const http = await serveHttp(config.http_listen[0]!, routes, { maxConnections: 100, maxBodyBytes: 65536, idleTimeoutMs: 60_000 }, { mode: 0o660, group: '' }, logger, metrics);
+  const http = await serveHttp(
+    config.http_listen[0]!,
+    routes,
+    { maxConnections: 100, maxBodyBytes: 65536, idleTimeoutMs: 60_000 },
+    { mode: 0o660, group: '' },
+    logger,
+    metrics,
+  );
   return {
     http,
     port,

@@ -79,9 +79,7 @@ describe('end to end through the daemon', () => {
     expect(looked.code).toBe(2);
     expect(looked.fields).toContain('userdb_quota_rule=*:bytes=2048');
 
-    await db.sql.query(`UPDATE mailmapd.mailboxes SET password = $1 WHERE address = 'alice@example.org'`, [
-      await hashPassword('second-password', 'ARGON2ID'),
-    ]);
+    await db.sql.query(`UPDATE mailmapd.mailboxes SET password = $1 WHERE address = 'alice@example.org'`, [await hashPassword('second-password', 'ARGON2ID')]);
     // Visible within a second; then the old password is refused everywhere, the new one accepted.
     await waitFor(async () => (await smtpAuth(auth, 'alice@example.org', 'second-password')) === 'OK', 1000, 'new password');
     expect(await smtpAuth(auth, 'alice@example.org', 'first-password')).toBe('FAIL');

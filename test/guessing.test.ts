@@ -52,7 +52,7 @@ describe('limiter', () => {
     expect(allowed).toBe(base.loginRejectAfter);
   });
 
-  it("failures from many addresses do not lock the owner out of an address where the login succeeded", () => {
+  it('failures from many addresses do not lock the owner out of an address where the login succeeded', () => {
     let t = 1000;
     const l = createLimiter(base, undefined, () => t);
     l.report('alice@x', { remoteIp: '203.0.113.5' }, true, 'right');

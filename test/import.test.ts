@@ -104,11 +104,7 @@ describe('mailmapd import', () => {
   it('imports domains, mailboxes with their hashes and quotas, and aliases', async () => {
     const r = await run(files());
     expect(r.code).toBe(0);
-    expect(r.lines).toEqual([
-      'domains: 3 added, 0 already present',
-      'mailboxes: 4 added, 0 updated, 0 unchanged',
-      'aliases: 6 added, 0 already present',
-    ]);
+    expect(r.lines).toEqual(['domains: 3 added, 0 already present', 'mailboxes: 4 added, 0 updated, 0 unchanged', 'aliases: 6 added, 0 already present']);
     expect(await tables()).toEqual({
       domains: [
         { name: 'aliases.test', active: true },
@@ -136,17 +132,22 @@ describe('mailmapd import', () => {
     const before = await tables();
     const r = await run(files());
     expect(r.code).toBe(0);
-    expect(r.lines).toEqual([
-      'domains: 0 added, 3 already present',
-      'mailboxes: 0 added, 0 updated, 4 unchanged',
-      'aliases: 0 added, 6 already present',
-    ]);
+    expect(r.lines).toEqual(['domains: 0 added, 3 already present', 'mailboxes: 0 added, 0 updated, 4 unchanged', 'aliases: 0 added, 6 already present']);
     expect(await tables()).toEqual(before);
   });
 
   it('round-trips: old passwords log in, maps answer as postmap does on the flat files', async () => {
     const directory = createDirectory({ recipientDelimiter: '+' });
-    const sync = createSync({ databaseUrl: db.url, profile: nativeProfile, directory, logger: silentLogger, metrics: createMetrics(false), pollIntervalMs: 200, retentionMs: 86_400_000, reconnectMaxDelayMs: 1000 });
+    const sync = createSync({
+      databaseUrl: db.url,
+      profile: nativeProfile,
+      directory,
+      logger: silentLogger,
+      metrics: createMetrics(false),
+      pollIntervalMs: 200,
+      retentionMs: 86_400_000,
+      reconnectMaxDelayMs: 1000,
+    });
     sync.start();
     try {
       await sync.firstLoad();
@@ -165,7 +166,11 @@ describe('mailmapd import', () => {
           return undefined; // exit 1: not found
         }
       };
-      const norm = (v: string | undefined) => v?.split(/[\s,]+/).filter((x) => x !== '').join(',');
+      const norm = (v: string | undefined) =>
+        v
+          ?.split(/[\s,]+/)
+          .filter((x) => x !== '')
+          .join(',');
       for (const line of vmailbox.trim().split('\n')) {
         const key = line.split(/\s+/)[0]!;
         expect(directory.mailbox(key), key).toBe(postmap(key, 'vmailbox'));

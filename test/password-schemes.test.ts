@@ -14,7 +14,10 @@ import { cryptBackend } from '../src/password/native.js';
 const sha512crypt = createRequire(import.meta.url)('sha512crypt-node') as { sha512crypt(pw: string, salt: string): string };
 
 function readTsv(path: string): { label: string; password: string; hash: string }[] {
-  const lines = readFileSync(path, 'utf8').split('\n').slice(1).filter((l) => l !== '');
+  const lines = readFileSync(path, 'utf8')
+    .split('\n')
+    .slice(1)
+    .filter((l) => l !== '');
   return lines.map((l) => {
     const [label, password, hash] = l.split('\t') as [string, string, string];
     return { label, password, hash };
@@ -36,7 +39,10 @@ describe('stored password vectors', () => {
     expect(cryptBackend.native).toBe(true);
   });
 
-  for (const [file, vectors] of [['dovecot-pw.tsv', dovecot], ['seed-style-pw.tsv', seeds]] as const) {
+  for (const [file, vectors] of [
+    ['dovecot-pw.tsv', dovecot],
+    ['seed-style-pw.tsv', seeds],
+  ] as const) {
     describe(file, () => {
       vectors.forEach((v, i) => {
         it(`${v.label} #${i} verifies with its password and fails with another`, async () => {
@@ -65,7 +71,13 @@ describe('default_scheme', () => {
   it('applies to hashes without a prefix, like Dovecot', async () => {
     expect(await verifyPassword('secret', 'secret', 'PLAIN')).toMatchObject({ result: 'ok', scheme: 'PLAIN' });
     expect(await verifyPassword('secret', '5ebe2294ecd0e0f08eab7690d2a6ee69', 'PLAIN-MD5')).toMatchObject({ result: 'ok' });
-    expect(await verifyPassword('secret', 'bd2b1aaf7ef4f09be9f52ce2d8d599674d81aa9d6a4421696dc4d93dd0619d682ce56b4d64a9ef097761ced99e0f67265b5f76085e5b0ee7ca4696b2ad6fe2b2', 'SHA512.HEX')).toMatchObject({ result: 'ok' });
+    expect(
+      await verifyPassword(
+        'secret',
+        'bd2b1aaf7ef4f09be9f52ce2d8d599674d81aa9d6a4421696dc4d93dd0619d682ce56b4d64a9ef097761ced99e0f67265b5f76085e5b0ee7ca4696b2ad6fe2b2',
+        'SHA512.HEX',
+      ),
+    ).toMatchObject({ result: 'ok' });
     // With the default CRYPT, a plaintext is not a crypt string: it never matches.
     expect((await verifyPassword('secret', 'secret', 'CRYPT')).result).not.toBe('ok');
   });

@@ -119,7 +119,14 @@ describe('the home path builder', () => {
     data.mailboxes.set('../other/x@example.org', { password: '{PLAIN}pw', quotaBytes: 0, active: true });
     directory.replaceAll(data);
     const logs: string[] = [];
-    const auth = createAuthenticator({ directory, pool, logger: createLogger('warn', (l) => logs.push(l)), metrics: createMetrics(false), userdb: settings, cacheSize: 10 });
+    const auth = createAuthenticator({
+      directory,
+      pool,
+      logger: createLogger('warn', (l) => logs.push(l)),
+      metrics: createMetrics(false),
+      userdb: settings,
+      cacheSize: 10,
+    });
     expect(auth.lookup('../other/x@example.org')).toMatchObject({ result: 'temp' });
     expect(await auth.authenticate('../other/x@example.org', 'pw', { service: 'imap' })).toMatchObject({ result: 'temp' });
     expect(logs.join('\n')).toMatch(/cannot give a home inside its domain/);

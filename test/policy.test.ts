@@ -191,7 +191,11 @@ describe('real Dovecot 2.3 asking the daemon (auth_policy_server_url)', () => {
   });
 
   it('refuses requests without the shared secret', async () => {
-    const r = await daemon.http('/?command=allow', { method: 'POST', body: '{"login":"a","remote":"192.0.2.1"}', headers: { 'content-type': 'application/json' } });
+    const r = await daemon.http('/?command=allow', {
+      method: 'POST',
+      body: '{"login":"a","remote":"192.0.2.1"}',
+      headers: { 'content-type': 'application/json' },
+    });
     expect(r.status).toBe(401);
     const ok = await daemon.http('/?command=allow', {
       method: 'POST',
@@ -201,7 +205,11 @@ describe('real Dovecot 2.3 asking the daemon (auth_policy_server_url)', () => {
     expect(await ok.json()).toEqual({ status: 0, msg: 'ok' });
     // The scheme name is case-insensitive, as for the Dovecot lookup routes; the token is not.
     const asked = (authorization: string) =>
-      daemon.http('/?command=allow', { method: 'POST', body: '{"login":"a","remote":"192.0.2.1"}', headers: { 'content-type': 'application/json', authorization } });
+      daemon.http('/?command=allow', {
+        method: 'POST',
+        body: '{"login":"a","remote":"192.0.2.1"}',
+        headers: { 'content-type': 'application/json', authorization },
+      });
     expect((await asked(`bearer ${secret}`)).status).toBe(200);
     expect((await asked(`Bearer ${secret.toUpperCase()}x`)).status).toBe(401);
   });

@@ -48,11 +48,7 @@ const dovecot24: DovecotUnderTest = {
   version: '2.4',
   root: dovecot24Root,
   preamble: ['dovecot_config_version = 2.4.1', 'dovecot_storage_version = 2.4.1'],
-  settings: (config, luaFile) => [
-    'mail_driver = maildir',
-    'mail_path = ~/Maildir',
-    dovecotLuaConfig24(config, { luaFile }),
-  ],
+  settings: (config, luaFile) => ['mail_driver = maildir', 'mail_path = ~/Maildir', dovecotLuaConfig24(config, { luaFile })],
 };
 
 function requirePeers(d: DovecotUnderTest): void {
@@ -68,11 +64,16 @@ function requirePeers(d: DovecotUnderTest): void {
  * name in its root's own files, which Debian 13's minimal root does not have it in.
  */
 function lendPostfixUser(root: string): void {
-  for (const [db, file] of [['passwd', 'etc/passwd'], ['group', 'etc/group']] as const) {
+  for (const [db, file] of [
+    ['passwd', 'etc/passwd'],
+    ['group', 'etc/group'],
+  ] as const) {
     const line = spawnSync('getent', [db, 'postfix'], { encoding: 'utf8' }).stdout.trim();
     expect(line, `the host has no ${db} entry for postfix`).not.toBe('');
     const path = join(root, file);
-    const lines = readFileSync(path, 'utf8').split('\n').filter((l) => l !== '');
+    const lines = readFileSync(path, 'utf8')
+      .split('\n')
+      .filter((l) => l !== '');
     if (lines.includes(line)) continue;
     // Replaced whole, never rewritten in place: the Lua suite's chrooted Dovecot may be reading it.
     writeFileSync(`${path}.mailmapd-test`, [...lines.filter((l) => !l.startsWith('postfix:')), line, ''].join('\n'));
@@ -129,7 +130,8 @@ function describeDelivery(listener: 'inet' | 'unix', d: DovecotUnderTest): void 
       const n = join(dir, 'vmail', domain, user, 'Maildir', 'new');
       return existsSync(n) ? readdirSync(n).map((f) => readFileSync(join(n, f), 'utf8')) : [];
     };
-    const hasMessage = (domain: string, user: string, subject: string) => inbox(domain, user).some((m) => m.includes(`Subject: ${subject}\r\n`) || m.includes(`Subject: ${subject}\n`));
+    const hasMessage = (domain: string, user: string, subject: string) =>
+      inbox(domain, user).some((m) => m.includes(`Subject: ${subject}\r\n`) || m.includes(`Subject: ${subject}\n`));
 
     const session = async (): Promise<SmtpSession> => {
       const s = await smtpSession(smtpPort);
@@ -190,7 +192,11 @@ function describeDelivery(listener: 'inet' | 'unix', d: DovecotUnderTest): void 
       // main.cf: an instance of its own, then exactly what mailmapd prints, then what the test changes.
       const sasl = dovecotConfig(config, []);
       const tables = postfixConfig(config);
-      expect(tables).toContain(listener === 'unix' ? `virtual_mailbox_maps = proxy:socketmap:unix:${dir}/sock/socketmap:mailboxes` : 'virtual_mailbox_maps = socketmap:inet:127.0.0.1:');
+      expect(tables).toContain(
+        listener === 'unix'
+          ? `virtual_mailbox_maps = proxy:socketmap:unix:${dir}/sock/socketmap:mailboxes`
+          : 'virtual_mailbox_maps = socketmap:inet:127.0.0.1:',
+      );
       smtpPort = await freePort();
       writeFileSync(
         join(dir, 'etc', 'main.cf'),
@@ -256,14 +262,18 @@ function describeDelivery(listener: 'inet' | 'unix', d: DovecotUnderTest): void 
       const dc = spawnSync(bin, args, { stdio: 'ignore', timeout: 20_000 });
       expect(dc.status, `dovecot failed to start:\n${dovecotLog()}`).toBe(0);
       await waitFor(() => existsSync(join(dir, 'spool', 'private', 'dovecot-lmtp')), 10_000, "Dovecot's LMTP socket");
-      await waitFor(async () => {
-        try {
-          await (await session()).close();
-          return true;
-        } catch {
-          return false;
-        }
-      }, 15_000, 'Postfix smtpd');
+      await waitFor(
+        async () => {
+          try {
+            await (await session()).close();
+            return true;
+          } catch {
+            return false;
+          }
+        },
+        15_000,
+        'Postfix smtpd',
+      );
     }, 90_000);
 
     afterAll(async () => {
@@ -319,7 +329,11 @@ function describeDelivery(listener: 'inet' | 'unix', d: DovecotUnderTest): void 
         ['to-alias-domain', 'example.org', 'bob'],
         ['to-catch-all', 'example.org', 'alice'],
       ];
-      await waitFor(() => expected.every(([subject, domain, user]) => hasMessage(domain, user, subject)), 20_000, `deliveries (maillog:\n${maillog()}\ndovecot:\n${dovecotLog()})`);
+      await waitFor(
+        () => expected.every(([subject, domain, user]) => hasMessage(domain, user, subject)),
+        20_000,
+        `deliveries (maillog:\n${maillog()}\ndovecot:\n${dovecotLog()})`,
+      );
       expect(hasMessage('example.org', 'bob', 'to-extension')).toBe(false);
       expect(hasMessage('example.org', 'bob', 'to-catch-all')).toBe(false);
       expect(maillog()).not.toMatch(/status=(deferred|bounced)/);
@@ -345,10 +359,14 @@ function describeDelivery(listener: 'inet' | 'unix', d: DovecotUnderTest): void 
 
     it('a mailbox in maintenance is deferred (4xx), and accepted again when it ends', async () => {
       await db.sql.query(`UPDATE mailmapd.mailboxes SET maintenance = true WHERE address = 'bob@example.org'`);
-      await waitFor(async () => {
-        const code = (await rcpt('bob@example.org')).code;
-        return code >= 400 && code < 500;
-      }, 5_000, 'a 4xx for the mailbox in maintenance');
+      await waitFor(
+        async () => {
+          const code = (await rcpt('bob@example.org')).code;
+          return code >= 400 && code < 500;
+        },
+        5_000,
+        'a 4xx for the mailbox in maintenance',
+      );
       await db.sql.query(`UPDATE mailmapd.mailboxes SET maintenance = false WHERE address = 'bob@example.org'`);
       await waitFor(async () => (await rcpt('bob@example.org')).code === 250, 10_000, 'the mailbox accepted again');
     });

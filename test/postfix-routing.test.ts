@@ -70,7 +70,11 @@ describe('routing maps in a real Postfix, configured as mailmapd prints them', {
        INSERT INTO mailmapd.relay_domains (name, transport) VALUES ('relay.test', $1), ('open.test', $1);
        INSERT INTO mailmapd.relay_recipients (address) VALUES ('known@relay.test');
        INSERT INTO mailmapd.sender_relayhosts (sender, relayhost, credentials) VALUES
-         ('alice@example.org', $2, $3), ('@example.org', $4, NULL);`.replace(/\$1/g, `'${hop(nextHop)}'`).replace('$2', `'[127.0.0.1]:${relayWithAuth.port}'`).replace('$3', `'${CREDENTIALS}'`).replace('$4', `'[127.0.0.1]:${relayPlain.port}'`),
+         ('alice@example.org', $2, $3), ('@example.org', $4, NULL);`
+        .replace(/\$1/g, `'${hop(nextHop)}'`)
+        .replace('$2', `'[127.0.0.1]:${relayWithAuth.port}'`)
+        .replace('$3', `'${CREDENTIALS}'`)
+        .replace('$4', `'[127.0.0.1]:${relayPlain.port}'`),
     );
 
     dir = mkdtempSync(join(tmpdir(), 'mailmapd-routing-'));
@@ -149,14 +153,18 @@ describe('routing maps in a real Postfix, configured as mailmapd prints them', {
     );
     const pf = postfix('start');
     expect(pf.status, `postfix start failed:\n${pf.stderr}\n${maillog()}`).toBe(0);
-    await waitFor(async () => {
-      try {
-        await (await smtpSession(inboundPort)).close();
-        return true;
-      } catch {
-        return false;
-      }
-    }, 15_000, 'Postfix smtpd');
+    await waitFor(
+      async () => {
+        try {
+          await (await smtpSession(inboundPort)).close();
+          return true;
+        } catch {
+          return false;
+        }
+      },
+      15_000,
+      'Postfix smtpd',
+    );
   }, 90_000);
 
   afterAll(async () => {
@@ -194,7 +202,11 @@ describe('routing maps in a real Postfix, configured as mailmapd prints them', {
   it('mail for a relay domain and for a domain with a transport leaves through that transport', async () => {
     await send(inboundPort, 'sender@remote.test', 'known+tag@relay.test', 'to-relay-domain');
     await send(inboundPort, 'sender@remote.test', 'someone@special.test', 'to-domain-transport');
-    await waitFor(() => received(nextHop, 'to-relay-domain') !== undefined && received(nextHop, 'to-domain-transport') !== undefined, 20_000, `the next hop (maillog:\n${maillog()})`);
+    await waitFor(
+      () => received(nextHop, 'to-relay-domain') !== undefined && received(nextHop, 'to-domain-transport') !== undefined,
+      20_000,
+      `the next hop (maillog:\n${maillog()})`,
+    );
     expect(received(nextHop, 'to-relay-domain')!.to).toEqual(['known+tag@relay.test']);
     expect(received(nextHop, 'to-domain-transport')!.to).toEqual(['someone@special.test']);
   });

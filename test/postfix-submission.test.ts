@@ -20,9 +20,18 @@ describe('postfix-config submission block', () => {
     expect(start).toBeGreaterThan(0);
     const block = text.slice(start);
     expect(block).toMatch(/smtpd_tls_cert_file/);
-    const main = text.slice(0, start).split('\n').filter((l) => l !== '' && !l.startsWith('#'));
+    const main = text
+      .slice(0, start)
+      .split('\n')
+      .filter((l) => l !== '' && !l.startsWith('#'));
     writeFileSync(join(dir, 'main.cf'), [...main, 'smtpd_sasl_type = dovecot', 'smtpd_sasl_path = private/mailmapd-auth', ''].join('\n'));
-    writeFileSync(join(dir, 'master.cf'), block.split('\n').filter((l) => !l.startsWith('#')).join('\n'));
+    writeFileSync(
+      join(dir, 'master.cf'),
+      block
+        .split('\n')
+        .filter((l) => !l.startsWith('#'))
+        .join('\n'),
+    );
     const service = execFileSync('postconf', ['-c', dir, '-M', 'submission/inet'], { encoding: 'utf8' });
     expect(service).toMatch(/^submission\s+inet\s+n\s+-\s+y\s+-\s+-\s+smtpd\b/);
     const param = (name: string) => execFileSync('postconf', ['-c', dir, '-P', '-h', `submission/inet/${name}`], { encoding: 'utf8' }).trim();
@@ -32,7 +41,9 @@ describe('postfix-config submission block', () => {
     expect(param('smtpd_sender_restrictions')).toBe('reject_sender_login_mismatch');
     expect(param('smtpd_relay_restrictions')).toBe('permit_sasl_authenticated,reject');
     // The map reject_sender_login_mismatch consults is mailmapd's senders map, in main.cf.
-    expect(execFileSync('postconf', ['-c', dir, '-h', 'smtpd_sender_login_maps'], { encoding: 'utf8' }).trim()).toBe('proxy:socketmap:unix:/run/mailmapd/socketmap:senders');
+    expect(execFileSync('postconf', ['-c', dir, '-h', 'smtpd_sender_login_maps'], { encoding: 'utf8' }).trim()).toBe(
+      'proxy:socketmap:unix:/run/mailmapd/socketmap:senders',
+    );
     // postconf warns about what it cannot parse; nothing here.
     const all = spawnSync('postconf', ['-c', dir, '-P'], { encoding: 'utf8' });
     expect(all.stderr).toBe('');

@@ -154,7 +154,8 @@ const cases: PanelCase[] = [
       {
         what: 'a transport for a domain and for a backup-MX domain',
         sql: `UPDATE domain SET transport = 'smtp:[mx2.example.net]' WHERE domain IN ('Example.ORG', 'relay.example')`,
-        probe: (d) => d.lookup('transport', 'alice@example.org') === 'smtp:[mx2.example.net]' && d.lookup('transport', 'x@relay.example') === 'smtp:[mx2.example.net]',
+        probe: (d) =>
+          d.lookup('transport', 'alice@example.org') === 'smtp:[mx2.example.net]' && d.lookup('transport', 'x@relay.example') === 'smtp:[mx2.example.net]',
       },
       {
         what: 'alias domain deactivation',
@@ -558,17 +559,30 @@ SELECT lower(src) AS address, lower(dst) AS destination, true AS active FROM mai
     const config = parseConfigText(`database_url = ${db.url}\nschema = ${schema}\n`, 'test.conf');
     expect(await triggersCommand(config, ['install'], () => {})).toBe(0);
     const directory = createDirectory({ recipientDelimiter: '+' });
-    const sync = createSync({ databaseUrl: db.url, profile, directory, logger: silentLogger, metrics: createMetrics(false), pollIntervalMs: 200, retentionMs: 86_400_000, reconnectMaxDelayMs: 1000 });
+    const sync = createSync({
+      databaseUrl: db.url,
+      profile,
+      directory,
+      logger: silentLogger,
+      metrics: createMetrics(false),
+      pollIntervalMs: 200,
+      retentionMs: 86_400_000,
+      reconnectMaxDelayMs: 1000,
+    });
     sync.start();
     try {
       await sync.firstLoad();
       expect(directory.alias('info@example.org')).toBe('alice@example.org');
       expect(directory.user('alice@example.org')).toMatchObject({ status: 'ok', password: '{PLAIN}x', quotaBytes: 10 * 1048576 });
       await db.sql.query(`UPDATE mail.users SET pw = '{PLAIN}y' WHERE login = 'alice@example.org'`);
-      await waitFor(() => {
-        const u = directory.user('alice@example.org');
-        return u.status === 'ok' && u.password === '{PLAIN}y';
-      }, 1000, 'custom profile password change');
+      await waitFor(
+        () => {
+          const u = directory.user('alice@example.org');
+          return u.status === 'ok' && u.password === '{PLAIN}y';
+        },
+        1000,
+        'custom profile password change',
+      );
     } finally {
       await sync.stop();
       expect(await triggersCommand(config, ['remove', '--purge'], () => {})).toBe(0);

@@ -76,9 +76,7 @@ describe('postmap -q against a loaded directory', () => {
       const r = await postmap(['-q', '-', table(server, map)], input);
       expect(r.stderr).toBe('');
       expect(r.code).toBe(0);
-      const expected = Buffer.concat(
-        batch.filter((c) => c.reply.startsWith('OK ')).flatMap((c) => [keyBytes(c.key), Buffer.from(`\t${c.reply.slice(3)}\n`)]),
-      );
+      const expected = Buffer.concat(batch.filter((c) => c.reply.startsWith('OK ')).flatMap((c) => [keyBytes(c.key), Buffer.from(`\t${c.reply.slice(3)}\n`)]));
       expect(r.stdout.toString('latin1')).toBe(expected.toString('latin1'));
     });
   }

@@ -94,7 +94,8 @@ describe('answers of the contract', () => {
     const h = server.metrics.lookupDuration;
     const count = async (map: string, result: string) => {
       const v = (await h.get()).values.find(
-        (x) => x.metricName === 'mailmapd_lookup_duration_seconds_count' && x.labels.map === map && x.labels.result === result && x.labels.protocol === 'socketmap',
+        (x) =>
+          x.metricName === 'mailmapd_lookup_duration_seconds_count' && x.labels.map === map && x.labels.result === result && x.labels.protocol === 'socketmap',
       );
       return v?.value ?? 0;
     };
@@ -103,7 +104,11 @@ describe('answers of the contract', () => {
     c.send(Buffer.concat([request('domains', 'example.org'), request('domains', 'example.org'), request('aliases', 'x@nowhere.test'), request('bogus', 'x')]));
     await c.waitReplies(4);
     c.socket.destroy();
-    expect([await count('domains', 'ok'), await count('aliases', 'notfound'), await count('unknown', 'temp')]).toEqual([before[0]! + 2, before[1]! + 1, before[2]! + 1]);
+    expect([await count('domains', 'ok'), await count('aliases', 'notfound'), await count('unknown', 'temp')]).toEqual([
+      before[0]! + 2,
+      before[1]! + 1,
+      before[2]! + 1,
+    ]);
   });
 });
 

@@ -18,7 +18,11 @@ afterAll(async () => {
   for (const f of cleanup.reverse()) await f();
 });
 
-function sync(url: string, directory = createDirectory({ recipientDelimiter: '+' }), extra: { retentionMs?: number; metrics?: ReturnType<typeof createMetrics> } = {}) {
+function sync(
+  url: string,
+  directory = createDirectory({ recipientDelimiter: '+' }),
+  extra: { retentionMs?: number; metrics?: ReturnType<typeof createMetrics> } = {},
+) {
   const s: Sync = createSync({
     databaseUrl: url,
     profile: nativeProfile,
@@ -103,10 +107,14 @@ describe('pruning', () => {
     expect(kept.rows[0]!.n).toBeGreaterThanOrEqual(i);
 
     await idle.query('COMMIT');
-    await waitFor(async () => {
-      const r = await sql.query<{ n: number }>('SELECT count(*)::int AS n FROM mailmapd.changes');
-      return r.rows[0]!.n < i;
-    }, 15_000, 'pruning after the idle transaction ended');
+    await waitFor(
+      async () => {
+        const r = await sql.query<{ n: number }>('SELECT count(*)::int AS n FROM mailmapd.changes');
+        return r.rows[0]!.n < i;
+      },
+      15_000,
+      'pruning after the idle transaction ended',
+    );
     await sql.query(`INSERT INTO mailmapd.mailboxes (address) VALUES ('after@example.org')`);
     await s.kick();
     expect(directory.mailbox('after@example.org')).toBeDefined();

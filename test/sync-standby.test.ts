@@ -112,7 +112,11 @@ describe('reading hot standbys', () => {
   it('20k rows in one transaction arrive complete', async () => {
     await sql.query(`INSERT INTO mailmapd.domains (name) VALUES ('bulk.test');
       INSERT INTO mailmapd.mailboxes (address, password) SELECT 'u' || i || '@bulk.test', '{PLAIN}x' FROM generate_series(1, 20000) i`);
-    await waitFor(() => polling.directory.mailbox('u20000@bulk.test') !== undefined && polling.directory.mailbox('u1@bulk.test') !== undefined, 15000, 'bulk (polling)');
+    await waitFor(
+      () => polling.directory.mailbox('u20000@bulk.test') !== undefined && polling.directory.mailbox('u1@bulk.test') !== undefined,
+      15000,
+      'bulk (polling)',
+    );
     await waitFor(() => doorbell.directory.counts().mailbox >= 20004, 15000, 'bulk (doorbell)');
     expect(polling.directory.counts().mailbox).toBe(20004);
   });
@@ -123,10 +127,14 @@ describe('reading hot standbys', () => {
     await sql.query(`UPDATE mailmapd.mailboxes SET password = '{PLAIN}while-down' WHERE address = 'alice@example.org'`);
     expect(polling.directory.user('alice@example.org')).toMatchObject({ password: '{PLAIN}a' }); // the last copy meanwhile
     s1.start();
-    await waitFor(() => {
-      const u = polling.directory.user('alice@example.org');
-      return u.status === 'ok' && u.password === '{PLAIN}while-down';
-    }, 10_000, 'change made while the standby was down');
+    await waitFor(
+      () => {
+        const u = polling.directory.user('alice@example.org');
+        return u.status === 'ok' && u.password === '{PLAIN}while-down';
+      },
+      10_000,
+      'change made while the standby was down',
+    );
   });
 
   it('the first host of the list dies: the daemon moves to the next and goes on', async () => {

@@ -55,16 +55,24 @@ describe('sync from PostgreSQL', () => {
     await waitFor(() => directory.domain('new.test') === 'new.test', 1000, 'domain insert');
 
     await db.sql.query(`INSERT INTO mailmapd.alias_domains (name, target) VALUES ('alias.test', 'example.org')`);
-    await waitFor(() => directory.mailbox('alice@alias.test') === undefined && directory.alias('alice@alias.test') === 'alice@example.org', 1000, 'alias domain');
+    await waitFor(
+      () => directory.mailbox('alice@alias.test') === undefined && directory.alias('alice@alias.test') === 'alice@example.org',
+      1000,
+      'alias domain',
+    );
 
     await db.sql.query(`INSERT INTO mailmapd.mailboxes (address, password) VALUES ('bob@new.test', '{PLAIN}b')`);
     await waitFor(() => directory.mailbox('bob@new.test') === 'new.test/bob/', 1000, 'mailbox insert');
 
     await db.sql.query(`UPDATE mailmapd.mailboxes SET password = '{PLAIN}c' WHERE address = 'bob@new.test'`);
-    await waitFor(() => {
-      const u = directory.user('bob@new.test');
-      return u.status === 'ok' && u.password === '{PLAIN}c';
-    }, 1000, 'password change');
+    await waitFor(
+      () => {
+        const u = directory.user('bob@new.test');
+        return u.status === 'ok' && u.password === '{PLAIN}c';
+      },
+      1000,
+      'password change',
+    );
 
     await db.sql.query(`UPDATE mailmapd.mailboxes SET active = false WHERE address = 'bob@new.test'`);
     await waitFor(() => directory.mailbox('bob@new.test') === undefined && directory.user('bob@new.test').status === 'disabled', 1000, 'deactivation');
@@ -85,7 +93,11 @@ describe('sync from PostgreSQL', () => {
     await db.sql.query(`DELETE FROM mailmapd.alias_domains WHERE name = 'alias.test'`);
     await db.sql.query(`DELETE FROM mailmapd.mailboxes WHERE address = 'bob@new.test'`);
     await db.sql.query(`DELETE FROM mailmapd.domains WHERE name = 'new.test'`);
-    await waitFor(() => directory.domain('new.test') === undefined && directory.user('bob@new.test').status === 'unknown' && directory.domain('alias.test') === undefined, 1000, 'deletes');
+    await waitFor(
+      () => directory.domain('new.test') === undefined && directory.user('bob@new.test').status === 'unknown' && directory.domain('alias.test') === undefined,
+      1000,
+      'deletes',
+    );
   });
 
   it('rejects bad rows at the database: upper case is folded, no @, unknown alias-domain target', async () => {
@@ -98,17 +110,18 @@ describe('sync from PostgreSQL', () => {
 
   it('loses nothing when the LISTEN connection is killed while changes are made', async () => {
     const before = sync.status().fullLoads;
-    await db.sql.query(
-      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND application_name = 'mailmapd'`,
-      [db.name],
-    );
+    await db.sql.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND application_name = 'mailmapd'`, [db.name]);
     // Written while the daemon is (probably) disconnected: no NOTIFY reaches it.
     for (let i = 0; i < 20; i++) await db.sql.query(`INSERT INTO mailmapd.mailboxes (address) VALUES ($1)`, [`k${i}@example.org`]);
     await db.sql.query(`UPDATE mailmapd.mailboxes SET quota_bytes = 7 WHERE address = 'alice@example.org'`);
-    await waitFor(() => {
-      const u = directory.user('alice@example.org');
-      return directory.mailbox('k19@example.org') !== undefined && u.status === 'ok' && u.quotaBytes === 7;
-    }, 5000, 'changes after reconnect');
+    await waitFor(
+      () => {
+        const u = directory.user('alice@example.org');
+        return directory.mailbox('k19@example.org') !== undefined && u.status === 'ok' && u.quotaBytes === 7;
+      },
+      5000,
+      'changes after reconnect',
+    );
     for (let i = 0; i < 20; i++) expect(directory.mailbox(`k${i}@example.org`)).toBe(`example.org/k${i}/`);
     expect(sync.status().fullLoads).toBe(before); // caught up, not reloaded
   });

@@ -16,7 +16,15 @@ describe('systemd unit', () => {
 
   it('runs unprivileged, hardened, with its runtime directory for the sockets', () => {
     const text = readFileSync(unit, 'utf8');
-    for (const line of ['User=mailmapd', 'RuntimeDirectory=mailmapd', 'NoNewPrivileges=yes', 'ProtectSystem=strict', 'ProtectHome=yes', 'PrivateTmp=yes', 'Type=notify']) {
+    for (const line of [
+      'User=mailmapd',
+      'RuntimeDirectory=mailmapd',
+      'NoNewPrivileges=yes',
+      'ProtectSystem=strict',
+      'ProtectHome=yes',
+      'PrivateTmp=yes',
+      'Type=notify',
+    ]) {
       expect(text).toContain(`\n${line}\n`);
     }
     expect(text).toMatch(/\nRestrictAddressFamilies=AF_UNIX AF_INET AF_INET6\n/);

@@ -39,8 +39,7 @@ async function grantRoles(db: TestDatabase): Promise<void> {
   await db.sql.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON mailmapd.domains, mailmapd.mailboxes TO ${writer}`);
 }
 
-const isSuper = async (db: TestDatabase) =>
-  (await db.sql.query('SELECT rolsuper FROM pg_roles WHERE rolname = $1', [evil])).rows[0].rolsuper as boolean;
+const isSuper = async (db: TestDatabase) => (await db.sql.query('SELECT rolsuper FROM pg_roles WHERE rolname = $1', [evil])).rows[0].rolsuper as boolean;
 
 const changesFor = async (db: TestDatabase, kind: string) =>
   (await db.sql.query('SELECT key FROM mailmapd.changes WHERE kind = $1 ORDER BY id', [kind])).rows.map((r) => r.key as string | null);
@@ -99,7 +98,9 @@ describe('a freshly migrated database', () => {
     expect(await isSuper(db)).toBe(false);
     expect(error).toMatch(/does not exist|permission denied/);
     // Nor attach one of the generated trigger functions, nor generate one of its own.
-    const fns = await db.sql.query(`SELECT p.oid::regprocedure::text AS f FROM pg_proc p WHERE p.pronamespace = 'mailmapd'::regnamespace AND p.proname LIKE 'log\\_%'`);
+    const fns = await db.sql.query(
+      `SELECT p.oid::regprocedure::text AS f FROM pg_proc p WHERE p.pronamespace = 'mailmapd'::regnamespace AND p.proname LIKE 'log\\_%'`,
+    );
     // One function per watched table and kind, the native tables' and the panel's.
     const watched = await db.sql.query(`SELECT count(DISTINCT tgfoid)::int AS n FROM pg_trigger WHERE tgname LIKE 'mailmapd\\_%' AND NOT tgisinternal`);
     expect(fns.rows.length).toBe(watched.rows[0].n);
@@ -119,7 +120,7 @@ describe('a freshly migrated database', () => {
     expect(await isSuper(db)).toBe(false);
   });
 
-  it("a writer without any right on mailmapd.changes still has each write logged, by key", async () => {
+  it('a writer without any right on mailmapd.changes still has each write logged, by key', async () => {
     const c = await as(writer, db);
     try {
       await c.query(`INSERT INTO mailmapd.domains (name) VALUES ('native.example')`);

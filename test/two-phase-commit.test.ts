@@ -64,16 +64,24 @@ describe('PREPARE TRANSACTION / COMMIT PREPARED', () => {
   });
 
   it('works on the native tables, and the daemon sees the change', async () => {
-    await prepared(native, 'mm_native', `INSERT INTO mailmapd.domains (name) VALUES ('two.example');
-      INSERT INTO mailmapd.mailboxes (address) VALUES ('ann@two.example')`);
+    await prepared(
+      native,
+      'mm_native',
+      `INSERT INTO mailmapd.domains (name) VALUES ('two.example');
+      INSERT INTO mailmapd.mailboxes (address) VALUES ('ann@two.example')`,
+    );
     await seen(daemons[0]!, 'mailboxes', 'ann@two.example', 'OK two.example/ann/');
     await prepared(native, 'mm_native2', `DELETE FROM mailmapd.mailboxes WHERE address = 'ann@two.example'`);
     await seen(daemons[0]!, 'mailboxes', 'ann@two.example', 'NOTFOUND ');
   });
 
   it("works on a panel's tables, and the daemon sees the change", async () => {
-    await prepared(panel, 'mm_panel', `INSERT INTO domain (domain) VALUES ('panel.example');
-      INSERT INTO mailbox (username, password) VALUES ('bea@panel.example', 'x')`);
+    await prepared(
+      panel,
+      'mm_panel',
+      `INSERT INTO domain (domain) VALUES ('panel.example');
+      INSERT INTO mailbox (username, password) VALUES ('bea@panel.example', 'x')`,
+    );
     await seen(daemons[1]!, 'mailboxes', 'bea@panel.example', 'OK panel.example/bea/');
   });
 });

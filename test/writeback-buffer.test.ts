@@ -59,7 +59,10 @@ describe('the write-back buffer', () => {
     const r = await db.sql.query<{ n: number }>('SELECT count(*)::int AS n FROM mailmapd.quota_usage');
     expect(r.rows[0]!.n).toBe(1200);
     const u7 = await db.sql.query(`SELECT bytes, messages FROM mailmapd.quota_usage WHERE address IN ('u7@example.org', 'u8@example.org') ORDER BY address`);
-    expect(u7.rows).toEqual([{ bytes: '7000', messages: '70' }, { bytes: '8', messages: '80' }]);
+    expect(u7.rows).toEqual([
+      { bytes: '7000', messages: '70' },
+      { bytes: '8', messages: '80' },
+    ]);
     // 1200 rows in batches of 500: three statements.
     const h = (await metrics.batchSeconds.get()).values.find((v) => (v as { metricName?: string }).metricName === 'mailmapd_writeback_batch_seconds_count');
     expect(h?.value).toBe(3);
@@ -134,7 +137,9 @@ describe('profiles write to their own tables', () => {
     const w = writer({ metrics, statements: statementsFor(modoboaProfile), flushIntervalMs: 60_000 });
     w.usage('mo@example.org', 4000, 4);
     await w.flush();
-    expect((await db.sql.query('SELECT username, bytes, messages FROM admin_quota')).rows).toEqual([{ username: 'mo@example.org', bytes: '4000', messages: 4 }]);
+    expect((await db.sql.query('SELECT username, bytes, messages FROM admin_quota')).rows).toEqual([
+      { username: 'mo@example.org', bytes: '4000', messages: 4 },
+    ]);
     expect(statementsFor(nativeProfile)).toEqual(nativeStatements);
   });
 });

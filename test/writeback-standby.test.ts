@@ -34,10 +34,34 @@ describe('write-back and a standby', { timeout: 60_000 }, () => {
     primary = await createCluster();
     db = await createTestDatabase({ base: primary.url });
     standbyDir = mkdtempSync(join(tmpdir(), 'mailmapd-standby-'));
-    if (process.getuid?.() === 0) chownSync(standbyDir, Number(execFileSync('id', ['-u', 'postgres']).toString()), Number(execFileSync('id', ['-g', 'postgres']).toString()));
+    if (process.getuid?.() === 0)
+      chownSync(standbyDir, Number(execFileSync('id', ['-u', 'postgres']).toString()), Number(execFileSync('id', ['-g', 'postgres']).toString()));
     const port = await freePort();
-    asPostgres('pg_basebackup', ['-h', '127.0.0.1', '-p', String(primary.port), '-U', 'postgres', '-D', join(standbyDir, 'data'), '-R', '-X', 'stream', '-c', 'fast']);
-    asPostgres('pg_ctl', ['-D', join(standbyDir, 'data'), '-w', '-l', join(standbyDir, 'log'), '-o', `-p ${port} -k ${standbyDir} -c listen_addresses=127.0.0.1 -c fsync=off`, 'start']);
+    asPostgres('pg_basebackup', [
+      '-h',
+      '127.0.0.1',
+      '-p',
+      String(primary.port),
+      '-U',
+      'postgres',
+      '-D',
+      join(standbyDir, 'data'),
+      '-R',
+      '-X',
+      'stream',
+      '-c',
+      'fast',
+    ]);
+    asPostgres('pg_ctl', [
+      '-D',
+      join(standbyDir, 'data'),
+      '-w',
+      '-l',
+      join(standbyDir, 'log'),
+      '-o',
+      `-p ${port} -k ${standbyDir} -c listen_addresses=127.0.0.1 -c fsync=off`,
+      'start',
+    ]);
     standbyUrl = urlFor(db.name, `postgres://postgres@127.0.0.1:${port}/postgres`);
   });
   afterAll(async () => {
@@ -67,7 +91,11 @@ describe('write-back and a standby', { timeout: 60_000 }, () => {
     await standby.connect();
     try {
       w.login('b@example.org', 'imap', '192.0.2.2');
-      await waitFor(async () => (await standby.query(`SELECT 1 FROM mailmapd.last_logins WHERE address = 'b@example.org'`)).rowCount === 1, 10_000, 'the row on the standby');
+      await waitFor(
+        async () => (await standby.query(`SELECT 1 FROM mailmapd.last_logins WHERE address = 'b@example.org'`)).rowCount === 1,
+        10_000,
+        'the row on the standby',
+      );
     } finally {
       await standby.end();
       await w.stop();
@@ -103,7 +131,11 @@ describe('write-back and a standby', { timeout: 60_000 }, () => {
       const promoted = new pg.Client({ connectionString: standbyUrl });
       await promoted.connect();
       try {
-        await waitFor(async () => (await promoted.query(`SELECT 1 FROM mailmapd.last_logins WHERE address = 'c@example.org'`)).rowCount === 1, 10_000, 'the row on the promoted server');
+        await waitFor(
+          async () => (await promoted.query(`SELECT 1 FROM mailmapd.last_logins WHERE address = 'c@example.org'`)).rowCount === 1,
+          10_000,
+          'the row on the promoted server',
+        );
       } finally {
         await promoted.end();
       }

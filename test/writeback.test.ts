@@ -87,9 +87,15 @@ describe('written back through the daemon', { timeout: 30_000 }, () => {
   let daemon: Daemon;
   let dictPort: number;
   const lastLogin = async (address: string) =>
-    (await db.sql.query<{ service: string; remote_ip: string | null; at: Date }>('SELECT service, host(remote_ip) AS remote_ip, at FROM mailmapd.last_logins WHERE address = $1', [address])).rows[0];
+    (
+      await db.sql.query<{ service: string; remote_ip: string | null; at: Date }>(
+        'SELECT service, host(remote_ip) AS remote_ip, at FROM mailmapd.last_logins WHERE address = $1',
+        [address],
+      )
+    ).rows[0];
   const usage = async (address: string) =>
-    (await db.sql.query<{ bytes: string | null; messages: string | null }>('SELECT bytes, messages FROM mailmapd.quota_usage WHERE address = $1', [address])).rows[0];
+    (await db.sql.query<{ bytes: string | null; messages: string | null }>('SELECT bytes, messages FROM mailmapd.quota_usage WHERE address = $1', [address]))
+      .rows[0];
   let changesBefore = 0;
   const changeCount = async () => (await db.sql.query<{ n: number }>(`SELECT count(*)::int AS n FROM mailmapd.changes`)).rows[0]!.n;
   const metric = async (name: string) => {
@@ -177,7 +183,15 @@ describe('written back through the daemon', { timeout: 30_000 }, () => {
 
   it("takes Dovecot 2.4's (protocol 4: BEGIN with an expiry, V) and canonicalizes the user", async () => {
     const c = await dictClient(dictPort);
-    c.send(['H4\t0\t0\t\tquota', 'B7\tBob@Example.NET\t0', 'V7\t0', 'U7\tpriv/quota/storage', 'S7\tpriv/quota/storage\t10', 'S7\tpriv/quota/messages\t1', 'C7']);
+    c.send([
+      'H4\t0\t0\t\tquota',
+      'B7\tBob@Example.NET\t0',
+      'V7\t0',
+      'U7\tpriv/quota/storage',
+      'S7\tpriv/quota/storage\t10',
+      'S7\tpriv/quota/messages\t1',
+      'C7',
+    ]);
     expect(await c.reply()).toBe('O7');
     await waitFor(async () => (await usage('bob@example.org'))?.messages === '1', 5000, 'usage written');
     expect(await usage('bob@example.org')).toEqual({ bytes: '10', messages: '1' });

@@ -16,7 +16,6 @@ import type { Limiter } from '../policy/limiter.js';
 import { loginCredentials, masterKey, sameCredentials, type Credential } from './credentials.js';
 import type { AuthContext, AuthOutcome, Authenticator, LookupOutcome } from './types.js';
 
-
 /** The part of the policy limiter a login needs: refuse before checking, report after. */
 export type LoginLimiter = Pick<Limiter, 'check' | 'report'>;
 
@@ -56,7 +55,8 @@ export function createAuthenticator(deps: AuthenticatorDeps): AuthenticatorHandl
 
   const unsubscribe = directory.onChange((kind, key) => {
     if (kind === 'alias') return; // aliases are not logins
-    if (key === null) cache.clear(); // a full reload: anything may have changed
+    if (key === null)
+      cache.clear(); // a full reload: anything may have changed
     else if (kind === 'mailbox') cache.forget(key);
     else if (kind === 'master_user') cache.forget(masterKey(key));
     else if (kind === 'domain') cache.forgetDomain(key);
@@ -105,7 +105,8 @@ export function createAuthenticator(deps: AuthenticatorDeps): AuthenticatorHandl
       metrics.cacheMisses.inc();
       const out = await pool.checkAny(password, stored);
       if (out.result === 'busy') return { result: 'temp', why: 'password hashing overloaded' };
-      for (const bad of out.bad) logger.warn('stored password cannot be checked', { user: user.address, credential: creds[bad.index]!.name, scheme: bad.scheme, reason: bad.reason });
+      for (const bad of out.bad)
+        logger.warn('stored password cannot be checked', { user: user.address, credential: creds[bad.index]!.name, scheme: bad.scheme, reason: bad.reason });
       // The directory may have changed while the worker hashed: answer for what is true now.
       const now = directory.user(login);
       const nowCreds = now.status === 'unknown' ? undefined : credentialsOf(now, service, master);

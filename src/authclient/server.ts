@@ -13,7 +13,16 @@ import { errorMessage, type Logger } from '../log.js';
 import { limitRepeats } from '../log-limit.js';
 import { secondsSince, type Metrics, type Result } from '../metrics.js';
 import { endConnection, type ConnectionControl, type ConnectionHandler } from '../net/listener.js';
-import { createLineSplitter, decodeBase64, parseClientLine, serializeHandshake, serializeReply, type AuthClientFault, type AuthParams, type ServerReply } from './codec.js';
+import {
+  createLineSplitter,
+  decodeBase64,
+  parseClientLine,
+  serializeHandshake,
+  serializeReply,
+  type AuthClientFault,
+  type AuthParams,
+  type ServerReply,
+} from './codec.js';
 import { mechanisms, type Mechanism, type MechStep } from './mechanisms.js';
 
 export interface AuthClientDeps {

@@ -138,10 +138,7 @@ export function createCheckpasswordHandler(deps: CheckpasswordDeps): ConnectionH
       if ('fault' in req) return drop(req);
       const started = process.hrtime.bigint();
       const [reply, result] = await answer(authenticator, req, logger);
-      metrics.lookupDuration.observe(
-        { protocol: 'checkpassword', map: req.mode === 'auth' ? 'passdb' : 'userdb', result },
-        secondsSince(started),
-      );
+      metrics.lookupDuration.observe({ protocol: 'checkpassword', map: req.mode === 'auth' ? 'passdb' : 'userdb', result }, secondsSince(started));
       if (!dead) socket.write(encodeReply(reply));
     };
 

@@ -27,10 +27,7 @@ export interface CheckpasswordRequest {
   loginUser?: string;
 }
 
-export type CheckpasswordReply =
-  | { code: 'ok'; fields: [string, string][] }
-  | { code: 'fail' }
-  | { code: 'temp'; reason: string };
+export type CheckpasswordReply = { code: 'ok'; fields: [string, string][] } | { code: 'fail' } | { code: 'temp'; reason: string };
 
 function frame(fields: string[]): Buffer {
   const body = Buffer.from(fields.map((f) => `${f}\0`).join(''), 'utf8');
@@ -97,7 +94,17 @@ export function decodeRequest(body: Buffer): CheckpasswordRequest | WireFault {
     // Decoding with replacement characters would let two different passwords look alike.
     return malformed('invalid UTF-8');
   }
-  const [version, mode, user, password, service, remoteIp, localIp, secured, loginUser = ''] = text as [string, string, string, string, string, string, string, string, string?];
+  const [version, mode, user, password, service, remoteIp, localIp, secured, loginUser = ''] = text as [
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+    string?,
+  ];
   if (version !== WIRE_VERSION) return malformed(`unsupported version ${JSON.stringify(version.slice(0, 8))}`);
   if (mode !== 'auth' && mode !== 'lookup') return malformed('unknown mode');
   return { mode, user, password, service, remoteIp, localIp, secured: secured !== '', loginUser };

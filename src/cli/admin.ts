@@ -259,7 +259,10 @@ export async function mailboxCommand(args: string[], deps: AdminDeps): Promise<n
           `SELECT address, quota_bytes, active FROM mailmapd.mailboxes WHERE $1::text IS NULL OR domain = $1 ORDER BY address`,
           [domain ?? null],
         );
-        const used = await writtenBack(c, r.rows.map((row) => row.address));
+        const used = await writtenBack(
+          c,
+          r.rows.map((row) => row.address),
+        );
         for (const row of r.rows) {
           const q = Number(row.quota_bytes);
           deps.out(`${row.address}${q > 0 ? ` quota=${q}` : ''}${row.active ? '' : ' (inactive)'}${listSuffix(used.get(row.address))}`);
@@ -272,7 +275,10 @@ export async function mailboxCommand(args: string[], deps: AdminDeps): Promise<n
       arity(p, 1, 1, 'mailbox show ADDRESS');
       const address = checkAddress(p.positional[0]);
       return withAdminClient(deps.url, async (c) => {
-        const r = await c.query<{ address: string; quota_bytes: string; active: boolean }>('SELECT address, quota_bytes, active FROM mailmapd.mailboxes WHERE address = $1', [address]);
+        const r = await c.query<{ address: string; quota_bytes: string; active: boolean }>(
+          'SELECT address, quota_bytes, active FROM mailmapd.mailboxes WHERE address = $1',
+          [address],
+        );
         const row = r.rows[0];
         if (!row) throw new NotFoundError(`no such mailbox: ${address}`);
         for (const line of showLines(row, (await writtenBack(c, [address])).get(address))) deps.out(line);
@@ -294,14 +300,17 @@ export async function aliasCommand(args: string[], deps: AdminDeps): Promise<num
       onlyFlags(p, ['inactive']);
       if (p.positional.length < 2) throw new UsageError('usage: mailmapd alias add ADDRESS|@DOMAIN DESTINATION [DESTINATION…]');
       const address = checkAddress(p.positional[0], { catchAll: true });
-      const dests = p.positional.slice(1).flatMap((d) => d.split(',')).filter((d) => d.trim() !== '').map((d) => checkAddress(d, { catchAll: true }));
+      const dests = p.positional
+        .slice(1)
+        .flatMap((d) => d.split(','))
+        .filter((d) => d.trim() !== '')
+        .map((d) => checkAddress(d, { catchAll: true }));
       return withAdminClient(deps.url, async (c) => {
         await inTransaction(c, async () => {
           const domain = address.split('@')[1]!;
-          const known = await c.query(
-            'SELECT 1 FROM mailmapd.domains WHERE name = $1 UNION ALL SELECT 1 FROM mailmapd.alias_domains WHERE name = $1',
-            [domain],
-          );
+          const known = await c.query('SELECT 1 FROM mailmapd.domains WHERE name = $1 UNION ALL SELECT 1 FROM mailmapd.alias_domains WHERE name = $1', [
+            domain,
+          ]);
           if (!known.rowCount) throw new UsageError(`domain ${domain} does not exist (add it with: mailmapd domain add ${domain})`);
           for (const d of dests) {
             await c.query('INSERT INTO mailmapd.aliases (address, destination, active) VALUES ($1, $2, $3)', [address, d, !p.flags.has('inactive')]);

@@ -24,7 +24,7 @@ export function dovecotLmtpSection(config: Config): string[] {
     '# ---- Dovecot 2.3 and 2.4: deliveries from Postfix, conf.d/20-lmtp.conf (needs dovecot-lmtpd) ----',
     `# Postfix hands every message to Dovecot's LMTP (virtual_transport = ${postfixLmtpTransport},`,
     '# printed by `mailmapd postfix-config`); Dovecot finds the mailbox through the userdb above.',
-    '# The socket is in Postfix\'s queue directory, where its chrooted lmtp client can reach it.',
+    "# The socket is in Postfix's queue directory, where its chrooted lmtp client can reach it.",
     'service lmtp {',
     `  unix_listener ${dovecotLmtpSocket} {`,
     '    mode = 0600',

@@ -49,9 +49,7 @@ export function dovecotLuaConfig23(config: Config, opts: LuaConfigOptions = {}):
     '# Dovecot 2.3 (Debian 12): conf.d/auth-mailmapd.conf.ext, `!include auth-mailmapd.conf.ext`',
     '# from 10-auth.conf in place of the other auth-*.conf.ext. Needs dovecot-auth-lua.',
     ...(url === undefined ? [noUrlNote(config)] : []),
-    ...(config.http_secret !== ''
-      ? ['# Holds http_secret: keep this file readable by root and the dovecot group only (0640).']
-      : [noSecretNote]),
+    ...(config.http_secret !== '' ? ['# Holds http_secret: keep this file readable by root and the dovecot group only (0640).'] : [noSecretNote]),
     '',
     '# The script reads its settings from the environment of the auth processes.',
     `import_environment = $import_environment ${env.join(' ')}`,
@@ -65,7 +63,7 @@ export function dovecotLuaConfig23(config: Config, opts: LuaConfigOptions = {}):
     '  driver = lua',
     `  args = file=${file} blocking=yes`,
     '}',
-    '# Master users: `user' + config.master_user_separator + 'master` with the master\'s password logs in as user. The same',
+    '# Master users: `user' + config.master_user_separator + "master` with the master's password logs in as user. The same",
     '# script sees the request as a master one (login_user set) and asks mailmapd accordingly.',
     `auth_master_user_separator = ${config.master_user_separator}`,
     'passdb {',
@@ -103,9 +101,7 @@ export function dovecotLuaConfig24(config: Config, opts: LuaConfigOptions = {}):
     '# Dovecot 2.4 (Debian 13): conf.d/auth-mailmapd.conf.ext. Needs dovecot-auth-lua.',
     '# The per-user quota arrives as quota_storage_size, the limit of every quota root.',
     ...(url === undefined ? [noUrlNote(config)] : []),
-    ...(config.http_secret !== ''
-      ? ['# Holds http_secret: keep this file readable by root and the dovecot group only (0640).']
-      : [noSecretNote]),
+    ...(config.http_secret !== '' ? ['# Holds http_secret: keep this file readable by root and the dovecot group only (0640).'] : [noSecretNote]),
     '',
     'auth_mechanisms = plain login',
     'auth_cache_size = 0',

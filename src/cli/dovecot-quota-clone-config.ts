@@ -48,7 +48,9 @@ export function quotaCloneSection(config: Config): string[] {
   const mode = config.unix_socket_mode.toString(8).padStart(4, '0');
   return [
     '# ---- Quota usage to mailmapd (mailmapd.quota_usage): /etc/dovecot/conf.d/90-quota-mailmapd.conf ----',
-    "# The mail processes connect as the mail user (mail_uid): the socket's mode " + mode + (config.unix_socket_group === '' ? " and mailmapd's own group" : ` and group ${config.unix_socket_group}`),
+    "# The mail processes connect as the mail user (mail_uid): the socket's mode " +
+      mode +
+      (config.unix_socket_group === '' ? " and mailmapd's own group" : ` and group ${config.unix_socket_group}`),
     '# must let them.',
     '# Dovecot 2.3:',
     ...quotaCloneConfig23(address.path),

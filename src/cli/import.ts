@@ -104,12 +104,17 @@ export function parsePasswdFile(text: string, file: string, plan: ImportPlan, ma
     if (password === null) plan.warnings.push(`${where}: ${address} has no password: imported, but it cannot log in`);
     let quotaBytes = 0;
     // Extra fields follow the 7th colon and may contain colons themselves.
-    for (const field of f.slice(7).join(':').split(/\s+/).filter((x) => x !== '')) {
+    for (const field of f
+      .slice(7)
+      .join(':')
+      .split(/\s+/)
+      .filter((x) => x !== '')) {
       const eq = field.indexOf('=');
       const key = eq < 0 ? field : field.slice(0, eq);
       if (key !== 'userdb_quota_rule' && key !== 'quota_rule') continue;
       const bytes = quotaRuleBytes(field.slice(eq + 1));
-      if (bytes === undefined) plan.warnings.push(`${where}: quota rule "${field.slice(eq + 1)}" not understood (only *:storage= and *:bytes=): imported without a quota`);
+      if (bytes === undefined)
+        plan.warnings.push(`${where}: quota rule "${field.slice(eq + 1)}" not understood (only *:storage= and *:bytes=): imported without a quota`);
       else quotaBytes = bytes;
     }
     const home = (f[5] ?? '').trim();
@@ -244,10 +249,9 @@ export async function applyPlan(c: pg.ClientBase, plan: ImportPlan): Promise<Imp
      RETURNING (xmax = 0) AS inserted`,
     [withPw.map((x) => x.address), withPw.map((x) => x.password ?? null), withPw.map((x) => x.quotaBytes ?? 0)],
   );
-  const b = await c.query(
-    'INSERT INTO mailmapd.mailboxes (address) SELECT unnest($1::text[]) ON CONFLICT (address) DO NOTHING RETURNING address',
-    [bare.map((x) => x.address)],
-  );
+  const b = await c.query('INSERT INTO mailmapd.mailboxes (address) SELECT unnest($1::text[]) ON CONFLICT (address) DO NOTHING RETURNING address', [
+    bare.map((x) => x.address),
+  ]);
   const mAdded = m.rows.filter((r) => r.inserted).length + (b.rowCount ?? 0);
   const mUpdated = m.rows.filter((r) => !r.inserted).length;
 

@@ -8,7 +8,8 @@ import type { ListenAddress } from '../listen.js';
 import { createNetstringDecoder, encodeNetstring } from '../socketmap/netstring.js';
 import { MAX_REPLY_BYTES } from '../socketmap/server.js';
 
-const USAGE = 'usage: mailmapd lookup MAP KEY   (MAP: domains, mailboxes, aliases, senders, transport, relay_domains, relay_recipients, sender_relayhost, sender_relay_credentials)';
+const USAGE =
+  'usage: mailmapd lookup MAP KEY   (MAP: domains, mailboxes, aliases, senders, transport, relay_domains, relay_recipients, sender_relayhost, sender_relay_credentials)';
 /** Postfix waits 100 s; a person at a terminal wants to know sooner. */
 const TIMEOUT_MS = 10_000;
 
@@ -18,8 +19,7 @@ type Reply = { kind: 'reply'; payload: string } | { kind: 'error'; message: stri
 export function socketmapRequest(address: ListenAddress, request: string, timeoutMs = TIMEOUT_MS): Promise<Reply> {
   return new Promise((resolve) => {
     let settled = false;
-    const socket: Socket =
-      address.kind === 'unix' ? connect({ path: address.path }) : connect({ host: address.host, port: address.port });
+    const socket: Socket = address.kind === 'unix' ? connect({ path: address.path }) : connect({ host: address.host, port: address.port });
     const settle = (r: Reply) => {
       if (settled) return;
       settled = true;

@@ -28,7 +28,7 @@ export function mailStoreSection(config: Config): string[] {
     `# Dovecot's LMTP creates each mailbox under mail_home = ${config.mail_home} as uid ${config.mail_uid},`,
     `# gid ${config.mail_gid} (mail_home, mail_uid, mail_gid in mailmapd.conf, answered by its userdb).`,
     '# Without a user with those ids and a directory it owns, every delivery is deferred with',
-    "# \"451 4.2.0 Internal error occurred\"; Dovecot's log (journalctl -u dovecot) then says",
+    '# "451 4.2.0 Internal error occurred"; Dovecot\'s log (journalctl -u dovecot) then says',
     '# "mkdir(...) failed: Permission denied (euid=...)".',
     ...mailStoreCommands(config).map((c) => `#   ${c}`),
     "# Where mail goes inside each home: Debian's /etc/dovecot/conf.d/10-mail.conf sets",

@@ -16,9 +16,19 @@ export interface WrittenBack {
 /** The written-back values of the given mailboxes (absent: none recorded). */
 export async function writtenBack(c: pg.ClientBase, addresses: string[]): Promise<Map<string, WrittenBack>> {
   const out = new Map<string, WrittenBack>();
-  const exists = await c.query<{ e: boolean }>(`SELECT to_regclass('mailmapd.last_logins') IS NOT NULL AND to_regclass('mailmapd.quota_usage') IS NOT NULL AS e`);
+  const exists = await c.query<{ e: boolean }>(
+    `SELECT to_regclass('mailmapd.last_logins') IS NOT NULL AND to_regclass('mailmapd.quota_usage') IS NOT NULL AS e`,
+  );
   if (exists.rows[0]?.e !== true || addresses.length === 0) return out;
-  const r = await c.query<{ address: string; at: Date | null; service: string | null; ip: string | null; bytes: string | null; messages: string | null; updated: Date | null }>(
+  const r = await c.query<{
+    address: string;
+    at: Date | null;
+    service: string | null;
+    ip: string | null;
+    bytes: string | null;
+    messages: string | null;
+    updated: Date | null;
+  }>(
     `SELECT a.address, l.at, l.service, host(l.remote_ip) AS ip, q.bytes, q.messages, q.updated
        FROM unnest($1::text[]) AS a(address)
        LEFT JOIN mailmapd.last_logins l ON l.address = a.address

@@ -9,7 +9,9 @@ import { UsageError } from '../errors.js';
 async function readAll(): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const c of stdin) chunks.push(c as Buffer);
-  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+  return Buffer.concat(chunks)
+    .toString('utf8')
+    .replace(/\r?\n$/, '');
 }
 
 function prompt(question: string): Promise<string> {

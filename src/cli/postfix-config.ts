@@ -23,7 +23,7 @@ export function postfixConfig(config: Config): string {
   const lines = [
     `# mailmapd: Postfix main.cf settings for the socketmap listener ${address.text} (${config.source})`,
     delimiter === ''
-      ? '# recipient_delimiter: mailmapd has none set; leave Postfix\'s recipient_delimiter empty as well.'
+      ? "# recipient_delimiter: mailmapd has none set; leave Postfix's recipient_delimiter empty as well."
       : `# recipient_delimiter = ${delimiter}   <- keep Postfix's equal to mailmapd's: mailmapd strips the extension itself (Postfix sends socketmap tables only full keys).`,
   ];
   if (address.kind === 'unix') {
@@ -45,7 +45,12 @@ export function postfixConfig(config: Config): string {
   );
   lines.push(...routingLines(address, t));
   if (config.socketmap_listen.length > 1) {
-    lines.push(`# (other socketmap listeners: ${config.socketmap_listen.slice(1).map((a) => a.text).join(', ')})`);
+    lines.push(
+      `# (other socketmap listeners: ${config.socketmap_listen
+        .slice(1)
+        .map((a) => a.text)
+        .join(', ')})`,
+    );
   }
   return lines.join('\n') + '\n';
 }

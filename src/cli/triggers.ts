@@ -88,10 +88,7 @@ export async function triggerProblems(c: pg.ClientBase, profile: Profile): Promi
   if (profile.name === 'native' && profile.watches === undefined) return [];
   const { watches, problems } = await resolveWatches(c, profile);
   const status = compare(watches, await installedTriggers(c));
-  return [
-    ...problems,
-    ...status.filter((s) => !s.ok).map((s) => `triggers: ${s.line.replace(/\s+/, ' ')}: run \`mailmapd triggers install\``),
-  ];
+  return [...problems, ...status.filter((s) => !s.ok).map((s) => `triggers: ${s.line.replace(/\s+/, ' ')}: run \`mailmapd triggers install\``)];
 }
 
 async function dropTriggers(c: pg.ClientBase, list: Installed[]): Promise<void> {

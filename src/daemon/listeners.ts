@@ -33,13 +33,7 @@ export interface Listeners {
   summary(): string;
 }
 
-export function createListeners(deps: {
-  services: Service[];
-  routes: Map<string, Route>;
-  config: () => Config;
-  logger: Logger;
-  metrics: Metrics;
-}): Listeners {
+export function createListeners(deps: { services: Service[]; routes: Map<string, Route>; config: () => Config; logger: Logger; metrics: Metrics }): Listeners {
   const { services, routes, config, logger, metrics } = deps;
   const events = {
     opened: (l: string) => {

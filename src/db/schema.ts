@@ -23,7 +23,6 @@ export interface Migration {
   sql: string;
 }
 
-
 /** The change-log plumbing as migration 1 made it; never edit (see changeLogSql). */
 const changeLogSqlV1 = `
 CREATE SCHEMA IF NOT EXISTS mailmapd;

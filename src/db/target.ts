@@ -72,9 +72,7 @@ export async function connectTarget(url: string, opts: TargetOptions = {}): Prom
       const where = h.host === '' ? 'default host' : `${h.host}:${h.port}`;
       try {
         await client.connect();
-        const r = await client.query<{ rec: boolean; ro: string }>(
-          `SELECT pg_is_in_recovery() AS rec, current_setting('transaction_read_only') AS ro`,
-        );
+        const r = await client.query<{ rec: boolean; ro: string }>(`SELECT pg_is_in_recovery() AS rec, current_setting('transaction_read_only') AS ro`);
         const probe = { inRecovery: r.rows[0]!.rec, readOnly: r.rows[0]!.ro === 'on' };
         if (fits(attrs, probe, pass)) return { client, host: h.host, port: h.port, inRecovery: probe.inRecovery };
         if (pass === 1) failures.push(`${where}: ${probe.inRecovery ? 'a standby' : 'a primary'}${probe.readOnly ? ', read-only' : ''}, not ${attrs}`);

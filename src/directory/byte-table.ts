@@ -253,7 +253,7 @@ export function createByteTable(options: { numbers?: boolean } = {}): ByteTable 
     }
     for (let id = 0; id < topId; id++) {
       const m = 4 * id;
-      if (picked[meta[m]!] !== 1 || (meta[m + 2]! >>> 24 & LIVE) === 0) continue;
+      if (picked[meta[m]!] !== 1 || ((meta[m + 2]! >>> 24) & LIVE) === 0) continue;
       const bytes = entryBytes(id);
       const [to, off] = reserve(bytes);
       chunks[meta[m]!]!.copy(chunks[to]!, off, meta[m + 1]!, meta[m + 1]! + bytes);

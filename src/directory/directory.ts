@@ -146,8 +146,7 @@ export function createDirectory(options: DirectoryOptions): Directory {
   /** An active domain, or an active alias domain whose target is active. */
   const servesDomain = (domain: string): boolean => data.domains.get(domain) === true || aliasDomainTarget(domain) !== undefined;
 
-  const activeMailbox = (address: string): boolean =>
-    data.mailboxes.isActive(address) && data.domains.get(domainOf(address)) === true;
+  const activeMailbox = (address: string): boolean => data.mailboxes.isActive(address) && data.domains.get(domainOf(address)) === true;
 
   /** 0: no recipient here (absent, inactive, or `receive` disabled); else RECIPIENT or MAINTENANCE. */
   const delivery = (address: string): number => {

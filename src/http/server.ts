@@ -83,44 +83,47 @@ export async function serveHttp(
   const log = limitRepeats(logger);
   // connectionsCheckingInterval: how often Node enforces headersTimeout and requestTimeout
   // (default 30 s, which made them 30 s late).
-  const server: Server = createServer({ keepAlive: true, headersTimeout: 10_000, requestTimeout: 30_000, connectionsCheckingInterval: 1000 }, async (req, res) => {
-    const sock = req.socket;
-    inFlight.set(sock, (inFlight.get(sock) ?? 0) + 1);
-    res.once('close', () => {
-      inFlight.set(sock, (inFlight.get(sock) ?? 1) - 1);
-      lastActive.set(sock, performance.now());
-    });
-    let status = 500;
-    try {
-      const url = new URL(req.url ?? '/', 'http://mailmapd');
-      const route = routes.get(`${req.method} ${url.pathname}`);
-      if (!route) {
-        status = routes.has(`GET ${url.pathname}`) || routes.has(`POST ${url.pathname}`) ? 405 : 404;
-        res.writeHead(status, { 'content-type': 'text/plain' }).end(status === 404 ? 'not found\n' : 'method not allowed\n');
-        return;
+  const server: Server = createServer(
+    { keepAlive: true, headersTimeout: 10_000, requestTimeout: 30_000, connectionsCheckingInterval: 1000 },
+    async (req, res) => {
+      const sock = req.socket;
+      inFlight.set(sock, (inFlight.get(sock) ?? 0) + 1);
+      res.once('close', () => {
+        inFlight.set(sock, (inFlight.get(sock) ?? 1) - 1);
+        lastActive.set(sock, performance.now());
+      });
+      let status = 500;
+      try {
+        const url = new URL(req.url ?? '/', 'http://mailmapd');
+        const route = routes.get(`${req.method} ${url.pathname}`);
+        if (!route) {
+          status = routes.has(`GET ${url.pathname}`) || routes.has(`POST ${url.pathname}`) ? 405 : 404;
+          res.writeHead(status, { 'content-type': 'text/plain' }).end(status === 404 ? 'not found\n' : 'method not allowed\n');
+          return;
+        }
+        const body = await readBody(req, limits.maxBodyBytes);
+        if (body === undefined) {
+          metrics.badInput.inc({ listener: 'http', reason: 'oversized' });
+          status = 413;
+          res.writeHead(413, { 'content-type': 'text/plain', connection: 'close' }).end('request body too large\n');
+          return;
+        }
+        const out = await route({ method: req.method ?? 'GET', path: url.pathname, query: url.searchParams, headers: req.headers, body });
+        status = out.status;
+        res.writeHead(out.status, { 'content-type': out.contentType ?? 'text/plain; charset=utf-8' });
+        if (typeof out.body === 'string' || Buffer.isBuffer(out.body)) res.end(out.body);
+        else await sendStream(res, out.body);
+      } catch (err) {
+        // A client that went away mid-request is its own business, not the daemon's error.
+        if (req.destroyed || res.destroyed) log.warn('http request aborted by the client', { path: req.url?.split('?')[0], error: errorMessage(err) });
+        else log.error('http request failed', { path: req.url?.split('?')[0], error: errorMessage(err) });
+        if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' }).end('internal error\n');
+        else res.destroy();
+      } finally {
+        if (status >= 400 && status !== 503 && status !== 404) logger.debug('http', { status, path: req.url?.split('?')[0] });
       }
-      const body = await readBody(req, limits.maxBodyBytes);
-      if (body === undefined) {
-        metrics.badInput.inc({ listener: 'http', reason: 'oversized' });
-        status = 413;
-        res.writeHead(413, { 'content-type': 'text/plain', connection: 'close' }).end('request body too large\n');
-        return;
-      }
-      const out = await route({ method: req.method ?? 'GET', path: url.pathname, query: url.searchParams, headers: req.headers, body });
-      status = out.status;
-      res.writeHead(out.status, { 'content-type': out.contentType ?? 'text/plain; charset=utf-8' });
-      if (typeof out.body === 'string' || Buffer.isBuffer(out.body)) res.end(out.body);
-      else await sendStream(res, out.body);
-    } catch (err) {
-      // A client that went away mid-request is its own business, not the daemon's error.
-      if (req.destroyed || res.destroyed) log.warn('http request aborted by the client', { path: req.url?.split('?')[0], error: errorMessage(err) });
-      else log.error('http request failed', { path: req.url?.split('?')[0], error: errorMessage(err) });
-      if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' }).end('internal error\n');
-      else res.destroy();
-    } finally {
-      if (status >= 400 && status !== 503 && status !== 404) logger.debug('http', { status, path: req.url?.split('?')[0] });
-    }
-  });
+    },
+  );
   server.keepAliveTimeout = limits.idleTimeoutMs;
   /** The connection with no request in progress that has been quiet longest, if any. */
   const longestIdle = (): Socket | undefined => {

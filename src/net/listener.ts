@@ -179,16 +179,19 @@ export async function listen(
   const requestTimeoutMs = limits.requestTimeoutMs ?? 0;
   const sweep =
     requestTimeoutMs > 0
-      ? setInterval(() => {
-          const now = performance.now();
-          for (const s of connections) {
-            const since = controls.get(s)?.partialSince?.();
-            if (since === undefined || now - since < requestTimeoutMs) continue;
-            events.requestTimedOut?.(name);
-            log.warn('closing connection: request not complete within the request deadline', { listener: name, timeout_ms: requestTimeoutMs });
-            s.destroy();
-          }
-        }, Math.max(50, Math.min(1000, Math.floor(requestTimeoutMs / 4))))
+      ? setInterval(
+          () => {
+            const now = performance.now();
+            for (const s of connections) {
+              const since = controls.get(s)?.partialSince?.();
+              if (since === undefined || now - since < requestTimeoutMs) continue;
+              events.requestTimedOut?.(name);
+              log.warn('closing connection: request not complete within the request deadline', { listener: name, timeout_ms: requestTimeoutMs });
+              s.destroy();
+            }
+          },
+          Math.max(50, Math.min(1000, Math.floor(requestTimeoutMs / 4))),
+        )
       : undefined;
   sweep?.unref();
 

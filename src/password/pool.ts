@@ -119,11 +119,14 @@ export function createHashPool(opts: HashPoolOptions): HashPool {
       // the waiting logins as temporary errors rather than leave them hanging.
       if (failuresInARow >= 3) for (const job of queue.splice(0)) job.settle(undefined);
       depth();
-      const t = setTimeout(() => {
-        if (closing) return;
-        slots.push(spawn());
-        dispatch();
-      }, Math.min(5000, 50 * 2 ** failuresInARow));
+      const t = setTimeout(
+        () => {
+          if (closing) return;
+          slots.push(spawn());
+          dispatch();
+        },
+        Math.min(5000, 50 * 2 ** failuresInARow),
+      );
       t.unref();
     });
     return slot;
@@ -166,14 +169,17 @@ export function createHashPool(opts: HashPoolOptions): HashPool {
           return;
         }
         metrics.verifications.inc({ scheme: reply.scheme, result: reply.result });
-        resolve(reply.reason === undefined ? { result: reply.result, scheme: reply.scheme } : { result: reply.result, scheme: reply.scheme, reason: reply.reason });
+        resolve(
+          reply.reason === undefined ? { result: reply.result, scheme: reply.scheme } : { result: reply.result, scheme: reply.scheme, reason: reply.reason },
+        );
       });
       if (!ok) resolve({ result: 'busy', scheme: 'unknown', reason: 'hash queue full' });
     });
   };
 
   const checkAny = (password: string, stored: string[]): Promise<AnyOutcome> => {
-    if (Buffer.byteLength(password, 'utf8') > MAX_PASSWORD_BYTES || stored.length === 0) return Promise.resolve({ result: 'done', index: -1, scheme: 'unknown', bad: [] });
+    if (Buffer.byteLength(password, 'utf8') > MAX_PASSWORD_BYTES || stored.length === 0)
+      return Promise.resolve({ result: 'done', index: -1, scheme: 'unknown', bad: [] });
     return new Promise((resolve) => {
       const ok = submit({ id: nextId++, op: 'verifyAny', password, stored }, (reply) => {
         if (reply?.type !== 'verifiedAny') {

@@ -40,7 +40,10 @@ port.on('message', (req: WorkerRequest) => {
   );
 });
 
-async function verifyAny(password: string, stored: string[]): Promise<{ index: number; scheme: string; bad: Array<{ index: number; scheme: string; reason: string }> }> {
+async function verifyAny(
+  password: string,
+  stored: string[],
+): Promise<{ index: number; scheme: string; bad: Array<{ index: number; scheme: string; reason: string }> }> {
   const bad: Array<{ index: number; scheme: string; reason: string }> = [];
   let scheme = 'unknown';
   for (let i = 0; i < stored.length; i++) {

@@ -94,7 +94,10 @@ function prefixOf(ip: string, family: 4 | 6): string {
   const h = head === '' ? [] : head.split(':');
   const t = tail === '' ? [] : tail.split(':');
   const groups = ip.includes('::') ? [...h, ...Array(8 - h.length - t.length).fill('0'), ...t] : h;
-  return `${groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, '')).join(':')}::/64`;
+  return `${groups
+    .slice(0, 4)
+    .map((g) => g.replace(/^0+(?=.)/, ''))
+    .join(':')}::/64`;
 }
 
 /** Logins are keys: a long one is kept as its digest, so each entry's size is bounded. */
@@ -117,9 +120,10 @@ export function createLimiter(settings: LimiterSettings, metrics?: Metrics, now:
     repeat: Infinity,
     known: Infinity,
   };
-  const tables = Object.fromEntries(
-    kinds.map((k) => [k, createBoundedTable(perKind, bytesPerKind, (t) => t.length >= threshold[k])]),
-  ) as Record<Kind, BoundedTable>;
+  const tables = Object.fromEntries(kinds.map((k) => [k, createBoundedTable(perKind, bytesPerKind, (t) => t.length >= threshold[k])])) as Record<
+    Kind,
+    BoundedTable
+  >;
   const windowOf = (kind: Kind) => (kind === 'known' ? settings.knownSourceMs : settings.windowMs);
 
   const recent = (kind: Kind, key: string): readonly number[] => tables[kind].recent(key, now() - windowOf(kind));
@@ -146,7 +150,8 @@ export function createLimiter(settings: LimiterSettings, metrics?: Metrics, now:
       return { action: 'allow' };
     }
     const byLogin = recent('login', l);
-    if (byLogin.length >= settings.loginRejectAfter) return { action: 'reject', retryAfterSeconds: retryAfter(byLogin, settings.loginRejectAfter), reason: 'login' };
+    if (byLogin.length >= settings.loginRejectAfter)
+      return { action: 'reject', retryAfterSeconds: retryAfter(byLogin, settings.loginRejectAfter), reason: 'login' };
     if (!addr || isAllowed(addr)) return { action: 'allow' };
     const byAddr = recent('address', addr.ip);
     if (byAddr.length >= settings.rejectAfter) return { action: 'reject', retryAfterSeconds: retryAfter(byAddr, settings.rejectAfter), reason: 'address' };

@@ -78,13 +78,16 @@ export function createSnapshotKeeper(o: SnapshotKeeperOptions): SnapshotKeeper {
 
   function schedule(): void {
     if (closing || writing || timer || !dirty || position === undefined) return;
-    timer = setTimeout(() => {
-      timer = undefined;
-      writing = write(false).finally(() => {
-        writing = undefined;
-        schedule();
-      });
-    }, Math.max(0, lastWriteEnd + interval - Date.now()));
+    timer = setTimeout(
+      () => {
+        timer = undefined;
+        writing = write(false).finally(() => {
+          writing = undefined;
+          schedule();
+        });
+      },
+      Math.max(0, lastWriteEnd + interval - Date.now()),
+    );
     timer.unref();
   }
 

@@ -133,9 +133,7 @@ export async function primaryMark(c: pg.ClientBase): Promise<{ lastId: string; n
 
 /** The cheap poll on a primary: the sequence and the transactions in progress now. */
 export async function primaryProbe(c: pg.ClientBase): Promise<{ lastId: string; xmin: string; xip: Set<string> }> {
-  const r = await c.query<{ l: string; snap: string }>(
-    'SELECT last_value::text AS l, pg_current_snapshot()::text AS snap FROM mailmapd.changes_id_seq',
-  );
+  const r = await c.query<{ l: string; snap: string }>('SELECT last_value::text AS l, pg_current_snapshot()::text AS snap FROM mailmapd.changes_id_seq');
   const [xmin, , xip] = r.rows[0]!.snap.split(':') as [string, string, string];
   return { lastId: r.rows[0]!.l, xmin, xip: new Set(xip === '' ? [] : xip.split(',')) };
 }

@@ -38,7 +38,12 @@ export interface ServerIdentity {
 }
 
 /** The position after reading the change log in a snapshot whose xmin/xmax are given. */
-export function advance(prev: Position, snap: { xmin: string; xmax: string; open?: string[] }, applied: Iterable<string>, last?: { id: string; xid: string; at: string }): Position {
+export function advance(
+  prev: Position,
+  snap: { xmin: string; xmax: string; open?: string[] },
+  applied: Iterable<string>,
+  last?: { id: string; xid: string; at: string },
+): Position {
   const xmin = BigInt(snap.xmin);
   const seen = new Set<string>();
   for (const x of prev.seen) if (BigInt(x) >= xmin) seen.add(x);

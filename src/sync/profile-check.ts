@@ -113,7 +113,10 @@ async function checkQuery(client: pg.ClientBase, kind: ChangeKind, query: string
   const fields = run.value!.fields;
   const want = expectedColumns[kind];
   const names = fields.map((f) => f.name);
-  const types = await typeNames(client, fields.map((f) => f.dataTypeID));
+  const types = await typeNames(
+    client,
+    fields.map((f) => f.dataTypeID),
+  );
   let ok = true;
   want.forEach((col, i) => {
     const at = names.indexOf(col);
@@ -123,7 +126,9 @@ async function checkQuery(client: pg.ClientBase, kind: ChangeKind, query: string
       return;
     }
     if (at !== i) {
-      problems.push(`${section} query: column "${col}" is number ${at + 1}, it must be number ${i + 1} (${want.join(', ')}): the sync reads columns by position`);
+      problems.push(
+        `${section} query: column "${col}" is number ${at + 1}, it must be number ${i + 1} (${want.join(', ')}): the sync reads columns by position`,
+      );
       ok = false;
     }
     const cls = columnClass[col]!;

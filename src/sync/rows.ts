@@ -23,7 +23,11 @@ export function aliasDomainRow(r: Row): [string, AliasDomainRecord] {
 
 /** A text[] as node-postgres gives it (an array), or its text form `{a,b}` from a cast-less profile. */
 function textList(v: unknown): string[] {
-  if (Array.isArray(v)) return v.filter((x) => x !== null && x !== undefined).map((x) => String(x).trim().toLowerCase()).filter((x) => x !== '');
+  if (Array.isArray(v))
+    return v
+      .filter((x) => x !== null && x !== undefined)
+      .map((x) => String(x).trim().toLowerCase())
+      .filter((x) => x !== '');
   if (typeof v !== 'string' || v === '') return [];
   return v
     .replace(/^\{|\}$/g, '')
@@ -72,7 +76,6 @@ export function mailboxRow(r: Row): [string, MailboxRecord] {
 export function masterUserRow(r: Row): [string, MasterUserRecord] {
   return [fold(text(r[0])), { password: r[1] === null || r[1] === undefined || r[1] === '' ? null : String(r[1]), active: truthy(r[2]) }];
 }
-
 
 /** A routing row: `<source>:<name>` → its value ('' where the source has none, e.g. a relay domain without a transport). */
 export function routeRow(r: Row): [string, string] {

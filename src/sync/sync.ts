@@ -671,10 +671,7 @@ export function createSync(opts: SyncOptions): Sync {
     status: () => ({ ...status }),
     inSync() {
       return (
-        status.loaded &&
-        status.connected &&
-        Date.now() - status.lastSuccess < Math.max(3 * opts.pollIntervalMs, 5000) &&
-        status.lagSeconds * 1000 <= maxLagMs
+        status.loaded && status.connected && Date.now() - status.lastSuccess < Math.max(3 * opts.pollIntervalMs, 5000) && status.lagSeconds * 1000 <= maxLagMs
       );
     },
     firstLoad: () => first,

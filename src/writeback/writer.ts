@@ -83,10 +83,13 @@ export function createWriter(opts: WriterOptions): Writer {
   const timer = setInterval(() => void (standby ? connect() : flush()), opts.flushIntervalMs);
   timer.unref();
   // The interval map only needs mailboxes seen within the interval.
-  const sweep = setInterval(() => {
-    const cutoff = Date.now() - opts.lastLoginIntervalMs;
-    for (const [a, t] of recorded) if (t <= cutoff) recorded.delete(a);
-  }, Math.max(1000, opts.lastLoginIntervalMs));
+  const sweep = setInterval(
+    () => {
+      const cutoff = Date.now() - opts.lastLoginIntervalMs;
+      for (const [a, t] of recorded) if (t <= cutoff) recorded.delete(a);
+    },
+    Math.max(1000, opts.lastLoginIntervalMs),
+  );
   sweep.unref();
 
   function put<T>(map: Map<string, T>, kind: 'last_login' | 'quota_usage', address: string, value: T): boolean {

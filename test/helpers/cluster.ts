@@ -50,7 +50,9 @@ export async function createCluster(options: ClusterOptions = {}): Promise<Clust
   const data = join(dir, 'data');
   const port = options.port ?? (await freePort());
   const asRoot = process.getuid?.() === 0;
-  const ids = asRoot ? { uid: Number(execFileSync('id', ['-u', 'postgres']).toString()), gid: Number(execFileSync('id', ['-g', 'postgres']).toString()) } : undefined;
+  const ids = asRoot
+    ? { uid: Number(execFileSync('id', ['-u', 'postgres']).toString()), gid: Number(execFileSync('id', ['-g', 'postgres']).toString()) }
+    : undefined;
   if (ids) chownSync(dir, ids.uid, ids.gid);
   const run = (cmd: string, args: string[]) => {
     const full = asRoot ? ['runuser', ['-u', 'postgres', '--', join(bin, cmd), ...args]] : [join(bin, cmd), args];

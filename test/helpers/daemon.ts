@@ -61,8 +61,16 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     ...opts.config,
   };
   const configPath = join(dir, 'mailmapd.conf');
-  writeFileSync(configPath, Object.entries(lines).map(([k, v]) => `${k} = ${v}\n`).join(''));
-  const child = spawn(process.execPath, [cliPath, 'serve', '-c', configPath], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, MAILMAPD_CONFIG: '' } });
+  writeFileSync(
+    configPath,
+    Object.entries(lines)
+      .map(([k, v]) => `${k} = ${v}\n`)
+      .join(''),
+  );
+  const child = spawn(process.execPath, [cliPath, 'serve', '-c', configPath], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, MAILMAPD_CONFIG: '' },
+  });
   let log = '';
   child.stdout!.on('data', (d) => (log += d));
   child.stderr!.on('data', (d) => (log += d));

@@ -51,7 +51,13 @@ export interface Doors {
 
 let sharedPool: HashPool | undefined;
 function pool(): HashPool {
-  sharedPool ??= createHashPool({ workers: 2, queueLimit: 1000, defaultScheme: 'CRYPT', metrics: createMetrics(false), logger: createLogger('error', () => {}) });
+  sharedPool ??= createHashPool({
+    workers: 2,
+    queueLimit: 1000,
+    defaultScheme: 'CRYPT',
+    metrics: createMetrics(false),
+    logger: createLogger('error', () => {}),
+  });
   return sharedPool;
 }
 export async function closePool(): Promise<void> {
@@ -59,7 +65,9 @@ export async function closePool(): Promise<void> {
   sharedPool = undefined;
 }
 
-export async function startDoors(opts: { failureDelayMs?: number; data?: DirectoryData; loaded?: boolean; maxRequestBytes?: number; maxConnections?: number } = {}): Promise<Doors> {
+export async function startDoors(
+  opts: { failureDelayMs?: number; data?: DirectoryData; loaded?: boolean; maxRequestBytes?: number; maxConnections?: number } = {},
+): Promise<Doors> {
   const dir = mkdtempSync(join(tmpdir(), 'mailmapd-doors-'));
   chmodSync(dir, 0o755); // Dovecot's auth process runs as user dovecot
   const logs: string[] = [];
@@ -82,7 +90,14 @@ export async function startDoors(opts: { failureDelayMs?: number; data?: Directo
       unix,
       logger,
     ),
-    await listen(parseListenAddress(`unix:${checkpasswordSocket}`), 'checkpassword', createCheckpasswordHandler({ authenticator, logger, metrics, maxRequestBytes }), limits, unix, logger),
+    await listen(
+      parseListenAddress(`unix:${checkpasswordSocket}`),
+      'checkpassword',
+      createCheckpasswordHandler({ authenticator, logger, metrics, maxRequestBytes }),
+      limits,
+      unix,
+      logger,
+    ),
   ];
   return {
     dir,

@@ -86,7 +86,12 @@ export const cases: Case[] = [
   { map: 'mailboxes', key: 'carol@inactive.test', reply: NF, rule: 'mailbox in an inactive domain' },
   { map: 'mailboxes', key: 'nobody@example.org', reply: NF, rule: 'unknown mailbox' },
   { map: 'mailboxes', key: '"alice"@example.org', reply: NF, rule: 'quoted local part' },
-  { map: 'mailboxes', key: Buffer.from([0x61, 0x6c, 0xff, 0xfe, 0x40, 0x65, 0x78, 0x61, 0x6d, 0x70, 0x6c, 0x65, 0x2e, 0x6f, 0x72, 0x67]), reply: NF, rule: 'non-UTF-8 bytes' },
+  {
+    map: 'mailboxes',
+    key: Buffer.from([0x61, 0x6c, 0xff, 0xfe, 0x40, 0x65, 0x78, 0x61, 0x6d, 0x70, 0x6c, 0x65, 0x2e, 0x6f, 0x72, 0x67]),
+    reply: NF,
+    rule: 'non-UTF-8 bytes',
+  },
   // aliases
   { map: 'aliases', key: 'info@example.org', reply: ok('alice@example.org,dave@example.net'), rule: 'alias' },
   { map: 'aliases', key: 'Info@EXAMPLE.org', reply: ok('alice@example.org,dave@example.net'), rule: 'case folded (cleanup keeps case)' },
@@ -96,7 +101,12 @@ export const cases: Case[] = [
   { map: 'aliases', key: 'dave@example.net', reply: ok('dave@example.net'), rule: 'catch-all never swallows a real mailbox' },
   { map: 'aliases', key: 'anyone@example.net', reply: ok('alice@example.org'), rule: 'catch-all' },
   { map: 'aliases', key: '"quoted user"@example.net', reply: ok('alice@example.org'), rule: 'quoted local part reaches the catch-all' },
-  { map: 'aliases', key: Buffer.from([0xff, 0xfe, 0x40, ...Buffer.from('example.net')]), reply: ok('alice@example.org'), rule: 'non-UTF-8 bytes reach the catch-all' },
+  {
+    map: 'aliases',
+    key: Buffer.from([0xff, 0xfe, 0x40, ...Buffer.from('example.net')]),
+    reply: ok('alice@example.org'),
+    rule: 'non-UTF-8 bytes reach the catch-all',
+  },
   { map: 'aliases', key: 'alice@alias.test', reply: ok('alice@example.org'), rule: 'alias domain rewritten to its target' },
   { map: 'aliases', key: 'info@alias.test', reply: ok('info@example.org'), rule: 'alias domain rewritten (Postfix expands again)' },
   { map: 'aliases', key: 'nobody@alias.test', reply: NF, rule: 'alias domain, nothing at the target' },
