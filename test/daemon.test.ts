@@ -96,7 +96,15 @@ describe('readiness', () => {
       expect(r.status).toBe(503);
       expect(JSON.parse(text)).toEqual({ ready: false, reason: 'directory not loaded yet' });
       expect(text).not.toMatch(/mailmapd\.|does not exist|relation/);
-      await waitFor(() => /msg="not ready".*does not exist/.test(d.logs()), 2000, 'the detail in the log');
+      // Each /readyz logs the error the sync holds at that moment, once per distinct error.
+      await waitFor(
+        async () => {
+          await (await d.http('/readyz')).text();
+          return /msg="not ready".*does not exist/.test(d.logs());
+        },
+        10_000,
+        'the detail in the log',
+      );
     } finally {
       await d.stop();
       await bare.drop();
