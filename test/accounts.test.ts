@@ -5,34 +5,21 @@
 // never learns anything about the account's state.
 
 import { execFile, spawnSync } from 'node:child_process';
-import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, waitFor, type TestDatabase } from './helpers/db.js';
 import { cliPath, startDaemon, type Daemon } from './helpers/daemon.js';
+import { smtpAuthLine } from './helpers/logins.js';
+
+/** SMTP AUTH as Postfix asks it on the auth socket: OK, FAIL or FAIL…temp. */
+async function smtpAuth(port: number, user: string, pass: string): Promise<string> {
+  const line = await smtpAuthLine(port, user, pass);
+  return line.includes('temp') ? 'TEMP' : line.split('\t')[0]!;
+}
 
 function postmap(port: number, map: string, key: string): { code: number | null; out: string } {
   const r = spawnSync('/usr/sbin/postmap', ['-q', key, `socketmap:inet:127.0.0.1:${port}:${map}`], { encoding: 'utf8' });
   if (r.error) throw r.error;
   return { code: r.status, out: (r.stdout + r.stderr).trim() };
-}
-
-/** SMTP AUTH as Postfix asks it on the auth socket: OK, FAIL or FAIL…temp. */
-function smtpAuth(port: number, user: string, pass: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const s = connect(port, '127.0.0.1');
-    let data = '';
-    s.on('data', (d) => {
-      data += d;
-      const m = /^(OK|FAIL)\t1.*$/m.exec(data);
-      if (m) {
-        s.end();
-        resolve(m[0].includes('temp') ? 'TEMP' : m[1]!);
-      }
-    });
-    s.on('error', reject);
-    const resp = Buffer.from(`\0${user}\0${pass}`).toString('base64');
-    s.write(`VERSION\t1\t2\nCPID\t77\nAUTH\t1\tPLAIN\tservice=smtp\tnologin\tno-penalty\tresp=${resp}\n`);
-  });
 }
 
 function cli(url: string, args: string[], stdin = ''): Promise<{ code: number; out: string; err: string }> {

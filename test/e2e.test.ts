@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashPassword } from '../src/password/hash.js';
 import { createTestDatabase, waitFor, type TestDatabase } from './helpers/db.js';
 import { cliPath, root, startDaemon, type Daemon } from './helpers/daemon.js';
-import { authPlainOverTcp } from './helpers/logins.js';
+import { smtpAuth } from './helpers/logins.js';
 
 const checkpassword = `${root}bin/mailmapd-checkpassword`;
 
@@ -15,12 +15,6 @@ function postmap(port: number, map: string, key: string): { code: number | null;
   const r = spawnSync('/usr/sbin/postmap', ['-q', key, `socketmap:inet:127.0.0.1:${port}:${map}`], { encoding: 'utf8' });
   if (r.error) throw r.error; // postmap missing is a failure, not a skip
   return { code: r.status, out: r.stdout.trim() };
-}
-
-/** OK or FAIL for one SMTP AUTH PLAIN login on the daemon's auth socket. */
-async function smtpAuth(port: number, user: string, pass: string, rip?: string): Promise<string> {
-  const line = await authPlainOverTcp(port, user, pass, ['no-penalty', ...(rip ? [`rip=${rip}`] : [])]);
-  return line.split('\t')[0]!;
 }
 
 /** Runs mailmapd-checkpassword as Dovecot does: user\0password\0 on fd 3, fields on fd 4. */

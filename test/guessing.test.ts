@@ -5,13 +5,13 @@
 // succeeded recently keeps getting in, and is bounded by its own failures only. Memory is
 // bounded in bytes, logins of 16 KB included.
 
-import { connect } from 'node:net';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLimiter, type LimiterSettings } from '../src/policy/limiter.js';
 import { startDaemon, type Daemon } from './helpers/daemon.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+import { smtpAuth } from './helpers/logins.js';
 
 const base: LimiterSettings = {
   windowMs: 600_000,
@@ -101,25 +101,6 @@ describe('limiter', () => {
     expect(l.bytes()).toBeLessThanOrEqual(8 * 1024 * 1024);
   });
 });
-
-/** SASL PLAIN over the daemon's auth socket, as Postfix or a webmail would send it. */
-function smtpAuth(port: number, user: string, pass: string, rip?: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const s = connect(port, '127.0.0.1');
-    let data = '';
-    s.on('data', (d) => {
-      data += d;
-      const m = /^(OK|FAIL)\t1.*$/m.exec(data);
-      if (m) {
-        s.end();
-        resolve(m[1]!);
-      }
-    });
-    s.on('error', reject);
-    const resp = Buffer.from(`\0${user}\0${pass}`).toString('base64');
-    s.write(`VERSION\t1\t2\nCPID\t77\nAUTH\t1\tPLAIN\tservice=smtp\tnologin\tno-penalty${rip ? `\trip=${rip}` : ''}\tresp=${resp}\n`);
-  });
-}
 
 describe('through the auth socket', () => {
   let db: TestDatabase;

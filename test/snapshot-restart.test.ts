@@ -6,7 +6,6 @@
 
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, truncateSync } from 'node:fs';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -15,29 +14,12 @@ import { migrate } from '../src/db/schema.js';
 import { createCluster, type Cluster } from './helpers/cluster.js';
 import { urlFor, waitFor } from './helpers/db.js';
 import { startDaemon, type Daemon } from './helpers/daemon.js';
+import { smtpAuth } from './helpers/logins.js';
 
 function postmap(port: number, map: string, key: string): { code: number | null; out: string; err: string } {
   const r = spawnSync('/usr/sbin/postmap', ['-q', key, `socketmap:inet:127.0.0.1:${port}:${map}`], { encoding: 'utf8' });
   if (r.error) throw r.error; // postmap missing is a failure, not a skip
   return { code: r.status, out: r.stdout.trim(), err: r.stderr };
-}
-
-function smtpAuth(port: number, user: string, pass: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const s = connect(port, '127.0.0.1');
-    let data = '';
-    s.on('data', (d) => {
-      data += d;
-      const m = /^(OK|FAIL)\t1.*$/m.exec(data);
-      if (m) {
-        s.end();
-        resolve(m[1]!);
-      }
-    });
-    s.on('error', reject);
-    const resp = Buffer.from(`\0${user}\0${pass}`).toString('base64');
-    s.write(`VERSION\t1\t2\nCPID\t77\nAUTH\t1\tPLAIN\tservice=smtp\tnologin\tno-penalty\tresp=${resp}\n`);
-  });
 }
 
 async function readyz(d: Daemon): Promise<{ status: number; body: Record<string, unknown> }> {

@@ -11,26 +11,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCluster, type Cluster } from './helpers/cluster.js';
 import { cliPath, freePort, root, startDaemon, type Daemon } from './helpers/daemon.js';
 import { createTestDatabase, waitFor, type TestDatabase } from './helpers/db.js';
+import { smtpAuth } from './helpers/logins.js';
 
 const checkpassword = `${root}bin/mailmapd-checkpassword`;
-
-function smtpAuth(port: number, user: string, pass: string, rip: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const s = connect(port, '127.0.0.1');
-    let data = '';
-    s.on('data', (d) => {
-      data += d;
-      const m = /^(OK|FAIL)\t1.*$/m.exec(data);
-      if (m) {
-        s.end();
-        resolve(m[1]!);
-      }
-    });
-    s.on('error', reject);
-    const resp = Buffer.from(`\0${user}\0${pass}`).toString('base64');
-    s.write(`VERSION\t1\t2\nCPID\t77\nAUTH\t1\tPLAIN\tservice=smtp\tnologin\tno-penalty\trip=${rip}\tresp=${resp}\n`);
-  });
-}
 
 /** mailmapd-checkpassword as Dovecot runs it: user\0password\0 on fd 3, SERVICE and TCPREMOTEIP set. */
 function checkpasswordLogin(port: number, user: string, pass: string, service: string, rip: string): Promise<number | null> {

@@ -16,6 +16,8 @@ export type RouteSource = (typeof routeSources)[number];
 export interface RouteTable {
   readonly size: number;
   get(key: string): string | undefined;
+  /** The value of `name` in one source: get(`${source}:${name}`) without building that key. */
+  lookup(source: RouteSource, name: string): string | undefined;
   set(key: string, value: string): RouteTable;
   delete(key: string): boolean;
   keys(): IterableIterator<string>;
@@ -34,7 +36,9 @@ function recipientDomain(key: string): string | undefined {
 }
 
 export function createRouteTable(): RouteTable {
-  const entries = new Map<string, string>();
+  // One map per source, so a lookup hashes just the name, never a concatenated key.
+  const bySource = new Map<string, Map<string, string>>();
+  let size = 0;
   // Relay recipients counted per domain, so "this domain lists none" is one map lookup.
   const listed = new Map<string, number>();
   const count = (key: string, by: number) => {
@@ -44,23 +48,45 @@ export function createRouteTable(): RouteTable {
     if (n > 0) listed.set(d, n);
     else listed.delete(d);
   };
+  /** [source, name] of `source:name`; a key without `:` is a name of the source ''. */
+  const split = (key: string): [string, string] => {
+    const c = key.indexOf(':');
+    return c < 0 ? ['', key] : [key.slice(0, c), key.slice(c + 1)];
+  };
+  function* all(): IterableIterator<[string, string]> {
+    for (const [source, m] of bySource) for (const [name, value] of m) yield [source === '' ? name : `${source}:${name}`, value];
+  }
   const table: RouteTable = {
     get size() {
-      return entries.size;
+      return size;
     },
-    get: (key) => entries.get(key),
+    get(key) {
+      const [source, name] = split(key);
+      return bySource.get(source)?.get(name);
+    },
+    lookup: (source, name) => bySource.get(source)?.get(name),
     set(key, value) {
-      if (!entries.has(key)) count(key, 1);
-      entries.set(key, value);
+      const [source, name] = split(key);
+      let m = bySource.get(source);
+      if (m === undefined) bySource.set(source, (m = new Map()));
+      if (!m.has(name)) {
+        size++;
+        count(key, 1);
+      }
+      m.set(name, value);
       return table;
     },
     delete(key) {
-      if (!entries.delete(key)) return false;
+      const [source, name] = split(key);
+      if (!bySource.get(source)?.delete(name)) return false;
+      size--;
       count(key, -1);
       return true;
     },
-    keys: () => entries.keys(),
-    entries: () => entries.entries(),
+    *keys() {
+      for (const [k] of all()) yield k;
+    },
+    entries: all,
     listsRecipients: (domain) => listed.has(domain),
   };
   return table;
@@ -79,7 +105,7 @@ export interface RouteLookups {
  * arrive folded. `delimiters` gives the current recipient_delimiter.
  */
 export function routeLookups(routes: () => RouteTable, delimiters: () => string): RouteLookups {
-  const entry = (source: RouteSource, name: string) => routes().get(`${source}:${name}`);
+  const entry = (source: RouteSource, name: string) => routes().lookup(source, name);
 
   /** A key's domain: the part after the last `@`, or the whole key when it is a domain. */
   const domainPart = (key: string): string => {

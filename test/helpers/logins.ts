@@ -213,3 +213,16 @@ export function authPlainOverTcp(port: number, user: string, pass: string, param
     s.write(`VERSION\t1\t2\nCPID\t77\nAUTH\t1\tPLAIN\tservice=smtp\tnologin${extra}\tresp=${plain(user, pass)}\n`);
   });
 }
+
+/**
+ * One SMTP AUTH PLAIN login on the daemon's auth socket as Postfix sends it (no-penalty, and
+ * the client's address when given): the reply line, e.g. `OK\t1\tuser=…` or `FAIL\t1\ttemp`.
+ */
+export function smtpAuthLine(port: number, user: string, pass: string, rip?: string): Promise<string> {
+  return authPlainOverTcp(port, user, pass, ['no-penalty', ...(rip ? [`rip=${rip}`] : [])]);
+}
+
+/** OK or FAIL for one SMTP AUTH PLAIN login (smtpAuthLine's first field). */
+export async function smtpAuth(port: number, user: string, pass: string, rip?: string): Promise<string> {
+  return (await smtpAuthLine(port, user, pass, rip)).split('\t')[0]!;
+}
