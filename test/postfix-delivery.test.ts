@@ -23,6 +23,7 @@ import { freePort, startDaemon, type Daemon } from './helpers/daemon.js';
 import { createTestDatabase, waitFor, type TestDatabase } from './helpers/db.js';
 import { dovecot24Root, hasLuaModule } from './helpers/dovecot.js';
 import { stopByPidFile } from './helpers/pid-file.js';
+import { masterCf } from './helpers/postfix.js';
 import { smtpSession, type SmtpSession } from './helpers/smtp.js';
 
 const MAIL_UID = 5000; // the daemon's default mail_uid and mail_gid, answered by its userdb
@@ -80,32 +81,6 @@ function lendPostfixUser(root: string): void {
     renameSync(`${path}.mailmapd-test`, path);
   }
 }
-
-// Debian's master.cf services, chrooted where Debian chroots them, smtpd on a test port.
-const masterCf = (smtpPort: number) =>
-  [
-    `127.0.0.1:${smtpPort} inet n - y - - smtpd`,
-    'pickup unix n - y 60 1 pickup',
-    'cleanup unix n - y - 0 cleanup',
-    'qmgr unix n - n 300 1 qmgr',
-    'rewrite unix - - y - - trivial-rewrite',
-    'bounce unix - - y - 0 bounce',
-    'defer unix - - y - 0 bounce',
-    'trace unix - - y - 0 bounce',
-    'verify unix - - y - 1 verify',
-    'flush unix n - y 1000? 0 flush',
-    'proxymap unix - - n - - proxymap',
-    'smtp unix - - y - - smtp',
-    'showq unix n - y - - showq',
-    'error unix - - y - - error',
-    'retry unix - - y - - error',
-    'discard unix - - y - - discard',
-    'lmtp unix - - y - - lmtp',
-    'anvil unix - - y - 1 anvil',
-    'scache unix - - y - 1 scache',
-    'postlog unix-dgram n - n - 1 postlogd',
-    '',
-  ].join('\n');
 
 // Both socketmap listener kinds: inet (the default config; chrooted smtpd and cleanup connect
 // to it directly) and UNIX (the tables go through proxymap, outside the chroot).
@@ -227,7 +202,7 @@ function describeDelivery(listener: 'inet' | 'unix', d: DovecotUnderTest): void 
           '',
         ].join('\n'),
       );
-      writeFileSync(join(dir, 'etc', 'master.cf'), masterCf(smtpPort));
+      writeFileSync(join(dir, 'etc', 'master.cf'), masterCf([`127.0.0.1:${smtpPort} inet n - y - - smtpd`]));
 
       // Dovecot: an instance of its own with what `dovecot-config --lua` prints for its version
       // and the LMTP listener, whose socket goes in this Postfix's queue directory instead of

@@ -15,6 +15,7 @@ import { parseConfigText } from '../src/config.js';
 import { freePort, startDaemon, type Daemon } from './helpers/daemon.js';
 import { createTestDatabase, waitFor, type TestDatabase } from './helpers/db.js';
 import { stopByPidFile } from './helpers/pid-file.js';
+import { masterCf } from './helpers/postfix.js';
 import { smtpSession } from './helpers/smtp.js';
 import { startSmtpSink, type SmtpSink } from './helpers/smtp-sink.js';
 import { socketmapClient } from './helpers/socketmap-client.js';
@@ -123,33 +124,11 @@ describe('routing maps in a real Postfix, configured as mailmapd prints them', {
     );
     writeFileSync(
       join(dir, 'etc', 'master.cf'),
-      [
+      masterCf([
         `127.0.0.1:${inboundPort} inet n - y - - smtpd`,
         // Stands in for submission: the test's client may send anywhere.
         `127.0.0.1:${submitPort} inet n - y - - smtpd -o mynetworks=127.0.0.0/8 -o smtpd_relay_restrictions=permit_mynetworks,reject_unauth_destination`,
-        'pickup unix n - y 60 1 pickup',
-        'cleanup unix n - y - 0 cleanup',
-        'qmgr unix n - n 300 1 qmgr',
-        'rewrite unix - - y - - trivial-rewrite',
-        'bounce unix - - y - 0 bounce',
-        'defer unix - - y - 0 bounce',
-        'trace unix - - y - 0 bounce',
-        'verify unix - - y - 1 verify',
-        'flush unix n - y 1000? 0 flush',
-        'proxymap unix - - n - - proxymap',
-        'smtp unix - - y - - smtp',
-        'relay unix - - y - - smtp',
-        'showq unix n - y - - showq',
-        'error unix - - y - - error',
-        'retry unix - - y - - error',
-        'discard unix - - y - - discard',
-        'lmtp unix - - y - - lmtp',
-        'anvil unix - - y - 1 anvil',
-        'scache unix - - y - 1 scache',
-        'tlsmgr unix - - y 1000? 1 tlsmgr',
-        'postlog unix-dgram n - n - 1 postlogd',
-        '',
-      ].join('\n'),
+      ]),
     );
     const pf = postfix('start');
     expect(pf.status, `postfix start failed:\n${pf.stderr}\n${maillog()}`).toBe(0);
