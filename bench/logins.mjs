@@ -73,7 +73,7 @@ export async function run(log) {
   const { createLogger } = await load('log.js');
   const { createMetrics } = await load('metrics.js');
   const { listen } = await load('net/listener.js');
-  const { parseListenAddress } = await load('listen.js');
+  const { parseListenAddress } = await load('net/listen-address.js');
   const { createAuthClientHandler } = await load('authclient/server.js');
   const { createCheckpasswordHandler } = await load('checkpassword/server.js');
 

@@ -119,7 +119,7 @@ export async function run(log) {
   const { createLogger } = await load('log.js');
   const { createMetrics } = await load('metrics.js');
   const { listen } = await load('net/listener.js');
-  const { parseListenAddress } = await load('listen.js');
+  const { parseListenAddress } = await load('net/listen-address.js');
   const { createAuthClientHandler } = await load('authclient/server.js');
   const { createSocketmapHandler } = await load('socketmap/server.js');
   const { createDictHandler } = await load('dict/server.js');

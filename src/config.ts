@@ -6,9 +6,9 @@
 
 import { readFileSync } from 'node:fs';
 import { ConfigError } from './errors.js';
-import { parseListenList, type ListenAddress } from './listen.js';
+import { parseListenList, type ListenAddress } from './net/listen-address.js';
 
-export const DEFAULT_CONFIG_PATH = '/etc/mailmapd/mailmapd.conf';
+const DEFAULT_CONFIG_PATH = '/etc/mailmapd/mailmapd.conf';
 
 type Parser<T> = (raw: string) => T;
 

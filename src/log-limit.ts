@@ -7,9 +7,9 @@
 
 import type { Fields, Logger } from './log.js';
 
-export const LOG_WINDOW_MS = 10_000;
+const LOG_WINDOW_MS = 10_000;
 /** Lines of one message written per window before the rest are only counted. */
-export const LOG_BURST = 5;
+const LOG_BURST = 5;
 
 type Level = 'warn' | 'error';
 

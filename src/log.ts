@@ -22,7 +22,7 @@ function quote(value: string): string {
   return JSON.stringify(value);
 }
 
-export function formatLine(level: Level, msg: string, fields: Fields | undefined, now: Date): string {
+function formatLine(level: Level, msg: string, fields: Fields | undefined, now: Date): string {
   let line = `ts=${now.toISOString()} level=${level} msg=${quote(msg)}`;
   if (fields) {
     for (const k of Object.keys(fields)) {

@@ -11,7 +11,7 @@ import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { parseListenAddress } from '../src/listen.js';
+import { parseListenAddress } from '../src/net/listen-address.js';
 import { createLogger } from '../src/log.js';
 import { byteConnectionMode, openByteConnection } from '../src/net/byte-connection.js';
 import { listen, type Listener } from '../src/net/listener.js';

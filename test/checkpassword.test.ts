@@ -9,9 +9,9 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeReply, encodeRequest } from '../src/checkpassword/wire.js';
+import { decodeReply, encodeReply, encodeRequest } from '../src/checkpassword/wire.js';
 import { createCheckpasswordHandler } from '../src/checkpassword/server.js';
-import { parseListenAddress } from '../src/listen.js';
+import { parseListenAddress } from '../src/net/listen-address.js';
 import { createLogger } from '../src/log.js';
 import { listen } from '../src/net/listener.js';
 import { checkpasswordBinary, closePool, failingLogins, startDoors, type Doors } from './helpers/logins.js';
@@ -148,6 +148,15 @@ describe('mailmapd-checkpassword', () => {
     expect(r.fd4).toContain('user=user@example.org');
   });
   // Its wall time per login is measured by bench/logins.mjs, not asserted here.
+});
+
+describe('checkpassword replies', () => {
+  it('a reply larger than the program accepts becomes a temporary failure with a reason', () => {
+    const big = encodeReply({ code: 'ok', fields: [['home', 'x'.repeat(70_000)]] });
+    expect(decodeReply(big.subarray(4))).toEqual({ code: 'temp', reason: 'reply too large' });
+    const small = encodeReply({ code: 'ok', fields: [['home', '/var/mail/a']] });
+    expect(decodeReply(small.subarray(4))).toEqual({ code: 'ok', fields: [['home', '/var/mail/a']] });
+  });
 });
 
 describe('checkpassword: 111 while the directory has never loaded', () => {

@@ -23,7 +23,7 @@ import { createHashPool, type HashPool } from '../src/password/pool.js';
 import { nativeProfile } from '../src/sync/profile.js';
 import { createSync, type Sync } from '../src/sync/sync.js';
 import { createDictHandler } from '../src/dict/server.js';
-import { parseListenAddress } from '../src/listen.js';
+import { parseListenAddress } from '../src/net/listen-address.js';
 import { createLogger } from '../src/log.js';
 import { createMetrics } from '../src/metrics.js';
 import { listen, type Listener } from '../src/net/listener.js';

@@ -5,7 +5,7 @@
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDirectory } from '../src/directory/directory.js';
-import { parseListenAddress } from '../src/listen.js';
+import { parseListenAddress } from '../src/net/listen-address.js';
 import { createLogger } from '../src/log.js';
 import { limitRepeats } from '../src/log-limit.js';
 import { createMetrics } from '../src/metrics.js';

@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfigText } from '../src/config.js';
 import { diffAddresses, planReload } from '../src/daemon/reload-plan.js';
-import { parseListenList } from '../src/listen.js';
+import { parseListenList } from '../src/net/listen-address.js';
 
 const conf = (text: string) => parseConfigText(text, 'test.conf');
 

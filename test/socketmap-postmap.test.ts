@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfigText } from '../src/config.js';
-import { parseListenAddress } from '../src/listen.js';
+import { parseListenAddress } from '../src/net/listen-address.js';
 import { postfixConfig } from '../src/cli/postfix-config.js';
 import { atLimit, cases, keyBytes, startSocketmap, type Case, type Server } from './helpers/socketmap-fixture.js';
 

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { parseConfigText } from '../src/config.js';
-import { parseListenAddress } from '../src/listen.js';
+import { parseListenAddress } from '../src/net/listen-address.js';
 import { createLogger } from '../src/log.js';
 import { lookupCommand } from '../src/cli/lookup.js';
 import { freePort } from './helpers/daemon.js';

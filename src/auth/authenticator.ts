@@ -47,6 +47,8 @@ export interface AuthenticatorHandle extends Authenticator {
   readonly cacheSize: number;
 }
 
+// Long because it is one closure over the login path's shared state (the credential cache,
+// the hash pool, the directory listener); each step inside is a short function.
 export function createAuthenticator(deps: AuthenticatorDeps): AuthenticatorHandle {
   const { directory, pool, logger, metrics, limiter } = deps;
   const cache = createCredentialCache(deps.cacheSize);

@@ -20,7 +20,7 @@ export interface Credential {
 const cheapSchemes = new Set(['PLAIN', 'CLEAR', 'CLEARTEXT', 'SHA', 'SHA1', 'SHA256', 'SHA512', 'SSHA', 'SSHA256', 'SSHA512', 'SMD5', 'PLAIN-MD5', 'LDAP-MD5']);
 
 /** Whether a stored `{SCHEME}…` is a plain or salted digest: microseconds to check. */
-export function isCheap(stored: string): boolean {
+function isCheap(stored: string): boolean {
   const m = /^\{([A-Za-z0-9-]+?)(?:\.(?:B64|BASE64|HEX))?\}/i.exec(stored);
   return m !== null && cheapSchemes.has(m[1]!.toUpperCase());
 }

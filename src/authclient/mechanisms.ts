@@ -45,7 +45,7 @@ function plainCredentials(data: Buffer): MechStep {
   return { kind: 'credentials', login: authcid, password };
 }
 
-export function plainMechanism(): Mechanism {
+function plainMechanism(): Mechanism {
   return {
     start: (initial) => (initial === undefined ? { kind: 'continue', challenge: '' } : plainCredentials(initial)),
     next: plainCredentials,
@@ -56,7 +56,7 @@ const usernamePrompt = Buffer.from('Username:').toString('base64');
 const passwordPrompt = Buffer.from('Password:').toString('base64');
 
 /** The obsolete but ubiquitous LOGIN: a username prompt, then a password prompt. */
-export function loginMechanism(): Mechanism {
+function loginMechanism(): Mechanism {
   let login: string | undefined;
   const username = (data: Buffer): MechStep => {
     const name = data.includes(0) ? undefined : text(data);

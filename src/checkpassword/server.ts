@@ -28,7 +28,7 @@ const LISTENER = 'checkpassword';
  * reading the answers is read again only once its queue is empty and its replies have
  * drained, so it holds at most the requests of one read (64 KiB) and their replies.
  */
-export const MAX_QUEUED_REQUESTS = 16;
+const MAX_QUEUED_REQUESTS = 16;
 /** Unsent reply bytes past which the connection is not read until they have drained. */
 export const MAX_PENDING_OUTPUT_BYTES = 64 * 1024;
 
@@ -87,6 +87,8 @@ async function answer(auth: Authenticator, req: CheckpasswordRequest, logger: Lo
   }
 }
 
+// Long because it is the per-connection state machine as one closure (the frame buffer,
+// the reply queue, the shutdown flag); each step inside is a short function.
 export function createCheckpasswordHandler(deps: CheckpasswordDeps): ConnectionHandler {
   const { authenticator, logger, metrics } = deps;
   const log = limitRepeats(logger);

@@ -11,9 +11,9 @@
 //
 // The C side maps codes to Dovecot's exit codes (auth 0/1/111, lookup 2/3/111).
 
-export const WIRE_VERSION = '1';
+const WIRE_VERSION = '1';
 /** The C program refuses replies larger than this. */
-export const CHECKPASSWORD_MAX_REPLY_BYTES = 65536;
+const CHECKPASSWORD_MAX_REPLY_BYTES = 65536;
 
 export interface CheckpasswordRequest {
   mode: 'auth' | 'lookup';
@@ -45,8 +45,12 @@ const clean = (s: string) => s.replace(/\0/g, '');
 
 export function encodeReply(r: CheckpasswordReply): Buffer {
   switch (r.code) {
-    case 'ok':
-      return frame(['ok', ...r.fields.map(([k, v]) => `${k}=${clean(v)}`)]);
+    case 'ok': {
+      const ok = frame(['ok', ...r.fields.map(([k, v]) => `${k}=${clean(v)}`)]);
+      // The C side would drop the connection on a larger frame and Dovecot would log only
+      // that the helper failed; a temporary failure with a reason says what happened.
+      return ok.length - 4 <= CHECKPASSWORD_MAX_REPLY_BYTES ? ok : frame(['temp', 'reason=reply too large']);
+    }
     case 'fail':
       return frame(['fail']);
     case 'temp':

@@ -198,98 +198,113 @@ export async function mailboxCommand(args: string[], deps: AdminDeps): Promise<n
   const [verb, ...rest] = args;
   const p = parseArgs(rest, ['quota']);
   switch (verb) {
-    case 'add': {
-      onlyFlags(p, ['quota', 'inactive']);
-      arity(p, 1, 1, 'mailbox add ADDRESS [--quota BYTES] [--inactive]   (password on stdin or at the prompt)');
-      const address = checkAddress(p.positional[0], { mailbox: true });
-      const quotaFlag = p.flags.get('quota');
-      const quota = typeof quotaFlag === 'string' ? parseQuota(quotaFlag) : 0;
-      // Check what can be checked before asking for a password nobody will use.
-      await withAdminClient(deps.url, async (c) => {
-        await requireDomain(c, address.split('@')[1]!);
-        const dup = await c.query('SELECT 1 FROM mailmapd.mailboxes WHERE address = $1', [address]);
-        if (dup.rowCount) throw new UsageError(`mailbox ${address} already exists`);
-      });
-      const hash = await deps.hash(await readNewPassword());
-      return withAdminClient(deps.url, async (c) => {
-        await requireDomain(c, address.split('@')[1]!);
-        await c.query('INSERT INTO mailmapd.mailboxes (address, password, quota_bytes, active) VALUES ($1, $2, $3, $4)', [
-          address,
-          hash,
-          quota,
-          !p.flags.has('inactive'),
-        ]);
-        deps.out(`added mailbox ${address}`);
-        return 0;
-      });
-    }
-    case 'passwd': {
-      onlyFlags(p, []);
-      arity(p, 1, 1, 'mailbox passwd ADDRESS   (password on stdin or at the prompt)');
-      const address = checkAddress(p.positional[0]);
-      await withAdminClient(deps.url, async (c) => {
-        const r = await c.query('SELECT 1 FROM mailmapd.mailboxes WHERE address = $1', [address]);
-        if (!r.rowCount) throw new NotFoundError(`no such mailbox: ${address}`);
-      });
-      const hash = await deps.hash(await readNewPassword());
-      return withAdminClient(deps.url, async (c) => {
-        const r = await c.query('UPDATE mailmapd.mailboxes SET password = $2 WHERE address = $1', [address, hash]);
-        if (!r.rowCount) throw new NotFoundError(`no such mailbox: ${address}`);
-        deps.out(`changed the password of ${address}`);
-        return 0;
-      });
-    }
-    case 'rm': {
-      onlyFlags(p, []);
-      arity(p, 1, 1, 'mailbox rm ADDRESS');
-      const address = checkAddress(p.positional[0]);
-      return withAdminClient(deps.url, async (c) => {
-        const r = await c.query('DELETE FROM mailmapd.mailboxes WHERE address = $1', [address]);
-        if (!r.rowCount) throw new NotFoundError(`no such mailbox: ${address}`);
-        deps.out(`removed mailbox ${address}`);
-        return 0;
-      });
-    }
-    case 'list': {
-      onlyFlags(p, []);
-      arity(p, 0, 1, 'mailbox list [DOMAIN]');
-      const domain = p.positional[0] === undefined ? undefined : checkDomain(p.positional[0]);
-      return withAdminClient(deps.url, async (c) => {
-        const r = await c.query<{ address: string; quota_bytes: string; active: boolean }>(
-          `SELECT address, quota_bytes, active FROM mailmapd.mailboxes WHERE $1::text IS NULL OR domain = $1 ORDER BY address`,
-          [domain ?? null],
-        );
-        const used = await writtenBack(
-          c,
-          r.rows.map((row) => row.address),
-        );
-        for (const row of r.rows) {
-          const q = Number(row.quota_bytes);
-          deps.out(`${row.address}${q > 0 ? ` quota=${q}` : ''}${row.active ? '' : ' (inactive)'}${listSuffix(used.get(row.address))}`);
-        }
-        return 0;
-      });
-    }
-    case 'show': {
-      onlyFlags(p, []);
-      arity(p, 1, 1, 'mailbox show ADDRESS');
-      const address = checkAddress(p.positional[0]);
-      return withAdminClient(deps.url, async (c) => {
-        const r = await c.query<{ address: string; quota_bytes: string; active: boolean }>(
-          'SELECT address, quota_bytes, active FROM mailmapd.mailboxes WHERE address = $1',
-          [address],
-        );
-        const row = r.rows[0];
-        if (!row) throw new NotFoundError(`no such mailbox: ${address}`);
-        for (const line of showLines(row, (await writtenBack(c, [address])).get(address))) deps.out(line);
-        return 0;
-      });
-    }
+    case 'add':
+      return mailboxAdd(p, deps);
+    case 'passwd':
+      return mailboxPasswd(p, deps);
+    case 'rm':
+      return mailboxRm(p, deps);
+    case 'list':
+      return mailboxList(p, deps);
+    case 'show':
+      return mailboxShow(p, deps);
     case 'set':
       return (await import('./mailbox-set.js')).mailboxSetCommand(rest, deps);
     default:
       throw new UsageError('usage: mailmapd mailbox add|rm|list|show|passwd|set …');
   }
+}
+
+async function mailboxAdd(p: Parsed, deps: AdminDeps): Promise<number> {
+  onlyFlags(p, ['quota', 'inactive']);
+  arity(p, 1, 1, 'mailbox add ADDRESS [--quota BYTES] [--inactive]   (password on stdin or at the prompt)');
+  const address = checkAddress(p.positional[0], { mailbox: true });
+  const quotaFlag = p.flags.get('quota');
+  const quota = typeof quotaFlag === 'string' ? parseQuota(quotaFlag) : 0;
+  // Check what can be checked before asking for a password nobody will use.
+  await withAdminClient(deps.url, async (c) => {
+    await requireDomain(c, address.split('@')[1]!);
+    const dup = await c.query('SELECT 1 FROM mailmapd.mailboxes WHERE address = $1', [address]);
+    if (dup.rowCount) throw new UsageError(`mailbox ${address} already exists`);
+  });
+  const hash = await deps.hash(await readNewPassword());
+  return withAdminClient(deps.url, async (c) => {
+    await requireDomain(c, address.split('@')[1]!);
+    await c.query('INSERT INTO mailmapd.mailboxes (address, password, quota_bytes, active) VALUES ($1, $2, $3, $4)', [
+      address,
+      hash,
+      quota,
+      !p.flags.has('inactive'),
+    ]);
+    deps.out(`added mailbox ${address}`);
+    return 0;
+  });
+}
+
+async function mailboxPasswd(p: Parsed, deps: AdminDeps): Promise<number> {
+  onlyFlags(p, []);
+  arity(p, 1, 1, 'mailbox passwd ADDRESS   (password on stdin or at the prompt)');
+  const address = checkAddress(p.positional[0]);
+  await withAdminClient(deps.url, async (c) => {
+    const r = await c.query('SELECT 1 FROM mailmapd.mailboxes WHERE address = $1', [address]);
+    if (!r.rowCount) throw new NotFoundError(`no such mailbox: ${address}`);
+  });
+  const hash = await deps.hash(await readNewPassword());
+  return withAdminClient(deps.url, async (c) => {
+    const r = await c.query('UPDATE mailmapd.mailboxes SET password = $2 WHERE address = $1', [address, hash]);
+    if (!r.rowCount) throw new NotFoundError(`no such mailbox: ${address}`);
+    deps.out(`changed the password of ${address}`);
+    return 0;
+  });
+}
+
+async function mailboxRm(p: Parsed, deps: AdminDeps): Promise<number> {
+  onlyFlags(p, []);
+  arity(p, 1, 1, 'mailbox rm ADDRESS');
+  const address = checkAddress(p.positional[0]);
+  return withAdminClient(deps.url, async (c) => {
+    const r = await c.query('DELETE FROM mailmapd.mailboxes WHERE address = $1', [address]);
+    if (!r.rowCount) throw new NotFoundError(`no such mailbox: ${address}`);
+    deps.out(`removed mailbox ${address}`);
+    return 0;
+  });
+}
+
+async function mailboxList(p: Parsed, deps: AdminDeps): Promise<number> {
+  onlyFlags(p, []);
+  arity(p, 0, 1, 'mailbox list [DOMAIN]');
+  const domain = p.positional[0] === undefined ? undefined : checkDomain(p.positional[0]);
+  return withAdminClient(deps.url, async (c) => {
+    const r = await c.query<{ address: string; quota_bytes: string; active: boolean }>(
+      `SELECT address, quota_bytes, active FROM mailmapd.mailboxes WHERE $1::text IS NULL OR domain = $1 ORDER BY address`,
+      [domain ?? null],
+    );
+    const used = await writtenBack(
+      c,
+      r.rows.map((row) => row.address),
+    );
+    for (const row of r.rows) {
+      const q = Number(row.quota_bytes);
+      deps.out(`${row.address}${q > 0 ? ` quota=${q}` : ''}${row.active ? '' : ' (inactive)'}${listSuffix(used.get(row.address))}`);
+    }
+    return 0;
+  });
+}
+
+async function mailboxShow(p: Parsed, deps: AdminDeps): Promise<number> {
+  onlyFlags(p, []);
+  arity(p, 1, 1, 'mailbox show ADDRESS');
+  const address = checkAddress(p.positional[0]);
+  return withAdminClient(deps.url, async (c) => {
+    const r = await c.query<{ address: string; quota_bytes: string; active: boolean }>(
+      'SELECT address, quota_bytes, active FROM mailmapd.mailboxes WHERE address = $1',
+      [address],
+    );
+    const row = r.rows[0];
+    if (!row) throw new NotFoundError(`no such mailbox: ${address}`);
+    for (const line of showLines(row, (await writtenBack(c, [address])).get(address))) deps.out(line);
+    return 0;
+  });
 }
 
 export async function aliasCommand(args: string[], deps: AdminDeps): Promise<number> {

@@ -10,7 +10,7 @@ import { UsageError } from '../errors.js';
 import { parseServices } from './services.js';
 
 /** Services an app password may name: every login service (`receive` is no login). */
-export const appPasswordServices = ['imap', 'pop3', 'smtp', 'submission', 'sieve'] as const;
+const appPasswordServices = ['imap', 'pop3', 'smtp', 'submission', 'sieve'] as const;
 
 // No 0/o, 1/l/i: read off one screen and typed on a phone.
 const alphabet = 'abcdefghjkmnpqrstuvwxyz23456789';

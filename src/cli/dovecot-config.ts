@@ -5,7 +5,7 @@
 
 import { fileURLToPath } from 'node:url';
 import type { Config } from '../config.js';
-import type { ListenAddress } from '../listen.js';
+import type { ListenAddress } from '../net/listen-address.js';
 import { dovecotLmtpSection, postfixQueueDirectory } from './dovecot-lmtp-config.js';
 import { UsageError } from '../errors.js';
 import { quotaCloneSection } from './dovecot-quota-clone-config.js';
@@ -20,7 +20,7 @@ export const defaultCheckpasswordProgram = fileURLToPath(new URL('../../bin/mail
 
 const usage = 'usage: mailmapd dovecot-config [--program PATH]';
 
-export function parseDovecotConfigArgs(args: string[]): DovecotConfigOptions {
+function parseDovecotConfigArgs(args: string[]): DovecotConfigOptions {
   const opts: DovecotConfigOptions = { program: defaultCheckpasswordProgram };
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;

@@ -17,7 +17,7 @@ export interface LuaConfigOptions {
 }
 
 /** The daemon's base URL for Dovecot's HTTP client, which speaks TCP only. */
-export function daemonUrl(config: Config): string | undefined {
+function daemonUrl(config: Config): string | undefined {
   const inet = config.http_listen.find((a) => a.kind === 'inet');
   if (inet === undefined || inet.kind !== 'inet') return undefined;
   const host = inet.host.includes(':') ? `[${inet.host}]` : inet.host;

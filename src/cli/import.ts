@@ -40,7 +40,7 @@ export interface ImportPlan {
   warnings: string[];
 }
 
-export function emptyPlan(): ImportPlan {
+function emptyPlan(): ImportPlan {
   return { domains: new Set(), mailboxes: new Map(), aliases: [], bad: [], warnings: [] };
 }
 
@@ -83,7 +83,7 @@ function contentLines(text: string): Array<[number, string]> {
   return out;
 }
 
-export function parsePasswdFile(text: string, file: string, plan: ImportPlan, mailHome: string): void {
+function parsePasswdFile(text: string, file: string, plan: ImportPlan, mailHome: string): void {
   const homeTemplates = new Set<string>();
   let homeMismatch = 0;
   let homeExample = '';
@@ -158,7 +158,7 @@ function mapEntries(text: string, file: string, bad: string[]): Array<{ where: s
   return entries;
 }
 
-export function parseVmailbox(text: string, file: string, plan: ImportPlan): void {
+function parseVmailbox(text: string, file: string, plan: ImportPlan): void {
   let differs = 0;
   let example = '';
   for (const e of mapEntries(text, file, plan.bad)) {
@@ -182,7 +182,7 @@ export function parseVmailbox(text: string, file: string, plan: ImportPlan): voi
   }
 }
 
-export function parseVirtual(text: string, file: string, plan: ImportPlan): void {
+function parseVirtual(text: string, file: string, plan: ImportPlan): void {
   const seen = new Set<string>();
   for (const e of mapEntries(text, file, plan.bad)) {
     if (!e.key.includes('@')) {
@@ -221,7 +221,7 @@ export function parseVirtual(text: string, file: string, plan: ImportPlan): void
   }
 }
 
-export function parseDomains(text: string, file: string, plan: ImportPlan): void {
+function parseDomains(text: string, file: string, plan: ImportPlan): void {
   for (const e of mapEntries(text, file, plan.bad)) {
     const d = valid(() => checkDomain(e.key), e.where, plan.bad);
     if (d !== undefined) plan.domains.add(d);
@@ -235,7 +235,7 @@ export interface ImportCounts {
 }
 
 /** Writes a plan in the caller's transaction; returns what changed. */
-export async function applyPlan(c: pg.ClientBase, plan: ImportPlan): Promise<ImportCounts> {
+async function applyPlan(c: pg.ClientBase, plan: ImportPlan): Promise<ImportCounts> {
   const domains = [...plan.domains].sort();
   const d = await c.query('INSERT INTO mailmapd.domains (name) SELECT unnest($1::text[]) ON CONFLICT (name) DO NOTHING RETURNING name', [domains]);
 

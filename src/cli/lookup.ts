@@ -4,7 +4,7 @@
 
 import { connect, type Socket } from 'node:net';
 import type { Config } from '../config.js';
-import type { ListenAddress } from '../listen.js';
+import type { ListenAddress } from '../net/listen-address.js';
 import { createNetstringDecoder, encodeNetstring } from '../socketmap/netstring.js';
 import { MAX_REPLY_BYTES } from '../socketmap/server.js';
 
@@ -16,7 +16,7 @@ const TIMEOUT_MS = 10_000;
 type Reply = { kind: 'reply'; payload: string } | { kind: 'error'; message: string };
 
 /** Sends one request and resolves with the reply payload; never rejects. */
-export function socketmapRequest(address: ListenAddress, request: string, timeoutMs = TIMEOUT_MS): Promise<Reply> {
+function socketmapRequest(address: ListenAddress, request: string, timeoutMs = TIMEOUT_MS): Promise<Reply> {
   return new Promise((resolve) => {
     let settled = false;
     const socket: Socket = address.kind === 'unix' ? connect({ path: address.path }) : connect({ host: address.host, port: address.port });

@@ -13,7 +13,7 @@ export function mailStoreRoot(mailHome: string): string {
 }
 
 /** Shell commands (as root) that create the mail user, its group and the store. */
-export function mailStoreCommands(config: Config): string[] {
+function mailStoreCommands(config: Config): string[] {
   const root = mailStoreRoot(config.mail_home);
   return [
     `getent group ${config.mail_gid} >/dev/null || groupadd --system --gid ${config.mail_gid} vmail`,

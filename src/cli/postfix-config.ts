@@ -4,12 +4,12 @@
 // path does not exist.
 
 import type { Config } from '../config.js';
-import type { ListenAddress } from '../listen.js';
+import type { ListenAddress } from '../net/listen-address.js';
 import { postfixLmtpTransport } from './dovecot-lmtp-config.js';
 import { submissionSection } from './postfix-submission-config.js';
 
 /** The Postfix table name for one socketmap name on `address`. */
-export function socketmapTable(address: ListenAddress, name: string): string {
+function socketmapTable(address: ListenAddress, name: string): string {
   return address.kind === 'unix' ? `proxy:socketmap:unix:${address.path}:${name}` : `socketmap:${address.text}:${name}`;
 }
 

@@ -3,7 +3,7 @@
 // `mailmapd dovecot-config`) and only after STARTTLS, and a sender only from the addresses
 // the login owns (smtpd_sender_login_maps, the `senders` map).
 
-export const submissionService = [
+const submissionService = [
   'submission inet n       -       y       -       -       smtpd',
   '  -o syslog_name=postfix/submission',
   '  -o smtpd_tls_security_level=encrypt',

@@ -4,7 +4,7 @@
 
 import type { Config } from '../config.js';
 import { serveHttp, type HttpServer, type Route } from '../http/server.js';
-import type { ListenAddress } from '../listen.js';
+import type { ListenAddress } from '../net/listen-address.js';
 import { errorMessage, type Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { listen, type ConnectionHandler } from '../net/listener.js';

@@ -2,10 +2,10 @@
 // rules can be read and tested without a daemon. Applying the plan is listeners.ts's job.
 
 import { configKeys, type Config, type ConfigKey } from '../config.js';
-import type { ListenAddress } from '../listen.js';
+import type { ListenAddress } from '../net/listen-address.js';
 
 /** Keys a SIGHUP applies without a restart. */
-export const reloadableKeys: ReadonlySet<ConfigKey> = new Set<ConfigKey>([
+const reloadableKeys: ReadonlySet<ConfigKey> = new Set<ConfigKey>([
   'log_level',
   'recipient_delimiter',
   'socketmap_listen',

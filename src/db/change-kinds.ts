@@ -3,7 +3,7 @@
 // built from this one list. A kind added here needs its query in every profile
 // (src/sync/profile.ts).
 
-export const loggedKinds = ['domain', 'alias_domain', 'mailbox', 'alias', 'master_user', 'route'] as const;
+const loggedKinds = ['domain', 'alias_domain', 'mailbox', 'alias', 'master_user', 'route'] as const;
 
 /** The list as SQL literals: `'domain', 'alias_domain', …`. */
 export const loggedKindsSql = loggedKinds.map((k) => `'${k}'`).join(', ');

@@ -5,7 +5,7 @@
 
 export type TargetSessionAttrs = 'any' | 'read-write' | 'read-only' | 'primary' | 'standby' | 'prefer-standby';
 
-export const targetSessionAttrsValues: readonly TargetSessionAttrs[] = ['any', 'read-write', 'read-only', 'primary', 'standby', 'prefer-standby'];
+const targetSessionAttrsValues: readonly TargetSessionAttrs[] = ['any', 'read-write', 'read-only', 'primary', 'standby', 'prefer-standby'];
 
 export interface HostUrl {
   host: string;
@@ -21,7 +21,7 @@ export interface ConnInfo {
   connectTimeoutMs?: number;
 }
 
-export class ConnInfoError extends Error {}
+class ConnInfoError extends Error {}
 
 /** Splits `h1:p1,[v6]:p2,h3` into host/port pairs; a missing port is `defaultPort`. */
 function splitHosts(authority: string, defaultPort: number): Array<{ host: string; port: number }> {

@@ -15,8 +15,8 @@ import type { Metrics } from '../metrics.js';
 import { endConnection, type ConnectionControl, type ConnectionHandler } from '../net/listener.js';
 import type { WritebackMetrics } from '../writeback/metrics.js';
 
-export const STORAGE_KEY = 'priv/quota/storage';
-export const MESSAGES_KEY = 'priv/quota/messages';
+const STORAGE_KEY = 'priv/quota/storage';
+const MESSAGES_KEY = 'priv/quota/messages';
 
 export interface DictDeps {
   /** Where committed usage goes (the write-back buffer). */
@@ -45,6 +45,28 @@ interface Transaction {
 
 const count = /^(0|[1-9]\d{0,17})$/;
 
+/** One S, U or A of a transaction: a kept value, or the reason its commit will fail. */
+function recordWrite(tx: Transaction | undefined, cmd: string, key: string, value: string | undefined): void {
+  if (!tx || tx.refused !== undefined) return;
+  if (key !== STORAGE_KEY && key !== MESSAGES_KEY) {
+    tx.refused = `mailmapd keeps only ${STORAGE_KEY} and ${MESSAGES_KEY} (quota_clone), not ${key.slice(0, 100)}`;
+    return;
+  }
+  if (cmd === 'U') return; // quota-clone's unset=yes: an unset followed by the new value
+  if (cmd === 'A') {
+    tx.refused = 'mailmapd keeps quota-clone values, not atomic increments (use a quota backend such as count)';
+    return;
+  }
+  if (value === undefined || !count.test(value)) {
+    tx.refused = `not a count: ${JSON.stringify((value ?? '').slice(0, 40))}`;
+    return;
+  }
+  if (key === STORAGE_KEY) tx.bytes = Number(value);
+  else tx.messages = Number(value);
+}
+
+// Long because it is the per-connection state machine as one closure (the handshake flag,
+// the open transactions); each step inside is a short function.
 export function createDictHandler(deps: DictDeps): ConnectionHandler {
   const { logger, metrics } = deps;
 
@@ -57,7 +79,7 @@ export function createDictHandler(deps: DictDeps): ConnectionHandler {
     const send = (fields: string[]) => {
       if (dead) return;
       socket.write(fields.map(tabEscape).join('\t') + '\n');
-      if (socket.writableLength > MAX_PENDING_OUT) drop('client does not read its replies');
+      if (socket.writableLength > MAX_PENDING_OUT) drop('not_reading', 'client does not read its replies');
     };
     /** A failure the client reads, then the end of the connection. */
     const refuse = (reason: string) => {
@@ -68,9 +90,9 @@ export function createDictHandler(deps: DictDeps): ConnectionHandler {
       dead = true;
       endConnection(socket);
     };
-    const drop = (reason: string) => {
+    const drop = (fault: 'line_too_long' | 'not_reading', reason: string) => {
       if (dead) return;
-      metrics.badInput.inc({ listener: LISTENER, reason: reason === 'line too long' ? 'line_too_long' : 'protocol' });
+      metrics.badInput.inc({ listener: LISTENER, reason: fault });
       logger.warn('dict client: closing connection', { reason });
       dead = true;
       socket.destroy();
@@ -111,25 +133,6 @@ export function createDictHandler(deps: DictDeps): ConnectionHandler {
       send([`O${id}`]);
     };
 
-    const write = (tx: Transaction | undefined, cmd: string, key: string, value: string | undefined) => {
-      if (!tx || tx.refused !== undefined) return;
-      if (key !== STORAGE_KEY && key !== MESSAGES_KEY) {
-        tx.refused = `mailmapd keeps only ${STORAGE_KEY} and ${MESSAGES_KEY} (quota_clone), not ${key.slice(0, 100)}`;
-        return;
-      }
-      if (cmd === 'U') return; // quota-clone's unset=yes: an unset followed by the new value
-      if (cmd === 'A') {
-        tx.refused = 'mailmapd keeps quota-clone values, not atomic increments (use a quota backend such as count)';
-        return;
-      }
-      if (value === undefined || !count.test(value)) {
-        tx.refused = `not a count: ${JSON.stringify((value ?? '').slice(0, 40))}`;
-        return;
-      }
-      if (key === STORAGE_KEY) tx.bytes = Number(value);
-      else tx.messages = Number(value);
-    };
-
     const handleLine = (line: string) => {
       if (line === '') return;
       const args = line.split('\t').map(tabUnescape);
@@ -156,7 +159,7 @@ export function createDictHandler(deps: DictDeps): ConnectionHandler {
         case 'S':
         case 'U':
         case 'A':
-          return write(transactions.get(first), cmd, args[1] ?? '', args[2]);
+          return recordWrite(transactions.get(first), cmd, args[1] ?? '', args[2]);
         case 'T':
         case 'V':
           return; // timestamps and log hiding change nothing here
@@ -174,7 +177,7 @@ export function createDictHandler(deps: DictDeps): ConnectionHandler {
     socket.on('data', (chunk: Buffer) => {
       if (dead) return;
       const lines = splitter.push(chunk);
-      if (lines === undefined) return drop('line too long');
+      if (lines === undefined) return drop('line_too_long', 'line too long');
       for (const line of lines) {
         if (dead) return;
         handleLine(line);

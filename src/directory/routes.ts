@@ -10,7 +10,7 @@
 import { atIndex, splitExtension } from './address.js';
 
 /** The sources a routing key starts with, each followed by `:` and a folded name or address. */
-export const routeSources = ['domain_transport', 'relay_domain', 'relay_recipient', 'sender_relayhost', 'sender_credentials'] as const;
+const routeSources = ['domain_transport', 'relay_domain', 'relay_recipient', 'sender_relayhost', 'sender_credentials'] as const;
 export type RouteSource = (typeof routeSources)[number];
 
 export interface RouteTable {

@@ -19,7 +19,7 @@ export interface UserdbFields {
 }
 
 /** Expands `%u` (address), `%n` (local part), `%d` (domain) and `%%`, like Dovecot's variables. */
-export function expandHome(template: string, address: string): string {
+function expandHome(template: string, address: string): string {
   return template.replace(/%([%und])/g, (_, c: string) => {
     switch (c) {
       case 'u':

@@ -17,7 +17,7 @@ import { performance } from 'node:perf_hooks';
 import { chmodSync, chownSync, lstatSync, unlinkSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { createServer, type Server, type Socket } from 'node:net';
-import type { ListenAddress } from '../listen.js';
+import type { ListenAddress } from './listen-address.js';
 import type { Logger } from '../log.js';
 import { limitRepeats } from '../log-limit.js';
 

@@ -21,7 +21,7 @@ function params(list: string): Record<string, number> {
  * The `argon2` package writes its parameters sorted (`m=…,p=…,t=…`); libsodium, and so
  * Dovecot, accepts only the reference order `m=…,t=…,p=…`.
  */
-export function referenceOrder(encoded: string): string {
+function referenceOrder(encoded: string): string {
   const m = phc.exec(encoded);
   if (!m) throw new Error('argon2 produced an unexpected string');
   const p = params(m[3]!);

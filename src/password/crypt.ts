@@ -9,7 +9,7 @@ import { BadHashError } from './scheme.js';
 import type { Scheme } from './types.js';
 
 /** Cost of new bcrypt hashes: Laravel's default; Dovecot's own 5 is too cheap today. */
-export const BCRYPT_COST = 10;
+const BCRYPT_COST = 10;
 
 function cryptScheme(name: string, prefix: string, cost: number): Scheme {
   return {

@@ -9,7 +9,7 @@ import type { Scheme } from './types.js';
 const MAX_ROUNDS = 10_000_000;
 const saltChars = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789./';
 
-export function randomSalt(length: number): string {
+function randomSalt(length: number): string {
   let s = '';
   for (const b of randomBytes(length)) s += saltChars[b & 0x3f];
   return s;

@@ -7,16 +7,7 @@
 
 import type pg from 'pg';
 import type { ChangeKind } from '../directory/directory.js';
-import { changeKinds, expectedColumns, type Profile, type Watch } from './profile.js';
-
-export const sectionName: Record<ChangeKind, string> = {
-  domain: 'domains',
-  alias_domain: 'alias_domains',
-  mailbox: 'mailboxes',
-  alias: 'aliases',
-  route: 'routes',
-  master_user: 'master_users',
-};
+import { changeKinds, expectedColumns, sectionName, type Profile, type Watch } from './profile.js';
 
 type TypeClass = 'text' | 'boolean' | 'integer';
 
@@ -49,7 +40,7 @@ const describe: Record<TypeClass, string> = {
  * A table as `"schema"."name"` plus its oid, or undefined when it does not exist.
  * Called inside a transaction: a name too malformed for to_regclass must not abort it.
  */
-export async function resolveTable(client: pg.ClientBase, table: string): Promise<{ name: string; oid: number } | undefined> {
+async function resolveTable(client: pg.ClientBase, table: string): Promise<{ name: string; oid: number } | undefined> {
   const r = await trial(client, () =>
     client.query<{ q: string; oid: number }>(
       `SELECT format('%I.%I', n.nspname, c.relname) AS q, c.oid::int AS oid
@@ -63,7 +54,7 @@ export async function resolveTable(client: pg.ClientBase, table: string): Promis
 }
 
 /** Replaces every `{{table}}` in a key expression by the table's qualified name. */
-export async function resolveKeyExpr(client: pg.ClientBase, keyExpr: string): Promise<{ sql: string; missing: string[] }> {
+async function resolveKeyExpr(client: pg.ClientBase, keyExpr: string): Promise<{ sql: string; missing: string[] }> {
   const missing: string[] = [];
   let sql = '';
   let last = 0;

@@ -11,7 +11,7 @@ import { laravelProfile } from './profiles/laravel.js';
 import { modoboaProfile } from './profiles/modoboa.js';
 import { postfixadminProfile } from './profiles/postfixadmin.js';
 
-export const builtinProfiles: Readonly<Record<string, Profile>> = {
+const builtinProfiles: Readonly<Record<string, Profile>> = {
   native: nativeProfile,
   postfixadmin: postfixadminProfile,
   modoboa: modoboaProfile,

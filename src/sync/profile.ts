@@ -81,3 +81,13 @@ export const nativeProfile: Profile = {
     master_user: 'SELECT name, password, active FROM mailmapd.master_users',
   },
 };
+
+/** Each kind's section name in a custom profile and in `mailmapd check`'s report. */
+export const sectionName: Record<ChangeKind, string> = {
+  domain: 'domains',
+  alias_domain: 'alias_domains',
+  mailbox: 'mailboxes',
+  alias: 'aliases',
+  route: 'routes',
+  master_user: 'master_users',
+};

@@ -13,11 +13,11 @@ function text(v: unknown): string {
   return v === null || v === undefined ? '' : String(v);
 }
 
-export function domainRow(r: Row): [string, boolean] {
+function domainRow(r: Row): [string, boolean] {
   return [fold(text(r[0])), truthy(r[1])];
 }
 
-export function aliasDomainRow(r: Row): [string, AliasDomainRecord] {
+function aliasDomainRow(r: Row): [string, AliasDomainRecord] {
   return [fold(text(r[0])), { target: fold(text(r[1])), active: truthy(r[2]) }];
 }
 
@@ -73,12 +73,12 @@ export function mailboxRow(r: Row): [string, MailboxRecord] {
   return [fold(text(r[0])), record];
 }
 
-export function masterUserRow(r: Row): [string, MasterUserRecord] {
+function masterUserRow(r: Row): [string, MasterUserRecord] {
   return [fold(text(r[0])), { password: r[1] === null || r[1] === undefined || r[1] === '' ? null : String(r[1]), active: truthy(r[2]) }];
 }
 
 /** A routing row: `<source>:<name>` → its value ('' where the source has none, e.g. a relay domain without a transport). */
-export function routeRow(r: Row): [string, string] {
+function routeRow(r: Row): [string, string] {
   return [fold(text(r[0])), text(r[1])];
 }
 

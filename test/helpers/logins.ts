@@ -12,7 +12,7 @@ import { createAuthenticator, type AuthenticatorHandle } from '../../src/auth/au
 import { createAuthClientHandler } from '../../src/authclient/server.js';
 import { createCheckpasswordHandler } from '../../src/checkpassword/server.js';
 import { createDirectory, emptyData, type Directory, type DirectoryData } from '../../src/directory/directory.js';
-import { parseListenAddress } from '../../src/listen.js';
+import { parseListenAddress } from '../../src/net/listen-address.js';
 import { createLogger } from '../../src/log.js';
 import { createMetrics, type Metrics } from '../../src/metrics.js';
 import { listen, type Listener } from '../../src/net/listener.js';

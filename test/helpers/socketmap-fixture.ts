@@ -4,7 +4,7 @@
 
 import { connect, type Socket } from 'node:net';
 import { createDirectory, emptyData, type Directory, type DirectoryData } from '../../src/directory/directory.js';
-import type { ListenAddress } from '../../src/listen.js';
+import type { ListenAddress } from '../../src/net/listen-address.js';
 import { silentLogger, type Logger } from '../../src/log.js';
 import { createMetrics, type Metrics } from '../../src/metrics.js';
 import { listen, type Listener } from '../../src/net/listener.js';

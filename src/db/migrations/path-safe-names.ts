@@ -16,7 +16,7 @@ interface NameRule {
   show: string;
 }
 
-export const nameRules: readonly NameRule[] = [
+const nameRules: readonly NameRule[] = [
   { table: 'mailmapd.domains', constraint: 'domains_name_path_safe', part: 'name', show: 'name' },
   { table: 'mailmapd.alias_domains', constraint: 'alias_domains_name_path_safe', part: 'name', show: 'name' },
   { table: 'mailmapd.mailboxes', constraint: 'mailboxes_local_part_path_safe', part: `split_part(address, '@', 1)`, show: 'address' },

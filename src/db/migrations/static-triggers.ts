@@ -20,9 +20,8 @@ import { loggedKindsSql } from '../change-kinds.js';
 /** Functions in schema mailmapd that change triggers may call; anything else is not ours. */
 export const logFunctionPattern = '^(log_change|log_[a-z_]+_on_[0-9]+)$';
 
-/** Drops the trigger functions of ours that no trigger calls, older versions' included. */
-export const dropUnusedLogFunctionsSql = `
-DO $do$
+/** The body that drops the trigger functions of ours that no trigger calls, older versions' included. */
+const dropUnusedBody = `
 DECLARE
   f record;
 BEGIN
@@ -34,7 +33,10 @@ BEGIN
     EXECUTE format('DROP FUNCTION %s', f.sig);
   END LOOP;
 END
-$do$`;
+`;
+
+/** The same as one statement, for a database whose installed function may be older. */
+export const dropUnusedLogFunctionsSql = `DO $do$${dropUnusedBody}$do$`;
 
 export const staticTriggerSql = `
 -- Triggers created by older versions call this generic function. It no longer executes
@@ -55,19 +57,7 @@ REVOKE ALL ON FUNCTION mailmapd.log_change() FROM PUBLIC;
 
 -- Drops the trigger functions of ours that no trigger calls any more.
 CREATE OR REPLACE FUNCTION mailmapd.drop_unused_log_functions() RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
-DECLARE
-  f record;
-BEGIN
-  FOR f IN
-    SELECT p.oid::regprocedure AS sig FROM pg_proc p
-     WHERE p.pronamespace = 'mailmapd'::regnamespace AND p.proname ~ '${logFunctionPattern}'
-       AND p.pronargs = 0 AND NOT EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgfoid = p.oid)
-  LOOP
-    EXECUTE format('DROP FUNCTION %s', f.sig);
-  END LOOP;
-END
-$fn$;
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$${dropUnusedBody}$fn$;
 REVOKE ALL ON FUNCTION mailmapd.drop_unused_log_functions() FROM PUBLIC;
 
 -- Removes the four change triggers of a kind from a table, and their function.

@@ -12,34 +12,18 @@
 // queries run and give the right columns is `mailmapd check`'s job (profile-check.ts).
 
 import type { ChangeKind } from '../../directory/directory.js';
-import { changeKinds, type Profile, type Watch } from '../profile.js';
+import { changeKinds, sectionName, type Profile, type Watch } from '../profile.js';
 import { emptyQuery } from './empty.js';
 
 export class ProfileSyntaxError extends Error {}
 
-const kindNames: Record<string, ChangeKind> = {
-  domains: 'domain',
-  domain: 'domain',
-  alias_domains: 'alias_domain',
-  alias_domain: 'alias_domain',
-  mailboxes: 'mailbox',
-  mailbox: 'mailbox',
-  aliases: 'alias',
-  alias: 'alias',
-  routes: 'route',
-  route: 'route',
-  master_users: 'master_user',
-  master_user: 'master_user',
-};
-
-const sectionNames: Record<ChangeKind, string> = {
-  domain: 'domains',
-  alias_domain: 'alias_domains',
-  mailbox: 'mailboxes',
-  alias: 'aliases',
-  route: 'routes',
-  master_user: 'master_users',
-};
+/** A section or watch line may name a kind by its section name or by the kind itself. */
+const kindNames: Record<string, ChangeKind> = Object.fromEntries(
+  changeKinds.flatMap((k) => [
+    [sectionName[k], k],
+    [k, k],
+  ]),
+);
 
 export function parseCustomProfile(text: string, source: string): Profile {
   const bodies = new Map<ChangeKind, { line: number; sql: string[] }>();
@@ -55,7 +39,7 @@ export function parseCustomProfile(text: string, source: string): Profile {
     if (section) {
       const kind = kindNames[section[1]!.toLowerCase()];
       if (kind === undefined) fail(n, `unknown section "${section[1]}" (expected domains, alias_domains, mailboxes or aliases)`);
-      if (bodies.has(kind!)) fail(n, `section "${sectionNames[kind!]}" appears twice`);
+      if (bodies.has(kind!)) fail(n, `section "${sectionName[kind!]}" appears twice`);
       current = kind!;
       bodies.set(current, { line: n, sql: [] });
       return;
@@ -77,13 +61,13 @@ export function parseCustomProfile(text: string, source: string): Profile {
   for (const kind of changeKinds) {
     const body = bodies.get(kind);
     if (body === undefined) {
-      if (kind === 'domain' || kind === 'mailbox') fail(lines.length, `the "-- ${sectionNames[kind]}:" section is missing`);
+      if (kind === 'domain' || kind === 'mailbox') fail(lines.length, `the "-- ${sectionName[kind]}:" section is missing`);
       queries[kind] = emptyQuery(kind);
       continue;
     }
     const sql = body.sql.join('\n').trim().replace(/;\s*$/, '').trim();
-    if (sql === '') fail(body.line, `the "${sectionNames[kind]}" section has no query`);
-    if (sql.includes(';')) fail(body.line, `the "${sectionNames[kind]}" section must hold one query (found a ";" inside)`);
+    if (sql === '') fail(body.line, `the "${sectionName[kind]}" section has no query`);
+    if (sql.includes(';')) fail(body.line, `the "${sectionName[kind]}" section must hold one query (found a ";" inside)`);
     queries[kind] = sql;
   }
   return { name: 'custom', source, queries, watches };

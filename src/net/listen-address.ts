@@ -7,7 +7,7 @@ import { isAbsolute } from 'node:path';
 
 export type ListenAddress = { kind: 'inet'; host: string; port: number; text: string } | { kind: 'unix'; path: string; text: string };
 
-export function isLoopback(host: string): boolean {
+function isLoopback(host: string): boolean {
   if (host === 'localhost') return true;
   if (isIP(host) === 4) return host.startsWith('127.');
   if (isIP(host) === 6) return host === '::1' || host === '0:0:0:0:0:0:0:1';
