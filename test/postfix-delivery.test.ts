@@ -9,7 +9,7 @@
 // dovecot-lmtpd, dovecot-auth-lua or that root (`.ci/run` provides them). Runs as root.
 
 import { spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -23,7 +23,7 @@ import { freePort, startDaemon, type Daemon } from './helpers/daemon.js';
 import { createTestDatabase, waitFor, type TestDatabase } from './helpers/db.js';
 import { dovecot24Root, hasLuaModule } from './helpers/dovecot.js';
 import { stopByPidFile } from './helpers/pid-file.js';
-import { masterCf } from './helpers/postfix.js';
+import { masterCf, postfixInstance, type PostfixInstance } from './helpers/postfix.js';
 import { smtpSession, type SmtpSession } from './helpers/smtp.js';
 
 const MAIL_UID = 5000; // the daemon's default mail_uid and mail_gid, answered by its userdb
@@ -94,8 +94,8 @@ function describeDelivery(listener: 'inet' | 'unix', d: DovecotUnderTest): void 
     let dir: string;
     let smtpPort: number;
     const daemonConfig: Record<string, string> = {};
-    const postfix = (...args: string[]) => spawnSync('/usr/sbin/postfix', ['-c', join(dir, 'etc'), ...args], { encoding: 'utf8', timeout: 30_000 });
-    const maillog = () => (existsSync(join(dir, 'maillog')) ? readFileSync(join(dir, 'maillog'), 'utf8') : '');
+    let pfx: PostfixInstance | undefined;
+    const maillog = () => pfx?.maillog() ?? '';
     /** A path under d.root as the chrooted Dovecot sees it. */
     const inside = (path: string) => (d.root === '' ? path : path.slice(d.root.length));
     const dovecotLog = () => (existsSync(join(dir, 'dovecot', 'dovecot.log')) ? readFileSync(join(dir, 'dovecot', 'dovecot.log'), 'utf8') : '');
@@ -142,11 +142,9 @@ function describeDelivery(listener: 'inet' | 'unix', d: DovecotUnderTest): void 
 
       // Postfix's and Dovecot's unprivileged users must reach the sockets and the mail store.
       // Under the root for a chrooted Dovecot: it must see the LMTP socket and the Maildirs.
-      dir = mkdtempSync(join(d.root === '' ? tmpdir() : join(d.root, 'tmp'), 'mailmapd-postfix-'));
-      chmodSync(dir, 0o755);
-      for (const sub of ['etc', 'spool', 'data', 'vmail', 'sock', 'dovecot', 'dovecot/run', 'dovecot/state']) mkdirSync(join(dir, sub));
-      const postfixUid = Number(spawnSync('id', ['-u', 'postfix'], { encoding: 'utf8' }).stdout);
-      chownSync(join(dir, 'data'), postfixUid, 0);
+      pfx = postfixInstance(d.root === '' ? tmpdir() : join(d.root, 'tmp'), 'mailmapd-postfix-', ['vmail', 'sock', 'dovecot', 'dovecot/run', 'dovecot/state']);
+      dir = pfx.dir;
+      const { postfixUid } = pfx;
       chownSync(join(dir, 'vmail'), MAIL_UID, MAIL_UID);
 
       // With UNIX sockets, the auth socket goes where Debian's Dovecot puts its own: in
@@ -175,22 +173,7 @@ function describeDelivery(listener: 'inet' | 'unix', d: DovecotUnderTest): void 
       smtpPort = await freePort();
       writeFileSync(
         join(dir, 'etc', 'main.cf'),
-        [
-          'compatibility_level = 3.6',
-          `queue_directory = ${dir}/spool`,
-          `data_directory = ${dir}/data`,
-          'mail_owner = postfix',
-          'setgid_group = postdrop',
-          'myhostname = mx.example.test',
-          'mydestination =',
-          'alias_maps =',
-          'alias_database =',
-          'local_recipient_maps =',
-          'inet_interfaces = 127.0.0.1',
-          'inet_protocols = ipv4',
-          `maillog_file = ${dir}/maillog`,
-          `maillog_file_prefixes = ${dir}`,
-          'recipient_delimiter = +',
+        pfx.mainCf([
           tables,
           // dovecot-config names a socket under /var/spool/postfix/ relative to it; this
           // Postfix's queue directory is elsewhere, so the test makes that one step itself.
@@ -199,8 +182,7 @@ function describeDelivery(listener: 'inet' | 'unix', d: DovecotUnderTest): void 
           'smtpd_tls_auth_only = no',
           'smtpd_relay_restrictions = permit_sasl_authenticated, reject_unauth_destination',
           'smtpd_sender_restrictions = reject_sender_login_mismatch',
-          '',
-        ].join('\n'),
+        ]),
       );
       writeFileSync(join(dir, 'etc', 'master.cf'), masterCf([`127.0.0.1:${smtpPort} inet n - y - - smtpd`]));
 
@@ -230,7 +212,7 @@ function describeDelivery(listener: 'inet' | 'unix', d: DovecotUnderTest): void 
         ].join('\n'),
       );
 
-      const pf = postfix('start');
+      const pf = pfx.run('start');
       expect(pf.status, `postfix start failed:\n${pf.stderr}\n${maillog()}`).toBe(0);
       const conf = inside(join(dir, 'dovecot', 'dovecot.conf'));
       const [bin, args] = d.root === '' ? ['dovecot', ['-c', conf]] : ['chroot', [d.root, 'dovecot', '-c', conf]];
@@ -252,11 +234,8 @@ function describeDelivery(listener: 'inet' | 'unix', d: DovecotUnderTest): void 
     }, 90_000);
 
     afterAll(async () => {
-      if (dir) {
-        postfix('stop');
-        await stopByPidFile(join(dir, 'spool', 'pid', 'master.pid'), 'Postfix');
-        await stopByPidFile(join(dir, 'dovecot', 'run', 'master.pid'), 'Dovecot');
-      }
+      await pfx?.stop();
+      if (dir) await stopByPidFile(join(dir, 'dovecot', 'run', 'master.pid'), 'Dovecot');
       await daemon?.stop();
       await db?.drop();
       if (dir) rmSync(dir, { recursive: true, force: true });

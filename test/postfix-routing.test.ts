@@ -1,12 +1,4 @@
-// The routing maps in a real Postfix, configured with what `mailmapd postfix-config` prints
-// for a UNIX socketmap listener (through proxymap, as Debian's chrooted daemons need):
-// relay domains and their recipients at RCPT, per-domain and relay-domain transports, and
-// sender-dependent relay hosts with their SMTP AUTH credentials. Next hops and relay hosts
-// are SMTP sinks on loopback that record what they were sent and how the client logged in.
-// Fails, never skips, without Postfix. Runs as root (Postfix's own daemons need it).
-
-import { spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,8 +6,7 @@ import { postfixConfig } from '../src/cli/postfix-config.js';
 import { parseConfigText } from '../src/config.js';
 import { freePort, startDaemon, type Daemon } from './helpers/daemon.js';
 import { createTestDatabase, waitFor, type TestDatabase } from './helpers/db.js';
-import { stopByPidFile } from './helpers/pid-file.js';
-import { masterCf } from './helpers/postfix.js';
+import { masterCf, postfixInstance, type PostfixInstance } from './helpers/postfix.js';
 import { smtpSession } from './helpers/smtp.js';
 import { startSmtpSink, type SmtpSink } from './helpers/smtp-sink.js';
 import { socketmapClient } from './helpers/socketmap-client.js';
@@ -32,8 +23,8 @@ describe('routing maps in a real Postfix, configured as mailmapd prints them', {
   let relayWithAuth: SmtpSink;
   let relayPlain: SmtpSink;
   let inetSocketmapPort: number;
-  const postfix = (...args: string[]) => spawnSync('/usr/sbin/postfix', ['-c', join(dir, 'etc'), ...args], { encoding: 'utf8', timeout: 30_000 });
-  const maillog = () => (existsSync(join(dir, 'maillog')) ? readFileSync(join(dir, 'maillog'), 'utf8') : '');
+  let pfx: PostfixInstance | undefined;
+  const maillog = () => pfx?.maillog() ?? '';
 
   const rcpt = async (address: string) => {
     const s = await smtpSession(inboundPort);
@@ -78,11 +69,8 @@ describe('routing maps in a real Postfix, configured as mailmapd prints them', {
         .replace('$4', `'[127.0.0.1]:${relayPlain.port}'`),
     );
 
-    dir = mkdtempSync(join(tmpdir(), 'mailmapd-routing-'));
-    chmodSync(dir, 0o755);
-    for (const sub of ['etc', 'spool', 'data', 'sock']) mkdirSync(join(dir, sub));
-    const postfixUid = Number(spawnSync('id', ['-u', 'postfix'], { encoding: 'utf8' }).stdout);
-    chownSync(join(dir, 'data'), postfixUid, 0);
+    pfx = postfixInstance(tmpdir(), 'mailmapd-routing-', ['sock']);
+    dir = pfx.dir;
     inetSocketmapPort = await freePort();
     daemon = await startDaemon({
       databaseUrl: db.url,
@@ -98,29 +86,13 @@ describe('routing maps in a real Postfix, configured as mailmapd prints them', {
     submitPort = await freePort();
     writeFileSync(
       join(dir, 'etc', 'main.cf'),
-      [
-        'compatibility_level = 3.6',
-        `queue_directory = ${dir}/spool`,
-        `data_directory = ${dir}/data`,
-        'mail_owner = postfix',
-        'setgid_group = postdrop',
-        'myhostname = mx.example.test',
-        'mydestination =',
-        'alias_maps =',
-        'alias_database =',
-        'local_recipient_maps =',
-        'inet_interfaces = 127.0.0.1',
-        'inet_protocols = ipv4',
+      pfx.mainCf([
         'mynetworks = 127.0.0.2/32',
-        `maillog_file = ${dir}/maillog`,
-        `maillog_file_prefixes = ${dir}`,
-        'recipient_delimiter = +',
         // No DNS here: next hops are IP literals, and nothing else may be looked up.
         'smtp_dns_support_level = disabled',
         tables,
         'smtpd_relay_restrictions = reject_unauth_destination',
-        '',
-      ].join('\n'),
+      ]),
     );
     writeFileSync(
       join(dir, 'etc', 'master.cf'),
@@ -130,7 +102,7 @@ describe('routing maps in a real Postfix, configured as mailmapd prints them', {
         `127.0.0.1:${submitPort} inet n - y - - smtpd -o mynetworks=127.0.0.0/8 -o smtpd_relay_restrictions=permit_mynetworks,reject_unauth_destination`,
       ]),
     );
-    const pf = postfix('start');
+    const pf = pfx.run('start');
     expect(pf.status, `postfix start failed:\n${pf.stderr}\n${maillog()}`).toBe(0);
     await waitFor(
       async () => {
@@ -147,10 +119,7 @@ describe('routing maps in a real Postfix, configured as mailmapd prints them', {
   }, 90_000);
 
   afterAll(async () => {
-    if (dir) {
-      postfix('stop');
-      await stopByPidFile(join(dir, 'spool', 'pid', 'master.pid'), 'Postfix');
-    }
+    await pfx?.stop();
     await daemon?.stop();
     await db?.drop();
     await Promise.all([nextHop?.close(), relayWithAuth?.close(), relayPlain?.close()]);

@@ -1,5 +1,11 @@
-// Debian's master.cf services for a private Postfix instance in tests, chrooted where Debian
-// chroots them. A test puts its own smtpd listeners (on free loopback ports) in front.
+// A private Postfix instance for tests: its directory, the main.cf lines every instance
+// starts with, and Debian's master.cf services, chrooted where Debian chroots them. A test
+// puts its own smtpd listeners (on free loopback ports) in front.
+
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { stopByPidFile } from './pid-file.js';
 
 const services = [
   'pickup unix n - y 60 1 pickup',
@@ -28,4 +34,60 @@ const services = [
 /** A master.cf: the given smtpd lines, then Debian's services. */
 export function masterCf(smtpdLines: string[]): string {
   return [...smtpdLines, ...services, ''].join('\n');
+}
+
+/**
+ * A private Postfix instance: a directory with etc, spool and data (data owned by postfix,
+ * as Postfix wants it) and the test's own extra folders, and what the tests do with it.
+ */
+export interface PostfixInstance {
+  dir: string;
+  postfixUid: number;
+  /** The main.cf lines every private instance starts with; the test adds its own after them. */
+  mainCf(extra: string[]): string;
+  /** `postfix -c DIR/etc ARGS…`. */
+  run(...args: string[]): SpawnSyncReturns<string>;
+  /** Its log so far ('' before it wrote one). */
+  maillog(): string;
+  /** `postfix stop`, waiting until its master has gone. */
+  stop(): Promise<void>;
+}
+
+export function postfixInstance(parent: string, prefix: string, extraFolders: string[] = []): PostfixInstance {
+  const dir = mkdtempSync(join(parent, prefix));
+  chmodSync(dir, 0o755);
+  for (const sub of ['etc', 'spool', 'data', ...extraFolders]) mkdirSync(join(dir, sub));
+  const postfixUid = Number(spawnSync('id', ['-u', 'postfix'], { encoding: 'utf8' }).stdout);
+  chownSync(join(dir, 'data'), postfixUid, 0);
+  const run = (...args: string[]) => spawnSync('/usr/sbin/postfix', ['-c', join(dir, 'etc'), ...args], { encoding: 'utf8', timeout: 30_000 });
+  return {
+    dir,
+    postfixUid,
+    mainCf: (extra) =>
+      [
+        'compatibility_level = 3.6',
+        `queue_directory = ${dir}/spool`,
+        `data_directory = ${dir}/data`,
+        'mail_owner = postfix',
+        'setgid_group = postdrop',
+        'myhostname = mx.example.test',
+        'mydestination =',
+        'alias_maps =',
+        'alias_database =',
+        'local_recipient_maps =',
+        'inet_interfaces = 127.0.0.1',
+        'inet_protocols = ipv4',
+        `maillog_file = ${dir}/maillog`,
+        `maillog_file_prefixes = ${dir}`,
+        'recipient_delimiter = +',
+        ...extra,
+        '',
+      ].join('\n'),
+    run,
+    maillog: () => (existsSync(join(dir, 'maillog')) ? readFileSync(join(dir, 'maillog'), 'utf8') : ''),
+    async stop() {
+      run('stop');
+      await stopByPidFile(join(dir, 'spool', 'pid', 'master.pid'), 'Postfix');
+    },
+  };
 }
