@@ -5,10 +5,8 @@
 // PostgreSQL by the sync: Debian 12's Dovecot 2.3 (dovecot-core, dovecot-auth-lua) and
 // Debian 13's 2.4 in the chroot scripts/dovecot24-root.sh makes. Fails without either.
 
-import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAuthenticator, type AuthenticatorHandle } from '../src/auth/authenticator.js';
 import { defaultLuaFile, dovecotLuaConfig, dovecotLuaConfig23, dovecotLuaConfig24 } from '../src/cli/dovecot-lua-config.js';
@@ -24,8 +22,7 @@ import { nativeProfile } from '../src/sync/profile.js';
 import { createSync, type Sync } from '../src/sync/sync.js';
 import { freePort } from './helpers/daemon.js';
 import { createTestDatabase, waitFor, type TestDatabase } from './helpers/db.js';
-import { dovecot24Root, hasLuaModule } from './helpers/dovecot.js';
-import { stopByPidFile } from './helpers/pid-file.js';
+import { dovecot23Target, dovecot24Target, dovecotInstance, type DovecotInstance, type DovecotTarget } from './helpers/dovecot.js';
 
 const sha512 = '{SHA512-CRYPT}$6$lXRp1ig.4KPF2O5i$8hULb3sBLbI1Eo5rjuOrw262V.pizuOv3igQTRCz/cfOctXAnCnIVo7857/Esw/QbDljhogP5FOeQDddoyfos0'; // "secret"
 const odd = 'p@ss w&rd=+%é'; // every character the form encoding must carry
@@ -241,16 +238,9 @@ describe('dovecot-config --lua', () => {
 });
 
 /** A Dovecot to run the interop suite against: the host's, or one in a chroot. */
-interface DovecotUnderTest {
-  version: string;
-  /** '' for the host's Dovecot; else the root directory Dovecot runs chrooted in. */
-  root: string;
-  /** Fails, saying how to get it, when this Dovecot is not installed. */
-  requireInstalled(): void;
+interface DovecotUnderTest extends DovecotTarget {
   /** The conf.d lines `mailmapd dovecot-config --lua` prints for this version. */
   snippet(config: Config, luaFile: string): string;
-  /** Lines a dovecot.conf of this version starts with. */
-  preamble: string[];
   /** How `doveadm user` shows a quota of `bytes`, and the field's name. */
   quota: { field: string; shown: (bytes: number) => RegExp };
   /** Maildir under the user's home and a count quota root, in this version's syntax. */
@@ -271,15 +261,9 @@ function workerResult(d: DovecotUnderTest, log: string, user: string): string | 
 
 // Debian 12's own Dovecot.
 const dovecot23: DovecotUnderTest = {
-  version: '2.3',
-  root: '',
-  requireInstalled() {
-    expect(spawnSync('dovecot', ['--version']).status, 'dovecot must be installed (apt-get install dovecot-core)').toBe(0);
-    expect(hasLuaModule(''), 'dovecot-auth-lua must be installed').toBe(true);
-  },
+  ...dovecot23Target,
   // What `mailmapd dovecot-config --lua` prints for 2.3, verbatim, with the shipped script.
   snippet: (config) => dovecotLuaConfig23(config),
-  preamble: [],
   quota: { field: 'quota_rule', shown: (bytes) => new RegExp(`^quota_rule\\s+\\*:bytes=${bytes}$`, 'm') },
   authTestTempFailExit: 77,
   mailAndQuota: ['mail_location = maildir:~/Maildir', 'mail_plugins = $mail_plugins quota', 'plugin {\n  quota = count:User quota\n  quota_vsizes = yes\n}'],
@@ -289,16 +273,8 @@ const dovecot23: DovecotUnderTest = {
 
 // Debian 13's Dovecot 2.4, in the root scripts/dovecot24-root.sh makes (`.ci/run` makes it).
 const dovecot24: DovecotUnderTest = {
-  version: '2.4',
-  root: dovecot24Root,
-  requireInstalled() {
-    expect(
-      existsSync(join(dovecot24Root, 'usr/sbin/dovecot')) && hasLuaModule(dovecot24Root),
-      `Dovecot 2.4 with dovecot-auth-lua must be in ${dovecot24Root}: run scripts/dovecot24-root.sh (as root)`,
-    ).toBe(true);
-  },
+  ...dovecot24Target,
   snippet: (config, luaFile) => dovecotLuaConfig24(config, { luaFile }),
-  preamble: ['dovecot_config_version = 2.4.1', 'dovecot_storage_version = 2.4.1'],
   quota: { field: 'quota_storage_size', shown: (bytes) => new RegExp(`^quota_storage_size\\s+${bytes}$`, 'm') },
   authTestTempFailExit: 75,
   mailAndQuota: ['mail_driver = maildir', 'mail_path = ~/Maildir', 'mail_plugins {\n  quota = yes\n}', 'quota "User quota" {\n  driver = count\n}'],
@@ -313,26 +289,12 @@ function describeInterop(d: DovecotUnderTest): void {
     let db: TestDatabase;
     let sync: Sync;
     let s: Stack;
-    let dir: string; // on this host; inside d.root for a chrooted Dovecot
-    let conf: string; // as Dovecot sees it
+    let dc: DovecotInstance;
     const directory = createDirectory({ recipientDelimiter: '+' });
-    /** A path under d.root as the chrooted Dovecot sees it. */
-    const inside = (path: string) => (d.root === '' ? path : path.slice(d.root.length));
     const command = (bin: string, args: string[]): [string, string[]] => (d.root === '' ? [bin, args] : ['chroot', [d.root, bin, ...args]]);
-
-    // Asynchronous: the daemon's HTTP server lives in this very process and must keep
-    // answering while doveadm waits for Dovecot, which waits for it.
-    const doveadm = (...args: string[]) =>
-      new Promise<{ code: number | null; out: string }>((resolve, reject) => {
-        const child = spawn(...command('doveadm', ['-c', conf, ...args]), { stdio: ['ignore', 'pipe', 'pipe'] });
-        let out = '';
-        child.stdout.on('data', (d) => (out += d));
-        child.stderr.on('data', (d) => (out += d));
-        child.once('error', (err) => reject(new Error(`doveadm is required for this interop test: ${err.message}`)));
-        child.once('close', (code) => resolve({ code, out }));
-      });
+    const doveadm = (...args: string[]) => dc.doveadm(args);
     const authTest = (user: string, password: string) => doveadm('auth', 'test', user, password);
-    const dovecotLog = () => readFileSync(join(dir, 'dovecot.log'), 'utf8');
+    const dovecotLog = () => dc.log();
     const httpConnections = async () =>
       (await s.metrics.registry.getMetricsAsJSON()).find((m) => m.name === 'mailmapd_connections_total')?.values.find((v) => v.labels.listener === 'http')
         ?.value ?? 0;
@@ -365,57 +327,29 @@ function describeInterop(d: DovecotUnderTest): void {
       });
       sync.start();
       await sync.firstLoad();
-      dir = mkdtempSync(join(d.root === '' ? tmpdir() : join(d.root, 'tmp'), 'mailmapd-dovecot-lua-'));
-      chmodSync(dir, 0o755); // Dovecot's unprivileged processes must reach base_dir
-      for (const sub of ['run', 'state', 'vmail']) mkdirSync(join(dir, sub));
-      chownSync(join(dir, 'vmail'), 5000, 5001); // the mail uid and gid of the daemon's userdb answers
-      // A chrooted Dovecot sees no file outside its root: it gets a copy of the shipped script.
-      let luaFile = defaultLuaFile;
-      if (d.root !== '') {
-        luaFile = join(dir, 'auth-mailmapd.lua');
-        copyFileSync(defaultLuaFile, luaFile);
-      }
-      s = await startStack(directory, pool, ['http_secret = interop-t0ken', `mail_home = ${inside(dir)}/vmail/%d/%n`]);
-      conf = inside(join(dir, 'dovecot.conf'));
-      writeFileSync(
-        join(dir, 'dovecot.conf'),
-        [
-          ...d.preamble,
-          `base_dir = ${inside(dir)}/run`,
-          `state_dir = ${inside(dir)}/state`,
-          `log_path = ${inside(dir)}/dovecot.log`,
-          'protocols =',
-          'ssl = no',
-          'auth_verbose = yes',
-          // The auth-worker logs "Finished: user_unknown" etc. only at debug level: the
-          // test reads the exact passdb result codes from there.
-          'auth_debug = yes',
-          // No failure delay and no anvil penalty, or every failed doveadm run waits seconds.
-          'auth_failure_delay = 0',
-          'service anvil {\n  unix_listener anvil-auth-penalty {\n    mode = 0\n  }\n}',
-          ...d.mailAndQuota,
-          d.snippet(s.config, inside(luaFile)),
-        ].join('\n'),
-      );
-      // stdio ignored: the daemonized master keeps inherited pipes open, which would make
-      // spawnSync wait for it forever. Startup errors land in dovecot.log.
-      const start = spawnSync(...command('dovecot', ['-c', conf]), { stdio: 'ignore', timeout: 20_000 });
-      expect(start.status, existsSync(join(dir, 'dovecot.log')) ? dovecotLog() : 'dovecot did not start').toBe(0);
-      await waitFor(
-        () => existsSync(join(dir, 'run', 'auth-client')) && existsSync(join(dir, 'run', 'auth-userdb')) && existsSync(join(dir, 'run', 'master.pid')),
-        10_000,
-        'dovecot auth sockets',
-      );
+      dc = dovecotInstance(d, 'mailmapd-dovecot-lua-');
+      s = await startStack(directory, pool, ['http_secret = interop-t0ken', `mail_home = ${dc.inside(dc.dir)}/vmail/%d/%n`]);
+      dc.writeConfig([
+        'protocols =',
+        'auth_verbose = yes',
+        // The auth-worker logs "Finished: user_unknown" etc. only at debug level: the
+        // test reads the exact passdb result codes from there.
+        'auth_debug = yes',
+        // No failure delay and no anvil penalty, or every failed doveadm run waits seconds.
+        'auth_failure_delay = 0',
+        'service anvil {\n  unix_listener anvil-auth-penalty {\n    mode = 0\n  }\n}',
+        ...d.mailAndQuota,
+        d.snippet(s.config, dc.luaFile),
+      ]);
+      await dc.start(['auth-client', 'auth-userdb']);
     }, 60_000);
 
     afterAll(async () => {
-      // The master detached: stop it by its pid, and wait until it is gone before its directory goes.
-      if (dir) await stopByPidFile(join(dir, 'run', 'master.pid'), 'dovecot');
+      await dc?.stop();
       s?.auth.close();
       await s?.http.close(0);
       await sync?.stop();
       await db?.drop();
-      if (dir) rmSync(dir, { recursive: true, force: true });
     }, 30_000);
 
     it('doveadm auth test: a good password logs in with the canonical user name', async () => {
@@ -455,7 +389,7 @@ function describeInterop(d: DovecotUnderTest): void {
     it('doveadm user shows home, uid, gid and the quota', async () => {
       const r = await doveadm('user', 'Alice@example.org');
       expect(r.code, r.out).toBe(0);
-      expect(r.out).toMatch(new RegExp(`^home\\s+${inside(dir)}/vmail/example\\.org/alice$`, 'm'));
+      expect(r.out).toMatch(new RegExp(`^home\\s+${dc.inside(dc.dir)}/vmail/example\\.org/alice$`, 'm'));
       expect(r.out).toMatch(/^uid\s+5000$/m);
       expect(r.out).toMatch(/^gid\s+5001$/m);
       expect(r.out).toMatch(d.quota.shown(1073741824));

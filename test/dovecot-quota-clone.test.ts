@@ -6,14 +6,11 @@
 // message saved with doveadm shows in quota_usage within seconds, and so does its expunge.
 // Fails without either Dovecot.
 
-import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dovecotConfig } from '../src/cli/dovecot-config.js';
 import { quotaCloneConfig23, quotaCloneConfig24 } from '../src/cli/dovecot-quota-clone-config.js';
-import { defaultLuaFile, dovecotLuaConfig23, dovecotLuaConfig24 } from '../src/cli/dovecot-lua-config.js';
+import { dovecotLuaConfig23, dovecotLuaConfig24 } from '../src/cli/dovecot-lua-config.js';
 import { createAuthenticator, type AuthenticatorHandle } from '../src/auth/authenticator.js';
 import { parseConfigText, type Config } from '../src/config.js';
 import { createDirectory } from '../src/directory/directory.js';
@@ -32,14 +29,9 @@ import { nativeStatements } from '../src/writeback/statements.js';
 import { createWriter, type Writer } from '../src/writeback/writer.js';
 import { freePort } from './helpers/daemon.js';
 import { createTestDatabase, waitFor, type TestDatabase } from './helpers/db.js';
-import { dovecot24Root, hasLuaModule } from './helpers/dovecot.js';
-import { stopByPidFile } from './helpers/pid-file.js';
+import { dovecot23Target, dovecot24Target, dovecotInstance, type DovecotInstance, type DovecotTarget } from './helpers/dovecot.js';
 
-interface DovecotUnderTest {
-  version: string;
-  root: string;
-  requireInstalled(): void;
-  preamble: string[];
+interface DovecotUnderTest extends DovecotTarget {
   /** Maildir under the home the daemon's userdb gives. */
   mail: string[];
   /** The Lua door's snippet `mailmapd dovecot-config --lua` prints for this version. */
@@ -48,28 +40,14 @@ interface DovecotUnderTest {
 }
 
 const dovecot23: DovecotUnderTest = {
-  version: '2.3',
-  root: '',
-  requireInstalled() {
-    expect(spawnSync('dovecot', ['--version']).status, 'dovecot must be installed (apt-get install dovecot-core)').toBe(0);
-    expect(hasLuaModule(''), 'dovecot-auth-lua must be installed').toBe(true);
-  },
-  preamble: [],
+  ...dovecot23Target,
   mail: ['mail_location = maildir:~/Maildir'],
   lua: (config) => dovecotLuaConfig23(config),
   quotaClone: quotaCloneConfig23,
 };
 
 const dovecot24: DovecotUnderTest = {
-  version: '2.4',
-  root: dovecot24Root,
-  requireInstalled() {
-    expect(
-      existsSync(join(dovecot24Root, 'usr/sbin/dovecot')) && hasLuaModule(dovecot24Root),
-      `Dovecot 2.4 with dovecot-auth-lua must be in ${dovecot24Root}: run scripts/dovecot24-root.sh (as root)`,
-    ).toBe(true);
-  },
-  preamble: ['dovecot_config_version = 2.4.1', 'dovecot_storage_version = 2.4.1'],
+  ...dovecot24Target,
   mail: ['mail_driver = maildir', 'mail_path = ~/Maildir'],
   lua: (config, luaFile) => dovecotLuaConfig24(config, { luaFile }),
   quotaClone: quotaCloneConfig24,
@@ -101,21 +79,9 @@ for (const d of [dovecot23, dovecot24]) {
     let pool: HashPool;
     let auth: AuthenticatorHandle;
     let http: HttpServer;
-    let dir: string;
-    let conf: string;
+    let dc: DovecotInstance;
     const logs: string[] = [];
-    const inside = (path: string) => (d.root === '' ? path : path.slice(d.root.length));
-    const command = (bin: string, args: string[]): [string, string[]] => (d.root === '' ? [bin, args] : ['chroot', [d.root, bin, ...args]]);
-    const doveadm = (args: string[], input?: string) =>
-      new Promise<{ code: number | null; out: string }>((resolve, reject) => {
-        const child = spawn(...command('doveadm', ['-c', conf, ...args]), { stdio: ['pipe', 'pipe', 'pipe'] });
-        let out = '';
-        child.stdout.on('data', (x) => (out += x));
-        child.stderr.on('data', (x) => (out += x));
-        child.once('error', (err) => reject(new Error(`doveadm is required for this interop test: ${err.message}`)));
-        child.once('close', (code) => resolve({ code, out }));
-        child.stdin.end(input ?? '');
-      });
+    const doveadm = (args: string[], input?: string) => dc.doveadm(args, input);
     const usage = async (address: string) =>
       (await db.sql.query<{ bytes: string | null; messages: string | null }>('SELECT bytes, messages FROM mailmapd.quota_usage WHERE address = $1', [address]))
         .rows[0];
@@ -140,10 +106,7 @@ for (const d of [dovecot23, dovecot24]) {
         flushIntervalMs: 200,
         reconnectMaxDelayMs: 500,
       });
-      dir = mkdtempSync(join(d.root === '' ? tmpdir() : join(d.root, 'tmp'), 'mailmapd-quota-clone-'));
-      chmodSync(dir, 0o755);
-      for (const sub of ['run', 'state', 'vmail']) mkdirSync(join(dir, sub));
-      chownSync(join(dir, 'vmail'), 5000, 5001);
+      dc = dovecotInstance(d, 'mailmapd-quota-clone-');
 
       // The daemon's parts as serve.ts wires them: directory from SQL, the Lua door over the
       // authenticator, whose logins go to the writer, and the dict listener.
@@ -161,7 +124,7 @@ for (const d of [dovecot23, dovecot24]) {
       sync.start();
       await sync.firstLoad();
       const config = parseConfigText(
-        [`http_listen = 127.0.0.1:${await freePort()}`, `mail_home = ${inside(dir)}/vmail/%d/%n`, 'mail_gid = 5001'].join('\n'),
+        [`http_listen = 127.0.0.1:${await freePort()}`, `mail_home = ${dc.inside(dc.dir)}/vmail/%d/%n`, 'mail_gid = 5001'].join('\n'),
         'test',
       );
       pool = createHashPool({ workers: 1, queueLimit: 100, defaultScheme: 'CRYPT', metrics, logger });
@@ -182,13 +145,8 @@ for (const d of [dovecot23, dovecot24]) {
         logger,
         metrics,
       );
-      let luaFile = defaultLuaFile;
-      if (d.root !== '') {
-        luaFile = join(dir, 'auth-mailmapd.lua'); // a chrooted Dovecot sees no file outside its root
-        copyFileSync(defaultLuaFile, luaFile);
-      }
 
-      const socket = join(dir, 'dict');
+      const socket = join(dc.dir, 'dict');
       dict = await listen(
         parseListenAddress(`unix:${socket}`),
         'dict',
@@ -207,30 +165,12 @@ for (const d of [dovecot23, dovecot24]) {
         { mode: 0o666, group: '' }, // the mail processes run as uid 5000
         logger,
       );
-      conf = inside(join(dir, 'dovecot.conf'));
-      writeFileSync(
-        join(dir, 'dovecot.conf'),
-        [
-          ...d.preamble,
-          `base_dir = ${inside(dir)}/run`,
-          `state_dir = ${inside(dir)}/state`,
-          `log_path = ${inside(dir)}/dovecot.log`,
-          'protocols =',
-          'ssl = no',
-          'auth_failure_delay = 0',
-          ...d.mail,
-          d.lua(config, inside(luaFile)),
-          ...d.quotaClone(inside(socket)),
-        ].join('\n') + '\n',
-      );
-      const start = spawnSync(...command('dovecot', ['-c', conf]), { stdio: 'ignore', timeout: 20_000 });
-      const log = () => (existsSync(join(dir, 'dovecot.log')) ? readFileSync(join(dir, 'dovecot.log'), 'utf8') : 'dovecot did not start');
-      expect(start.status, log()).toBe(0);
-      await waitFor(() => existsSync(join(dir, 'run', 'auth-userdb')) && existsSync(join(dir, 'run', 'master.pid')), 10_000, 'dovecot sockets');
+      dc.writeConfig(['protocols =', 'auth_failure_delay = 0', ...d.mail, d.lua(config, dc.luaFile), ...d.quotaClone(dc.inside(socket))]);
+      await dc.start(['auth-userdb']);
     }, 60_000);
 
     afterAll(async () => {
-      if (dir) await stopByPidFile(join(dir, 'run', 'master.pid'), 'dovecot');
+      await dc?.stop();
       await dict?.close(0);
       auth?.close();
       await http?.close(0);
@@ -238,7 +178,6 @@ for (const d of [dovecot23, dovecot24]) {
       await pool?.close();
       await writer?.stop();
       await db?.drop();
-      if (dir) rmSync(dir, { recursive: true, force: true });
     }, 30_000);
 
     it('a login through Dovecot lands in last_logins, under the canonical address', async () => {
@@ -255,7 +194,7 @@ for (const d of [dovecot23, dovecot24]) {
 
     it('a saved message shows in quota_usage within seconds, and its expunge too', async () => {
       const saved = await doveadm(['save', '-u', 'alice@example.org'], message);
-      expect(saved.code, saved.out + readFileSync(join(dir, 'dovecot.log'), 'utf8')).toBe(0);
+      expect(saved.code, saved.out + dc.log()).toBe(0);
       const ms = await waitFor(async () => (await usage('alice@example.org'))?.messages === '1', 5000, 'the saved message in quota_usage');
       const row = await usage('alice@example.org');
       expect(Number(row!.bytes)).toBeGreaterThanOrEqual(message.length - 10);
@@ -269,7 +208,7 @@ for (const d of [dovecot23, dovecot24]) {
       expect(expunged.code, expunged.out).toBe(0);
       await waitFor(async () => (await usage('alice@example.org'))?.messages === '0', 5000, 'the expunge in quota_usage');
       expect((await usage('alice@example.org'))!.bytes).toBe('0');
-      const log = readFileSync(join(dir, 'dovecot.log'), 'utf8');
+      const log = dc.log();
       expect(log).toMatch(/starting up/); // the log these Dovecots write
       expect(log).not.toMatch(/quota.clone.*(failed|error)|dict.*(failed|error)|Received reply/i);
     });
