@@ -7,10 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createCluster, type Cluster } from './helpers/cluster.js';
-import { createTestDatabase, urlFor, waitFor, type TestDatabase } from './helpers/db.js';
+import { createCluster, createMailDatabase, type Cluster } from './helpers/cluster.js';
+import { createTestDatabase, waitFor, type TestDatabase } from './helpers/db.js';
 import { cliPath, startDaemon, type Daemon } from './helpers/daemon.js';
-import { migrate } from '../src/db/schema.js';
 
 function cli(args: string[], opts: { config?: string; input?: string } = {}) {
   const r = spawnSync(process.execPath, [cliPath, ...(opts.config ? ['-c', opts.config] : []), ...args], {
@@ -152,16 +151,7 @@ describe('PostgreSQL restarts (private cluster)', () => {
   let url: string;
   beforeAll(async () => {
     cluster = await createCluster();
-    const admin = new pg.Client({ connectionString: cluster.url });
-    await admin.connect();
-    await admin.query('CREATE DATABASE mail');
-    await admin.end();
-    url = urlFor('mail', cluster.url);
-    const c = new pg.Client({ connectionString: url });
-    await c.connect();
-    await migrate(c);
-    await c.query(`INSERT INTO mailmapd.domains (name) VALUES ('example.org')`);
-    await c.end();
+    url = await createMailDatabase(cluster, `INSERT INTO mailmapd.domains (name) VALUES ('example.org')`);
   });
   afterAll(async () => {
     await daemon?.stop();

@@ -5,11 +5,9 @@
 // work again once the database is back.
 
 import { spawn, spawnSync } from 'node:child_process';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { migrate } from '../src/db/schema.js';
-import { createCluster, type Cluster } from './helpers/cluster.js';
-import { urlFor, waitFor } from './helpers/db.js';
+import { createCluster, createMailDatabase, type Cluster } from './helpers/cluster.js';
+import { waitFor } from './helpers/db.js';
 import { startDaemon, type Daemon } from './helpers/daemon.js';
 import { checkpasswordBinary } from './helpers/logins.js';
 
@@ -34,17 +32,13 @@ describe('auth_max_staleness', () => {
   let url: string;
   beforeAll(async () => {
     cluster = await createCluster();
-    const admin = new pg.Client({ connectionString: cluster.url });
-    await admin.connect();
-    await admin.query('CREATE DATABASE mail');
-    await admin.end();
-    url = urlFor('mail', cluster.url);
-    const c = new pg.Client({ connectionString: url });
-    await c.connect();
-    await migrate(c);
-    await c.query(`INSERT INTO mailmapd.domains (name) VALUES ('example.org')`);
-    await c.query(`INSERT INTO mailmapd.mailboxes (address, password) VALUES ('user@example.org', '{PLAIN}secret')`);
-    await c.end();
+    url = await createMailDatabase(
+      cluster,
+      [
+        `INSERT INTO mailmapd.domains (name) VALUES ('example.org')`,
+        `INSERT INTO mailmapd.mailboxes (address, password) VALUES ('user@example.org', '{PLAIN}secret')`,
+      ].join(';\n'),
+    );
   }, 60_000);
   afterAll(async () => {
     await daemon?.stop();

