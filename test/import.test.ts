@@ -13,12 +13,9 @@ import { importCommand, quotaRuleBytes } from '../src/cli/import.js';
 import { TempError } from '../src/errors.js';
 import { parseConfigText, type Config } from '../src/config.js';
 import { createDirectory } from '../src/directory/directory.js';
-import { silentLogger } from '../src/log.js';
-import { createMetrics } from '../src/metrics.js';
 import { verifyPassword } from '../src/password/verify.js';
-import { nativeProfile } from '../src/sync/profile.js';
-import { createSync } from '../src/sync/sync.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+import { startTestSync } from './helpers/sync.js';
 
 const hash = (scheme: string, pw: string) => execFileSync('doveadm', ['pw', '-s', scheme, '-p', pw], { encoding: 'utf8' }).trim();
 
@@ -138,17 +135,12 @@ describe('mailmapd import', () => {
 
   it('round-trips: old passwords log in, maps answer as postmap does on the flat files', async () => {
     const directory = createDirectory({ recipientDelimiter: '+' });
-    const sync = createSync({
+    const { sync } = startTestSync({
       databaseUrl: db.url,
-      profile: nativeProfile,
       directory,
-      logger: silentLogger,
-      metrics: createMetrics(false),
       pollIntervalMs: 200,
-      retentionMs: 86_400_000,
       reconnectMaxDelayMs: 1000,
     });
-    sync.start();
     try {
       await sync.firstLoad();
       for (const u of users) {

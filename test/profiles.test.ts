@@ -13,13 +13,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { triggersCommand } from '../src/cli/triggers.js';
 import { ConfigError, parseConfigText } from '../src/config.js';
 import { createDirectory, type Directory } from '../src/directory/directory.js';
-import { silentLogger } from '../src/log.js';
-import { createMetrics } from '../src/metrics.js';
 import { verifyPassword } from '../src/password/verify.js';
 import { checkProfile } from '../src/sync/profile-check.js';
 import { profileFor } from '../src/sync/profile-select.js';
-import { createSync, type Sync } from '../src/sync/sync.js';
+import type { Sync } from '../src/sync/sync.js';
 import { createTestDatabase, waitFor, type TestDatabase } from './helpers/db.js';
+import { startTestSync } from './helpers/sync.js';
 
 /** A hash as the real Dovecot makes it (`{SCHEME}…`); `bare` drops the prefix, as crypt(3) users store it. */
 function dovecotHash(scheme: string, password: string, bare = false): string {
@@ -465,17 +464,13 @@ for (const panel of cases) {
     });
 
     it('serves the panel data: domains, mailboxes, aliases, senders, logins', async () => {
-      sync = createSync({
+      sync = startTestSync({
         databaseUrl: db.url,
         profile: await profileFor(panel.schema),
         directory,
-        logger: silentLogger,
-        metrics: createMetrics(false),
         pollIntervalMs: 200,
-        retentionMs: 86_400_000,
         reconnectMaxDelayMs: 1000,
-      });
-      sync.start();
+      }).sync;
       await sync.firstLoad();
       await panel.answers(directory);
     });
@@ -559,17 +554,13 @@ SELECT lower(src) AS address, lower(dst) AS destination, true AS active FROM mai
     const config = parseConfigText(`database_url = ${db.url}\nschema = ${schema}\n`, 'test.conf');
     expect(await triggersCommand(config, ['install'], () => {})).toBe(0);
     const directory = createDirectory({ recipientDelimiter: '+' });
-    const sync = createSync({
+    const { sync } = startTestSync({
       databaseUrl: db.url,
       profile,
       directory,
-      logger: silentLogger,
-      metrics: createMetrics(false),
       pollIntervalMs: 200,
-      retentionMs: 86_400_000,
       reconnectMaxDelayMs: 1000,
     });
-    sync.start();
     try {
       await sync.firstLoad();
       expect(directory.alias('info@example.org')).toBe('alice@example.org');

@@ -8,11 +8,9 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrate } from '../src/db/schema.js';
 import { createDirectory, type Directory } from '../src/directory/directory.js';
-import { silentLogger } from '../src/log.js';
-import { createMetrics } from '../src/metrics.js';
-import { nativeProfile } from '../src/sync/profile.js';
-import { createSync, type Sync } from '../src/sync/sync.js';
+import type { Sync } from '../src/sync/sync.js';
 import { createCluster, type Cluster } from './helpers/cluster.js';
+import { startTestSync } from './helpers/sync.js';
 
 let original: Cluster;
 const others: Cluster[] = [];
@@ -25,21 +23,14 @@ async function client(c: Cluster): Promise<pg.Client> {
 }
 
 function startSync(url: string, directory: Directory, saved: { position?: unknown }, resume?: unknown): Sync {
-  const sync = createSync({
+  const { sync } = startTestSync({
     databaseUrl: url,
-    profile: nativeProfile,
     directory,
-    logger: silentLogger,
-    metrics: createMetrics(false),
-    pollIntervalMs: 100,
-    retentionMs: 86_400_000,
-    reconnectMaxDelayMs: 200,
     onApplied: (p) => {
       saved.position = JSON.parse(JSON.stringify(p));
     },
     ...(resume !== undefined ? { resume: { position: resume } } : {}),
   });
-  sync.start();
   return sync;
 }
 

@@ -8,11 +8,10 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { changeLogSql } from '../src/db/schema.js';
 import { createDirectory } from '../src/directory/directory.js';
-import { silentLogger } from '../src/log.js';
-import { createMetrics } from '../src/metrics.js';
 import { modoboaProfile } from '../src/sync/profiles/modoboa.js';
-import { createSync, type Sync } from '../src/sync/sync.js';
+import type { Sync } from '../src/sync/sync.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+import { startTestSync } from './helpers/sync.js';
 
 let db: TestDatabase;
 let sync: Sync;
@@ -40,17 +39,11 @@ beforeAll(async () => {
     const sql = w.keyExpr.replace(/\{\{\s*(\w+)\s*\}\}/g, 'public.$1');
     await db.sql.query('SELECT mailmapd.watch_table($1::regclass, $2, $3)', [`public.${w.table}`, w.kind, sql]);
   }
-  sync = createSync({
+  sync = startTestSync({
     databaseUrl: db.url,
     profile: modoboaProfile,
     directory,
-    logger: silentLogger,
-    metrics: createMetrics(false),
-    pollIntervalMs: 100,
-    retentionMs: 86_400_000,
-    reconnectMaxDelayMs: 200,
-  });
-  sync.start();
+  }).sync;
   await sync.firstLoad();
 });
 

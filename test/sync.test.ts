@@ -3,11 +3,9 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDirectory } from '../src/directory/directory.js';
-import { silentLogger } from '../src/log.js';
-import { createMetrics } from '../src/metrics.js';
-import { nativeProfile } from '../src/sync/profile.js';
-import { createSync, type Sync } from '../src/sync/sync.js';
+import type { Sync } from '../src/sync/sync.js';
 import { createTestDatabase, waitFor, type TestDatabase } from './helpers/db.js';
+import { startTestSync } from './helpers/sync.js';
 
 let db: TestDatabase;
 let sync: Sync;
@@ -22,17 +20,12 @@ beforeAll(async () => {
     INSERT INTO mailmapd.aliases (address, destination, active) VALUES ('team@example.org', 'carol@elsewhere.test', true),
       ('team@example.org', 'dave@elsewhere.test', false), ('team@example.org', 'alice@example.org', true);
   `);
-  sync = createSync({
+  sync = startTestSync({
     databaseUrl: db.url,
-    profile: nativeProfile,
     directory,
-    logger: silentLogger,
-    metrics: createMetrics(false),
     pollIntervalMs: 5000, // long: changes must arrive by NOTIFY, not by the poll
-    retentionMs: 86_400_000,
     reconnectMaxDelayMs: 500,
-  });
-  sync.start();
+  }).sync;
   await sync.firstLoad();
 });
 
