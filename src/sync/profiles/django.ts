@@ -1,7 +1,7 @@
-// The Django app of the seed ("Postfix/Dovecot Django Integration"): mail_domain (name,
+// A Django mail app (the "Postfix/Dovecot Django Integration" layout): mail_domain (name,
 // enabled) and mail_emailaccount (email, password_hash as SHA512-CRYPT — a bare `$6$`
-// string or `{SHA512-CRYPT}…` — and is_active). Names the seed leaves open, chosen as
-// Django would: mail_domain.name, mail_emailaccount.email. The seed has no quota column
+// string or `{SHA512-CRYPT}…` — and is_active). Names such an app leaves to
+// Django's defaults: mail_domain.name, mail_emailaccount.email. It has no quota column
 // (quota 0 = none) and no alias table: its virtual_aliases.cf only maps each account to
 // itself, which the directory does for every mailbox anyway, so the alias query is empty.
 

@@ -1,6 +1,6 @@
-// The Laravel admin panel of the seed: domains (domain, active), email_accounts (email,
+// A typical home-grown Laravel mail panel: domains (domain, active), email_accounts (email,
 // username, password as Laravel's bcrypt `$2y$…`, quota, active), aliases (source,
-// destination, active). The seed does not give quota's unit: it is taken as MB, the unit
+// destination, active). Such a panel does not say quota's unit: it is taken as MB, the unit
 // such panels show and hand to Dovecot as `*:storage=…M` (0 = none).
 
 import type { Profile } from '../profile.js';

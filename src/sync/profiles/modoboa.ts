@@ -1,4 +1,4 @@
-// Modoboa, as the seed's Dovecot queries show it: admin_domain (name, enabled, type),
+// Modoboa, as the Dovecot queries of a Modoboa 0.x installation read it: admin_domain (name, enabled, type),
 // admin_domainalias (name, target_id, enabled), admin_mailbox (address = the local part,
 // domain_id, user_id, quota in MB), admin_user (email, password `{SHA512-CRYPT}…` or
 // another Dovecot scheme, is_active), admin_alias (address, enabled) with its recipients
