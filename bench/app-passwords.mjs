@@ -7,8 +7,7 @@
 // worker: the numbers are per-login CPU cost, and the ratios compare with no app passwords.
 // Runnable alone: node bench/app-passwords.mjs
 
-const dist = new URL('../dist/', import.meta.url);
-const load = (p) => import(new URL(p, dist).href);
+import { load } from './lib.mjs';
 
 const SECONDS = 1.5;
 

@@ -4,9 +4,7 @@
 
 import { connect } from 'node:net';
 
-const dist = new URL('../dist/', import.meta.url);
-/** Imports a module of the built daemon (`npm run build` first). */
-export const load = (p) => import(new URL(p, dist).href);
+export { load, sleep } from './lib.mjs';
 
 // "secret", SHA512-CRYPT with the default 5000 rounds (test/vectors/dovecot-pw.tsv).
 export const HASH = '{SHA512-CRYPT}$6$lXRp1ig.4KPF2O5i$8hULb3sBLbI1Eo5rjuOrw262V.pizuOv3igQTRCz/cfOctXAnCnIVo7857/Esw/QbDljhogP5FOeQDddoyfos0';
@@ -14,7 +12,6 @@ export const USERS = 200;
 export const CONNECTIONS = 8;
 export const SECONDS = 3;
 
-export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 export const plain = (u, p) => Buffer.from(`\0${u}\0${p}`).toString('base64');
 
 /** One auth-client connection to Dovecot: handshake, then sequential PLAIN logins until `until`. */

@@ -66,7 +66,6 @@ async function startDovecot(dir, name, passdb, userdb) {
 }
 
 export async function run(log) {
-  if (!existsSync(new URL('authclient/server.js', dist))) throw new Error('dist/ is missing: run npm run build first');
   const { createDirectory, emptyData } = await load('directory/directory.js');
   const { createAuthenticator } = await load('auth/authenticator.js');
   const { createHashPool } = await load('password/pool.js');

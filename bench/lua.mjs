@@ -53,7 +53,6 @@ async function startDovecot(dir, name, lines) {
 }
 
 export async function run(log) {
-  if (!existsSync(new URL('dovecot/route.js', dist))) throw new Error('dist/ is missing: run npm run build first');
   execFileSync('dovecot', ['--version'], { stdio: 'ignore' }); // throws without dovecot-core
   if (!existsSync('/usr/lib/dovecot/modules/auth/libauthdb_lua.so')) throw new Error('dovecot-auth-lua is not installed');
   const { createDirectory, emptyData } = await load('directory/directory.js');

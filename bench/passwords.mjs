@@ -11,14 +11,12 @@ import { availableParallelism } from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 
-const dist = new URL('../dist/', import.meta.url);
-const load = (p) => import(new URL(p, dist).href);
+import { load, pct } from './lib.mjs';
 
 const SHA512 = '{SHA512-CRYPT}$6$lXRp1ig.4KPF2O5i$8hULb3sBLbI1Eo5rjuOrw262V.pizuOv3igQTRCz/cfOctXAnCnIVo7857/Esw/QbDljhogP5FOeQDddoyfos0';
 const ARGON = '{ARGON2ID}$argon2id$v=19$m=65536,t=3,p=1$p0mpeMcwnWXYidM9ojQ5Lg$N5YjHg6qTNx7znGUV+wqtSzv7mMMoRayqY5xEsG2OHs';
 
 const fmt = (n, d = 1) => n.toFixed(d);
-const pct = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 
 /** Mean ms of fn over at least `minMs` of wall time (and at least 3 runs). */
 async function perCall(fn, minMs = 600) {

@@ -3,7 +3,9 @@
 // which is the same for every map). 100k mailboxes, 100k relay recipients and 100k sender
 // relay hosts; keys carry an extension, as Postfix sends them, so the fallbacks run.
 
-const { createDirectory, emptyData } = await import(new URL('../dist/directory/directory.js', import.meta.url).href);
+import { load } from './lib.mjs';
+
+const { createDirectory, emptyData } = await load('directory/directory.js');
 
 export async function run(log) {
   const n = 100_000;

@@ -15,31 +15,14 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import pg from 'pg';
+import { dbUrl, serverUrl, withClient } from './lib.mjs';
 
-const serverUrl = process.env.MAILMAPD_BENCH_PG ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const DB = 'mailmapd_bench_socketmap';
 const MAILBOXES = 100_000;
 const DOMAINS = 1000;
 const CLIENTS = 8;
 const KEYS_PER_CLIENT = 20_000;
 const POSTMAP = process.env.POSTMAP ?? '/usr/sbin/postmap';
-
-const dbUrl = (name) => {
-  const u = new URL(serverUrl);
-  u.pathname = `/${name}`;
-  return u.toString();
-};
-
-async function withClient(url, fn) {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    return await fn(c);
-  } finally {
-    await c.end();
-  }
-}
 
 async function prepareDatabase() {
   await withClient(serverUrl, async (c) => {

@@ -7,23 +7,7 @@
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-
-const serverUrl = process.env.MAILMAPD_BENCH_PG ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-const dbUrl = (name) => {
-  const u = new URL(serverUrl);
-  u.pathname = `/${name}`;
-  return u.toString();
-};
-
-async function withClient(url, fn) {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    return await fn(c);
-  } finally {
-    await c.end();
-  }
-}
+import { dbUrl, serverUrl, withClient } from './lib.mjs';
 
 async function prepare(name, size) {
   await withClient(serverUrl, async (c) => {
