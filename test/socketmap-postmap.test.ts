@@ -4,7 +4,6 @@
 // plus TEMP before the first load, the 100000-byte reply limit as Postfix enforces it, and
 // the main.cf lines `mailmapd postfix-config` prints. Fails, never skips, without postmap.
 
-import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,25 +11,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfigText } from '../src/config.js';
 import { parseListenAddress } from '../src/net/listen-address.js';
 import { postfixConfig } from '../src/cli/postfix-config.js';
+import { POSTMAP, postmap, type PostmapRun as Run } from './helpers/postfix.js';
 import { atLimit, cases, keyBytes, startSocketmap, type Case, type Server } from './helpers/socketmap-fixture.js';
-
-const POSTMAP = process.env.POSTMAP ?? '/usr/sbin/postmap';
-
-interface Run {
-  code: number;
-  stdout: Buffer;
-  stderr: string;
-}
-
-function postmap(args: string[], input?: Buffer): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = execFile(POSTMAP, args, { encoding: 'buffer', timeout: 30_000, maxBuffer: 4 << 20 }, (err, stdout, stderr) => {
-      if (err && typeof (err as { code?: unknown }).code !== 'number') return reject(err);
-      resolve({ code: err ? (err as unknown as { code: number }).code : 0, stdout, stderr: stderr.toString('utf8') });
-    });
-    child.stdin!.end(input ?? Buffer.alloc(0));
-  });
-}
 
 const table = (s: Server, map: string) => `socketmap:inet:127.0.0.1:${s.port}:${map}`;
 

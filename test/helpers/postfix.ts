@@ -1,8 +1,9 @@
 // A private Postfix instance for tests: its directory, the main.cf lines every instance
 // starts with, and Debian's master.cf services, chrooted where Debian chroots them. A test
-// puts its own smtpd listeners (on free loopback ports) in front.
+// puts its own smtpd listeners (on free loopback ports) in front. And Postfix's own table
+// client, postmap, for one key or a batch of keys on stdin.
 
-import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { execFile, spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stopByPidFile } from './pid-file.js';
@@ -90,4 +91,38 @@ export function postfixInstance(parent: string, prefix: string, extraFolders: st
       await stopByPidFile(join(dir, 'spool', 'pid', 'master.pid'), 'Postfix');
     },
   };
+}
+
+export const POSTMAP = process.env.POSTMAP ?? '/usr/sbin/postmap';
+
+export interface PostmapRun {
+  code: number;
+  stdout: Buffer;
+  stderr: string;
+}
+
+/** Runs postmap with `args`, `input` on its stdin; resolves with its exit code and output. */
+export function postmap(args: string[], input?: Buffer): Promise<PostmapRun> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(POSTMAP, args, { encoding: 'buffer', timeout: 30_000, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
+      if (err && typeof (err as { code?: unknown }).code !== 'number') return reject(err);
+      resolve({ code: err ? (err as unknown as { code: number }).code : 0, stdout, stderr: stderr.toString('utf8') });
+    });
+    child.stdin!.end(input ?? Buffer.alloc(0));
+  });
+}
+
+/**
+ * `postmap -q - TABLE` over `keys` (one process, keys on stdin): key → value of every key
+ * found. Throws when postmap complains or fails (a TEMP or a query error ends the batch).
+ */
+export async function postmapBatch(table: string, keys: readonly string[]): Promise<Map<string, string>> {
+  const r = await postmap(['-q', '-', table], Buffer.from(keys.map((k) => `${k}\n`).join('')));
+  if (r.stderr !== '' || r.code > 1) throw new Error(`postmap -q - ${table} exited ${r.code}: ${r.stderr}`);
+  const found = new Map<string, string>();
+  for (const line of r.stdout.toString('utf8').split('\n')) {
+    const tab = line.indexOf('\t');
+    if (tab >= 0) found.set(line.slice(0, tab), line.slice(tab + 1));
+  }
+  return found;
 }
