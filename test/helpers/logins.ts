@@ -226,3 +226,62 @@ export function smtpAuthLine(port: number, user: string, pass: string, rip?: str
 export async function smtpAuth(port: number, user: string, pass: string, rip?: string): Promise<string> {
   return (await smtpAuthLine(port, user, pass, rip)).split('\t')[0]!;
 }
+
+/** One login for authPlainBatch. */
+export interface Login {
+  user: string;
+  password: string;
+  service: string;
+}
+
+/**
+ * Many SASL PLAIN logins pipelined on one auth-client connection (a UNIX socket path or a
+ * TCP port on 127.0.0.1), as a login process sends them, at most `window` open at once (the
+ * daemon closes a connection with more than 128): the OK or FAIL line of each, in the order
+ * of `logins`. Works against Dovecot's own auth-client socket and the daemon's.
+ */
+export function authPlainBatch(target: string | number, logins: readonly Login[], ms = 60_000, window = 32): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    const s = typeof target === 'number' ? connect(target, '127.0.0.1') : connect(target);
+    const replies: string[] = new Array(logins.length);
+    let left = logins.length;
+    let sent = 0;
+    let partial = '';
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(new Error(`${left} of ${logins.length} logins unanswered after ${ms} ms`));
+    }, ms);
+    const sendNext = () => {
+      if (sent >= logins.length) return;
+      const l = logins[sent++]!;
+      s.write(`AUTH\t${sent}\tPLAIN\tservice=${l.service}\tsecured\tno-penalty\tnologin\tresp=${plain(l.user, l.password)}\n`);
+    };
+    s.setEncoding('utf8');
+    s.on('data', (d: string) => {
+      partial += d;
+      let nl: number;
+      while ((nl = partial.indexOf('\n')) >= 0) {
+        const line = partial.slice(0, nl);
+        partial = partial.slice(nl + 1);
+        const m = /^(OK|FAIL)\t(\d+)/.exec(line);
+        if (!m) continue;
+        replies[Number(m[2]) - 1] = line;
+        if (--left === 0) {
+          clearTimeout(timer);
+          s.end();
+          resolve(replies);
+        } else sendNext();
+      }
+    });
+    s.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    s.on('close', () => {
+      clearTimeout(timer);
+      if (left > 0) reject(new Error(`the server closed the connection with ${left} of ${logins.length} logins unanswered`));
+    });
+    s.write(`VERSION\t1\t2\nCPID\t${process.pid}\n`);
+    for (let i = 0; i < window; i++) sendNext();
+  });
+}

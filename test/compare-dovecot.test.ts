@@ -1,0 +1,198 @@
+// Differential test for logins: the same SASL PLAIN logins (right and wrong passwords, every
+// password scheme, case variants, alias-domain logins, inactive mailboxes and domains,
+// disabled services, odd user names) asked of Dovecot's own SQL passdb over the native
+// schema and of mailmapd's auth-client door, both over the same database and through the
+// same client. Passwords are hashed by `doveadm pw`, not by mailmapd. Every difference is
+// printed as a table; the listed ones are wanted, with their reasons, and a listed one that
+// no longer occurs fails too. COMPARE_SEED=N reproduces a run's random rows.
+
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import {
+  differenceTable,
+  generateRows,
+  insertRows,
+  judge,
+  seedFromEnv,
+  type Credential,
+  type Difference,
+  type ExpectedDifference,
+  type Rows,
+} from './helpers/compare-directory.js';
+import { startDaemon, type Daemon } from './helpers/daemon.js';
+import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+import { startDovecot, type PrivateDovecot } from './helpers/dovecot.js';
+import { authPlainBatch, type Login } from './helpers/logins.js';
+
+const run = promisify(execFile);
+
+/**
+ * Schemes Dovecot 2.3 and mailmapd both verify, with `doveadm pw` options; each hashes its
+ * own cleartext. One Argon2 only: at Dovecot's 64 MiB a check, it dominates the run time.
+ */
+const schemes = [
+  'PLAIN',
+  'SHA512-CRYPT',
+  'SHA512-CRYPT -r 1000',
+  'SHA256-CRYPT',
+  'BLF-CRYPT',
+  'BLF-CRYPT -r 4',
+  'MD5-CRYPT',
+  'ARGON2ID',
+  'PBKDF2',
+  'SSHA512',
+  'SSHA256',
+  'SHA512',
+  'SHA256',
+  'SSHA',
+  'SHA1',
+  'SMD5',
+  'PLAIN-MD5',
+  'CRAM-MD5',
+  'SCRAM-SHA-1',
+  'SCRAM-SHA-256',
+];
+
+async function credentials(): Promise<Credential[]> {
+  const hashed = await Promise.all(
+    schemes.map(async (scheme, i) => {
+      const [name, ...options] = scheme.split(' ');
+      const cleartext = `pw-${name!.toLowerCase()}-${i}`;
+      const { stdout } = await run('doveadm', ['pw', '-s', name!, ...options, '-p', cleartext]);
+      return { stored: stdout.trim(), cleartext };
+    }),
+  );
+  const crypt = hashed.find((c) => c.stored.startsWith('{SHA512-CRYPT}'))!;
+  return [
+    ...hashed,
+    // A bare crypt string, as old panels store them (the contract allows it).
+    { stored: crypt.stored.replace('{SHA512-CRYPT}', ''), cleartext: crypt.cleartext },
+    // A scheme name in lower case, and a cleartext with spaces and non-ASCII characters.
+    { stored: crypt.stored.replace('{SHA512-CRYPT}', '{sha512-crypt}'), cleartext: crypt.cleartext },
+    { stored: '{PLAIN}pässwörd mit Leerzeichen', cleartext: 'pässwörd mit Leerzeichen' },
+    // A scheme neither knows: no password logs in.
+    { stored: '{NO-SUCH-SCHEME}abc', cleartext: undefined },
+  ];
+}
+
+// Dovecot expands %u (the user name, already lower-cased by the default auth_username_format
+// %Lu in ASCII; lower() does the rest) and %s (the service), SQL-escaped. A login in an alias
+// domain logs in as the mailbox of the target domain, whose address Dovecot takes as the user.
+const passwordQuery = `SELECT m.address AS user, m.password AS password
+  FROM (SELECT coalesce(
+          (SELECT x.address FROM mailmapd.mailboxes x WHERE x.address = lower('%u')),
+          (SELECT substring(lower('%u') from '^(.+)@') || '@' || ad.target FROM mailmapd.alias_domains ad
+            WHERE ad.name = substring(lower('%u') from '@([^@]*)$') AND ad.active)) AS address) t
+  JOIN mailmapd.mailboxes m ON m.address = t.address
+  JOIN mailmapd.domains d ON d.name = m.domain
+ WHERE m.active AND d.active AND m.password IS NOT NULL AND NOT m.maintenance AND '%s' <> ALL (m.disabled_services)`;
+
+const services = ['imap', 'pop3', 'smtp', 'submission'];
+
+/** Every login worth trying: each mailbox with its password, a wrong one, in other spellings and domains. */
+function loginsFor(rows: Rows): Login[] {
+  const out: Login[] = [];
+  const aliasDomainsOf = (domain: string) => rows.aliasDomains.filter((a) => a.target === domain).map((a) => a.name);
+  rows.mailboxes.forEach((m, i) => {
+    const password = m.cleartext ?? 'anything';
+    const at = m.address.lastIndexOf('@');
+    const local = m.address.slice(0, at);
+    const domain = m.address.slice(at + 1);
+    const service = services[i % services.length]!;
+    out.push({ user: m.address, password, service: 'imap' });
+    out.push({ user: m.address, password, service });
+    out.push({ user: m.address, password: `${password}x`, service: 'imap' });
+    out.push({ user: m.address, password: password.toUpperCase(), service: 'imap' });
+    out.push({ user: m.address.toUpperCase(), password, service: 'imap' });
+    out.push({ user: `${local}+tag@${domain}`, password, service: 'imap' });
+    for (const ad of aliasDomainsOf(domain)) out.push({ user: `${local}@${ad.toUpperCase()}`, password, service: 'imap' });
+  });
+  const known = rows.mailboxes[0]!;
+  for (const user of ['nobody@example.org', 'alice', 'alice@', '@example.org', 'alice@unknown.invalid', 'alice@example.org*master', ' alice@example.org'])
+    out.push({ user, password: known.cleartext ?? 'x', service: 'imap' });
+  out.push({ user: 'alice@example.org', password: '', service: 'imap' });
+  return out;
+}
+
+/** A reply as compared: OK with the user it logged in as, or FAIL, temporary or not. */
+function outcome(line: string): string {
+  const fields = line.split('\t');
+  if (fields[0] === 'OK') return `OK ${fields.find((f) => f.startsWith('user=')) ?? '(no user)'}`;
+  return fields.some((f) => f === 'temp' || f === 'code=temp_fail') ? 'FAIL temp' : 'FAIL';
+}
+
+const expected: ExpectedDifference[] = [];
+
+const seed = seedFromEnv();
+let db: TestDatabase;
+let daemon: Daemon;
+let dovecot: PrivateDovecot;
+let dir: string;
+let rows: Rows;
+
+beforeAll(async () => {
+  console.log(`compare-dovecot: seed ${seed} (COMPARE_SEED=${seed} reproduces this run)`);
+  expect(existsSync('/usr/lib/dovecot/modules/auth/libdriver_pgsql.so'), "install Debian's dovecot-pgsql package").toBe(true);
+  db = await createTestDatabase();
+  rows = generateRows(seed, await credentials());
+  await insertRows(db.sql, rows);
+  // No guessing limiter: Dovecot's SQL passdb has none, and the wrong passwords here are many.
+  daemon = await startDaemon({ databaseUrl: db.url, config: { policy_enabled: 'no' } });
+  dir = mkdtempSync(join(tmpdir(), 'mailmapd-compare-dovecot-'));
+  const server = new URL(db.url);
+  const sqlConf = join(dir, 'dovecot-sql.conf.ext');
+  writeFileSync(
+    sqlConf,
+    [
+      'driver = pgsql',
+      `connect = host=${server.hostname} port=${server.port || '5432'} dbname=${db.name} user=${decodeURIComponent(server.username) || 'postgres'}`,
+      // A bare crypt string is a password too (the contract allows it).
+      'default_pass_scheme = CRYPT',
+      `password_query = ${passwordQuery.replace(/\n\s*/g, ' ')}`,
+      '',
+    ].join('\n'),
+    { mode: 0o644 },
+  );
+  dovecot = await startDovecot(dir, [
+    // Dovecot refuses user names with other characters (`+`, `'`, non-ASCII) before any
+    // passdb by default; the comparison is about what the passdb decides.
+    'auth_username_chars =',
+    'disable_plaintext_auth = no',
+    `passdb {\n  driver = sql\n  args = ${sqlConf}\n}`,
+    'userdb {\n  driver = static\n  args = uid=5000 gid=5000 home=/var/vmail/%d/%n\n}',
+  ]);
+});
+
+afterAll(async () => {
+  dovecot?.stop();
+  await daemon?.stop();
+  await db?.drop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+it('Dovecot SQL passdb and mailmapd decide every login alike', async () => {
+  const logins = loginsFor(rows);
+  const [reference, mailmapd] = await Promise.all([authPlainBatch(join(dovecot.run, 'auth-client'), logins), authPlainBatch(daemon.ports.auth, logins)]);
+  const diffs: Difference[] = [];
+  logins.forEach((l, i) => {
+    const r = outcome(reference[i]!);
+    const m = outcome(mailmapd[i]!);
+    if (r !== m) diffs.push({ map: 'logins', key: `${l.service} ${l.user} / ${l.password}`, reference: r, mailmapd: m });
+  });
+  const ok = reference.filter((l) => l.startsWith('OK')).length;
+  console.log(`compare-dovecot: ${logins.length} logins, ${ok} accepted by Dovecot's SQL passdb, ${diffs.length} differences`);
+  const { unexpected, unused } = judge(diffs, expected);
+  if (unexpected.length > 0) console.log(`logins: unexpected differences\n${differenceTable(unexpected, 'dovecot sql')}`);
+  // Both outcomes must occur, or the comparison proves nothing.
+  expect(ok).toBeGreaterThan(20);
+  expect(ok).toBeLessThan(logins.length - 20);
+  expect(unexpected, `unexpected differences:\n${differenceTable(unexpected, 'dovecot sql')}\n${dovecot.log().slice(-3000)}`).toEqual([]);
+  expect(
+    unused.map((e) => e.reason),
+    'listed differences that no longer occur: remove them from the list',
+  ).toEqual([]);
+});
