@@ -26,7 +26,7 @@ import {
 } from './helpers/compare-directory.js';
 import { startDaemon, type Daemon } from './helpers/daemon.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
-import { POSTMAP, postmapBatch } from './helpers/postfix.js';
+import { POSTMAP, postmapBatch, postmapOne } from './helpers/postfix.js';
 
 // Postfix expands %s (the key), %u (its local part; the whole key when it has no `@`) and %d
 // (its domain; no `@`: the query is not run), each SQL-quoted, after folding the key to lower
@@ -37,10 +37,17 @@ import { POSTMAP, postmapBatch } from './helpers/postfix.js';
 const keyParts = `k0 AS (SELECT '%u' AS lp, '%d' AS dom),
     k AS (SELECT lp || '@' || dom AS a, lp, dom, substring(lp from '^(.[^+-]*)[+-]') AS blp, substring(lp from '^.[^+-]*([+-].*)$') AS ext FROM k0)`;
 
-/** Each mailbox: `live` = it and its domain are active; `rcpt` = live and receives mail. */
+/** Each mailbox: `live` = it and its domain are active; `rcpt` = live and receives mail; `maint`. */
 const mailboxState = `mb AS (SELECT m.address, m.active AND d.active AS live,
-      m.active AND d.active AND NOT 'receive' = ANY (m.disabled_services) AS rcpt
+      m.active AND d.active AND NOT 'receive' = ANY (m.disabled_services) AS rcpt, m.maintenance AS maint
       FROM mailmapd.mailboxes m JOIN mailmapd.domains d ON d.name = m.domain)`;
+
+/**
+ * A query error for an answer that must be deferred (a mailbox in maintenance): Postfix
+ * defers on a table's error as on a socketmap's TEMP. The cast fails only when evaluated.
+ */
+const deferIf = (condition: string, address: string, answer: string) =>
+  `CASE WHEN ${condition} THEN ((${address} || ' is in maintenance')::int)::text ELSE ${answer} END`;
 
 /** Active alias domains of active domains, and every domain the server takes mail for. */
 const served = `adt AS (SELECT ad.name, ad.target FROM mailmapd.alias_domains ad
@@ -67,7 +74,7 @@ const queries: Record<string, string> = {
 
   // The address itself, or — unless the address is a live mailbox — the address without its extension.
   mailboxes: `WITH ${keyParts}, ${mailboxState}
-  SELECT substring(mb.address from '@(.*)$') || '/' || substring(mb.address from '^([^@]*)@') || '/' FROM mb, k
+  SELECT ${deferIf('mb.maint', 'mb.address', "substring(mb.address from '@(.*)$') || '/' || substring(mb.address from '^([^@]*)@') || '/'")} FROM mb, k
    WHERE mb.rcpt AND (mb.address = k.a OR (mb.address = k.blp || '@' || k.dom
      AND NOT EXISTS (SELECT 1 FROM mb x WHERE x.address = k.a AND x.live)))`,
 
@@ -77,19 +84,20 @@ const queries: Record<string, string> = {
     refused AS (SELECT 1 FROM k WHERE EXISTS (SELECT 1 FROM mb WHERE mb.address = k.a AND mb.live AND NOT mb.rcpt)
       OR (k.blp IS NOT NULL AND NOT EXISTS (SELECT 1 FROM mb WHERE mb.address = k.a AND mb.live)
         AND EXISTS (SELECT 1 FROM mb WHERE mb.address = k.blp || '@' || k.dom AND mb.live AND NOT mb.rcpt))),
-    steps AS (SELECT 1 AS step, al.destination AS dest FROM al, k WHERE al.address = k.a
+    steps AS (SELECT 1 AS step, al.destination AS dest, false AS maint FROM al, k WHERE al.address = k.a
       UNION ALL SELECT 2, CASE WHEN al.destination LIKE '@%%' THEN al.destination
-          ELSE substring(al.destination from '^(.*)@') || k.ext || substring(al.destination from '(@[^@]*)$') END
+          ELSE substring(al.destination from '^(.*)@') || k.ext || substring(al.destination from '(@[^@]*)$') END, false
         FROM al, k WHERE al.address = k.blp || '@' || k.dom
-      UNION ALL SELECT 3, k.a FROM k WHERE EXISTS (SELECT 1 FROM mb WHERE mb.rcpt AND mb.address IN (k.a, k.blp || '@' || k.dom))
-      UNION ALL SELECT 4, k.lp || '@' || adt.target FROM k JOIN adt ON adt.name = k.dom
+      UNION ALL SELECT 3, k.a, x.maint FROM k, LATERAL (SELECT mb.maint FROM mb WHERE mb.rcpt AND mb.address IN (k.a, k.blp || '@' || k.dom)
+        ORDER BY mb.address = k.a DESC LIMIT 1) x
+      UNION ALL SELECT 4, k.lp || '@' || adt.target, false FROM k JOIN adt ON adt.name = k.dom
         WHERE NOT EXISTS (SELECT 1 FROM mb WHERE mb.address = k.lp || '@' || adt.target AND mb.live AND NOT mb.rcpt)
           AND NOT (k.blp IS NOT NULL AND NOT EXISTS (SELECT 1 FROM mb WHERE mb.address = k.lp || '@' || adt.target AND mb.live)
             AND EXISTS (SELECT 1 FROM mb WHERE mb.address = k.blp || '@' || adt.target AND mb.live AND NOT mb.rcpt))
           AND (EXISTS (SELECT 1 FROM al WHERE al.address IN (k.lp || '@' || adt.target, k.blp || '@' || adt.target, '@' || adt.target))
             OR EXISTS (SELECT 1 FROM mb WHERE mb.rcpt AND mb.address IN (k.lp || '@' || adt.target, k.blp || '@' || adt.target)))
-      UNION ALL SELECT 5, al.destination FROM al, k WHERE al.address = '@' || k.dom)
-  SELECT dest FROM steps WHERE NOT EXISTS (SELECT 1 FROM refused) AND step = (SELECT min(step) FROM steps)`,
+      UNION ALL SELECT 5, al.destination, false FROM al, k WHERE al.address = '@' || k.dom)
+  SELECT ${deferIf('maint', 'dest', 'dest')} FROM steps WHERE NOT EXISTS (SELECT 1 FROM refused) AND step = (SELECT min(step) FROM steps)`,
 
   // Live mailboxes among the address, its base, its alias-domain target, and what aliases of those deliver to.
   senders: `WITH ${keyParts}, ${served},
@@ -206,13 +214,35 @@ it('postmap and its pgsql: client are installed (this comparison must run, not s
   expect(existsSync('/usr/lib/postfix/postfix-pgsql.so'), "install Debian's postfix-pgsql package").toBe(true);
 });
 
+/** Maps whose answer for a mailbox in maintenance is TEMP, which ends a `postmap -q -` batch. */
+const deferring = new Set(['mailboxes', 'aliases']);
+const aboutMaintenance = (key: string) => /maint/i.test(key);
+
+/**
+ * Every key's answer from one table: one batch, except that the keys about the mailboxes in
+ * maintenance go one postmap each to the maps that may defer them (answer `TEMP`).
+ */
+async function ask(table: string, map: string): Promise<Map<string, string>> {
+  if (!deferring.has(map)) return postmapBatch(table, keys);
+  const found = await postmapBatch(
+    table,
+    keys.filter((k) => !aboutMaintenance(k)),
+  );
+  const single = keys.filter(aboutMaintenance);
+  for (let i = 0; i < single.length; i += 8) {
+    const batch = single.slice(i, i + 8);
+    const answers = await Promise.all(batch.map((k) => postmapOne(table, k)));
+    batch.forEach((k, j) => {
+      if (answers[j] !== undefined) found.set(k, answers[j]!);
+    });
+  }
+  return found;
+}
+
 describe('pgsql: tables and mailmapd answer every key alike', () => {
   for (const map of Object.keys(queries)) {
     it(map, async () => {
-      const [reference, mailmapd] = await Promise.all([
-        postmapBatch(`pgsql:${join(dir, `${map}.cf`)}`, keys),
-        postmapBatch(`socketmap:unix:${socket}:${map}`, keys),
-      ]);
+      const [reference, mailmapd] = await Promise.all([ask(`pgsql:${join(dir, `${map}.cf`)}`, map), ask(`socketmap:unix:${socket}:${map}`, map)]);
       const diffs = differences(map, keys, reference, mailmapd, setMaps.has(map) ? asSet : undefined);
       const { unexpected, unused } = judge(
         diffs,
@@ -223,6 +253,7 @@ describe('pgsql: tables and mailmapd answer every key alike', () => {
       if (unexpected.length > 0) console.log(`${map}: unexpected differences\n${differenceTable(unexpected, 'pgsql:')}`);
       // Both sides must find something, or the comparison proves nothing.
       expect(reference.size).toBeGreaterThan(5);
+      if (deferring.has(map)) expect([...reference.values()]).toContain('TEMP');
       expect(unexpected, `unexpected differences in ${map}:\n${differenceTable(unexpected, 'pgsql:')}`).toEqual([]);
       expect(
         unused.map((e) => e.reason),

@@ -17,6 +17,16 @@ export interface MailboxRow {
   disabledServices: string[];
   /** The cleartext that logs in, when `password` is a real hash of one. */
   cleartext?: string;
+  maintenance?: boolean;
+}
+
+export interface AppPasswordRow {
+  mailbox: string;
+  name: string;
+  password: string;
+  cleartext?: string;
+  services: string[];
+  active: boolean;
 }
 
 export interface Rows {
@@ -27,6 +37,7 @@ export interface Rows {
   relayDomains: { name: string; transport: string | null; active: boolean }[];
   relayRecipients: string[];
   senderRelayhosts: { sender: string; relayhost: string | null; credentials: string | null; active: boolean }[];
+  appPasswords: AppPasswordRow[];
 }
 
 /** A stored password and the cleartext it accepts (undefined: none does). */
@@ -51,6 +62,10 @@ function edgeRows(credential: (i: number) => Credential): Rows {
   const mb = (address: string, active = true, disabledServices: string[] = []): MailboxRow => {
     const c = credential(n++);
     return { address, password: c.stored, cleartext: c.cleartext, active, disabledServices };
+  };
+  const app = (mailbox: string, name: string, services: string[] = [], active = true): AppPasswordRow => {
+    const c = credential(n++);
+    return { mailbox, name, password: c.stored!, cleartext: c.cleartext, services, active };
   };
   return {
     domains: [
@@ -84,6 +99,8 @@ function edgeRows(credential: (i: number) => Credential): Rows {
       { address: 'nopass@example.org', password: null, active: true, disabledServices: [] },
       mb('inboth@example.net'),
       mb('offnorecv@example.org', false, ['receive']),
+      { ...mb('maint@example.org'), maintenance: true },
+      { ...mb('maint-x@example.org', false), maintenance: true },
     ],
     aliases: [
       { address: 'info@example.org', destination: 'alice@example.org', active: true },
@@ -126,6 +143,17 @@ function edgeRows(credential: (i: number) => Credential): Rows {
       { sender: 'old@example.org', relayhost: '[old.example.net]', credentials: 'old:pw', active: false },
       { sender: 'sales@example.org', relayhost: '[sales.example.net]', credentials: null, active: true },
     ],
+    appPasswords: [
+      app('alice@example.org', 'phone'),
+      app('alice@example.org', 'mailer', ['smtp']),
+      app('alice@example.org', 'laptop', ['imap', 'pop3']),
+      app('alice@example.org', 'old', [], false),
+      app('noimap@example.org', 'imap-only', ['imap']),
+      app('bob@example.org', 'inactive-mailbox'),
+      app('carol@off.test', 'inactive-domain'),
+      app('nopass@example.org', 'only-way-in'),
+      app('maint@example.org', 'maintenance'),
+    ],
   };
 }
 
@@ -162,6 +190,10 @@ function randomRows(seed: number, base: Rows, credential: (i: number) => Credent
       }),
       { minLength: 40, maxLength: 40 },
     ),
+    appPasswords: fc.array(
+      fc.record({ mailbox: fc.nat(), services: fc.subarray(['imap', 'pop3', 'smtp', 'submission']), active: fc.integer({ min: 0, max: 4 }) }),
+      { minLength: 12, maxLength: 12 },
+    ),
   });
   const [r] = fc.sample(arb, { seed, numRuns: 1 });
   const out: Rows = structuredClone(base);
@@ -196,6 +228,14 @@ function randomRows(seed: number, base: Rows, credential: (i: number) => Credent
       out.aliases.push({ address, destination, active: a.active > 0 });
     }
   }
+  const names = new Set(out.appPasswords.map((a) => `${a.mailbox} ${a.name}`));
+  r!.appPasswords.forEach((a, i) => {
+    const mailbox = mailboxes[a.mailbox % mailboxes.length]!;
+    const name = `app${i}`;
+    const c = credential(n++);
+    if (c.stored === null || names.has(`${mailbox} ${name}`)) return;
+    out.appPasswords.push({ mailbox, name, password: c.stored, cleartext: c.cleartext, services: a.services, active: a.active > 0 });
+  });
   return out;
 }
 
@@ -211,11 +251,20 @@ export async function insertRows(sql: pg.Client, rows: Rows): Promise<void> {
   for (const a of rows.aliasDomains)
     await sql.query('INSERT INTO mailmapd.alias_domains (name, target, active) VALUES ($1, $2, $3)', [a.name, a.target, a.active]);
   for (const m of rows.mailboxes)
-    await sql.query('INSERT INTO mailmapd.mailboxes (address, password, active, disabled_services) VALUES ($1, $2, $3, $4)', [
+    await sql.query('INSERT INTO mailmapd.mailboxes (address, password, active, disabled_services, maintenance) VALUES ($1, $2, $3, $4, $5)', [
       m.address,
       m.password,
       m.active,
       m.disabledServices,
+      m.maintenance === true,
+    ]);
+  for (const a of rows.appPasswords)
+    await sql.query('INSERT INTO mailmapd.app_passwords (mailbox, name, password, services, active) VALUES ($1, $2, $3, $4, $5)', [
+      a.mailbox,
+      a.name,
+      a.password,
+      a.services,
+      a.active,
     ]);
   for (const a of rows.aliases)
     await sql.query('INSERT INTO mailmapd.aliases (address, destination, active) VALUES ($1, $2, $3)', [a.address, a.destination, a.active]);

@@ -108,6 +108,8 @@ export function postmap(args: string[], input?: Buffer): Promise<PostmapRun> {
       if (err && typeof (err as { code?: unknown }).code !== 'number') return reject(err);
       resolve({ code: err ? (err as unknown as { code: number }).code : 0, stdout, stderr: stderr.toString('utf8') });
     });
+    // `postmap -q KEY` exits without reading stdin: the pipe may be closed already.
+    child.stdin!.on('error', () => {});
     child.stdin!.end(input ?? Buffer.alloc(0));
   });
 }
@@ -125,4 +127,13 @@ export async function postmapBatch(table: string, keys: readonly string[]): Prom
     if (tab >= 0) found.set(line.slice(0, tab), line.slice(tab + 1));
   }
   return found;
+}
+
+/** What `postmap -q KEY TABLE` says: the value, undefined for not found, or TEMP when the lookup failed. */
+export async function postmapOne(table: string, key: string): Promise<string | undefined> {
+  const r = await postmap(['-q', key, table]);
+  if (r.code === 0) return r.stdout.toString('utf8').replace(/\n$/, '');
+  if (r.code === 1 && r.stderr === '') return undefined;
+  if (/fatal: table .*: query error/.test(r.stderr)) return 'TEMP';
+  throw new Error(`postmap -q ${key} ${table} exited ${r.code}: ${r.stderr}`);
 }
