@@ -17,6 +17,7 @@ import {
   generateRows,
   insertRows,
   judge,
+  maxAppPasswords,
   seedFromEnv,
   type Credential,
   type Difference,
@@ -95,12 +96,6 @@ const mailboxQuery = (password: string, extra = '') => `SELECT m.address AS user
   JOIN mailmapd.mailboxes m ON m.address = t.address
   JOIN mailmapd.domains d ON d.name = m.domain ${extra}
  WHERE m.active AND d.active AND '%s' <> ALL (m.disabled_services) AND ${password} IS NOT NULL`;
-
-/**
- * Most app passwords one mailbox may have for one service here: an SQL passdb returns one
- * password per row and one row per lookup, so the n-th app password is the n-th passdb's.
- */
-const maxAppPasswords = 4;
 
 const passwordQueries = [
   mailboxQuery('m.password'),
@@ -189,9 +184,6 @@ beforeAll(async () => {
   daemon = await startDaemon({ databaseUrl: db.url, config: { policy_enabled: 'no' } });
   dir = mkdtempSync(join(tmpdir(), 'mailmapd-compare-dovecot-'));
   const server = new URL(db.url);
-  const perMailbox = new Map<string, number>();
-  for (const a of rows.appPasswords) if (a.active) perMailbox.set(a.mailbox, (perMailbox.get(a.mailbox) ?? 0) + 1);
-  expect(Math.max(...perMailbox.values()), 'more app passwords on a mailbox than the SQL passdbs can ask for').toBeLessThanOrEqual(maxAppPasswords);
   const passdbs = passwordQueries.map((query, i) => {
     const path = join(dir, `dovecot-sql-${i}.conf.ext`);
     writeFileSync(
@@ -251,8 +243,8 @@ it('Dovecot SQL passdb and mailmapd decide every login alike', async () => {
     if (r !== m) diffs.push({ map: 'logins', key: `${l.service} ${l.user} / ${l.password}`, reference: r, mailmapd: m });
   });
   const ok = reference.filter((l) => l.startsWith('OK')).length;
-  console.log(`compare-dovecot: ${logins.length} logins, ${ok} accepted by Dovecot's SQL passdb, ${diffs.length} differences`);
   const { unexpected, unused } = judge(diffs, expected);
+  console.log(`compare-dovecot: ${logins.length} logins, ${ok} accepted by Dovecot's SQL passdb, ${diffs.length - unexpected.length} expected differences`);
   if (unexpected.length > 0) console.log(`logins: unexpected differences\n${differenceTable(unexpected, 'dovecot sql')}`);
   // Both outcomes must occur, or the comparison proves nothing.
   expect(ok).toBeGreaterThan(20);
