@@ -100,6 +100,7 @@ function edgeRows(credential: (i: number) => Credential): Rows {
       mb('a+b@example.org'), // a delimiter inside a real mailbox's name
       mb('x-y@example.org', false), // inactive, with a delimiter: x@ may answer for it
       mb('x@example.org'),
+      mb('x-norecv@example.org', true, ['receive']), // no recipient, though x@ is one: no fallback to it
       mb('+lead@example.org'), // a leading delimiter is no extension
       mb('jörg@example.org'),
       mb('strasse@example.org'),
