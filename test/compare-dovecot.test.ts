@@ -7,8 +7,7 @@
 // no longer occurs fails too. COMPARE_SEED=N reproduces a run's random rows.
 
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -26,7 +25,7 @@ import {
 } from './helpers/compare-directory.js';
 import { startDaemon, type Daemon } from './helpers/daemon.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
-import { startDovecot, type PrivateDovecot } from './helpers/dovecot.js';
+import { dovecot23Target, dovecotInstance, type DovecotInstance } from './helpers/dovecot.js';
 import { authPlainBatch, type Login } from './helpers/logins.js';
 
 const run = promisify(execFile);
@@ -170,8 +169,7 @@ const expected: ExpectedDifference[] = [
 const seed = seedFromEnv();
 let db: TestDatabase;
 let daemon: Daemon;
-let dovecot: PrivateDovecot;
-let dir: string;
+let dovecot: DovecotInstance;
 let rows: Rows;
 
 beforeAll(async () => {
@@ -182,10 +180,10 @@ beforeAll(async () => {
   await insertRows(db.sql, rows);
   // No guessing limiter: Dovecot's SQL passdb has none, and the wrong passwords here are many.
   daemon = await startDaemon({ databaseUrl: db.url, config: { policy_enabled: 'no' } });
-  dir = mkdtempSync(join(tmpdir(), 'mailmapd-compare-dovecot-'));
+  dovecot = dovecotInstance(dovecot23Target, 'mailmapd-compare-dovecot-');
   const server = new URL(db.url);
   const passdbs = passwordQueries.map((query, i) => {
-    const path = join(dir, `dovecot-sql-${i}.conf.ext`);
+    const path = join(dovecot.dir, `dovecot-sql-${i}.conf.ext`);
     writeFileSync(
       path,
       [
@@ -202,7 +200,11 @@ beforeAll(async () => {
     // app password. The first one's error (maintenance) is the answer: no app password is asked.
     return `passdb {\n  driver = sql\n  args = ${path}\n${i === 0 ? '  result_internalfail = return-fail\n' : ''}}`;
   });
-  dovecot = await startDovecot(dir, [
+  dovecot.writeConfig([
+    'protocols =',
+    'default_internal_user = dovecot',
+    'default_login_user = dovenull',
+    'auth_failure_delay = 0',
     // Dovecot refuses user names with other characters (`+`, `'`, non-ASCII) before any
     // passdb by default; the comparison is about what the passdb decides.
     'auth_username_chars =',
@@ -210,13 +212,13 @@ beforeAll(async () => {
     ...passdbs,
     'userdb {\n  driver = static\n  args = uid=5000 gid=5000 home=/var/vmail/%d/%n\n}',
   ]);
+  await dovecot.start(['auth-client']);
 });
 
 afterAll(async () => {
-  dovecot?.stop();
+  await dovecot?.stop();
   await daemon?.stop();
   await db?.drop();
-  if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 /**
@@ -235,7 +237,7 @@ async function ask(target: string | number, logins: readonly Login[]): Promise<s
 
 it('Dovecot SQL passdb and mailmapd decide every login alike', async () => {
   const logins = loginsFor(rows);
-  const [reference, mailmapd] = await Promise.all([ask(join(dovecot.run, 'auth-client'), logins), ask(daemon.ports.auth, logins)]);
+  const [reference, mailmapd] = await Promise.all([ask(join(dovecot.dir, 'run', 'auth-client'), logins), ask(daemon.ports.auth, logins)]);
   const diffs: Difference[] = [];
   logins.forEach((l, i) => {
     const r = outcome(reference[i]!);

@@ -2,8 +2,8 @@
 // root scripts/dovecot24-root.sh makes (`npm test` makes it) — and a private instance of
 // either: its own directory, configuration, master process and doveadm.
 
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'vitest';
@@ -119,71 +119,6 @@ export function dovecotInstance(t: DovecotTarget, prefix: string): DovecotInstan
       // The master detached: stop it by its pid, and wait until it is gone before its directory goes.
       if (started) await stopByPidFile(join(dir, 'run', 'master.pid'), 'dovecot');
       rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
-
-/** A private Dovecot 2.3 of the host: its own base_dir, state and log under `dir`, no /etc config. */
-export interface PrivateDovecot {
-  conf: string;
-  /** Its base_dir: the auth-client socket is `${run}/auth-client`. */
-  run: string;
-  log(): string;
-  stop(): void;
-}
-
-/**
- * Starts the host's Dovecot with the common private settings and `lines` (passdb, userdb…),
- * and resolves once its auth service listens. The caller removes `dir`.
- */
-export async function startDovecot(dir: string, lines: string[]): Promise<PrivateDovecot> {
-  chmodSync(dir, 0o755); // the auth process runs as user dovecot
-  const run = join(dir, 'run');
-  const conf = join(dir, 'dovecot.conf');
-  const logPath = join(dir, 'dovecot.log');
-  writeFileSync(
-    conf,
-    [
-      `base_dir = ${run}`,
-      `state_dir = ${join(dir, 'state')}`,
-      `log_path = ${logPath}`,
-      `info_log_path = ${logPath}`,
-      'protocols =',
-      'listen = 127.0.0.1',
-      'ssl = no',
-      'default_internal_user = dovecot',
-      'default_login_user = dovenull',
-      'auth_failure_delay = 0',
-      ...lines,
-      '',
-    ].join('\n'),
-  );
-  // The master daemonizes: a stdout/stderr pipe would stay open in it and hang execFileSync.
-  const errors = join(dir, 'start.err');
-  const errFd = openSync(errors, 'w');
-  try {
-    execFileSync('dovecot', ['-c', conf], { stdio: ['ignore', errFd, errFd] });
-  } catch (err) {
-    throw new Error(`dovecot did not start: ${readFileSync(errors, 'utf8')}`, { cause: err });
-  } finally {
-    closeSync(errFd);
-  }
-  const t0 = Date.now();
-  while (!existsSync(join(run, 'auth-client'))) {
-    if (Date.now() - t0 > 10_000) throw new Error(`dovecot's auth-client socket did not appear within 10 s: ${readFileSync(logPath, 'utf8')}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return {
-    conf,
-    run,
-    log: () => (existsSync(logPath) ? readFileSync(logPath, 'utf8') : ''),
-    stop() {
-      try {
-        execFileSync('doveadm', ['-c', conf, 'stop'], { stdio: 'ignore' });
-      } catch {
-        const pid = Number(readFileSync(join(run, 'master.pid'), 'utf8'));
-        if (pid > 0) process.kill(pid, 'SIGTERM');
-      }
     },
   };
 }
