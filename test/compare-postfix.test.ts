@@ -30,7 +30,8 @@ import { POSTMAP, postmapBatch, postmapOne } from './helpers/postfix.js';
 
 // Postfix expands %s (the key), %u (its local part; the whole key when it has no `@`) and %d
 // (its domain; no `@`: the query is not run), each SQL-quoted, after folding the key to lower
-// case. A query whose %u is empty (`@domain`) is not run either. `[+-]` is recipient_delimiter.
+// case (Unicode case folding: Straße → strasse). A query whose %u is empty (`@domain`) is not
+// run either. `[+-]` is the recipient_delimiter the daemon is given.
 // Postfix joins a query's lines into one: no `--` comments inside a query.
 
 /** The key's parts: address, local part, domain, local part without extension, the extension. */
@@ -155,11 +156,7 @@ const caseFolding = (map: string): ExpectedDifference => ({
   matches: (d) => foldsBeyondLowerCase(d.key),
 });
 
-/**
- * The differences that are meant. Postfix never sends a socketmap the partial keys
- * (`@domain`) it asks of an SQL table, so mailmapd answering them is harmless; the SQL
- * table must not, or Postfix would take every address of the domain for a catch-all's.
- */
+/** The differences that are meant, each with its reason; any other fails the test. */
 const expected: ExpectedDifference[] = [
   caseFolding('mailboxes'),
   caseFolding('aliases'),
