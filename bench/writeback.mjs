@@ -111,7 +111,7 @@ async function loop(path, until, step) {
 }
 
 /** One row: socketmap lookups and auth-client logins against one daemon, at the same time. */
-async function both(socketmap, auth) {
+export async function both(socketmap, auth) {
   const until = performance.now() + SECONDS * 1000;
   const t0 = performance.now();
   const req = (k) => `${'domains'.length + 1 + k.length}:domains ${k},`;
@@ -155,8 +155,11 @@ function freePort() {
   });
 }
 
-/** The real daemon with its listeners on unix sockets in `dir`; resolves once /readyz says 200. */
-async function startDaemon(dir, name, url, extra) {
+/**
+ * The real daemon with its listeners on unix sockets in `dir`; resolves once /readyz says 200.
+ * `nodeArgs` go to node (--cpu-prof, to see where a mode's time goes).
+ */
+export async function startDaemon(dir, name, url, extra, nodeArgs = []) {
   const http = await freePort();
   const sock = (s) => join(dir, `${name}-${s}`);
   const config = {
@@ -179,7 +182,7 @@ async function startDaemon(dir, name, url, extra) {
   );
   // The daemon reads MAILMAPD_* variables as settings: the bench's own are not for it.
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('MAILMAPD_')));
-  const child = spawn(process.execPath, [cli, 'serve', '-c', file], { stdio: ['ignore', 'pipe', 'pipe'], env });
+  const child = spawn(process.execPath, [...nodeArgs, cli, 'serve', '-c', file], { stdio: ['ignore', 'pipe', 'pipe'], env });
   let logs = '';
   const keep = (d) => (logs = (logs + d).slice(-20_000));
   child.stdout.on('data', keep);

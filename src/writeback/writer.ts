@@ -176,7 +176,12 @@ export function createWriter(opts: WriterOptions): Writer {
     const started = process.hrtime.bigint();
     if (kind === 'last_login') {
       const r = rows as [string, Login][];
-      await c.query(opts.statements.lastLogins, [r.map((x) => x[0]), r.map((x) => new Date(x[1].at)), r.map((x) => x[1].service), r.map((x) => ipOrNull(x[1].remoteIp))]);
+      await c.query(opts.statements.lastLogins, [
+        r.map((x) => x[0]),
+        r.map((x) => new Date(x[1].at)),
+        r.map((x) => x[1].service),
+        r.map((x) => ipOrNull(x[1].remoteIp)),
+      ]);
     } else {
       const r = rows as [string, Usage][];
       await c.query(opts.statements.quotaUsage, [r.map((x) => x[0]), r.map((x) => x[1].bytes), r.map((x) => x[1].messages), r.map((x) => new Date(x[1].at))]);
