@@ -20,7 +20,9 @@
 //     reason (the every-login mode's updates would otherwise wake it during any row);
 //   - reported: each row, then per mode the median over rounds of the ratio to "off" and
 //     its spread (lowest–highest). The figure for a user is the default's; every-login is a
-//     stress figure.
+//     stress figure. On a shared machine the control's spread shows how far to trust them;
+//   - last, each mode's daemon once more under V8's sampling profiler: the share of its CPU
+//     spent recording, a figure other processes on the machine do not move.
 // Needs `npm run build` and PostgreSQL on 127.0.0.1:5432 (MAILMAPD_BENCH_PG to change).
 // MAILMAPD_BENCH_ROUNDS and MAILMAPD_BENCH_SECONDS set the rounds (default 10) and the
 // seconds per row (2). Runnable alone: node bench/writeback.mjs
@@ -41,6 +43,7 @@ const USERS = 1000;
 const CONNECTIONS = 4;
 const SECONDS = Number(process.env.MAILMAPD_BENCH_SECONDS ?? 2);
 const ROUNDS = Number(process.env.MAILMAPD_BENCH_ROUNDS ?? 10);
+const PROFILE_ROWS = 3;
 
 /** The modes, each a daemon; `config` is what differs from the daemon's defaults. */
 const MODES = {
@@ -254,6 +257,34 @@ async function quiesce(daemons, sql, database) {
   }
 }
 
+/**
+ * Shares (per cent of the non-idle samples) of a V8 .cpuprofile: samples with a recording
+ * frame on their stack (src/writeback/, or serve.ts's onLogin hook), those inside the
+ * writer's login(), inside the pg client (the write-back's statements, and the sync's), GC.
+ */
+function profileShares(profile) {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const parent = new Map();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const on = (sample, test) => {
+    for (let id = sample; id !== undefined; id = parent.get(id)) if (test(byId.get(id).callFrame)) return true;
+    return false;
+  };
+  const counts = { idle: 0, recording: 0, login: 0, pg: 0, gc: 0 };
+  for (const s of profile.samples) {
+    if (on(s, (f) => f.functionName === '(idle)')) {
+      counts.idle++;
+      continue;
+    }
+    if (on(s, (f) => f.url.includes('/dist/writeback/') || (f.url.endsWith('/dist/serve.js') && f.functionName.endsWith('onLogin')))) counts.recording++;
+    if (on(s, (f) => f.url.endsWith('/dist/writeback/writer.js') && f.functionName === 'login')) counts.login++;
+    if (on(s, (f) => f.url.includes('/node_modules/pg'))) counts.pg++;
+    if (on(s, (f) => f.functionName === '(garbage collector)')) counts.gc++;
+  }
+  const busy = profile.samples.length - counts.idle;
+  return { recording: (100 * counts.recording) / busy, login: (100 * counts.login) / busy, pg: (100 * counts.pg) / busy, gc: (100 * counts.gc) / busy };
+}
+
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
@@ -374,6 +405,25 @@ export async function run(log) {
     log(
       `quota dict: ${(counts.reduce((a, b) => a + b, 0) / secs).toFixed(0)} commits/s over ${CONNECTIONS} connections; ${rows} quota_usage rows, all written ${drainMs.toFixed(0)} ms after the load stopped`,
     );
+
+    // Where the time goes, which the machine's noise does not blur: each mode's daemon under
+    // the same load with V8's sampling profiler, and the share of its busy samples spent in
+    // recording (src/writeback/ and the onLogin hook that calls it).
+    await stopAll();
+    log(`CPU profile (${PROFILE_ROWS} rows per daemon, whole process life): share of the daemon's busy samples`);
+    for (const mode of ['off', 'default', 'every']) {
+      const profDir = join(dir, `profile-${mode}`);
+      const d = await startDaemon(dir, mode, url, MODES[mode].config, ['--cpu-prof', `--cpu-prof-dir=${profDir}`, '--cpu-prof-interval=100']);
+      daemons[mode] = d;
+      for (let i = 0; i < PROFILE_ROWS; i++) await both(d.socketmap, d.auth);
+      await quiesce([d], sql, name);
+      await stopAll();
+      const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
+      const p = profileShares(JSON.parse(readFileSync(join(profDir, file), 'utf8')));
+      log(
+        `  ${MODES[mode].label}: recording ${p.recording.toFixed(2)}% (the login hook ${p.login.toFixed(2)}%), pg client ${p.pg.toFixed(2)}%, GC ${p.gc.toFixed(2)}%`,
+      );
+    }
   } finally {
     await stopAll();
     await sql.end();
