@@ -42,8 +42,11 @@ const server = process.env.MAILMAPD_BENCH_PG ?? 'postgres://postgres@127.0.0.1:5
 const USERS = 1000;
 const CONNECTIONS = 4;
 const SECONDS = Number(process.env.MAILMAPD_BENCH_SECONDS ?? 2);
-const ROUNDS = Number(process.env.MAILMAPD_BENCH_ROUNDS ?? 10);
+const ROUNDS = Number(process.env.MAILMAPD_BENCH_ROUNDS ?? 6);
 const PROFILE_ROWS = 3;
+const BLOCKS = Number(process.env.MAILMAPD_BENCH_BLOCKS ?? 60);
+const SLICE_MS = 250;
+const SETS = 4;
 
 /** The modes, each a daemon; `config` is what differs from the daemon's defaults. */
 const MODES = {
@@ -113,18 +116,49 @@ async function loop(path, until, step) {
   return n;
 }
 
-/** One row: socketmap lookups and auth-client logins against one daemon, at the same time. */
-export async function both(socketmap, auth) {
-  const until = performance.now() + SECONDS * 1000;
+const lookupRequest = (n) => {
+  const k = n % 2 ? 'bench.test' : 'other.test';
+  return `${'domains'.length + 1 + k.length}:domains ${k},`;
+};
+
+/** Connections to one daemon, kept across rows: socketmap, and auth-client past its handshake. */
+async function openClients(socketmap, auth) {
+  const sm = await Promise.all(Array.from({ length: CONNECTIONS }, () => lineConn(socketmap)));
+  const au = await Promise.all(
+    Array.from({ length: CONNECTIONS }, async () => {
+      const c = await lineConn(auth);
+      await c.ask(`VERSION\t1\t2\nCPID\t${process.pid}\n`, lineEnd(/DONE\n/));
+      return c;
+    }),
+  );
+  for (const c of [...sm, ...au]) c.n = 0;
+  return {
+    sm,
+    au,
+    close() {
+      for (const c of [...sm, ...au]) c.close();
+    },
+  };
+}
+
+/** Socketmap lookups and auth-client logins at the same time over `clients`, for `ms`. */
+async function drive(clients, ms) {
+  const until = performance.now() + ms;
   const t0 = performance.now();
-  const req = (k) => `${'domains'.length + 1 + k.length}:domains ${k},`;
   let failed = 0;
+  const run = async (c, step) => {
+    let k = 0;
+    while (performance.now() < until) {
+      await step(c, c.n++);
+      k++;
+    }
+    return k;
+  };
   const [lookups, logins] = await Promise.all([
-    Promise.all(Array.from({ length: CONNECTIONS }, () => loop(socketmap, until, (c, n) => c.ask(req(n % 2 ? 'bench.test' : 'other.test'), netstringEnd)))),
+    Promise.all(clients.sm.map((conn) => run(conn, (c, n) => c.ask(lookupRequest(n), netstringEnd)))),
     Promise.all(
-      Array.from({ length: CONNECTIONS }, (_, i) =>
-        loop(auth, until, async (c, n) => {
-          if (n === 0) await c.ask(`VERSION\t1\t2\nCPID\t${process.pid}\n`, lineEnd(/DONE\n/));
+      clients.au.map((conn, i) =>
+        run(conn, async (c, n) => {
           const user = `u${(i * 97 + n) % USERS}@bench.test`;
           let answer = '';
           await c.ask(
@@ -145,6 +179,16 @@ export async function both(socketmap, auth) {
   const nLookups = lookups.reduce((a, b) => a + b, 0);
   const nLogins = logins.reduce((a, b) => a + b, 0);
   return { lookups: nLookups / secs, logins: nLogins / secs, requests: nLookups + nLogins, failed };
+}
+
+/** One row: socketmap lookups and auth-client logins against one daemon, at the same time. */
+export async function both(socketmap, auth, ms = SECONDS * 1000) {
+  const clients = await openClients(socketmap, auth);
+  try {
+    return await drive(clients, ms);
+  } finally {
+    clients.close();
+  }
 }
 
 function freePort() {
@@ -191,6 +235,10 @@ export async function startDaemon(dir, name, url, extra, nodeArgs = []) {
   child.stdout.on('data', keep);
   child.stderr.on('data', keep);
   const exited = new Promise((r) => child.once('exit', r));
+  // Should the bench itself end early (an error, a closed pipe), no daemon outlives it.
+  const orphan = () => child.kill('SIGKILL');
+  process.once('exit', orphan);
+  child.once('exit', () => process.off('exit', orphan));
   const base = `http://127.0.0.1:${http}`;
   const daemon = {
     socketmap: sock('socketmap'),
@@ -241,11 +289,13 @@ export async function startDaemon(dir, name, url, extra, nodeArgs = []) {
 
 /**
  * Waits until no daemon has write-back values pending and no write-back statement runs in
- * PostgreSQL, seen twice 100 ms apart (a flush takes the values first, then writes them).
+ * PostgreSQL, seen `checks` times `gapMs` apart (a flush takes the values first, then
+ * sends them: two checks close that gap; one is enough between short slices, where only
+ * the default's once-a-minute flush can come).
  */
-async function quiesce(daemons, sql, database) {
-  let quiet = 0;
-  for (const deadline = Date.now() + 30_000; quiet < 2; await sleep(100)) {
+async function quiesce(daemons, sql, database, { checks = 2, gapMs = 100 } = {}) {
+  const deadline = Date.now() + 30_000;
+  for (let quiet = 0; ; ) {
     if (Date.now() > deadline) throw new Error('write-back still busy after 30 s');
     const pending = (await Promise.all(daemons.map((d) => d.metric('mailmapd_writeback_pending')))).reduce((a, b) => a + b, 0);
     const busy = (
@@ -254,6 +304,8 @@ async function quiesce(daemons, sql, database) {
       ])
     ).rows[0].n;
     quiet = pending === 0 && busy === 0 ? quiet + 1 : 0;
+    if (quiet >= checks) return;
+    await sleep(gapMs);
   }
 }
 
@@ -285,10 +337,14 @@ function profileShares(profile) {
   return { recording: (100 * counts.recording) / busy, login: (100 * counts.login) / busy, pg: (100 * counts.pg) / busy, gc: (100 * counts.gc) / busy };
 }
 
-const median = (xs) => {
+/** The q-quantile, interpolated between the two nearest values. */
+const quantile = (xs, q) => {
   const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+  const at = (s.length - 1) * q;
+  const lo = Math.floor(at);
+  return lo + 1 < s.length ? s[lo] + (s[lo + 1] - s[lo]) * (at - lo) : s[lo];
 };
+const median = (xs) => quantile(xs, 0.5);
 
 function shuffled(xs) {
   const a = [...xs];
@@ -325,18 +381,75 @@ export async function run(log) {
     daemons = {};
   };
   try {
+    const fmt = (xs) => `${median(xs).toFixed(3)} (${Math.min(...xs).toFixed(3)}–${Math.max(...xs).toFixed(3)})`;
+    const fmtQ = (xs) => `${median(xs).toFixed(3)} (middle half ${quantile(xs, 0.25).toFixed(3)}–${quantile(xs, 0.75).toFixed(3)})`;
+    let failed = 0;
     log(
-      `${USERS} mailboxes, ${CONNECTIONS} socketmap + ${CONNECTIONS} auth-client connections at once, ${SECONDS} s per row, cached {PLAIN} logins; one daemon per mode, default config otherwise`,
+      `${USERS} mailboxes, ${CONNECTIONS} socketmap + ${CONNECTIONS} auth-client connections at once, cached {PLAIN} logins; one daemon per mode, default config otherwise`,
     );
+
+    // The user's figure, default against off, in short slices: the other processes of a
+    // shared machine come and go over seconds, so slices a quarter of a second long, taken
+    // in turn, meet nearly the same machine; many blocks, and the median of their ratios.
+    {
+      const modes = ['off', 'control', 'default'];
+      log(
+        `slices: ${BLOCKS} blocks of A B C C B A (order shuffled per block), ${SLICE_MS} ms per slice, in ${SETS} sets of fresh daemons (one discarded warm-up each), connections kept; before each slice every write-back idle`,
+      );
+      const ratios = Object.fromEntries(['control', 'default'].map((m) => [m, { lookups: [], logins: [], cpu: [] }]));
+      // Fresh daemons for each set of blocks: two processes of one build may differ by a few
+      // per cent (the control shows it); new ones each set spread that over the modes.
+      for (let set = 0; set < SETS; set++) {
+        for (const mode of shuffled(modes)) daemons[mode] = await startDaemon(dir, mode, url, MODES[mode].config);
+        const all = Object.values(daemons);
+        const clients = {};
+        for (const mode of modes) clients[mode] = await openClients(daemons[mode].socketmap, daemons[mode].auth);
+        try {
+          for (const mode of shuffled(modes)) {
+            await quiesce(all, sql, name);
+            await drive(clients[mode], SECONDS * 1000); // warm-up, discarded: JIT, credential cache
+          }
+          await quiesce(all, sql, name);
+          for (let block = 0; block < BLOCKS / SETS; block++) {
+            const order = shuffled(modes);
+            const sums = Object.fromEntries(modes.map((m) => [m, { lookups: 0, logins: 0, requests: 0, cpuNs: 0 }]));
+            for (const mode of [...order, ...[...order].reverse()]) {
+              await quiesce(all, sql, name, { checks: 1, gapMs: 10 });
+              const cpu0 = daemons[mode].cpuNs();
+              const r = await drive(clients[mode], SLICE_MS);
+              const sm = sums[mode];
+              sm.cpuNs += daemons[mode].cpuNs() - cpu0;
+              sm.lookups += r.lookups;
+              sm.logins += r.logins;
+              sm.requests += r.requests;
+              failed += r.failed;
+            }
+            for (const m of ['control', 'default']) {
+              ratios[m].lookups.push(sums[m].lookups / sums.off.lookups);
+              ratios[m].logins.push(sums[m].logins / sums.off.logins);
+              ratios[m].cpu.push(sums[m].cpuNs / sums[m].requests / (sums.off.cpuNs / sums.off.requests));
+            }
+          }
+        } finally {
+          for (const c of Object.values(clients)) c.close();
+          await stopAll();
+        }
+      }
+      log(`ratio to "off", median of ${BLOCKS} blocks (middle half of the blocks); throughput: higher is faster, CPU per request: higher costs more`);
+      for (const m of ['control', 'default']) {
+        log(`  ${MODES[m].label}:\n    socketmap ${fmtQ(ratios[m].lookups)}, logins ${fmtQ(ratios[m].logins)}, CPU per request ${fmtQ(ratios[m].cpu)}`);
+      }
+    }
+
+    // All modes, the every-login stress one too, in rows long enough to hold its flushes.
     log(
-      `${ROUNDS} rounds, each: fresh daemons (started in shuffled order, one discarded warm-up row each), then rows A B C D D C B A (order shuffled); before a row of another mode than the last, every write-back idle`,
+      `rows: ${ROUNDS} rounds, ${SECONDS} s per row, each: fresh daemons (started in shuffled order, one discarded warm-up row each), then rows A B C D D C B A (order shuffled); before a row of another mode than the last, every write-back idle`,
     );
     log("ratio to \"off\" per round: a mode's two rows over off's two; CPU: the daemon process's CPU time per request (lookup or login)");
 
     const compared = Object.keys(MODES).filter((m) => m !== 'off');
     const ratios = Object.fromEntries(compared.map((m) => [m, { lookups: [], logins: [], cpu: [] }]));
     const written = Object.fromEntries(compared.map((m) => [m, 0]));
-    let failed = 0;
     for (let round = 1; round <= ROUNDS; round++) {
       for (const mode of shuffled(Object.keys(MODES))) daemons[mode] = await startDaemon(dir, mode, url, MODES[mode].config);
       const all = Object.values(daemons);
@@ -375,7 +488,6 @@ export async function run(log) {
       for (const m of compared) written[m] += await daemons[m].metric('mailmapd_writeback_written_total');
       if (round < ROUNDS) await stopAll();
     }
-    const fmt = (xs) => `${median(xs).toFixed(3)} (${Math.min(...xs).toFixed(3)}–${Math.max(...xs).toFixed(3)})`;
     log(`ratio to "off", median of ${ROUNDS} rounds (lowest–highest); throughput: higher is faster, CPU per request: higher costs more`);
     for (const m of compared) {
       log(
