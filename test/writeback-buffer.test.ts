@@ -82,6 +82,41 @@ describe('the write-back buffer', () => {
     expect(r.rows).toEqual([{ service: 'pop3', ip: '192.0.2.2' }]);
   });
 
+  it('writes a client address that is no IP (a unix socket, a name) as NULL, beside the others in one batch', async () => {
+    // The address is checked when the batch is written, not on the login: one that inet
+    // refuses must not fail the statement for every row with it.
+    const metrics = createWritebackMetrics(new Registry());
+    const w = writer({ metrics, flushIntervalMs: 60_000 });
+    w.login('ip-none@example.org', 'smtp', undefined);
+    w.login('ip-empty@example.org', 'smtp', '');
+    w.login('ip-name@example.org', 'imap', 'mail.example.org');
+    w.login('ip-v6@example.org', 'imap', '2001:db8::1');
+    await w.flush();
+    const r = await db.sql.query(`SELECT address, host(remote_ip) AS ip FROM mailmapd.last_logins WHERE address LIKE 'ip-%' ORDER BY address`);
+    expect(r.rows).toEqual([
+      { address: 'ip-empty@example.org', ip: null },
+      { address: 'ip-name@example.org', ip: null },
+      { address: 'ip-none@example.org', ip: null },
+      { address: 'ip-v6@example.org', ip: '2001:db8::1' },
+    ]);
+    expect(await value(metrics.dropped)).toBe(0);
+  });
+
+  it('with last_login_interval 0 records every login, the newest waiting one winning', async () => {
+    const metrics = createWritebackMetrics(new Registry());
+    const w = writer({ metrics, flushIntervalMs: 60_000, lastLoginIntervalMs: 0 });
+    w.login('every@example.org', 'imap', '192.0.2.1');
+    w.login('every@example.org', 'pop3', '192.0.2.2');
+    expect(w.pending()).toBe(1);
+    await w.flush();
+    w.login('every@example.org', 'smtp', '192.0.2.3'); // at once after a write: recorded again
+    expect(w.pending()).toBe(1);
+    await w.flush();
+    const r = await db.sql.query(`SELECT service, host(remote_ip) AS ip FROM mailmapd.last_logins WHERE address = 'every@example.org'`);
+    expect(r.rows).toEqual([{ service: 'smtp', ip: '192.0.2.3' }]);
+    expect(await value(metrics.written, { kind: 'last_login' })).toBe(2);
+  });
+
   it('holds values while the primary is unreachable, up to the bound, and counts what it drops', async () => {
     const metrics = createWritebackMetrics(new Registry());
     const w = writer({ metrics, url: `postgres://postgres@127.0.0.1:${await freePort()}/none`, maxPending: 100 });

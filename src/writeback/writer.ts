@@ -35,16 +35,19 @@ export interface WriterOptions {
   standbyRecheckMs?: number;
 }
 
+// What waits is kept as the caller gave it (times as Date.now() numbers, the address as
+// passed): turning it into Dates and checked addresses is left to the flush, once per row
+// written, rather than done on every login or commit.
 interface Login {
-  at: Date;
+  at: number;
   service: string;
-  remoteIp: string | null;
+  remoteIp: string | undefined;
 }
 
 interface Usage {
   bytes: number | null;
   messages: number | null;
-  at: Date;
+  at: number;
 }
 
 export interface Writer {
@@ -59,6 +62,9 @@ export interface Writer {
   /** Flushes once more (bounded by `graceMs`) and closes the connection. */
   stop(graceMs?: number): Promise<void>;
 }
+
+/** A client address PostgreSQL's inet takes, or null (a unix socket's "", a name). */
+const ipOrNull = (ip: string | undefined): string | null => (ip !== undefined && isIP(ip) !== 0 ? ip : null);
 
 /** How often a standby is asked again whether it was promoted. */
 const STANDBY_RECHECK_MS = 30_000;
@@ -97,7 +103,8 @@ export function createWriter(opts: WriterOptions): Writer {
       metrics.dropped.inc({ kind, reason: 'no_primary' });
       return false;
     }
-    if (!map.has(address) && map.size >= opts.maxPending) {
+    // The size first: the lookup is only needed once the buffer is full.
+    if (map.size >= opts.maxPending && !map.has(address)) {
       metrics.dropped.inc({ kind, reason: 'buffer_full' });
       return false;
     }
@@ -169,10 +176,15 @@ export function createWriter(opts: WriterOptions): Writer {
     const started = process.hrtime.bigint();
     if (kind === 'last_login') {
       const r = rows as [string, Login][];
-      await c.query(opts.statements.lastLogins, [r.map((x) => x[0]), r.map((x) => x[1].at), r.map((x) => x[1].service), r.map((x) => x[1].remoteIp)]);
+      await c.query(opts.statements.lastLogins, [
+        r.map((x) => x[0]),
+        r.map((x) => new Date(x[1].at)),
+        r.map((x) => x[1].service),
+        r.map((x) => ipOrNull(x[1].remoteIp)),
+      ]);
     } else {
       const r = rows as [string, Usage][];
-      await c.query(opts.statements.quotaUsage, [r.map((x) => x[0]), r.map((x) => x[1].bytes), r.map((x) => x[1].messages), r.map((x) => x[1].at)]);
+      await c.query(opts.statements.quotaUsage, [r.map((x) => x[0]), r.map((x) => x[1].bytes), r.map((x) => x[1].messages), r.map((x) => new Date(x[1].at))]);
     }
     metrics.written.inc({ kind }, rows.length);
     metrics.batchSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
@@ -234,19 +246,23 @@ export function createWriter(opts: WriterOptions): Writer {
   }
 
   return {
+    // On every successful login: one clock read and one map lookup when the mailbox was
+    // recorded within the interval (nearly always); otherwise one small object and a map set
+    // or two. No Date, no address parsing, no promise here.
     login(address, service, remoteIp) {
       const now = Date.now();
       const last = recorded.get(address);
       if (last !== undefined && now - last < opts.lastLoginIntervalMs) return;
-      const ip = remoteIp !== undefined && isIP(remoteIp) !== 0 ? remoteIp : null;
-      if (put(logins, 'last_login', address, { at: new Date(now), service: service === '' ? 'unknown' : service, remoteIp: ip })) recorded.set(address, now);
+      const kept = put(logins, 'last_login', address, { at: now, service: service === '' ? 'unknown' : service, remoteIp });
+      // With no interval (0) there is nothing to remember between logins.
+      if (kept && opts.lastLoginIntervalMs > 0) recorded.set(address, now);
     },
     usage(address, bytes, messages) {
       const prev = usages.get(address);
       put(usages, 'quota_usage', address, {
         bytes: bytes ?? prev?.bytes ?? null,
         messages: messages ?? prev?.messages ?? null,
-        at: new Date(),
+        at: Date.now(),
       });
     },
     flush,
