@@ -69,6 +69,8 @@ const ipOrNull = (ip: string | undefined): string | null => (ip !== undefined &&
 /** How often a standby is asked again whether it was promoted. */
 const STANDBY_RECHECK_MS = 30_000;
 
+// Long because it is one closure over the writer's state (the buffers, the connection, the
+// backoff); each step inside — put, connect, writeBatch, flushOnce — is a short function.
 export function createWriter(opts: WriterOptions): Writer {
   const { logger, metrics } = opts;
   const batchRows = opts.batchRows ?? 5000;
