@@ -123,6 +123,10 @@ describe('snapshot file', () => {
     headerFlip[40]! ^= 1;
     expect(refused(headerFlip)).toMatch(/damaged: header checksum mismatch/);
     expect(refused(Buffer.from('not a snapshot at all, just some text'))).toBe('not a mailmapd snapshot');
+    // A file of the previous format (heads without hashes): refused, not misread.
+    const v1 = Buffer.from(good);
+    v1.writeUInt32LE(1, 8);
+    expect(refused(v1)).toBe('format version 1, this mailmapd reads 2');
     expect(refused(good, (h) => (h.source.database === 'elsewhere' ? undefined : 'from another database'))).toBe('from another database');
     expect(refused(good)).toBe('ok');
     expect(readSnapshot(join(dir, 'none'), () => undefined).status).toBe('missing');
