@@ -56,7 +56,7 @@ const op: fc.Arbitrary<Op> = fc.oneof(
 function copyThrough(t: ByteTable, frameBytes: number, stepBytes: number, between: () => void = () => {}): ByteTable {
   const frames: [Buffer, number, Buffer][] = [];
   let bytes = Buffer.alloc(frameBytes);
-  let heads = Buffer.alloc(frameBytes * t.recordHead);
+  const heads = Buffer.alloc(frameBytes * t.recordHead);
   let count = 0;
   let used = 0;
   const flush = () => {
