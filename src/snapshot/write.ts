@@ -1,6 +1,6 @@
 // Writes the directory to its snapshot file without holding the event loop: the raw
-// entries are copied a step (64 KiB) per turn of the event loop into a frame (1 MiB, which
-// the reader adopts as one chunk of its table), and each full frame is written
+// entries are copied a step (8 KiB, ~10 µs) per turn of the event loop into a frame (1 MiB,
+// which the reader adopts as one chunk of its table), and each full frame is written
 // (asynchronously) before the next is filled, so a lookup waits at most for one step's copy.
 // Entries copied later may be newer than the header's position, never older — resuming
 // re-reads every key changed after it. An entry deleted and added again while the write
@@ -25,11 +25,17 @@ export interface WriteOptions {
   cancelled?: () => boolean;
   /** Entry bytes per frame (default 1 MiB, the byte table's chunk): what the reader adopts as one chunk. */
   frameBytes?: number;
-  /** Entry bytes copied per step (default 64 KiB): bounds how long one turn of the event loop takes. */
+  /** Entry bytes copied per step (default 8 KiB, about 10 µs): bounds how long a lookup may wait for one. */
   stepBytes?: number;
-  /** A pause after each step, so that the copy and the disk write take a core only part of the time. */
-  pauseMs?: number;
+  /**
+   * The share of a core the copying may take (default 1): after each millisecond of steps it
+   * pauses long enough to keep to it, so that lookups, logins and the disk write have the rest.
+   */
+  share?: number;
 }
+
+/** The daemon's background writes: half a core, leaving the other half and the other cores to lookups. */
+export const BACKGROUND_SHARE = 0.5;
 
 export type WriteResult = { status: 'written'; bytes: number } | { status: 'cancelled' };
 
@@ -79,7 +85,7 @@ async function writeBody(fh: FileHandle, o: WriteOptions): Promise<WriteResult> 
   };
   const put = (...bufs: Buffer[]) => write(bufs, false);
   const frameBytes = o.frameBytes ?? 1024 * 1024;
-  const stepBytes = Math.min(o.stepBytes ?? 64 * 1024, frameBytes);
+  const stepBytes = Math.min(o.stepBytes ?? 8 * 1024, frameBytes);
   for (const name of parts) {
     const part = o.data[name] as unknown;
     if (!(part as object as { raw?: unknown }).raw) {
@@ -126,6 +132,17 @@ async function writeRecords(
   let count = 0;
   let headBytes = 0;
   let used = 0;
+  const share = Math.min(1, Math.max(0.01, o.share ?? 1));
+  let burst = performance.now();
+  // Between steps the event loop runs (setImmediate lets pending I/O go first), so a lookup
+  // waits for one step at most; a pause after each millisecond of steps keeps to `share`.
+  const yieldTurn = async () => {
+    const busy = performance.now() - burst;
+    if (busy < 1) return new Promise<void>((resolve) => setImmediate(resolve));
+    if (share < 1) await new Promise((resolve) => setTimeout(resolve, (busy * (1 - share)) / share));
+    else await new Promise<void>((resolve) => setImmediate(resolve));
+    burst = performance.now();
+  };
   const flush = async () => {
     if (count > 0) {
       const head = frameHead(count, headBytes, used);
@@ -150,7 +167,7 @@ async function writeRecords(
       continue;
     }
     if (r.full || id < 0) await flush();
-    if (o.pauseMs) await new Promise((resolve) => setTimeout(resolve, o.pauseMs));
+    await yieldTurn();
   }
   return 'done';
 }
