@@ -390,11 +390,13 @@ export function createByteTable(options: { numbers?: boolean } = {}): ByteTable 
       chunkGarbage[c] = 0;
       chunkSingle[c] = false;
       sharedBytes += buf.length;
+      // A DataView reads the little-endian heads at any alignment, and quicker than Buffer's readers.
+      const dv = new DataView(heads.buffer, heads.byteOffset, heads.byteLength);
       let pos = 0;
       for (let i = 0; i < count; i++) {
         const at = i * recordHead;
-        const kf = heads.readUInt32LE(at);
-        const vlRaw = heads.readUInt32LE(at + 4);
+        const kf = dv.getUint32(at, true);
+        const vlRaw = dv.getUint32(at + 4, true);
         const kl = kf & MAX_KEY_BYTES;
         const vl = vlRaw === NULL_LEN ? 0 : vlRaw;
         if (pos + kl + vl > buf.length) throw new RangeError('record past the end of its chunk');
@@ -404,13 +406,13 @@ export function createByteTable(options: { numbers?: boolean } = {}): ByteTable 
           h.set(hashes);
           hashes = h;
         }
-        hashes[id] = heads.readUInt32LE(at + 8);
+        hashes[id] = dv.getUint32(at + 8, true);
         const m = 4 * id;
         meta[m] = c;
         meta[m + 1] = pos;
         meta[m + 2] = (kl | ((((kf >>> 24) & USER_FLAGS) | LIVE) << 24)) >>> 0;
         meta[m + 3] = vlRaw;
-        if (nums) nums[id] = heads.readDoubleLE(at + 12);
+        if (nums) nums[id] = dv.getFloat64(at + 12, true);
         pos += kl + vl;
       }
       if (pos !== buf.length) throw new RangeError('chunk bytes without a record');
