@@ -127,8 +127,9 @@ async function writeRecords(
 ): Promise<'done' | 'cancelled'> {
   // The buffers are reused: each frame is written (awaited) before the next is filled.
   let bytes = Buffer.allocUnsafeSlow(frameBytes);
-  // Room for the heads of a frame of the smallest entries (a key like "a@b", no value).
-  let heads = Buffer.allocUnsafeSlow(Math.ceil(frameBytes / 3) * table.recordHead);
+  // Heads for 64k entries: a 1 MiB frame of real entries (30 bytes and more) holds fewer;
+  // a frame of tinier ones ends when its heads are full.
+  let heads = Buffer.allocUnsafeSlow(Math.min(Math.ceil(frameBytes / 3), 65536) * table.recordHead);
   let count = 0;
   let headBytes = 0;
   let used = 0;
