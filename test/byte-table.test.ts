@@ -133,6 +133,17 @@ describe('byte table', () => {
     expect(copy.value(copy.find('k999@x'))).toBe('old999');
   });
 
+  it('refuses to load heads whose stored hashes are not its own', () => {
+    const t = createByteTable();
+    for (let i = 0; i < 10; i++) t.put(`k${i}@x`, 'v', 0, 0);
+    const heads = Buffer.alloc(10 * t.recordHead);
+    const bytes = Buffer.alloc(4096);
+    const r = t.exportRecords(0, heads, bytes);
+    heads.writeUInt32LE((heads.readUInt32LE(8) ^ 1) >>> 0, 8); // the first record's hash
+    const loader = createByteTable().load(10);
+    expect(() => loader.chunk(heads.subarray(0, r.headBytes), r.count, bytes.subarray(0, r.bytes))).toThrow(/hashes/);
+  });
+
   it('keeps every entry findable through index growth and deletion of half of them', () => {
     const t = createByteTable();
     const model = new Map<string, [string | null, number, number]>();

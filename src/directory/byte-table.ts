@@ -94,6 +94,13 @@ function finish(h: number): number {
   return h >>> 0;
 }
 
+/** The hash of a key already in UTF-8 bytes: what encode() gives for the same key. */
+function hashBytes(buf: Buffer, off: number, len: number): number {
+  let h = 0x811c9dc5;
+  for (let j = 0; j < len; j++) h = Math.imul(h ^ buf[off + j]!, 0x01000193);
+  return finish(h);
+}
+
 // Long because it is a closure holding the module's private state; the functions inside
 // it are short and each does one thing.
 export function createByteTable(options: { numbers?: boolean } = {}): ByteTable {
@@ -351,12 +358,10 @@ export function createByteTable(options: { numbers?: boolean } = {}): ByteTable 
       const buf = chunks[meta[m]!]!;
       const off = meta[m + 1]!;
       const kl = kf & MAX_KEY_BYTES;
-      let hash = 0x811c9dc5;
-      for (let j = 0; j < kl; j++) hash = Math.imul(hash ^ buf[off + j]!, 0x01000193);
       const h = count * recordHead;
       heads.writeUInt32LE((kf & ~(LIVE << 24)) >>> 0, h);
       heads.writeUInt32LE(meta[m + 3]!, h + 4);
-      heads.writeUInt32LE(finish(hash), h + 8);
+      heads.writeUInt32LE(hashBytes(buf, off, kl), h + 8);
       if (nums) heads.writeDoubleLE(nums[id]!, h + 12);
       buf.copy(out, pos, off, off + bytes);
       pos += bytes;
@@ -407,6 +412,9 @@ export function createByteTable(options: { numbers?: boolean } = {}): ByteTable 
           hashes = h;
         }
         hashes[id] = dv.getUint32(at + 8, true);
+        // One key per chunk hashed again: stored hashes of another hash function (a change
+        // here without a new snapshot format) would make every key unfindable.
+        if (i === 0 && hashes[id] !== hashBytes(buf, pos, kl)) throw new RangeError("stored key hashes are not this table's");
         const m = 4 * id;
         meta[m] = c;
         meta[m + 1] = pos;
