@@ -347,7 +347,19 @@ export function createByteTable(options: { numbers?: boolean } = {}): ByteTable 
   const exportRecords = (fromId: number, heads: Buffer, out: Buffer, budget = Number.POSITIVE_INFINITY) => {
     let pos = 0;
     let count = 0;
-    const stop = (next: number, full: boolean, need: number) => ({ next, count, headBytes: count * recordHead, bytes: pos, need, full });
+    const dv = new DataView(heads.buffer, heads.byteOffset, heads.byteLength);
+    // Entries added one after another lie one after another: they are copied as one run.
+    let runChunk = -1;
+    let runStart = 0;
+    let runEnd = 0;
+    let runTo = 0;
+    const copyRun = () => {
+      if (runChunk >= 0) chunks[runChunk]!.copy(out, runTo, runStart, runEnd);
+    };
+    const stop = (next: number, full: boolean, need: number) => {
+      copyRun();
+      return { next, count, headBytes: count * recordHead, bytes: pos, need, full };
+    };
     for (let id = fromId; id < topId; id++) {
       const m = 4 * id;
       const kf = meta[m + 2]!;
@@ -355,15 +367,20 @@ export function createByteTable(options: { numbers?: boolean } = {}): ByteTable 
       const bytes = entryBytes(id);
       if (pos + bytes > out.length || (count + 1) * recordHead > heads.length) return stop(id, true, count === 0 ? bytes : 0);
       if (pos >= budget) return stop(id, false, 0);
-      const buf = chunks[meta[m]!]!;
+      const c = meta[m]!;
       const off = meta[m + 1]!;
-      const kl = kf & MAX_KEY_BYTES;
       const h = count * recordHead;
-      heads.writeUInt32LE((kf & ~(LIVE << 24)) >>> 0, h);
-      heads.writeUInt32LE(meta[m + 3]!, h + 4);
-      heads.writeUInt32LE(hashBytes(buf, off, kl), h + 8);
-      if (nums) heads.writeDoubleLE(nums[id]!, h + 12);
-      buf.copy(out, pos, off, off + bytes);
+      dv.setUint32(h, (kf & ~(LIVE << 24)) >>> 0, true);
+      dv.setUint32(h + 4, meta[m + 3]!, true);
+      dv.setUint32(h + 8, hashBytes(chunks[c]!, off, kf & MAX_KEY_BYTES), true);
+      if (nums) dv.setFloat64(h + 12, nums[id]!, true);
+      if (c !== runChunk || off !== runEnd) {
+        copyRun();
+        runChunk = c;
+        runStart = off;
+        runTo = pos;
+      }
+      runEnd = off + bytes;
       pos += bytes;
       count++;
     }

@@ -1,5 +1,5 @@
 // Writes the directory to its snapshot file without holding the event loop: the raw
-// entries are copied a step (8 KiB, ~10 µs) per turn of the event loop into a frame (1 MiB,
+// entries are copied a step (8 KiB: 10-30 µs) per turn of the event loop into a frame (1 MiB,
 // which the reader adopts as one chunk of its table), and each full frame is written
 // (asynchronously) before the next is filled, so a lookup waits at most for one step's copy.
 // Entries copied later may be newer than the header's position, never older — resuming
@@ -25,7 +25,7 @@ export interface WriteOptions {
   cancelled?: () => boolean;
   /** Entry bytes per frame (default 1 MiB, the byte table's chunk): what the reader adopts as one chunk. */
   frameBytes?: number;
-  /** Entry bytes copied per step (default 8 KiB, about 10 µs): bounds how long a lookup may wait for one. */
+  /** Entry bytes copied per step (default 8 KiB, 10-30 µs): bounds how long a lookup may wait for one. */
   stepBytes?: number;
   /**
    * The share of a core the copying may take (default 1): after each millisecond of steps it
