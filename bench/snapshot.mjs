@@ -2,7 +2,9 @@
 // hashes): how long writing the snapshot takes and how big it is; restart to serving — the
 // real daemon started with PostgreSQL unreachable, timed from spawn to the first socketmap
 // answer OK from the snapshot; and socketmap lookup latency (p50/p99/max, from a client in
-// another process) while a snapshot is being written versus while not.
+// another process) while a snapshot is being written versus while not — idle spells and
+// writes alternate, each spell as long as the write before it, so that both see the same
+// machine (other load on a shared machine moves the percentiles more than a write does).
 // Runnable alone: node bench/snapshot.mjs [sizes…]   (needs `npm run build`; no PostgreSQL)
 
 import { fork, spawn } from 'node:child_process';
@@ -65,7 +67,7 @@ async function serverChild(size, file, source) {
   const { createLogger } = await import('../dist/log.js');
   const { listen } = await import('../dist/net/listener.js');
   const { createSocketmapHandler } = await import('../dist/socketmap/server.js');
-  const { writeSnapshot } = await import('../dist/snapshot/write.js');
+  const { BACKGROUND_SHARE, writeSnapshot } = await import('../dist/snapshot/write.js');
   const software = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version;
   const data = emptyData();
   for (let d = 1; d <= 1000; d++) data.domains.set(`d${d}.test`, true);
@@ -89,20 +91,23 @@ async function serverChild(size, file, source) {
   const write = async () => {
     const t0 = performance.now();
     const header = { software, writtenAt: Date.now(), dataAt: Date.now(), source, identity: null, position: { bench: true }, counts: directory.counts() };
-    const r = await writeSnapshot({ path: file, data: directory.data(), header, pauseMs: 1 }); // as the daemon's background writes
+    const r = await writeSnapshot({ path: file, data: directory.data(), header, share: BACKGROUND_SHARE }); // as the daemon's background writes
     return { seconds: (performance.now() - t0) / 1000, bytes: r.bytes };
   };
   process.on('message', async (m) => {
     if (m === 'write') {
+      const idle = [];
       const windows = [];
       let last;
-      const until = now() + 3000;
-      do {
+      for (let i = 0; i < 4; i++) {
+        const rest = now();
+        await new Promise((r) => setTimeout(r, last ? last.seconds * 1000 : 1000));
+        idle.push([rest, now()]);
         const start = now();
         last = await write();
         windows.push([start, now()]);
-      } while (now() < until);
-      process.send({ windows, ...last });
+      }
+      process.send({ idle, windows, ...last });
     } else if (m === 'exit') process.exit(0);
   });
   process.send({ port: listener.port });
@@ -201,22 +206,29 @@ export async function run(log = console.log, sizes = [100_000, 1_000_000]) {
     const child = fork(fileURLToPath(import.meta.url), ['--child', String(size), file, JSON.stringify(source)], { stdio: 'inherit' });
     try {
       const { port } = await new Promise((r) => child.once('message', r));
-      const t = now();
-      const idle = lookupsUntil(port, size, t + 2000);
-      const idleSamples = await idle;
-      const busy = lookupsUntil(port, size, now() + 3500);
       const written = new Promise((r) => child.once('message', r));
       child.send('write');
+      // Until the child answers: lookups are sorted by the spell they started in afterwards.
+      let done = false;
+      const samples = [];
+      const all = (async () => {
+        while (!done) for (const s of await lookupsUntil(port, size, now() + 500)) samples.push(s);
+      })();
       const w = await written;
-      const busySamples = (await busy).filter(([at]) => w.windows.some(([a, b]) => at >= a && at <= b)).map(([, l]) => l);
-      const idleLat = idleSamples.map(([, l]) => l);
+      done = true;
+      await all;
+      const inside = (spells, at) => spells.some(([a, b]) => at >= a && at <= b);
+      const busySamples = samples.filter(([at]) => inside(w.windows, at)).map(([, l]) => l);
+      const idleLat = samples.filter(([at]) => inside(w.idle, at)).map(([, l]) => l);
       const mb = w.bytes / 2 ** 20;
       log(
         `${size} mailboxes + ${size} aliases: snapshot ${mb.toFixed(1)} MiB, written in ${w.seconds.toFixed(2)} s (${(mb / w.seconds).toFixed(0)} MiB/s), ${w.windows.length} writes timed`,
       );
-      log(`  lookups idle:    n=${idleLat.length} p50 ${ms(pct(idleLat, 50))} p99 ${ms(pct(idleLat, 99))} max ${ms(Math.max(...idleLat))}`);
       log(
-        `  lookups writing: n=${busySamples.length} p50 ${ms(pct(busySamples, 50))} p99 ${ms(pct(busySamples, 99))} max ${ms(Math.max(...busySamples))}; p99 ratio writing/idle ${(pct(busySamples, 99) / pct(idleLat, 99)).toFixed(2)}`,
+        `  lookups idle:    n=${idleLat.length} p50 ${ms(pct(idleLat, 50))} p99 ${ms(pct(idleLat, 99))} max ${ms(idleLat.reduce((a, b) => Math.max(a, b), 0))}`,
+      );
+      log(
+        `  lookups writing: n=${busySamples.length} p50 ${ms(pct(busySamples, 50))} p99 ${ms(pct(busySamples, 99))} max ${ms(busySamples.reduce((a, b) => Math.max(a, b), 0))}; p99 ratio writing/idle ${(pct(busySamples, 99) / pct(idleLat, 99)).toFixed(2)}`,
       );
       child.send('exit');
       const restarts = [];

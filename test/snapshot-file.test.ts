@@ -71,6 +71,18 @@ describe('snapshot file', () => {
     expect(back.data.mailboxes.get('u7@example.org')?.password).toBe('{PLAIN}pw7');
   });
 
+  it('entries so small that a frame runs out of record heads before bytes come back whole', async () => {
+    const d = emptyData();
+    for (let i = 0; i < 150_000; i++) d.aliases.set(i.toString(36), '');
+    const r = await writeSnapshot({ path: join(dir, 'tiny.snapshot'), data: d, header: header({ at: 'tiny' }) });
+    expect(r.status).toBe('written');
+    const back = readSnapshot(join(dir, 'tiny.snapshot'), () => undefined);
+    if (back.status !== 'ok') throw new Error(JSON.stringify(back));
+    expect(back.data.aliases.size).toBe(150_000);
+    expect(back.data.aliases.get((149_999).toString(36))).toBe('');
+    rmSync(join(dir, 'tiny.snapshot'));
+  });
+
   it('entries changing while it is written come out old or new, never torn, and none is lost', async () => {
     const d = sample(20000);
     let frames = 0;
@@ -123,6 +135,10 @@ describe('snapshot file', () => {
     headerFlip[40]! ^= 1;
     expect(refused(headerFlip)).toMatch(/damaged: header checksum mismatch/);
     expect(refused(Buffer.from('not a snapshot at all, just some text'))).toBe('not a mailmapd snapshot');
+    // A file of the previous format (heads without hashes): refused, not misread.
+    const v1 = Buffer.from(good);
+    v1.writeUInt32LE(1, 8);
+    expect(refused(v1)).toBe('format version 1, this mailmapd reads 2');
     expect(refused(good, (h) => (h.source.database === 'elsewhere' ? undefined : 'from another database'))).toBe('from another database');
     expect(refused(good)).toBe('ok');
     expect(readSnapshot(join(dir, 'none'), () => undefined).status).toBe('missing');

@@ -5,7 +5,7 @@
 // database was dropped and recreated under the same name are not trusted.
 
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, truncateSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -153,6 +153,22 @@ describe('restart without the database', () => {
       daemon = undefined;
     } finally {
       cluster.start();
+    }
+  });
+
+  it('a snapshot of an older format is refused with a log line, then written anew in the current one', async () => {
+    const file = join(dir, 'old-format.snapshot');
+    const old = readFileSync(snapshotFile);
+    old.writeUInt32LE(1, 8); // the format version in the prefix (format.ts)
+    writeFileSync(file, old);
+    const d = await start({ config: { snapshot_file: file } });
+    try {
+      expect(d.logs()).toMatch(/snapshot refused.*format version 1, this mailmapd reads 2/);
+      // Loaded from the database instead; the next background write replaces the old file.
+      expect(postmap(d.ports.socketmap, 'mailboxes', 'alice@example.org').code).toBe(0);
+      await waitFor(() => readFileSync(file).readUInt32LE(8) === 2, 20000, 'snapshot rewritten in format 2');
+    } finally {
+      await d.stop();
     }
   });
 

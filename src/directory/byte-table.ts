@@ -47,24 +47,38 @@ export interface ByteTable {
   readonly recordHead: number;
   /**
    * Copies live entries, by id from `fromId`, while they fit: their heads into `heads`,
-   * their key and value bytes, back to back, into `bytes`. `next` is the id to go on from
-   * (-1: done); `need` the byte size of an entry too big for an empty `bytes` (0 otherwise).
+   * their key and value bytes, back to back, into `bytes`; it stops early, between entries,
+   * once `budget` bytes are copied (so that one call is a bounded piece of work). `next` is
+   * the id to go on from (-1: done); `full` says it stopped because the next entry did not
+   * fit `bytes` or `heads`; `need` is that entry's size when nothing was copied (0 otherwise).
    */
-  exportRecords(fromId: number, heads: Buffer, bytes: Buffer): RecordFrame & { next: number; need: number };
+  exportRecords(fromId: number, heads: Buffer, bytes: Buffer, budget?: number): RecordFrame & { next: number; need: number; full: boolean };
   /**
-   * Takes `chunk` (filled by exportRecords) as a chunk of this table, without copying, and
-   * adds its `count` entries described by `heads`; a later entry replaces an earlier one of
-   * the same key. Throws on heads that do not fit the chunk.
+   * Loads raw entries (exportRecords' frames, about `entries` of them) into this table,
+   * which must be empty. See TableLoader.
    */
-  adoptChunk(heads: Buffer, count: number, chunk: Buffer): void;
-  /** Makes room for `entries` more entries at once (a bulk load then never regrows). */
-  reserve(entries: number): void;
+  load(entries: number): TableLoader;
 }
 
 /**
- * A batch of raw entries: per entry a head [keyLen | flags << 24, valueLen or NULL_LEN] as
- * u32 LE and, when the table keeps numbers, the number as f64 LE; the keys' and values'
- * bytes back to back in a separate buffer, laid out as a chunk, so a reader can adopt it.
+ * A bulk load: each chunk (filled by exportRecords) becomes a chunk of the table without a
+ * copy, its entries take the next ids; finish() then indexes them all by the hashes their
+ * heads carry — in the order of their index slots, so that building the index walks it
+ * front to back instead of missing the cache two million times. An entry of the same key
+ * as an earlier one replaces it. Until finish() the table finds nothing.
+ */
+export interface TableLoader {
+  /** Throws on heads that do not fit the chunk. */
+  chunk(heads: Buffer, count: number, chunk: Buffer): void;
+  finish(): void;
+}
+
+/**
+ * A batch of raw entries: per entry a head [keyLen | flags << 24, valueLen or NULL_LEN, the
+ * key's hash] as u32 LE and, when the table keeps numbers, the number as f64 LE; the keys'
+ * and values' bytes back to back in a separate buffer, laid out as a chunk, so a reader can
+ * adopt it. The hash is there so that loading a snapshot builds the index without hashing
+ * two million keys again (the largest part of a restart's time before it was stored).
  */
 export interface RecordFrame {
   count: number;
@@ -78,6 +92,13 @@ function finish(h: number): number {
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;
   return h >>> 0;
+}
+
+/** The hash of a key already in UTF-8 bytes: what encode() gives for the same key. */
+function hashBytes(buf: Buffer, off: number, len: number): number {
+  let h = 0x811c9dc5;
+  for (let j = 0; j < len; j++) h = Math.imul(h ^ buf[off + j]!, 0x01000193);
+  return finish(h);
 }
 
 // Long because it is a closure holding the module's private state; the functions inside
@@ -321,89 +342,146 @@ export function createByteTable(options: { numbers?: boolean } = {}): ByteTable 
     return chunks[meta[m]!]!.toString('utf8', off, off + (meta[m + 2]! & MAX_KEY_BYTES));
   };
 
-  const recordHead = nums ? 16 : 8;
+  const recordHead = nums ? 20 : 12;
 
-  const exportRecords = (fromId: number, heads: Buffer, out: Buffer) => {
+  const exportRecords = (fromId: number, heads: Buffer, out: Buffer, budget = Number.POSITIVE_INFINITY) => {
     let pos = 0;
     let count = 0;
+    const dv = new DataView(heads.buffer, heads.byteOffset, heads.byteLength);
+    // Entries added one after another lie one after another: they are copied as one run.
+    let runChunk = -1;
+    let runStart = 0;
+    let runEnd = 0;
+    let runTo = 0;
+    const copyRun = () => {
+      if (runChunk >= 0) chunks[runChunk]!.copy(out, runTo, runStart, runEnd);
+    };
+    const stop = (next: number, full: boolean, need: number) => {
+      copyRun();
+      return { next, count, headBytes: count * recordHead, bytes: pos, need, full };
+    };
     for (let id = fromId; id < topId; id++) {
       const m = 4 * id;
       const kf = meta[m + 2]!;
       if (((kf >>> 24) & LIVE) === 0) continue;
       const bytes = entryBytes(id);
-      if (pos + bytes > out.length || (count + 1) * recordHead > heads.length) {
-        return { next: id, count, headBytes: count * recordHead, bytes: pos, need: count === 0 ? bytes : 0 };
-      }
+      if (pos + bytes > out.length || (count + 1) * recordHead > heads.length) return stop(id, true, count === 0 ? bytes : 0);
+      if (pos >= budget) return stop(id, false, 0);
+      const c = meta[m]!;
+      const off = meta[m + 1]!;
       const h = count * recordHead;
-      heads.writeUInt32LE((kf & ~(LIVE << 24)) >>> 0, h);
-      heads.writeUInt32LE(meta[m + 3]!, h + 4);
-      if (nums) heads.writeDoubleLE(nums[id]!, h + 8);
-      chunks[meta[m]!]!.copy(out, pos, meta[m + 1]!, meta[m + 1]! + bytes);
+      dv.setUint32(h, (kf & ~(LIVE << 24)) >>> 0, true);
+      dv.setUint32(h + 4, meta[m + 3]!, true);
+      dv.setUint32(h + 8, hashBytes(chunks[c]!, off, kf & MAX_KEY_BYTES), true);
+      if (nums) dv.setFloat64(h + 12, nums[id]!, true);
+      if (c !== runChunk || off !== runEnd) {
+        copyRun();
+        runChunk = c;
+        runStart = off;
+        runTo = pos;
+      }
+      runEnd = off + bytes;
       pos += bytes;
       count++;
     }
-    return { next: -1, count, headBytes: count * recordHead, bytes: pos, need: 0 };
+    return stop(-1, false, 0);
   };
 
-  const adoptChunk = (heads: Buffer, count: number, chunk: Buffer) => {
-    if (heads.length < count * recordHead) throw new RangeError('truncated record heads');
-    const c = freeChunks.pop() ?? chunks.length;
-    chunks[c] = chunk;
-    chunkUsed[c] = chunk.length; // full: new entries go to a chunk of their own
-    chunkGarbage[c] = 0;
-    chunkSingle[c] = false;
-    sharedBytes += chunk.length;
-    let pos = 0;
-    for (let i = 0; i < count; i++) {
-      const kf = heads.readUInt32LE(i * recordHead);
-      const vlRaw = heads.readUInt32LE(i * recordHead + 4);
-      const kl = kf & MAX_KEY_BYTES;
-      const vl = vlRaw === NULL_LEN ? 0 : vlRaw;
-      if (pos + kl + vl > chunk.length) throw new RangeError('record past the end of its chunk');
-      if (kl > scratch.length) scratch = Buffer.allocUnsafeSlow(Math.max(kl, 2 * scratch.length));
-      let h = 0x811c9dc5;
-      for (let j = 0; j < kl; j++) {
-        const b = chunk[pos + j]!;
-        scratch[j] = b;
-        h = Math.imul(h ^ b, 0x01000193);
-      }
-      h = finish(h);
-      keyLen = kl;
-      const s = slotOf(h);
-      let id: number;
-      if (s >= 0) {
-        id = index[2 * s + 1]! - 1;
-        release(id);
-      } else {
-        id = newId();
-        if ((size + 1) * 5 > (mask + 1) * 3) growIndex();
-        insertSlot(h, id);
-        size++;
-      }
-      const m = 4 * id;
-      meta[m] = c;
-      meta[m + 1] = pos;
-      meta[m + 2] = (kl | ((((kf >>> 24) & USER_FLAGS) | LIVE) << 24)) >>> 0;
-      meta[m + 3] = vlRaw;
-      if (nums) nums[id] = heads.readDoubleLE(i * recordHead + 8);
-      pos += kl + vl;
-    }
-    if (pos !== chunk.length) throw new RangeError('chunk bytes without a record');
+  /** Whether entries `a` and `b` have the same key. */
+  const sameKey = (a: number, b: number): boolean => {
+    const kl = meta[4 * a + 2]! & MAX_KEY_BYTES;
+    if ((meta[4 * b + 2]! & MAX_KEY_BYTES) !== kl) return false;
+    const offA = meta[4 * a + 1]!;
+    const offB = meta[4 * b + 1]!;
+    return chunks[meta[4 * a]!]!.compare(chunks[meta[4 * b]!]!, offB, offB + kl, offA, offA + kl) === 0;
   };
 
-  const reserveEntries = (entries: number) => {
-    const ids = topId + entries;
-    if (4 * ids > meta.length) {
-      const m = new Uint32Array(4 * ids);
-      m.set(meta);
-      meta = m;
-      if (nums) {
-        const n = new Float64Array(ids);
-        n.set(nums);
-        nums = n;
-      }
+  const load = (hint: number): TableLoader => {
+    if (topId !== 0 || chunks.length !== 0) throw new Error('a byte table loads only when empty');
+    let hashes = new Uint32Array(Math.max(hint, 1024));
+    // Sized once from the hint, so that a load does not regrow them step by step.
+    if (4 * hint > meta.length) {
+      meta = new Uint32Array(4 * hint);
+      if (nums) nums = new Float64Array(hint);
     }
-    while ((size + entries) * 5 > (mask + 1) * 3) growIndex();
+    const chunk = (heads: Buffer, count: number, buf: Buffer) => {
+      if (heads.length < count * recordHead) throw new RangeError('truncated record heads');
+      const c = chunks.length;
+      chunks[c] = buf;
+      chunkUsed[c] = buf.length; // full: new entries go to a chunk of their own
+      chunkGarbage[c] = 0;
+      chunkSingle[c] = false;
+      sharedBytes += buf.length;
+      // A DataView reads the little-endian heads at any alignment, and quicker than Buffer's readers.
+      const dv = new DataView(heads.buffer, heads.byteOffset, heads.byteLength);
+      let pos = 0;
+      for (let i = 0; i < count; i++) {
+        const at = i * recordHead;
+        const kf = dv.getUint32(at, true);
+        const vlRaw = dv.getUint32(at + 4, true);
+        const kl = kf & MAX_KEY_BYTES;
+        const vl = vlRaw === NULL_LEN ? 0 : vlRaw;
+        if (pos + kl + vl > buf.length) throw new RangeError('record past the end of its chunk');
+        const id = newId();
+        if (id >= hashes.length) {
+          const h = new Uint32Array(hashes.length * 2);
+          h.set(hashes);
+          hashes = h;
+        }
+        hashes[id] = dv.getUint32(at + 8, true);
+        // One key per chunk hashed again: stored hashes of another hash function (a change
+        // here without a new snapshot format) would make every key unfindable.
+        if (i === 0 && hashes[id] !== hashBytes(buf, pos, kl)) throw new RangeError("stored key hashes are not this table's");
+        const m = 4 * id;
+        meta[m] = c;
+        meta[m + 1] = pos;
+        meta[m + 2] = (kl | ((((kf >>> 24) & USER_FLAGS) | LIVE) << 24)) >>> 0;
+        meta[m + 3] = vlRaw;
+        if (nums) nums[id] = dv.getFloat64(at + 12, true);
+        pos += kl + vl;
+      }
+      if (pos !== buf.length) throw new RangeError('chunk bytes without a record');
+    };
+    const finish = () => {
+      const n = topId;
+      let slots = mask + 1;
+      while (n * 5 > slots * 3) slots *= 2;
+      if (slots !== mask + 1) {
+        index = new Uint32Array(2 * slots);
+        mask = slots - 1;
+      }
+      // Ids by the top bits of their home slot (a stable counting sort, so that of two
+      // entries of one key the later still comes later): each bucket's slots are a few KiB.
+      const shift = Math.max(0, Math.log2(slots) - 12);
+      const starts = new Uint32Array((slots >>> shift) + 1);
+      for (let id = 0; id < n; id++) starts[((hashes[id]! & mask) >>> shift) + 1]!++;
+      for (let b = 1; b < starts.length; b++) starts[b]! += starts[b - 1]!;
+      // Hash and id side by side, so that the insertion below reads them in order too.
+      const order = new Uint32Array(2 * n);
+      for (let id = 0; id < n; id++) {
+        const h = hashes[id]!;
+        const at = 2 * starts[(h & mask) >>> shift]!++;
+        order[at] = h;
+        order[at + 1] = id;
+      }
+      for (let k = 0; k < 2 * n; k += 2) {
+        const h = order[k]!;
+        const id = order[k + 1]!;
+        let s = h & mask;
+        while (index[2 * s + 1] !== 0 && !(index[2 * s] === h && sameKey(index[2 * s + 1]! - 1, id))) s = (s + 1) & mask;
+        if (index[2 * s + 1] !== 0) {
+          // The same key again: the later entry wins.
+          const old = index[2 * s + 1]! - 1;
+          release(old);
+          freeIds.push(old);
+        } else {
+          index[2 * s] = h;
+          size++;
+        }
+        index[2 * s + 1] = id + 1;
+      }
+    };
+    return { chunk, finish };
   };
 
   return {
@@ -411,10 +489,9 @@ export function createByteTable(options: { numbers?: boolean } = {}): ByteTable 
       return size;
     },
     numbers: nums !== undefined,
-    reserve: reserveEntries,
     recordHead,
     exportRecords,
-    adoptChunk,
+    load,
     find,
     put,
     delete: del,

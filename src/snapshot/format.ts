@@ -8,8 +8,15 @@
 //           numbers u8 (raw: whether records carry a number), entries u32 (how many the
 //           part had when its writing began: a hint to size the table), then frames until one of
 //           all zeros: entries u32, head bytes u32, data bytes u32, the heads, the data.
-//           A raw frame's data is a byte-table chunk as is (see RecordFrame in byte-table.ts);
-//           a JSON frame (1 entry, no heads) is the part's entries as a JSON array.
+//           A raw frame's data is a byte-table chunk as is (see RecordFrame in byte-table.ts:
+//           each record's head carries its key's hash); a JSON frame (1 entry, no heads) is
+//           the part's entries as a JSON array.
+//   The body CRC-32 covers every byte of the body, in file order except within a frame:
+//   its data, then its heads, then its 12-byte head — the writer sums the data as it copies
+//   it, a step per turn of the event loop, and knows the frame's head only at its end.
+//
+// Version 2: record heads carry the key's hash; frames are 1 MiB; the checksum order above.
+// A file of another version is refused (and rewritten by the next write).
 //
 // The byte tables travel as their raw records (byte-table.ts), so whatever a mailbox record
 // holds rides along unchanged; the small tables (domains, alias domains, routes, master
@@ -18,7 +25,7 @@
 import type { DirectoryData } from '../directory/directory.js';
 
 export const MAGIC = Buffer.from('MMDSNAP\n', 'latin1');
-export const FORMAT_VERSION = 1;
+export const FORMAT_VERSION = 2;
 export const PREFIX_BYTES = 32;
 
 /** The directory's parts, by their field in DirectoryData. A new kind is one more name here. */

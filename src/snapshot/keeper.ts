@@ -17,7 +17,7 @@ import type { DatabaseIdentity, SnapshotHeader, SnapshotSource } from './format.
 import { gateSync, type Resume } from './gate.js';
 import { queryIdentity, sameIdentity } from './identity.js';
 import { readSnapshot } from './read.js';
-import { writeSnapshot } from './write.js';
+import { BACKGROUND_SHARE, writeSnapshot } from './write.js';
 
 export interface SnapshotKeeperOptions {
   path: string;
@@ -121,9 +121,9 @@ export function createSnapshotKeeper(o: SnapshotKeeperOptions): SnapshotKeeper {
         data: directory.data(),
         header,
         cancelled: () => generation !== gen || (closing && !final),
-        // In the background, a pause after each frame leaves the cores to lookups and
-        // logins for part of the time; at shutdown nothing waits for them.
-        pauseMs: final ? 0 : 1,
+        // In the background, pauses leave the cores to lookups and logins for part of the
+        // time; at shutdown nothing waits for them.
+        share: final ? 1 : BACKGROUND_SHARE,
       });
       if (r.status === 'cancelled') {
         dirty = true;

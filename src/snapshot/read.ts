@@ -2,7 +2,9 @@
 // the magic and format version, the exact length (a truncated file is refused), the
 // header's CRC-32, the caller's check of the header (which database, how old), every
 // section of the directory present and none unknown, every entry inside its frame, and
-// the body's CRC-32. Frames of raw entries become the tables' chunks without a copy.
+// the body's CRC-32. Frames of raw entries become the tables' chunks without a copy, and
+// their entries go into the tables' indexes by the hashes stored with them: no key is
+// hashed, no per-entry object made (a restart's time is mostly reading the file).
 
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { crc32 } from 'node:zlib';
@@ -75,6 +77,19 @@ function readFrom(fd: number, check: (h: SnapshotHeader) => string | undefined):
     crc = crc32(b, crc);
     return b;
   };
+  // Frame heads and record heads are only looked at while a frame is adopted: one buffer each.
+  const frame = Buffer.allocUnsafeSlow(FRAME_HEAD);
+  let heads = Buffer.allocUnsafeSlow(64 * 1024);
+  const readInto = (b: Buffer, n: number): Buffer => {
+    if (at + n > size) throw new Damaged('runs past the end of the file');
+    for (let got = 0; got < n; ) {
+      const r = readSync(fd, b, got, n - got, at + got);
+      if (r === 0) throw new Damaged('file shrank while read');
+      got += r;
+    }
+    at += n;
+    return b.subarray(0, n);
+  };
   const data = emptyData();
   const seen = new Set<string>();
   while (at < size) {
@@ -93,22 +108,32 @@ function readFrom(fd: number, check: (h: SnapshotHeader) => string | undefined):
       throw new Damaged(`section ${name} has another layout`);
     }
     // A hint only, and bounded by what the rest of the file could hold.
-    table?.reserve(Math.min(entries, Math.floor((size - at) / table.recordHead)));
+    const loader = table?.load(Math.min(entries, Math.floor((size - at) / table.recordHead)));
     for (;;) {
-      const f = body(FRAME_HEAD);
+      // A frame's checksum order: data, heads, head (write.ts sums each step as it copies it).
+      const f = readInto(frame, FRAME_HEAD);
       const count = f.readUInt32LE(0);
       const headBytes = f.readUInt32LE(4);
       const bytes = f.readUInt32LE(8);
-      if (count === 0 && headBytes === 0 && bytes === 0) break;
-      const heads = body(headBytes);
-      const chunk = body(bytes);
+      if (count === 0 && headBytes === 0 && bytes === 0) {
+        crc = crc32(f, crc);
+        break;
+      }
+      if (headBytes > heads.length) {
+        if (at + headBytes > size) throw new Damaged('runs past the end of the file');
+        heads = Buffer.allocUnsafeSlow(headBytes);
+      }
+      const h = readInto(heads, headBytes);
+      const chunk = read(bytes);
+      crc = crc32(f, crc32(h, crc32(chunk, crc)));
       if (map) {
         for (const [k, v] of JSON.parse(chunk.toString('utf8')) as [string, unknown][]) map.set(k, v);
       } else {
         if (headBytes !== count * table!.recordHead) throw new Damaged(`section ${name}: bad frame`);
-        table!.adoptChunk(heads, count, chunk);
+        loader!.chunk(h, count, chunk);
       }
     }
+    loader?.finish();
   }
   if (crc !== p.bodyCrc) return refuse('damaged: body checksum mismatch');
   const missing = parts.filter((n) => !seen.has(n));
