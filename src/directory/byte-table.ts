@@ -189,9 +189,15 @@ export function createByteTable(options: { numbers?: boolean } = {}): ByteTable 
     for (let s = 0; s < old.length; s += 2) if (old[s + 1] !== 0) insertSlot(old[s]!, old[s + 1]! - 1);
   };
 
+  // Where a running export (a snapshot write) has got to: ids below it are behind it. A
+  // freed id behind it is not given out meanwhile — an entry put there would be missing
+  // from the snapshot although it was in the table before and after — so such an entry
+  // takes a fresh id, which the export still reaches. 0 when no export runs.
+  let exportedUpTo = 0;
+
   const newId = (): number => {
-    const reused = freeIds.pop();
-    if (reused !== undefined) return reused;
+    const top = freeIds.length - 1;
+    if (top >= 0 && freeIds[top]! >= exportedUpTo) return freeIds.pop()!;
     if (4 * (topId + 1) > meta.length) {
       const m = new Uint32Array(meta.length * 2);
       m.set(meta);
@@ -358,6 +364,7 @@ export function createByteTable(options: { numbers?: boolean } = {}): ByteTable 
     };
     const stop = (next: number, full: boolean, need: number) => {
       copyRun();
+      exportedUpTo = next < 0 ? 0 : next;
       return { next, count, headBytes: count * recordHead, bytes: pos, need, full };
     };
     for (let id = fromId; id < topId; id++) {
