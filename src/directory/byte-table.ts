@@ -403,6 +403,8 @@ export function createByteTable(options: { numbers?: boolean } = {}): ByteTable 
     return chunks[meta[4 * a]!]!.compare(chunks[meta[4 * b]!]!, offB, offB + kl, offA, offA + kl) === 0;
   };
 
+  // Long because the loader's three steps (adopt a chunk, then order the stored hashes and
+  // fill the index in one pass) share the arrays sized here; apart they would pass them all.
   const load = (hint: number): TableLoader => {
     if (topId !== 0 || chunks.length !== 0) throw new Error('a byte table loads only when empty');
     let hashes = new Uint32Array(Math.max(hint, 1024));

@@ -43,6 +43,8 @@ export interface SnapshotKeeper {
 
 const software = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
+// Long because it is one closure over the keeper's state (the last position applied, the
+// timer, the write in progress); each step inside — schedule, write, check, decide — is short.
 export function createSnapshotKeeper(o: SnapshotKeeperOptions): SnapshotKeeper {
   const { directory, logger, metrics, path } = o;
   const minInterval = o.intervalMs ?? 30_000;
