@@ -21,22 +21,67 @@ export interface ReadHead {
   prunedXid: string;
 }
 
-export async function beginRead(c: pg.ClientBase): Promise<ReadHead> {
-  // One round trip: BEGIN and the first statement, whose snapshot the transaction keeps.
-  // A standby's checkpoint timeline lags a promotion upstream; its WAL receiver knows.
-  // A primary's current WAL file name starts with its timeline.
-  const results = (await c.query(
-    `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
-     SELECT (SELECT system_identifier::text FROM pg_control_system()) AS system,
+// The server's identity and the read's snapshot. A standby's checkpoint timeline lags a
+// promotion upstream; its WAL receiver knows. A primary's current WAL file name starts
+// with its timeline.
+const headSql = `SELECT (SELECT system_identifier::text FROM pg_control_system()) AS system,
             CASE WHEN pg_is_in_recovery()
                  THEN greatest((SELECT max(received_tli) FROM pg_stat_wal_receiver), (SELECT timeline_id FROM pg_control_checkpoint()))
                  ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END AS timeline,
             pg_current_snapshot()::text AS snap,
-            (SELECT pruned_xid::text FROM mailmapd.sync_state) AS pruned`,
-  )) as unknown as Array<pg.QueryResult<{ system: string; timeline: number; snap: string; pruned: string | null }>>;
-  const row = results[1]!.rows[0]!;
+            (SELECT pruned_xid::text FROM mailmapd.sync_state) AS pruned`;
+
+// BEGIN and the first statement in one round trip: the transaction keeps that statement's snapshot.
+const beginSql = `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; ${headSql}`;
+
+type HeadRow = { system: string; timeline: number; snap: string; pruned: string | null };
+
+function readHead(row: HeadRow): ReadHead {
   const [xmin, xmax, xip] = row.snap.split(':') as [string, string, string];
   return { system: row.system, timeline: row.timeline, xmin, xmax, xip: xip === '' ? [] : xip.split(','), prunedXid: row.pruned ?? '0' };
+}
+
+/** The rows of each SELECT of a multi-statement query, in order (BEGIN and COMMIT give none). */
+async function selects(c: pg.ClientBase, text: string): Promise<unknown[][]> {
+  const results = (await c.query(text)) as unknown as pg.QueryResult[];
+  return results.filter((r) => r.command === 'SELECT').map((r) => r.rows);
+}
+
+/** Opens the read: a REPEATABLE READ READ ONLY transaction, and what its snapshot is. */
+export async function beginRead(c: pg.ClientBase): Promise<ReadHead> {
+  const [head] = await selects(c, beginSql);
+  return readHead(head![0] as HeadRow);
+}
+
+// What a mark reads must be read before the read's snapshot is taken, so that the read
+// covers it. Statements of an explicit READ COMMITTED transaction each take their own
+// snapshot, in order, whatever default_transaction_isolation says; its COMMIT ends it
+// before the read's BEGIN. Mark and read thus cost one round trip.
+const markThen = (...statements: string[]) => `BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY; ${statements.join('; ')}; COMMIT; ${beginSql}`;
+
+export interface PrimaryMark {
+  lastId: string;
+  nextXid: string;
+}
+
+/**
+ * On a primary: the change-log sequence, then the next transaction id, in that order, so
+ * every change row numbered up to `lastId` belongs to a transaction below `nextXid`
+ * (sequences are not transactional: rows of open transactions count); then the read.
+ * Needs SELECT on mailmapd.changes_id_seq.
+ */
+export async function beginReadMarked(c: pg.ClientBase): Promise<{ head: ReadHead; mark: PrimaryMark }> {
+  const [l, m, head] = await selects(
+    c,
+    markThen('SELECT last_value::text AS l FROM mailmapd.changes_id_seq', 'SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS m'),
+  );
+  return { head: readHead(head![0] as HeadRow), mark: { lastId: (l![0] as { l: string }).l, nextXid: (m![0] as { m: string }).m } };
+}
+
+/** On a standby: how far it has replayed (standbyProbe), then the read, which sees at least that much. */
+export async function beginReadReplayed(c: pg.ClientBase): Promise<{ head: ReadHead; probe: StandbyProbe }> {
+  const [probe, head] = await selects(c, markThen(standbyProbeSql));
+  return { head: readHead(head![0] as HeadRow), probe: readStandbyProbe(probe![0] as StandbyProbeRow) };
 }
 
 export async function endRead(c: pg.ClientBase): Promise<void> {
@@ -77,12 +122,6 @@ export interface ChangeStamp {
 // Microseconds since the epoch, independent of the session's time zone and DateStyle.
 const atText = `(extract(epoch FROM at) * 1000000)::bigint::text`;
 
-/** Who wrote change row `id` and when, or undefined when the row is gone. */
-export async function changeStamp(c: pg.ClientBase, id: string): Promise<ChangeStamp | undefined> {
-  const r = await c.query<ChangeStamp>(`SELECT id::text AS id, xid::text AS xid, ${atText} AS at FROM mailmapd.changes WHERE id = $1::bigint`, [id]);
-  return r.rows[0];
-}
-
 export interface ChangeRow {
   id: string;
   at: string;
@@ -93,15 +132,27 @@ export interface ChangeRow {
   age: number;
 }
 
-/** Every change row the position has not applied yet that the open snapshot sees. */
-export async function unappliedChanges(c: pg.ClientBase, p: Position): Promise<ChangeRow[]> {
-  const r = await c.query<ChangeRow>(
-    `SELECT id::text AS id, xid::text AS xid, ${atText} AS at, kind, key, extract(epoch FROM clock_timestamp() - at)::float8 AS age
-       FROM mailmapd.changes
-      WHERE xid >= $1::xid8 AND xid <> ALL($2::xid8[])`,
-    [p.xmin, p.seen],
+const changeColumns = `id::text AS id, xid::text AS xid, ${atText} AS at, kind, key, extract(epoch FROM clock_timestamp() - at)::float8 AS age`;
+
+/**
+ * Every change row the position has not applied yet that the open snapshot sees; and,
+ * in the same round trip, who wrote the newest row the position did apply and when
+ * (undefined when that row is gone), which tells whether this is still its history.
+ */
+export async function unappliedChanges(c: pg.ClientBase, p: Position): Promise<{ changes: ChangeRow[]; lastApplied: ChangeStamp | undefined }> {
+  const r = await c.query<ChangeRow & { applied: boolean }>(
+    `SELECT ${changeColumns}, false AS applied FROM mailmapd.changes WHERE xid >= $1::xid8 AND xid <> ALL($2::xid8[])
+     UNION ALL
+     SELECT ${changeColumns}, true FROM mailmapd.changes WHERE id = $3::bigint`,
+    [p.xmin, p.seen, p.lastId],
   );
-  return r.rows;
+  const changes: ChangeRow[] = [];
+  let lastApplied: ChangeStamp | undefined;
+  for (const { applied, ...row } of r.rows) {
+    if (applied) lastApplied = { id: row.id, xid: row.xid, at: row.at };
+    else changes.push(row);
+  }
+  return { changes, lastApplied };
 }
 
 /** The profile's rows for `keys` (as the change log gave them), in array mode. */
@@ -118,19 +169,6 @@ export async function rereadKeys(c: pg.ClientBase, profile: Profile, kind: Chang
   return rows;
 }
 
-/**
- * Before a catch-up on a primary: the change-log sequence, then the next transaction id,
- * in that order, so every change row numbered up to `lastId` belongs to a transaction
- * below `nextXid`. Sequences are not transactional: rows of open transactions count.
- */
-export async function primaryMark(c: pg.ClientBase): Promise<{ lastId: string; nextXid: string }> {
-  // Two round trips on purpose: statements of one multi-statement query could share a
-  // snapshot (default_transaction_isolation), and this one must be taken after the read.
-  const l = await c.query<{ l: string }>('SELECT last_value::text AS l FROM mailmapd.changes_id_seq');
-  const m = await c.query<{ m: string }>('SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS m');
-  return { lastId: l.rows[0]!.l, nextXid: m.rows[0]!.m };
-}
-
 /** The cheap poll on a primary: the sequence and the transactions in progress now. */
 export async function primaryProbe(c: pg.ClientBase): Promise<{ lastId: string; xmin: string; xip: Set<string> }> {
   const r = await c.query<{ l: string; snap: string }>('SELECT last_value::text AS l, pg_current_snapshot()::text AS snap FROM mailmapd.changes_id_seq');
@@ -145,17 +183,22 @@ export interface StandbyProbe {
   lagSeconds: number;
 }
 
-/** The cheap poll on a standby: how far it has replayed. A commit moves it; nothing else needs reading until it does. */
-export async function standbyProbe(c: pg.ClientBase): Promise<StandbyProbe> {
-  const r = await c.query<{ rec: boolean; replay: string; receive: string | null; lag: number | null }>(
-    `SELECT pg_is_in_recovery() AS rec, pg_last_wal_replay_lsn()::text AS replay, pg_last_wal_receive_lsn()::text AS receive,
+const standbyProbeSql = `SELECT pg_is_in_recovery() AS rec, pg_last_wal_replay_lsn()::text AS replay, pg_last_wal_receive_lsn()::text AS receive,
             CASE WHEN pg_last_wal_receive_lsn() IS NOT NULL AND pg_last_wal_receive_lsn() <= pg_last_wal_replay_lsn() THEN 0
-                 ELSE coalesce(extract(epoch FROM now() - pg_last_xact_replay_timestamp()), 0) END::float8 AS lag`,
-  );
-  const row = r.rows[0]!;
+                 ELSE coalesce(extract(epoch FROM now() - pg_last_xact_replay_timestamp()), 0) END::float8 AS lag`;
+
+type StandbyProbeRow = { rec: boolean; replay: string; receive: string | null; lag: number | null };
+
+function readStandbyProbe(row: StandbyProbeRow): StandbyProbe {
   // Promoted: its replay position stops moving while it takes writes; read it as a primary.
   if (!row.rec) throw new Error('the standby was promoted; reconnecting to read it as a primary');
   return { replayLsn: row.replay, receiveLsn: row.receive, lagSeconds: Math.max(0, row.lag ?? 0) };
+}
+
+/** The cheap poll on a standby: how far it has replayed. A commit moves it; nothing else needs reading until it does. */
+export async function standbyProbe(c: pg.ClientBase): Promise<StandbyProbe> {
+  const r = await c.query<StandbyProbeRow>(standbyProbeSql);
+  return readStandbyProbe(r.rows[0]!);
 }
 
 /** The primary's current WAL position: a standby that replayed past it has every commit made so far. */

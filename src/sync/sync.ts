@@ -21,13 +21,13 @@ import type { Metrics } from '../metrics.js';
 import {
   abortRead,
   beginRead,
-  changeStamp,
+  beginReadMarked,
+  beginReadReplayed,
   endRead,
   loadKind,
   loadedTail,
   lsnBytes,
   primaryLsn,
-  primaryMark,
   primaryProbe,
   pruneChanges,
   pruneHorizon,
@@ -36,6 +36,8 @@ import {
   standbyProbe,
   unappliedChanges,
   type ChangeRow,
+  type ChangeStamp,
+  type PrimaryMark,
   type ReadHead,
 } from './changelog.js';
 import { advance, historyMismatch, horizon, prunedPast, readPosition, type Position } from './position.js';
@@ -104,6 +106,7 @@ export interface Sync {
 
 /** SQLSTATE of a query cancelled by a recovery conflict on a standby (and of serialization failures). */
 const recoveryConflict = '40001';
+const insufficientPrivilege = '42501';
 
 export function createSync(opts: SyncOptions): Sync {
   const { directory, logger, metrics, profile } = opts;
@@ -217,12 +220,10 @@ export function createSync(opts: SyncOptions): Sync {
   async function fullLoadOnce(c: pg.Client, reason: string): Promise<void> {
     const t0 = process.hrtime.bigint();
     const data: DirectoryData = emptyData();
-    if (!status.standby) await markPrimary(c);
-    else seenReplay = (await standbyProbe(c)).replayLsn;
     let head: ReadHead;
     let tail: Awaited<ReturnType<typeof loadedTail>>;
     try {
-      head = await beginRead(c);
+      head = await openRead(c);
       for (const kind of changeKinds) await loadKind(c, profile, kind, data, fetchSize);
       tail = await loadedTail(c, head.xmin);
       await endRead(c);
@@ -264,18 +265,31 @@ export function createSync(opts: SyncOptions): Sync {
     resolveFirst();
   }
 
-  // Primary: what the sequence and the transaction counter say just before a read.
-  let mark: { lastId: string; nextXid: string } | undefined;
-  async function markPrimary(c: pg.Client): Promise<void> {
-    if (probeUnusable) return;
-    try {
-      mark = await primaryMark(c);
-    } catch (err) {
-      // A role without SELECT on the sequence: catch up on every poll instead.
-      probeUnusable = true;
-      mark = undefined;
-      logger.warn('cannot read mailmapd.changes_id_seq; catching up on every poll', { error: errorMessage(err) });
+  // Primary: what the sequence and the transaction counter said just before the last read.
+  let mark: PrimaryMark | undefined;
+
+  /** Opens a read, noting first what the cheap probe (worthCatchingUp) will compare against. */
+  async function openRead(c: pg.Client): Promise<ReadHead> {
+    if (status.standby) {
+      const r = await beginReadReplayed(c);
+      seenReplay = r.probe.replayLsn;
+      return r.head;
     }
+    if (!probeUnusable) {
+      try {
+        const r = await beginReadMarked(c);
+        mark = r.mark;
+        return r.head;
+      } catch (err) {
+        if ((err as { code?: string }).code !== insufficientPrivilege) throw err;
+        await abortRead(c);
+        // A role without SELECT on the sequence: catch up on every poll instead.
+        probeUnusable = true;
+        mark = undefined;
+        logger.warn('cannot read mailmapd.changes_id_seq; catching up on every poll', { error: errorMessage(err) });
+      }
+    }
+    return beginRead(c);
   }
   function notePending(head: ReadHead): void {
     if (!mark) return;
@@ -286,17 +300,19 @@ export function createSync(opts: SyncOptions): Sync {
     pendingXids = head.xip.filter((x) => BigInt(x) < m);
   }
 
-  /** Why the position does not belong to this server's history, or undefined. */
-  async function mismatch(c: pg.Client, p: Position, head: ReadHead): Promise<string | undefined> {
+  /** Why the position does not belong to this server's history, as far as the read's head tells, or undefined. */
+  function headMismatch(p: Position, head: ReadHead): string | undefined {
     const why = historyMismatch(p, identity(head));
     if (why) return why;
     if (BigInt(head.xmax) < horizon(p)) return 'a transaction counter behind the position';
-    if (p.lastId !== '0') {
-      const s = await changeStamp(c, p.lastId);
-      if (s === undefined) {
-        if (BigInt(p.lastXid) >= BigInt(head.prunedXid)) return 'a change the position applied is missing';
-      } else if (s.xid !== p.lastXid || s.at !== p.lastAt) return 'a change the position applied was written by another transaction';
-    }
+    return undefined;
+  }
+
+  /** Why the newest change the position applied, as the server has it now, belongs to another history, or undefined. */
+  function lastAppliedMismatch(p: Position, head: ReadHead, s: ChangeStamp | undefined): string | undefined {
+    if (p.lastId === '0') return undefined;
+    if (s === undefined) return BigInt(p.lastXid) >= BigInt(head.prunedXid) ? 'a change the position applied is missing' : undefined;
+    if (s.xid !== p.lastXid || s.at !== p.lastAt) return 'a change the position applied was written by another transaction';
     return undefined;
   }
 
@@ -311,15 +327,18 @@ export function createSync(opts: SyncOptions): Sync {
   async function catchUp(c: pg.Client): Promise<void> {
     const p = position;
     if (p === undefined) return fullLoad(c, 'start');
-    if (!status.standby) await markPrimary(c);
-    else seenReplay = (await standbyProbe(c)).replayLsn;
     let applied_ = 0;
     let changes: ChangeRow[];
     const reads: Array<[ChangeKind, string[], unknown[][]]> = [];
     let head: ReadHead;
+    let ending: Promise<void>;
     try {
-      head = await beginRead(c);
-      const why = await mismatch(c, p, head);
+      head = await openRead(c);
+      // The head may tell another history at once; the newest change applied, read in the
+      // same round trip as the unapplied ones, tells the rest.
+      let why = headMismatch(p, head);
+      const found = why === undefined ? await unappliedChanges(c, p) : { changes: [], lastApplied: undefined };
+      why ??= lastAppliedMismatch(p, head, found.lastApplied);
       if (why !== undefined) {
         await abortRead(c);
         logger.warn('the database is not the history the directory was read from; reloading in full', { why });
@@ -332,7 +351,7 @@ export function createSync(opts: SyncOptions): Sync {
       }
       // A kind this daemon does not know was logged by a newer mailmapd's schema (hosts are
       // upgraded one at a time): it has nothing of that kind to update.
-      changes = (await unappliedChanges(c, p)).filter((r) => known.has(r.kind));
+      changes = found.changes.filter((r) => known.has(r.kind));
       if (changes.some((r) => r.key === null)) {
         await abortRead(c);
         return fullLoad(c, 'truncate');
@@ -356,7 +375,10 @@ export function createSync(opts: SyncOptions): Sync {
         const keys = [...set];
         reads.push([kind, keys, await rereadKeys(c, profile, kind, keys)]);
       }
-      await endRead(c);
+      // Everything is read: the COMMIT of a read-only snapshot changes nothing of it, so
+      // its round trip runs while the rows are applied (awaited below).
+      ending = endRead(c);
+      ending.catch(() => {});
     } catch (err) {
       await abortRead(c);
       throw err;
@@ -389,6 +411,12 @@ export function createSync(opts: SyncOptions): Sync {
     }
     succeeded();
     applied();
+    try {
+      await ending;
+    } catch (err) {
+      await abortRead(c);
+      throw err;
+    }
   }
 
   /** True when the cheap probe says a catch-up may find something. */
