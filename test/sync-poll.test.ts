@@ -126,6 +126,31 @@ describe('without the doorbell', () => {
   });
 });
 
+describe('a role that may not read the change-log sequence', () => {
+  it('catches up on every poll instead of probing, and every change arrives', async () => {
+    const role = `${db.name}_reader`;
+    await db.sql.query(`CREATE ROLE ${role} LOGIN;
+      GRANT USAGE ON SCHEMA mailmapd TO ${role};
+      GRANT SELECT ON ALL TABLES IN SCHEMA mailmapd TO ${role}`);
+    try {
+      const u = new URL(db.url);
+      u.username = role;
+      const { sync, directory } = start(u.toString());
+      await sync.firstLoad();
+      await db.sql.query(`INSERT INTO mailmapd.mailboxes (address) VALUES ('unprobed@example.org')`);
+      await waitFor(() => directory.mailbox('unprobed@example.org') !== undefined, 2000, 'a change without the sequence');
+      const before = sync.status().catchups;
+      await new Promise((r) => setTimeout(r, 1000));
+      // Nothing changed, yet without the sequence every poll is a catch-up, each a success.
+      expect(sync.status().catchups).toBeGreaterThan(before + 3);
+      expect(sync.status()).toMatchObject({ fullLoads: 1, lastError: undefined });
+      await sync.stop();
+    } finally {
+      await db.sql.query(`DROP OWNED BY ${role}; DROP ROLE ${role}`);
+    }
+  });
+});
+
 describe('a flapping connection', () => {
   it('reconnects at once after each drop that followed a successful catch-up', async () => {
     const directory = createDirectory({ recipientDelimiter: '+' });
