@@ -1,6 +1,8 @@
 // The SQL the sync runs, one operation per function. The same reads serve a primary and a
 // hot standby; where they differ (how to notice a change cheaply, how far behind the
-// server is) the two functions stand side by side.
+// server is) the two functions stand side by side. The probes that run on every poll are
+// named (prepared once per connection): the server then neither parses nor plans them
+// again, which halves what an idle poll costs it.
 
 import type pg from 'pg';
 import type { ChangeKind, DirectoryData } from '../directory/directory.js';
@@ -171,7 +173,10 @@ export async function rereadKeys(c: pg.ClientBase, profile: Profile, kind: Chang
 
 /** The cheap poll on a primary: the sequence and the transactions in progress now. */
 export async function primaryProbe(c: pg.ClientBase): Promise<{ lastId: string; xmin: string; xip: Set<string> }> {
-  const r = await c.query<{ l: string; snap: string }>('SELECT last_value::text AS l, pg_current_snapshot()::text AS snap FROM mailmapd.changes_id_seq');
+  const r = await c.query<{ l: string; snap: string }>({
+    name: 'mailmapd_primary_probe',
+    text: 'SELECT last_value::text AS l, pg_current_snapshot()::text AS snap FROM mailmapd.changes_id_seq',
+  });
   const [xmin, , xip] = r.rows[0]!.snap.split(':') as [string, string, string];
   return { lastId: r.rows[0]!.l, xmin, xip: new Set(xip === '' ? [] : xip.split(',')) };
 }
@@ -197,13 +202,13 @@ function readStandbyProbe(row: StandbyProbeRow): StandbyProbe {
 
 /** The cheap poll on a standby: how far it has replayed. A commit moves it; nothing else needs reading until it does. */
 export async function standbyProbe(c: pg.ClientBase): Promise<StandbyProbe> {
-  const r = await c.query<StandbyProbeRow>(standbyProbeSql);
+  const r = await c.query<StandbyProbeRow>({ name: 'mailmapd_standby_probe', text: standbyProbeSql });
   return readStandbyProbe(r.rows[0]!);
 }
 
 /** The primary's current WAL position: a standby that replayed past it has every commit made so far. */
 export async function primaryLsn(c: pg.ClientBase): Promise<string> {
-  const r = await c.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
+  const r = await c.query<{ lsn: string }>({ name: 'mailmapd_primary_lsn', text: 'SELECT pg_current_wal_lsn()::text AS lsn' });
   return r.rows[0]!.lsn;
 }
 

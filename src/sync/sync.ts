@@ -568,7 +568,12 @@ export function createSync(opts: SyncOptions): Sync {
     });
   }
 
-  /** On a standby, after the primary's doorbell: until the standby has replayed what the primary had written then. */
+  /**
+   * On a standby, after the primary's doorbell: until the standby has replayed what the
+   * primary had written then. Nothing tells a client when a standby replays, so it is
+   * asked every millisecond, between queries, for as long as it lags (a few ms): a query
+   * that waited server-side would hold a snapshot that replay may have to wait for.
+   */
   async function awaitReplay(c: pg.Client): Promise<void> {
     if (!primary) return;
     let target: bigint;
@@ -582,7 +587,7 @@ export function createSync(opts: SyncOptions): Sync {
     while (!stopped && Date.now() < until) {
       const s = await standbyProbe(c);
       if (lsnBytes(s.replayLsn) >= target) return;
-      await new Promise((r) => setTimeout(r, 2));
+      await new Promise((r) => setTimeout(r, 1));
     }
   }
 
