@@ -80,7 +80,7 @@ const ms = (from, to) => Number(to - from) / 1e6;
 
 /** A daemon in a child process: resolves seen(key) with the instant the key reached its directory. */
 async function startDaemon(config) {
-  const child = fork(fileURLToPath(new URL('./replicas-daemon.mjs', import.meta.url)), [JSON.stringify(config)], { execArgv: process.env.GCTRACE ? ['--trace-gc'] : [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = fork(fileURLToPath(new URL('./replicas-daemon.mjs', import.meta.url)), [JSON.stringify(config)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const waiting = new Map();
   const exited = new Promise((resolve) => child.once('exit', resolve));
   await new Promise((resolve, reject) => {

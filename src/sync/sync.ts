@@ -422,16 +422,19 @@ export function createSync(opts: SyncOptions): Sync {
   /** True when the cheap probe says a catch-up may find something. */
   async function worthCatchingUp(c: pg.Client): Promise<boolean> {
     if (status.standby) {
-      const s = await standbyProbe(c);
-      let bytes = s.receiveLsn !== null ? Number(lsnBytes(s.receiveLsn) - lsnBytes(s.replayLsn)) : 0;
-      if (primary) {
-        try {
-          bytes = Number(lsnBytes(await primaryLsn(primary)) - lsnBytes(s.replayLsn));
-        } catch (err) {
-          dropPrimary(err);
-        }
-      }
-      setLag(s.lagSeconds, Math.max(0, bytes));
+      // Both servers at once: a doorbell that rings meanwhile waits for one round trip, not two.
+      const p = primary;
+      const [s, top] = await Promise.all([
+        standbyProbe(c),
+        p
+          ? primaryLsn(p).catch((err) => {
+              dropPrimaryIf(p, err);
+              return undefined;
+            })
+          : undefined,
+      ]);
+      const bytes = top !== undefined ? lsnBytes(top) - lsnBytes(s.replayLsn) : s.receiveLsn !== null ? lsnBytes(s.receiveLsn) - lsnBytes(s.replayLsn) : 0n;
+      setLag(s.lagSeconds, Math.max(0, Number(bytes)));
       return s.replayLsn !== seenReplay;
     }
     if (probeUnusable || seenLastId === undefined) return true;
