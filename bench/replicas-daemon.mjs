@@ -4,11 +4,13 @@
 // process.hrtime.bigint(): the monotonic clock, the same in every process of the machine.
 // argv[2]: JSON { databaseUrl, databasePrimaryUrl?, pollIntervalMs }.
 
-const { createDirectory } = await import('../dist/directory/directory.js');
-const { createSync } = await import('../dist/sync/sync.js');
-const { nativeProfile } = await import('../dist/sync/profile.js');
-const { createMetrics } = await import('../dist/metrics.js');
-const { silentLogger } = await import('../dist/log.js');
+import { load } from './lib.mjs';
+
+const { createDirectory } = await load('directory/directory.js');
+const { createSync } = await load('sync/sync.js');
+const { nativeProfile } = await load('sync/profile.js');
+const { createMetrics } = await load('metrics.js');
+const { silentLogger } = await load('log.js');
 
 const opts = JSON.parse(process.argv[2]);
 const directory = createDirectory({ recipientDelimiter: '+' });

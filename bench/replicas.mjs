@@ -28,27 +28,16 @@
 
 import { execFileSync, fork, spawnSync } from 'node:child_process';
 import { chownSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { freePort, load, pct, sleep } from './lib.mjs';
 
 const pollMs = 200;
 const defaultPollMs = 1000; // sync_poll_interval's default
 const idleSlices = 6;
 const idleSliceMs = 5000;
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 function binDir() {
   const versions = readdirSync('/usr/lib/postgresql').sort((a, b) => Number(b) - Number(a));
@@ -70,17 +59,13 @@ async function cluster(dir, standbyOf) {
   return { port, url: `postgres://postgres@127.0.0.1:${port}/postgres`, stop: () => run('pg_ctl', ['-D', data, '-w', '-m', 'immediate', 'stop']) };
 }
 
-function pct(xs, p) {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const ms = (from, to) => Number(to - from) / 1e6;
 
 /** A daemon in a child process: resolves seen(key) with the instant the key reached its directory. */
 async function startDaemon(config) {
-  const child = fork(fileURLToPath(new URL('./replicas-daemon.mjs', import.meta.url)), [JSON.stringify(config)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = fork(fileURLToPath(new URL('./replicas-daemon.mjs', import.meta.url)), [JSON.stringify(config)], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
   const waiting = new Map();
   const exited = new Promise((resolve) => child.once('exit', resolve));
   await new Promise((resolve, reject) => {
@@ -116,7 +101,7 @@ export async function run(log = console.log, changes = 200) {
   try {
     const primary = await cluster(dir);
     stops.push(primary.stop);
-    const { migrate } = await import('../dist/db/schema.js');
+    const { migrate } = await load('db/schema.js');
     const w = new pg.Client({ connectionString: primary.url });
     await w.connect();
     await migrate(w);
@@ -164,7 +149,9 @@ export async function run(log = console.log, changes = 200) {
     for (const c of configs) log(`  ${c.name}: ${f(c.times)}  max ${Math.max(...c.times).toFixed(1)}   (standby's replay, same rounds: ${f(c.replay)})`);
     const [, bell, poll] = configs;
     const behind = bell.times.map((t, i) => t - bell.replay[i]);
-    log(`  doorbell p99 − replay p99 of its rounds: ${(pct(bell.times, 99) - pct(bell.replay, 99)).toFixed(1)} ms (target ≤ 5); per round, doorbell − replay: ${f(behind)}`);
+    log(
+      `  doorbell p99 − replay p99 of its rounds: ${(pct(bell.times, 99) - pct(bell.replay, 99)).toFixed(1)} ms (target ≤ 5); per round, doorbell − replay: ${f(behind)}`,
+    );
     log(`  polling p99 − poll interval: ${(pct(poll.times, 99) - pollMs).toFixed(1)} ms (target ≤ 10)`);
 
     // A polling daemon alone, while nothing changes: its process and its backend on the

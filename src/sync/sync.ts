@@ -108,6 +108,11 @@ export interface Sync {
 const recoveryConflict = '40001';
 const insufficientPrivilege = '42501';
 
+/** Per kind: the keys a catch-up re-read, and the profile's rows for them. */
+type KeyReads = Array<[ChangeKind, string[], unknown[][]]>;
+
+// Long because it is one closure over the sync's state (the connection, the position, what
+// the last probe saw, the primary's connection); the steps inside it are held to the rule.
 export function createSync(opts: SyncOptions): Sync {
   const { directory, logger, metrics, profile } = opts;
   const sm = syncMetrics(metrics);
@@ -324,12 +329,46 @@ export function createSync(opts: SyncOptions): Sync {
     return changes.some((r) => joined.has(r.kind) && BigInt(r.xid) < xmax);
   }
 
+  /** The current rows of every key the changes name, by kind, in the open read. */
+  async function rereadChanged(c: pg.Client, changes: ChangeRow[]): Promise<KeyReads> {
+    // Keys exactly as PostgreSQL computed them: its lower() and JavaScript's fold()
+    // differ outside ASCII (a C-ctype database leaves `Ä` alone), so the database
+    // matches its own text, and only the directory folds.
+    const byKind = new Map<ChangeKind, Set<string>>();
+    for (const r of changes) {
+      let set = byKind.get(r.kind);
+      if (!set) byKind.set(r.kind, (set = new Set()));
+      set.add(r.key!);
+    }
+    const reads: KeyReads = [];
+    for (const [kind, set] of byKind) {
+      const keys = [...set];
+      reads.push([kind, keys, await rereadKeys(c, profile, kind, keys)]);
+    }
+    return reads;
+  }
+
+  /** Applies everything one read found at once, so no lookup sees half a batch; returns the entries set. */
+  function applyReads(reads: KeyReads): number {
+    let n = 0;
+    for (const [kind, keys, rows] of reads) {
+      const data = emptyData();
+      const add = rowAdder(data, kind);
+      for (const r of rows) add.add(r);
+      add.finish();
+      const folded = new Set(keys.map(fold));
+      for (const k of folded) setEntry(directory, data, kind, k);
+      metrics.changesApplied.inc({ table: kind }, folded.size);
+      n += folded.size;
+    }
+    return n;
+  }
+
   async function catchUp(c: pg.Client): Promise<void> {
     const p = position;
     if (p === undefined) return fullLoad(c, 'start');
-    let applied_ = 0;
     let changes: ChangeRow[];
-    const reads: Array<[ChangeKind, string[], unknown[][]]> = [];
+    let reads: KeyReads;
     let head: ReadHead;
     let ending: Promise<void>;
     try {
@@ -362,19 +401,7 @@ export function createSync(opts: SyncOptions): Sync {
         await abortRead(c);
         return fullLoad(c, 'late');
       }
-      // Keys exactly as PostgreSQL computed them: its lower() and JavaScript's fold()
-      // differ outside ASCII (a C-ctype database leaves `Ä` alone), so the database
-      // matches its own text, and only the directory folds.
-      const byKind = new Map<ChangeKind, Set<string>>();
-      for (const r of changes) {
-        let set = byKind.get(r.kind);
-        if (!set) byKind.set(r.kind, (set = new Set()));
-        set.add(r.key!);
-      }
-      for (const [kind, set] of byKind) {
-        const keys = [...set];
-        reads.push([kind, keys, await rereadKeys(c, profile, kind, keys)]);
-      }
+      reads = await rereadChanged(c, changes);
       // Everything is read: the COMMIT of a read-only snapshot changes nothing of it, so
       // its round trip runs while the rows are applied (awaited below).
       ending = endRead(c);
@@ -384,17 +411,7 @@ export function createSync(opts: SyncOptions): Sync {
       throw err;
     }
     if (!status.standby) notePending(head);
-    // Apply everything read in this snapshot at once, so no lookup sees half a batch.
-    for (const [kind, keys, rows] of reads) {
-      const data = emptyData();
-      const add = rowAdder(data, kind);
-      for (const r of rows) add.add(r);
-      add.finish();
-      const folded = new Set(keys.map(fold));
-      for (const k of folded) setEntry(directory, data, kind, k);
-      metrics.changesApplied.inc({ table: kind }, folded.size);
-      applied_ += folded.size;
-    }
+    const applied_ = applyReads(reads);
     for (const r of changes) metrics.syncLag.observe(Math.max(0, r.age));
     let last: ChangeRow | undefined;
     for (const r of changes) if (last === undefined || BigInt(r.id) > BigInt(last.id)) last = r;
