@@ -49,17 +49,32 @@ async function selects(c: pg.ClientBase, text: string): Promise<unknown[][]> {
   return results.filter((r) => r.command === 'SELECT').map((r) => r.rows);
 }
 
-/** Opens the read: a REPEATABLE READ READ ONLY transaction, and what its snapshot is. */
-export async function beginRead(c: pg.ClientBase): Promise<ReadHead> {
-  const [head] = await selects(c, beginSql);
-  return readHead(head![0] as HeadRow);
+/** A read just opened: what its snapshot is and, for a catch-up, what the position has not applied. */
+export interface OpenRead {
+  head: ReadHead;
+  /** When a position was given. */
+  unapplied?: Unapplied;
+}
+
+// The read's BEGIN, head and, for a catch-up, its first question, in one round trip.
+const beginFor = (p?: Position) => (p ? `${beginSql}; ${unappliedSql(p)}` : beginSql);
+
+function opened(head: unknown[], unapplied: unknown[] | undefined): OpenRead {
+  return { head: readHead(head[0] as HeadRow), ...(unapplied ? { unapplied: readUnapplied(unapplied as UnappliedRow[]) } : {}) };
+}
+
+/** Opens the read: a REPEATABLE READ READ ONLY transaction, what its snapshot is, and what position `p` has not applied. */
+export async function beginRead(c: pg.ClientBase, p?: Position): Promise<OpenRead> {
+  const [head, unapplied] = await selects(c, beginFor(p));
+  return opened(head!, unapplied);
 }
 
 // What a mark reads must be read before the read's snapshot is taken, so that the read
 // covers it. Statements of an explicit READ COMMITTED transaction each take their own
 // snapshot, in order, whatever default_transaction_isolation says; its COMMIT ends it
 // before the read's BEGIN. Mark and read thus cost one round trip.
-const markThen = (...statements: string[]) => `BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY; ${statements.join('; ')}; COMMIT; ${beginSql}`;
+const markThen = (p: Position | undefined, ...statements: string[]) =>
+  `BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY; ${statements.join('; ')}; COMMIT; ${beginFor(p)}`;
 
 export interface PrimaryMark {
   lastId: string;
@@ -72,18 +87,18 @@ export interface PrimaryMark {
  * (sequences are not transactional: rows of open transactions count); then the read.
  * Needs SELECT on mailmapd.changes_id_seq.
  */
-export async function beginReadMarked(c: pg.ClientBase): Promise<{ head: ReadHead; mark: PrimaryMark }> {
-  const [l, m, head] = await selects(
+export async function beginReadMarked(c: pg.ClientBase, p?: Position): Promise<OpenRead & { mark: PrimaryMark }> {
+  const [l, m, head, unapplied] = await selects(
     c,
-    markThen('SELECT last_value::text AS l FROM mailmapd.changes_id_seq', 'SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS m'),
+    markThen(p, 'SELECT last_value::text AS l FROM mailmapd.changes_id_seq', 'SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS m'),
   );
-  return { head: readHead(head![0] as HeadRow), mark: { lastId: (l![0] as { l: string }).l, nextXid: (m![0] as { m: string }).m } };
+  return { ...opened(head!, unapplied), mark: { lastId: (l![0] as { l: string }).l, nextXid: (m![0] as { m: string }).m } };
 }
 
 /** On a standby: how far it has replayed (standbyProbe), then the read, which sees at least that much. */
-export async function beginReadReplayed(c: pg.ClientBase): Promise<{ head: ReadHead; probe: StandbyProbe }> {
-  const [probe, head] = await selects(c, markThen(standbyProbeSql));
-  return { head: readHead(head![0] as HeadRow), probe: readStandbyProbe(probe![0] as StandbyProbeRow) };
+export async function beginReadReplayed(c: pg.ClientBase, p?: Position): Promise<OpenRead & { probe: StandbyProbe }> {
+  const [probe, head, unapplied] = await selects(c, markThen(p, standbyProbeSql));
+  return { ...opened(head!, unapplied), probe: readStandbyProbe(probe![0] as StandbyProbeRow) };
 }
 
 export async function endRead(c: pg.ClientBase): Promise<void> {
@@ -136,21 +151,37 @@ export interface ChangeRow {
 
 const changeColumns = `id::text AS id, xid::text AS xid, ${atText} AS at, kind, key, extract(epoch FROM clock_timestamp() - at)::float8 AS age`;
 
+export interface Unapplied {
+  changes: ChangeRow[];
+  /** The newest change row the position applied, as the server has it now; undefined when gone. */
+  lastApplied: ChangeStamp | undefined;
+}
+
+type UnappliedRow = ChangeRow & { applied: boolean };
+
+/** A decimal xid8 or bigint of a position, for SQL text: checked, never merely quoted. */
+function decimal(v: string): string {
+  if (!/^\d{1,20}$/.test(v)) throw new Error(`not a decimal number: ${JSON.stringify(v)}`);
+  return v;
+}
+
 /**
- * Every change row the position has not applied yet that the open snapshot sees; and,
- * in the same round trip, who wrote the newest row the position did apply and when
- * (undefined when that row is gone), which tells whether this is still its history.
+ * Every change row the position has not applied yet that the open snapshot sees; and who
+ * wrote the newest row the position did apply and when, which tells whether this is still
+ * its history. Part of the read's first round trip (a multi-statement query takes no
+ * parameters), so the position's numbers are written in, each checked to be decimal.
  */
-export async function unappliedChanges(c: pg.ClientBase, p: Position): Promise<{ changes: ChangeRow[]; lastApplied: ChangeStamp | undefined }> {
-  const r = await c.query<ChangeRow & { applied: boolean }>(
-    `SELECT ${changeColumns}, false AS applied FROM mailmapd.changes WHERE xid >= $1::xid8 AND xid <> ALL($2::xid8[])
+function unappliedSql(p: Position): string {
+  const seen = `'{${p.seen.map(decimal).join(',')}}'::xid8[]`;
+  return `SELECT ${changeColumns}, false AS applied FROM mailmapd.changes WHERE xid >= '${decimal(p.xmin)}'::xid8 AND xid <> ALL(${seen})
      UNION ALL
-     SELECT ${changeColumns}, true FROM mailmapd.changes WHERE id = $3::bigint`,
-    [p.xmin, p.seen, p.lastId],
-  );
+     SELECT ${changeColumns}, true FROM mailmapd.changes WHERE id = ${decimal(p.lastId)}`;
+}
+
+function readUnapplied(rows: UnappliedRow[]): Unapplied {
   const changes: ChangeRow[] = [];
   let lastApplied: ChangeStamp | undefined;
-  for (const { applied, ...row } of r.rows) {
+  for (const { applied, ...row } of rows) {
     if (applied) lastApplied = { id: row.id, xid: row.xid, at: row.at };
     else changes.push(row);
   }

@@ -34,9 +34,9 @@ import {
   changeLogStats,
   rereadKeys,
   standbyProbe,
-  unappliedChanges,
   type ChangeRow,
   type ChangeStamp,
+  type OpenRead,
   type PrimaryMark,
   type ReadHead,
 } from './changelog.js';
@@ -228,7 +228,7 @@ export function createSync(opts: SyncOptions): Sync {
     let head: ReadHead;
     let tail: Awaited<ReturnType<typeof loadedTail>>;
     try {
-      head = await openRead(c);
+      head = (await openRead(c)).head;
       for (const kind of changeKinds) await loadKind(c, profile, kind, data, fetchSize);
       tail = await loadedTail(c, head.xmin);
       await endRead(c);
@@ -273,18 +273,18 @@ export function createSync(opts: SyncOptions): Sync {
   // Primary: what the sequence and the transaction counter said just before the last read.
   let mark: PrimaryMark | undefined;
 
-  /** Opens a read, noting first what the cheap probe (worthCatchingUp) will compare against. */
-  async function openRead(c: pg.Client): Promise<ReadHead> {
+  /** Opens a read (with what `p` has not applied), noting first what the cheap probe (worthCatchingUp) will compare against. */
+  async function openRead(c: pg.Client, p?: Position): Promise<OpenRead> {
     if (status.standby) {
-      const r = await beginReadReplayed(c);
+      const r = await beginReadReplayed(c, p);
       seenReplay = r.probe.replayLsn;
-      return r.head;
+      return r;
     }
     if (!probeUnusable) {
       try {
-        const r = await beginReadMarked(c);
+        const r = await beginReadMarked(c, p);
         mark = r.mark;
-        return r.head;
+        return r;
       } catch (err) {
         if ((err as { code?: string }).code !== insufficientPrivilege) throw err;
         await abortRead(c);
@@ -294,7 +294,7 @@ export function createSync(opts: SyncOptions): Sync {
         logger.warn('cannot read mailmapd.changes_id_seq; catching up on every poll', { error: errorMessage(err) });
       }
     }
-    return beginRead(c);
+    return beginRead(c, p);
   }
   function notePending(head: ReadHead): void {
     if (!mark) return;
@@ -372,12 +372,10 @@ export function createSync(opts: SyncOptions): Sync {
     let head: ReadHead;
     let ending: Promise<void>;
     try {
-      head = await openRead(c);
-      // The head may tell another history at once; the newest change applied, read in the
-      // same round trip as the unapplied ones, tells the rest.
-      let why = headMismatch(p, head);
-      const found = why === undefined ? await unappliedChanges(c, p) : { changes: [], lastApplied: undefined };
-      why ??= lastAppliedMismatch(p, head, found.lastApplied);
+      const read = await openRead(c, p);
+      head = read.head;
+      const found = read.unapplied!;
+      const why = headMismatch(p, head) ?? lastAppliedMismatch(p, head, found.lastApplied);
       if (why !== undefined) {
         await abortRead(c);
         logger.warn('the database is not the history the directory was read from; reloading in full', { why });
