@@ -286,9 +286,10 @@ export function createSync(opts: SyncOptions): Sync {
         mark = r.mark;
         return r;
       } catch (err) {
-        if ((err as { code?: string }).code !== insufficientPrivilege) throw err;
+        // A role without SELECT on the sequence: catch up on every poll instead. Only that
+        // refusal: one on the change log itself would fail the plain read as well.
+        if ((err as { code?: string }).code !== insufficientPrivilege || !/changes_id_seq/.test(errorMessage(err))) throw err;
         await abortRead(c);
-        // A role without SELECT on the sequence: catch up on every poll instead.
         probeUnusable = true;
         mark = undefined;
         logger.warn('cannot read mailmapd.changes_id_seq; catching up on every poll', { error: errorMessage(err) });
