@@ -364,7 +364,7 @@ export function createByteTable(options: { numbers?: boolean } = {}): ByteTable 
     };
     const stop = (next: number, full: boolean, need: number) => {
       copyRun();
-      exportedUpTo = next < 0 ? 0 : next;
+      exportedUpTo = Math.max(next, 0); // next is -1 once the export is done
       return { next, count, headBytes: count * recordHead, bytes: pos, need, full };
     };
     for (let id = fromId; id < topId; id++) {
