@@ -45,3 +45,10 @@ export async function inTransaction<T>(c: pg.ClientBase, fn: () => Promise<T>, o
   await c.query(opts.rollback ? 'ROLLBACK' : 'COMMIT');
   return result;
 }
+
+/** Gives a client up at once: end() waits for the server, which on a hung path never answers. */
+export function destroyClient(c: pg.Client): void {
+  const stream = (c as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream;
+  stream?.destroy();
+  c.end().catch(() => {});
+}

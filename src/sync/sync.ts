@@ -9,13 +9,16 @@
 // The directory may be read from a primary or a hot standby (database_url, libpq's
 // multi-host form). Changes are noticed by the primary's NOTIFY when it rings, and in any
 // case by a cheap poll every pollIntervalMs: the change-log sequence on a primary, the
-// replay position on a standby. This file is the connection loop; the SQL is in
-// changelog.ts, the row handling in rows.ts.
+// replay position on a standby. This file is the connection loop and the catch-up; the
+// SQL is in changelog.ts, the row handling in rows.ts, the position in position.ts, and a
+// standby's connection to the primary (the doorbell) in primary-link.ts.
 
 import type pg from 'pg';
 import { emptyData, type ChangeKind, type Directory, type DirectoryData } from '../directory/directory.js';
 import { fold } from '../directory/address.js';
+import { destroyClient } from '../db/client.js';
 import { connectTarget, type Target } from '../db/target.js';
+import { createPrimaryLink } from './primary-link.js';
 import { errorMessage, type Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import {
@@ -136,9 +139,6 @@ export function createSync(opts: SyncOptions): Sync {
   if (opts.resume && !position) logger.warn('the saved sync position is unreadable; reloading in full');
   let stopped = false;
   let reader: Target | undefined;
-  let primary: pg.Client | undefined;
-  let connectingPrimary = false;
-  let nextPrimaryTry = 0;
   let wake: (() => void) | undefined;
   let kicked = false;
   let rang = false;
@@ -155,6 +155,17 @@ export function createSync(opts: SyncOptions): Sync {
   let pruneFloor: string | undefined;
   let nextStats = 0;
   let cancelSleep: (() => void) | undefined;
+  const primary = createPrimaryLink({
+    url: opts.databasePrimaryUrl,
+    queryTimeoutMs,
+    retryMs: Math.min(opts.reconnectMaxDelayMs, 5000),
+    logger,
+    ring,
+    onState: (up) => {
+      status.primaryConnected = up;
+    },
+    wanted: () => !stopped && reader !== undefined && status.standby,
+  });
   // The backoff sleep keeps the process alive (nothing else may while the database is
   // down) and ends early on stop().
   const sleep = (ms: number) =>
@@ -439,12 +450,12 @@ export function createSync(opts: SyncOptions): Sync {
   async function worthCatchingUp(c: pg.Client): Promise<boolean> {
     if (status.standby) {
       // Both servers at once: a doorbell that rings meanwhile waits for one round trip, not two.
-      const p = primary;
+      const p = primary.client();
       const [s, top] = await Promise.all([
         standbyProbe(c),
         p
           ? primaryLsn(p).catch((err) => {
-              dropPrimaryIf(p, err);
+              primary.drop(err, p);
               return undefined;
             })
           : undefined,
@@ -498,60 +509,6 @@ export function createSync(opts: SyncOptions): Sync {
     }
   }
 
-  function dropPrimary(err: unknown): void {
-    if (!primary) return;
-    logger.warn('lost the connection to the primary; polling the standby', { error: errorMessage(err) });
-    const p = primary;
-    primary = undefined;
-    status.primaryConnected = false;
-    nextPrimaryTry = Date.now() + 1000;
-    destroy(p);
-  }
-
-  function destroy(c: pg.Client): void {
-    // end() waits for the server on a hung path; the socket is given up at once instead.
-    const stream = (c as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream;
-    stream?.destroy();
-    c.end().catch(() => {});
-  }
-
-  /** On a standby with database_primary_url: a connection to the primary for LISTEN and pruning, made in the background. */
-  function connectPrimary(): void {
-    const url = opts.databasePrimaryUrl;
-    if (!url || primary || connectingPrimary || !status.standby || Date.now() < nextPrimaryTry || stopped) return;
-    connectingPrimary = true;
-    connectTarget(url, { applicationName: 'mailmapd', targetSessionAttrs: 'read-write', queryTimeoutMs })
-      .then(async (t) => {
-        try {
-          t.client.on('notification', ring);
-          t.client.on('error', (err) => dropPrimaryIf(t.client, err));
-          t.client.on('end', () => dropPrimaryIf(t.client, new Error('connection ended')));
-          await t.client.query('LISTEN mailmapd');
-        } catch (err) {
-          destroy(t.client);
-          throw err;
-        }
-        if (stopped || !reader) {
-          destroy(t.client);
-          return;
-        }
-        primary = t.client;
-        status.primaryConnected = true;
-        logger.info('listening on the primary', { host: `${t.host}:${t.port}` });
-        ring(); // anything committed while it was down
-      })
-      .catch((err) => {
-        nextPrimaryTry = Date.now() + Math.min(opts.reconnectMaxDelayMs, 5000);
-        logger.warn('cannot reach the primary; polling the standby', { error: errorMessage(err) });
-      })
-      .finally(() => {
-        connectingPrimary = false;
-      });
-  }
-  function dropPrimaryIf(c: pg.Client, err: unknown): void {
-    if (primary === c) dropPrimary(err);
-  }
-
   function ring(): void {
     rang = true;
     wake?.();
@@ -594,12 +551,13 @@ export function createSync(opts: SyncOptions): Sync {
    * that waited server-side would hold a snapshot that replay may have to wait for.
    */
   async function awaitReplay(c: pg.Client): Promise<void> {
-    if (!primary) return;
+    const p = primary.client();
+    if (!p) return;
     let target: bigint;
     try {
-      target = lsnBytes(await primaryLsn(primary));
+      target = lsnBytes(await primaryLsn(p));
     } catch (err) {
-      dropPrimary(err);
+      primary.drop(err, p);
       return;
     }
     const until = Date.now() + opts.pollIntervalMs;
@@ -647,8 +605,11 @@ export function createSync(opts: SyncOptions): Sync {
         }
         if (stopped) return;
         if (!t.inRecovery) await prune(c);
-        else if (primary) await prune(primary).catch((err) => dropPrimary(err));
-        connectPrimary();
+        else {
+          const p = primary.client();
+          if (p) await prune(p).catch((err) => primary.drop(err, p));
+          primary.connect();
+        }
         if (stopped) return;
         await waitForWork(c);
         if (stopped) return;
@@ -665,13 +626,8 @@ export function createSync(opts: SyncOptions): Sync {
     } finally {
       setConnected(false);
       reader = undefined;
-      if (primary) {
-        const p = primary;
-        primary = undefined;
-        status.primaryConnected = false;
-        destroy(p);
-      }
-      destroy(c);
+      primary.close();
+      destroyClient(c);
     }
   }
 
@@ -712,8 +668,8 @@ export function createSync(opts: SyncOptions): Sync {
       wake?.();
       cancelSleep?.();
       const r = reader;
-      if (r) destroy(r.client);
-      if (primary) destroy(primary);
+      if (r) destroyClient(r.client);
+      primary.close();
       // A connect() in flight may not notice; do not let it hold the shutdown.
       await Promise.race([loop, new Promise((res) => setTimeout(res, 3000).unref())]);
       for (const w of waiters) w.reject(new Error('sync stopped'));
