@@ -32,9 +32,6 @@ import {
   lsnBytes,
   primaryLsn,
   primaryProbe,
-  pruneChanges,
-  pruneHorizon,
-  changeLogStats,
   rereadKeys,
   standbyProbe,
   type ChangeRow,
@@ -46,6 +43,7 @@ import {
 import { advance, historyMismatch, horizon, prunedPast, readPosition, type Position } from './position.js';
 import { changeKinds, type Profile } from './profile.js';
 import { rowAdder, setEntry } from './rows.js';
+import { createPruner } from './pruner.js';
 import { syncMetrics } from './sync-metrics.js';
 
 const known: ReadonlySet<string> = new Set(changeKinds);
@@ -150,10 +148,8 @@ export function createSync(opts: SyncOptions): Sync {
   let pendingXids: string[] = [];
   let seenReplay: string | undefined;
   let probeUnusable = false;
-  // Pruning: on a primary only; retried after failures, rarely when the role may not.
-  let nextPrune = 0;
-  let pruneFloor: string | undefined;
-  let nextStats = 0;
+  const pruner = createPruner({ retentionMs: opts.retentionMs, pollIntervalMs: opts.pollIntervalMs, logger, sm });
+  const prune = (c: pg.Client) => pruner.run(c, position?.xmin);
   let cancelSleep: (() => void) | undefined;
   const primary = createPrimaryLink({
     url: opts.databasePrimaryUrl,
@@ -469,44 +465,6 @@ export function createSync(opts: SyncOptions): Sync {
     if (pr.lastId !== seenLastId) return true;
     const xmin = BigInt(pr.xmin);
     return pendingXids.some((x) => BigInt(x) < xmin || !pr.xip.has(x));
-  }
-
-  async function prune(c: pg.Client): Promise<void> {
-    const now = Date.now();
-    if (now >= nextStats) {
-      nextStats = now + 60_000;
-      try {
-        const s = await changeLogStats(c);
-        sm.changeLogRows.set(s.rows);
-        sm.changeLogOldest.set(s.oldestSeconds);
-      } catch {
-        /* the next minute */
-      }
-    }
-    if (now < nextPrune) return;
-    try {
-      // Below the horizon of the previous run only (every live daemon has read past it
-      // since), and never past this daemon's own position.
-      const floor = pruneFloor !== undefined && position !== undefined ? (BigInt(pruneFloor) < BigInt(position.xmin) ? pruneFloor : position.xmin) : undefined;
-      const n = floor === undefined ? 0 : await pruneChanges(c, opts.retentionMs / 1000, floor);
-      pruneFloor = await pruneHorizon(c);
-      nextPrune = now + Math.max(1000, 5 * opts.pollIntervalMs, Math.min(opts.retentionMs / 10, 600_000));
-      sm.pruneErrors.set(0);
-      if (n > 0) {
-        nextStats = 0;
-        logger.info('pruned the change log', { rows: n, older_than_seconds: opts.retentionMs / 1000 });
-      }
-    } catch (err) {
-      sm.pruneErrors.set(1);
-      const code = (err as { code?: string }).code;
-      // Not allowed (a read-only role or server): ask again in an hour, in case it changes;
-      // anything else is likely passing: in a minute.
-      const denied = code === '42501' || code === '25006';
-      nextPrune = now + (denied ? 3_600_000 : 60_000);
-      logger.warn(denied ? 'not allowed to prune the change log; run `mailmapd prune` with a role that may' : 'pruning the change log failed; retrying', {
-        error: errorMessage(err),
-      });
-    }
   }
 
   function ring(): void {
