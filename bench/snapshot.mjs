@@ -9,24 +9,14 @@
 
 import { fork, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, connect } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort, pct } from './lib.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const now = () => performance.timeOrigin + performance.now();
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** A socketmap client: one request at a time, as Postfix sends them. */
 function client(port) {
@@ -127,11 +117,6 @@ async function lookupsUntil(port, size, stopAt) {
   return samples;
 }
 
-const pct = (xs, p) => {
-  if (xs.length === 0) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
-};
 const ms = (x) => `${x.toFixed(3)} ms`;
 
 async function restartToServing(file, dbUrl, size) {
