@@ -6,8 +6,13 @@ import { TempError } from '../errors.js';
 import { redactUrl } from './connect.js';
 
 /** Connects, or throws TempError naming the (redacted) URL: unreachable is worth a retry. */
-export async function connectClient(url: string, applicationName: string, timeoutMs = 5000): Promise<pg.Client> {
-  const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: timeoutMs, application_name: applicationName });
+export async function connectClient(url: string, applicationName: string, timeoutMs = 5000, queryTimeoutMs?: number): Promise<pg.Client> {
+  const c = new pg.Client({
+    connectionString: url,
+    connectionTimeoutMillis: timeoutMs,
+    application_name: applicationName,
+    ...(queryTimeoutMs !== undefined ? { query_timeout: queryTimeoutMs } : {}),
+  });
   // A connection lost while idle emits 'error' on the client; the next query reports it.
   c.on('error', () => {});
   try {

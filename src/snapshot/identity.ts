@@ -2,14 +2,12 @@
 // identifier and the database's name and oid. A database dropped and restored under the
 // same name gets a new oid; another cluster, another system identifier.
 
-import pg from 'pg';
+import { connectClient } from '../db/client.js';
 import type { DatabaseIdentity } from './format.js';
 
 export async function queryIdentity(url: string, timeoutMs = 5000): Promise<DatabaseIdentity> {
-  const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: timeoutMs, application_name: 'mailmapd', query_timeout: timeoutMs });
-  c.on('error', () => {});
+  const c = await connectClient(url, 'mailmapd', timeoutMs, timeoutMs);
   try {
-    await c.connect();
     const r = await c.query<{ sysid: string; db: string; oid: string }>(
       `SELECT (SELECT system_identifier::text FROM pg_control_system()) AS sysid, current_database() AS db,
               (SELECT oid::text FROM pg_database WHERE datname = current_database()) AS oid`,

@@ -210,7 +210,8 @@ export async function checkProfile(client: pg.ClientBase, profile: Profile): Pro
     }
     return problems;
   } finally {
-    await client.query('ROLLBACK');
+    // Read only: nothing to undo, and a failed ROLLBACK must not hide the error that led here.
+    await client.query('ROLLBACK').catch(() => {});
   }
 }
 
@@ -225,7 +226,8 @@ export async function resolveWatches(client: pg.ClientBase, profile: Profile): P
       if (r) watches.push(r);
     }
   } finally {
-    await client.query('ROLLBACK');
+    // Read only: nothing to undo, and a failed ROLLBACK must not hide the error that led here.
+    await client.query('ROLLBACK').catch(() => {});
   }
   return { watches, problems };
 }
