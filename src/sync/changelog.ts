@@ -95,9 +95,13 @@ export async function beginReadMarked(c: pg.ClientBase, p?: Position): Promise<O
   return { ...opened(head!, unapplied), mark: { lastId: (l![0] as { l: string }).l, nextXid: (m![0] as { m: string }).m } };
 }
 
-/** On a standby: how far it has replayed (standbyProbe), then the read, which sees at least that much. */
-export async function beginReadReplayed(c: pg.ClientBase, p?: Position): Promise<OpenRead & { probe: StandbyProbe }> {
-  const [probe, head, unapplied] = await selects(c, markThen(p, standbyProbeSql));
+/**
+ * On a standby: how far it has replayed (standbyProbe), then the read, which sees at least
+ * that much. `abortOpen`: a read of this connection is still open and is given up first,
+ * in the same round trip.
+ */
+export async function beginReadReplayed(c: pg.ClientBase, p?: Position, abortOpen = false): Promise<OpenRead & { probe: StandbyProbe }> {
+  const [probe, head, unapplied] = await selects(c, `${abortOpen ? 'ROLLBACK; ' : ''}${markThen(p, standbyProbeSql)}`);
   return { ...opened(head!, unapplied), probe: readStandbyProbe(probe![0] as StandbyProbeRow) };
 }
 

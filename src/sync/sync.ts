@@ -147,6 +147,8 @@ export function createSync(opts: SyncOptions): Sync {
   let seenLastId: string | undefined;
   let pendingXids: string[] = [];
   let seenReplay: string | undefined;
+  /** After the doorbell on a standby: the primary's WAL position the next read waits for, and until when. */
+  let replayTarget: { lsn: bigint; until: number } | undefined;
   let probeUnusable = false;
   const pruner = createPruner({ retentionMs: opts.retentionMs, pollIntervalMs: opts.pollIntervalMs, logger, sm });
   const prune = (c: pg.Client) => pruner.run(c, position?.xmin);
@@ -283,9 +285,20 @@ export function createSync(opts: SyncOptions): Sync {
   /** Opens a read (with what `p` has not applied), noting first what the cheap probe (worthCatchingUp) will compare against. */
   async function openRead(c: pg.Client, p?: Position): Promise<OpenRead> {
     if (status.standby) {
-      const r = await beginReadReplayed(c, p);
-      seenReplay = r.probe.replayLsn;
-      return r;
+      // After the doorbell, the read kept is the first whose mark shows the primary's
+      // position replayed: the check and the read in one round trip. An earlier one is
+      // given up (in the next one's round trip) and asked again a millisecond later, for
+      // at most a poll interval.
+      for (let abortOpen = false; ; abortOpen = true) {
+        const r = await beginReadReplayed(c, p, abortOpen);
+        seenReplay = r.probe.replayLsn;
+        const target = replayTarget;
+        if (target === undefined || lsnBytes(r.probe.replayLsn) >= target.lsn || Date.now() >= target.until || stopped) {
+          replayTarget = undefined;
+          return r;
+        }
+        await new Promise((res) => setTimeout(res, 1));
+      }
     }
     if (!probeUnusable) {
       try {
@@ -503,26 +516,18 @@ export function createSync(opts: SyncOptions): Sync {
   }
 
   /**
-   * On a standby, after the primary's doorbell: until the standby has replayed what the
-   * primary had written then. Nothing tells a client when a standby replays, so it is
-   * asked every millisecond, between queries, for as long as it lags (a few ms): a query
-   * that waited server-side would hold a snapshot that replay may have to wait for.
+   * On a standby, after the primary's doorbell: what the primary has written by now, which
+   * the next read waits for the standby to replay (openRead). Nothing tells a client when a
+   * standby replays, so it is asked every millisecond for as long as it lags (a few ms): a
+   * query that waited server-side would hold a snapshot that replay may have to wait for.
    */
-  async function awaitReplay(c: pg.Client): Promise<void> {
+  async function awaitReplay(): Promise<void> {
     const p = primary.client();
     if (!p) return;
-    let target: bigint;
     try {
-      target = lsnBytes(await primaryLsn(p));
+      replayTarget = { lsn: lsnBytes(await primaryLsn(p)), until: Date.now() + opts.pollIntervalMs };
     } catch (err) {
       primary.drop(err, p);
-      return;
-    }
-    const until = Date.now() + opts.pollIntervalMs;
-    while (!stopped && Date.now() < until) {
-      const s = await standbyProbe(c);
-      if (lsnBytes(s.replayLsn) >= target) return;
-      await new Promise((r) => setTimeout(r, 1));
     }
   }
 
@@ -573,7 +578,7 @@ export function createSync(opts: SyncOptions): Sync {
         if (stopped) return;
         if (kicked) mustCatchUp = true;
         else if (rang) {
-          if (t.inRecovery) await awaitReplay(c);
+          if (t.inRecovery) await awaitReplay();
           mustCatchUp = true;
         } else {
           // A poll tick: the probe is also the heartbeat that finds a hung connection.
