@@ -90,6 +90,33 @@ describe('reading hot standbys', () => {
     await waitFor(() => doorbell.directory.mailbox('bob@example.org') !== undefined, 10_000, 'doorbell daemon');
   });
 
+  it('a role that may only read mailmapd follows a standby, by polling and by the doorbell', async () => {
+    // Made on the primary, the role reaches the standbys by replication.
+    await sql.query(`CREATE ROLE standby_reader LOGIN;
+      GRANT USAGE ON SCHEMA mailmapd TO standby_reader;
+      GRANT SELECT ON ALL TABLES IN SCHEMA mailmapd TO standby_reader;
+      GRANT SELECT ON SEQUENCE mailmapd.changes_id_seq TO standby_reader`);
+    const as = (c: Cluster) => {
+      const u = new URL(c.url);
+      u.username = 'standby_reader';
+      return u.toString();
+    };
+    const polled = daemon(as(s1));
+    const rung = daemon(as(s2), { databasePrimaryUrl: as(primary), pollIntervalMs: 60_000 });
+    await polled.sync.firstLoad();
+    await rung.sync.firstLoad();
+    await waitFor(() => rung.sync.status().primaryConnected, 5000, 'primary connection');
+    await sql.query(`INSERT INTO mailmapd.mailboxes (address) VALUES ('reader-sees@example.org')`);
+    await waitFor(() => polled.directory.mailbox('reader-sees@example.org') !== undefined, 10_000, 'polling daemon');
+    await waitFor(() => rung.directory.mailbox('reader-sees@example.org') !== undefined, 10_000, 'doorbell daemon');
+    expect(polled.sync.status().lastError).toBeUndefined();
+    // The counts the next tests check stay as they were.
+    await sql.query(`DELETE FROM mailmapd.mailboxes WHERE address = 'reader-sees@example.org'`);
+    await waitFor(() => polled.directory.mailbox('reader-sees@example.org') === undefined, 10_000, 'the delete (polling)');
+    await waitFor(() => polling.directory.mailbox('reader-sees@example.org') === undefined, 10_000, 'the delete (other daemons)');
+    await waitFor(() => doorbell.directory.mailbox('reader-sees@example.org') === undefined, 10_000, 'the delete (doorbell)');
+  });
+
   it('a transaction that commits after a later one is not lost on a standby', async () => {
     const early = await connectPrimary(primary);
     try {
