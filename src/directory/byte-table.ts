@@ -147,10 +147,10 @@ export function createByteTable(options: { numbers?: boolean } = {}): ByteTable 
       const need = Buffer.byteLength(key, 'utf8');
       if (need > scratch.length) scratch = Buffer.allocUnsafeSlow(need);
       scratch.write(key, 0, 'utf8');
-      h = 0x811c9dc5;
-      for (i = 0; i < need; i++) h = Math.imul(h ^ scratch[i]!, 0x01000193);
       keyLen = need;
-    } else keyLen = n;
+      return hashBytes(scratch, 0, need);
+    }
+    keyLen = n;
     return finish(h);
   };
 

@@ -20,7 +20,7 @@ import { destroyClient } from '../db/client.js';
 import { connectTarget, type Target } from '../db/target.js';
 import { createPrimaryLink } from './primary-link.js';
 import { errorMessage, type Logger } from '../log.js';
-import type { Metrics } from '../metrics.js';
+import { secondsSince, type Metrics } from '../metrics.js';
 import {
   abortRead,
   beginRead,
@@ -262,7 +262,7 @@ export function createSync(opts: SyncOptions): Sync {
     status.fullLoads++;
     metrics.directoryLoaded.set(1);
     metrics.fullReloads.inc({ reason });
-    const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    const seconds = secondsSince(t0);
     metrics.loadDuration.set(seconds);
     updateCounts();
     succeeded();
@@ -278,6 +278,9 @@ export function createSync(opts: SyncOptions): Sync {
     });
     resolveFirst();
   }
+
+  // The kinds whose change-log keys a join computes (a watch's key expression names another table).
+  const joinedKinds = new Set((profile.watches ?? []).filter((w) => /\{\{/.test(w.keyExpr)).map((w) => w.kind));
 
   // Primary: what the sequence and the transaction counter said just before the last read.
   let mark: PrimaryMark | undefined;
@@ -344,10 +347,9 @@ export function createSync(opts: SyncOptions): Sync {
 
   /** A change from a transaction that was already open at the previous read, on a kind whose keys a join computes. */
   function lateJoin(p: Position, changes: ChangeRow[]): boolean {
-    const joined = new Set((profile.watches ?? []).filter((w) => /\{\{/.test(w.keyExpr)).map((w) => w.kind));
-    if (joined.size === 0) return false;
+    if (joinedKinds.size === 0) return false;
     const xmax = BigInt(p.xmax);
-    return changes.some((r) => joined.has(r.kind) && BigInt(r.xid) < xmax);
+    return changes.some((r) => joinedKinds.has(r.kind) && BigInt(r.xid) < xmax);
   }
 
   /** The current rows of every key the changes name, by kind, in the open read. */
@@ -430,14 +432,14 @@ export function createSync(opts: SyncOptions): Sync {
       throw err;
     }
     if (!status.standby) notePending(head);
-    const applied_ = applyReads(reads);
+    const entries = applyReads(reads);
     for (const r of changes) metrics.syncLag.observe(Math.max(0, r.age));
     let last: ChangeRow | undefined;
     for (const r of changes) if (last === undefined || BigInt(r.id) > BigInt(last.id)) last = r;
     position = advance(p, { ...head, ...(status.standby ? {} : { open: head.xip }) }, new Set(changes.map((r) => r.xid)), last);
-    if (applied_ > 0) {
+    if (entries > 0) {
       updateCounts();
-      logger.debug('changes applied', { entries: applied_ });
+      logger.debug('changes applied', { entries });
     }
     if (!status.loaded) {
       // Resumed from a saved position: the directory was loaded by whoever saved it.

@@ -10,6 +10,7 @@ import type pg from 'pg';
 import { connectTarget } from '../db/target.js';
 import { errorMessage, type Logger } from '../log.js';
 import type { WriteStatements } from './statements.js';
+import { secondsSince } from '../metrics.js';
 import type { WritebackMetrics } from './metrics.js';
 
 export interface WriterOptions {
@@ -189,7 +190,7 @@ export function createWriter(opts: WriterOptions): Writer {
       await c.query(opts.statements.quotaUsage, [r.map((x) => x[0]), r.map((x) => x[1].bytes), r.map((x) => x[1].messages), r.map((x) => new Date(x[1].at))]);
     }
     metrics.written.inc({ kind }, rows.length);
-    metrics.batchSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
+    metrics.batchSeconds.observe(secondsSince(started));
   }
 
   async function flushOnce(): Promise<void> {
