@@ -12,6 +12,7 @@ import { createCluster, type Cluster } from './helpers/cluster.js';
 import { cliPath, freePort, root, startDaemon, type Daemon } from './helpers/daemon.js';
 import { createTestDatabase, waitFor, type TestDatabase } from './helpers/db.js';
 import { smtpAuth } from './helpers/logins.js';
+import { onLines } from './helpers/lines.js';
 
 const checkpassword = `${root}bin/mailmapd-checkpassword`;
 
@@ -33,18 +34,13 @@ function checkpasswordLogin(port: number, user: string, pass: string, service: s
 async function dictClient(port: number): Promise<{ send(lines: string[]): void; reply(): Promise<string>; closed: Promise<void>; socket: Socket }> {
   const socket = connect(port, '127.0.0.1');
   await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
-  let buf = '';
   const waiting: ((l: string) => void)[] = [];
   const lines: string[] = [];
-  socket.on('data', (d) => {
-    buf += d;
-    for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
-      const line = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
-      const w = waiting.shift();
-      if (w) w(line);
-      else lines.push(line);
-    }
+  socket.setEncoding('utf8');
+  onLines(socket, (line) => {
+    const w = waiting.shift();
+    if (w) w(line);
+    else lines.push(line);
   });
   const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
   return {

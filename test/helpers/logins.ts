@@ -17,6 +17,7 @@ import { createLogger } from '../../src/log.js';
 import { createMetrics, type Metrics } from '../../src/metrics.js';
 import { listen, type Listener } from '../../src/net/listener.js';
 import { createHashPool, type HashPool } from '../../src/password/pool.js';
+import { onLines } from './lines.js';
 
 export const checkpasswordBinary = fileURLToPath(new URL('../../bin/mailmapd-checkpassword', import.meta.url));
 export const userdb = { mailHome: '/var/vmail/%d/%n', mailUid: 5000, mailGid: 5001 };
@@ -132,21 +133,14 @@ export interface LineClient {
 export async function lineClient(path: string): Promise<LineClient> {
   const socket = connect(path);
   const lines: string[] = [];
-  let partial = '';
   const waiters: { pred: (l: string) => boolean; resolve: (l: string) => void }[] = [];
   socket.setEncoding('utf8');
-  socket.on('data', (d: string) => {
-    partial += d;
-    let nl: number;
-    while ((nl = partial.indexOf('\n')) >= 0) {
-      const line = partial.slice(0, nl);
-      partial = partial.slice(nl + 1);
-      lines.push(line);
-      for (const w of [...waiters]) {
-        if (w.pred(line)) {
-          waiters.splice(waiters.indexOf(w), 1);
-          w.resolve(line);
-        }
+  onLines(socket, (line) => {
+    lines.push(line);
+    for (const w of [...waiters]) {
+      if (w.pred(line)) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(line);
       }
     }
   });
@@ -246,7 +240,6 @@ export function authPlainBatch(target: string | number, logins: readonly Login[]
     const replies: string[] = new Array(logins.length);
     let left = logins.length;
     let sent = 0;
-    let partial = '';
     const timer = setTimeout(() => {
       s.destroy();
       reject(new Error(`${left} of ${logins.length} logins unanswered after ${ms} ms`));
@@ -257,21 +250,15 @@ export function authPlainBatch(target: string | number, logins: readonly Login[]
       s.write(`AUTH\t${sent}\tPLAIN\tservice=${l.service}\tsecured\tno-penalty\tnologin\tresp=${plain(l.user, l.password)}\n`);
     };
     s.setEncoding('utf8');
-    s.on('data', (d: string) => {
-      partial += d;
-      let nl: number;
-      while ((nl = partial.indexOf('\n')) >= 0) {
-        const line = partial.slice(0, nl);
-        partial = partial.slice(nl + 1);
-        const m = /^(OK|FAIL)\t(\d+)/.exec(line);
-        if (!m) continue;
-        replies[Number(m[2]) - 1] = line;
-        if (--left === 0) {
-          clearTimeout(timer);
-          s.end();
-          resolve(replies);
-        } else sendNext();
-      }
+    onLines(s, (line) => {
+      const m = /^(OK|FAIL)\t(\d+)/.exec(line);
+      if (!m) return;
+      replies[Number(m[2]) - 1] = line;
+      if (--left === 0) {
+        clearTimeout(timer);
+        s.end();
+        resolve(replies);
+      } else sendNext();
     });
     s.on('error', (err) => {
       clearTimeout(timer);

@@ -5,6 +5,7 @@
 // authenticated with those credentials.
 
 import { createServer, type Server, type Socket } from 'node:net';
+import { onLines } from './lines.js';
 
 export interface SinkMessage {
   /** `user:password` the client authenticated with, or undefined without AUTH. */
@@ -29,7 +30,6 @@ export async function startSmtpSink(opts: { auth?: string } = {}): Promise<SmtpS
     socket.on('error', () => {});
     socket.setEncoding('latin1');
     const reply = (line: string) => socket.write(`${line}\r\n`);
-    let buffered = '';
     let auth: string | undefined;
     let from = '';
     let to: string[] = [];
@@ -110,15 +110,7 @@ export async function startSmtpSink(opts: { auth?: string } = {}): Promise<SmtpS
       }
     };
     reply('220 sink.test ESMTP');
-    socket.on('data', (chunk: string) => {
-      buffered += chunk;
-      let nl: number;
-      while ((nl = buffered.indexOf('\r\n')) >= 0) {
-        const l = buffered.slice(0, nl);
-        buffered = buffered.slice(nl + 2);
-        line(l);
-      }
-    });
+    onLines(socket, line, '\r\n');
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = server.address();

@@ -2,6 +2,7 @@
 // (possibly multi-line) reply. No dependency: the tests need only what a mail client sends.
 
 import { connect, type Socket } from 'node:net';
+import { onLines } from './lines.js';
 
 export interface SmtpReply {
   code: number;
@@ -21,7 +22,6 @@ export interface SmtpSession {
 export function smtpSession(port: number, host = '127.0.0.1'): Promise<SmtpSession> {
   return new Promise((resolve, reject) => {
     const socket: Socket = connect(port, host);
-    let buffered = '';
     const lines: string[] = [];
     let waiting: { resolve: (r: SmtpReply) => void; reject: (e: Error) => void } | undefined;
     // A server that stops answering fails the test at once instead of at the test's timeout.
@@ -34,12 +34,9 @@ export function smtpSession(port: number, host = '127.0.0.1'): Promise<SmtpSessi
     socket.on('error', fail);
     socket.on('close', () => fail(new Error(`SMTP connection closed${lines.length ? `: ${lines.join(' ')}` : ''}`)));
     socket.setEncoding('utf8');
-    socket.on('data', (chunk: string) => {
-      buffered += chunk;
-      let nl: number;
-      while ((nl = buffered.indexOf('\r\n')) >= 0) {
-        const line = buffered.slice(0, nl);
-        buffered = buffered.slice(nl + 2);
+    onLines(
+      socket,
+      (line) => {
         lines.push(line.slice(4));
         // "250-..." continues a reply, "250 ..." ends it.
         if (line[3] !== '-') {
@@ -48,8 +45,9 @@ export function smtpSession(port: number, host = '127.0.0.1'): Promise<SmtpSessi
           waiting = undefined;
           w?.resolve(reply);
         }
-      }
-    });
+      },
+      '\r\n',
+    );
     const next = () => new Promise<SmtpReply>((resolve, reject) => (waiting = { resolve, reject }));
     const command = (line: string) => {
       const reply = next();
