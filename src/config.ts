@@ -126,6 +126,7 @@ const keys = {
   snapshot_max_age: { default: '7d', parse: duration },
 
   dict_listen: { default: '', parse: listen },
+  policy_listen: { default: '', parse: listen },
   last_logins: { default: 'yes', parse: bool },
   last_login_interval: { default: '60s', parse: duration },
   writeback_max_pending: { default: '100000', parse: int(100, 10_000_000) },

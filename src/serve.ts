@@ -32,6 +32,8 @@ import { embeddedUrl } from './db/connect.js';
 import { createSnapshotKeeper } from './snapshot/keeper.js';
 import { databaseOf } from './snapshot/format.js';
 import { createDictHandler } from './dict/server.js';
+import { createPolicyHandler, dunnoService } from './smtpd-policy/protocol.js';
+import type { PolicyService } from './smtpd-policy/types.js';
 import { createWritebackMetrics } from './writeback/metrics.js';
 import { startWriteback } from './writeback/start.js';
 import type { Writer } from './writeback/writer.js';
@@ -62,7 +64,7 @@ function announceReady(directory: Directory, listeners: Listeners, started: bigi
 
 // Long because it is the daemon's list of wiring steps, read top to bottom; each step is
 // one call into the module that owns it. Add a step as a line here.
-export async function serve(configPath: string | undefined): Promise<number> {
+export async function serve(configPath: string | undefined, opts: { policyService?: PolicyService } = {}): Promise<number> {
   let config = loadConfig({ path: configPath });
   const logger = createLogger(config.log_level);
   const profile = await profileFor(config.schema); // a broken custom profile is a config error
@@ -159,6 +161,11 @@ export async function serve(configPath: string | undefined): Promise<number> {
         writebackMetrics,
         maxRequestBytes: config.max_request_bytes,
       }),
+    },
+    {
+      name: 'policy',
+      key: 'policy_listen',
+      handler: createPolicyHandler({ service: opts.policyService ?? dunnoService, loaded: () => directory.loaded, logger, metrics }),
     },
   ];
 

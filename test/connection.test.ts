@@ -7,45 +7,15 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import type { Clock } from '../src/net/clock.js';
 import { doorHandler, type Decoder } from '../src/net/connection.js';
 import { parseListenAddress } from '../src/net/listen-address.js';
 import { listen, type Listener } from '../src/net/listener.js';
 import { createLogger } from '../src/log.js';
 import { createMetrics, type Metrics } from '../src/metrics.js';
+import { fakeClock, settle } from './helpers/clock.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'mailmapd-conn-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-/** A clock that moves only when told to. */
-function fakeClock() {
-  let t = 1000;
-  let timers: { at: number; fn: () => void; id: number }[] = [];
-  let next = 1;
-  const clock: Clock = {
-    now: () => t,
-    setTimeout(fn, ms) {
-      const id = next++;
-      timers.push({ at: t + ms, fn, id });
-      return id;
-    },
-    clearTimeout(id) {
-      timers = timers.filter((x) => x.id !== id);
-    },
-  };
-  const advance = (ms: number) => {
-    const until = t + ms;
-    for (;;) {
-      const due = timers.filter((x) => x.at <= until).sort((a, b) => a.at - b.at)[0];
-      if (due === undefined) break;
-      timers = timers.filter((x) => x !== due);
-      t = due.at;
-      due.fn();
-    }
-    t = until;
-  };
-  return { clock, advance };
-}
 
 const lines = (): Decoder<string> => {
   let rest = '';
@@ -89,12 +59,7 @@ async function serve(limits: { idleTimeoutMs: number; requestTimeoutMs?: number 
     await new Promise<void>((r) => s.once('connect', () => r()));
     return { s, got: () => got.join(''), closed: () => closed, whenClosed: new Promise<void>((r) => s.once('close', () => r())) };
   };
-  /** Lets the event loop deliver what is in flight (a read, a close). */
-  const settle = async () => {
-    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
-    await new Promise((r) => setTimeout(r, 20));
-  };
-  return { open, advance, settle, metrics, listener };
+  return { open, advance, metrics, listener };
 }
 
 async function untilReply(c: { got: () => string }, text: string) {
@@ -104,7 +69,7 @@ async function untilReply(c: { got: () => string }, text: string) {
 
 describe('the idle clock', () => {
   it('closes a connection exactly when it has been quiet for idle_timeout, counted from its last bytes', async () => {
-    const { open, advance, settle } = await serve({ idleTimeoutMs: 1000 });
+    const { open, advance } = await serve({ idleTimeoutMs: 1000 });
     const c = await open();
     advance(600);
     c.s.write('a\n');
@@ -119,7 +84,7 @@ describe('the idle clock', () => {
 
 describe('the request deadline', () => {
   it('closes a request that trickles in for request_timeout, however often bytes arrive, and counts it', async () => {
-    const { open, advance, settle, metrics } = await serve({ idleTimeoutMs: 60_000, requestTimeoutMs: 1000 });
+    const { open, advance, metrics } = await serve({ idleTimeoutMs: 60_000, requestTimeoutMs: 1000 });
     const c = await open();
     for (let i = 0; i < 9; i++) {
       c.s.write('x');
@@ -135,7 +100,7 @@ describe('the request deadline', () => {
   });
 
   it('runs from the first byte of each request, not of the connection', async () => {
-    const { open, advance, settle } = await serve({ idleTimeoutMs: 60_000, requestTimeoutMs: 1000 });
+    const { open, advance } = await serve({ idleTimeoutMs: 60_000, requestTimeoutMs: 1000 });
     const c = await open();
     c.s.write('first');
     await settle();
@@ -156,7 +121,7 @@ describe('the request deadline', () => {
 
 describe('graceful close', () => {
   it('ends an idle connection at once and waits for a half-received request, which is answered', async () => {
-    const { open, settle, listener: l } = await serve({ idleTimeoutMs: 60_000 });
+    const { open, listener: l } = await serve({ idleTimeoutMs: 60_000 });
     const idle = await open();
     const busy = await open();
     busy.s.write('hal');

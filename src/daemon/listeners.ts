@@ -13,7 +13,7 @@ import { diffAddresses } from './reload-plan.js';
 /** A protocol served on the addresses of one config key. */
 export interface Service {
   name: string;
-  key: 'socketmap_listen' | 'auth_listen' | 'checkpassword_listen' | 'dict_listen';
+  key: 'socketmap_listen' | 'auth_listen' | 'checkpassword_listen' | 'dict_listen' | 'policy_listen';
   handler: ConnectionHandler;
 }
 

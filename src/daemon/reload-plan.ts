@@ -13,6 +13,7 @@ const reloadableKeys: ReadonlySet<ConfigKey> = new Set<ConfigKey>([
   'checkpassword_listen',
   'http_listen',
   'dict_listen',
+  'policy_listen',
 ]);
 
 export interface ReloadPlan {
