@@ -1,7 +1,7 @@
 // `mailmapd serve`: the composition root. Config → database → directory + sync → the
 // protocol listeners (each a thin adapter over the directory or the authenticator) → HTTP.
-// Where a socketmap request goes: listener (net/listener.ts) → socketmap/server.ts →
-// directory/directory.ts. Nothing else in the daemon wires modules together; the lifecycle
+// Where a socketmap request goes: listener (net/listener.ts) → its connection
+// (net/connection.ts) → socketmap/netstring.ts → socketmap/server.ts → directory/directory.ts. Nothing else in the daemon wires modules together; the lifecycle
 // pieces (listeners, readiness, reload) live in daemon/.
 
 import { loadConfig, type Config } from './config.js';
