@@ -391,6 +391,7 @@ export function createSync(opts: SyncOptions): Sync {
     const p = position;
     if (p === undefined) return fullLoad(c, 'start');
     let changes: ChangeRow[];
+    let readXids: Set<string>;
     let reads: KeyReads;
     let head: ReadHead;
     let ending: Promise<void>;
@@ -412,6 +413,8 @@ export function createSync(opts: SyncOptions): Sync {
       // A kind this daemon does not know was logged by a newer mailmapd's schema (hosts are
       // upgraded one at a time): it has nothing of that kind to update.
       changes = found.changes.filter((r) => known.has(r.kind));
+      // All of them are read, the unknown kinds' too: the poll must not find them again.
+      readXids = new Set(found.changes.map((r) => r.xid));
       if (changes.some((r) => r.key === null)) {
         await abortRead(c);
         return fullLoad(c, 'truncate');
@@ -436,7 +439,7 @@ export function createSync(opts: SyncOptions): Sync {
     for (const r of changes) metrics.syncLag.observe(Math.max(0, r.age));
     let last: ChangeRow | undefined;
     for (const r of changes) if (last === undefined || BigInt(r.id) > BigInt(last.id)) last = r;
-    position = advance(p, { ...head, ...(status.standby ? {} : { open: head.xip }) }, new Set(changes.map((r) => r.xid)), last);
+    position = advance(p, { ...head, ...(status.standby ? {} : { open: head.xip }) }, readXids, last);
     if (entries > 0) {
       updateCounts();
       logger.debug('changes applied', { entries });
@@ -475,9 +478,12 @@ export function createSync(opts: SyncOptions): Sync {
       setLag(s.lagSeconds, Math.max(0, Number(bytes)));
       return s.replayLsn !== seenReplay;
     }
-    if (probeUnusable || seenLastId === undefined) return true;
-    const pr = await primaryProbe(c);
-    if (pr.lastId !== seenLastId) return true;
+    if (probeUnusable || seenLastId === undefined || position === undefined) return true;
+    const pr = await primaryProbe(c, position);
+    // A committed row not applied yet: its transaction may have been invisible to the
+    // sequence and the snapshot list alike (it wrote before the last read).
+    if (pr.lastId !== seenLastId || pr.unapplied) return true;
+    // An open transaction of the last read ended: the position's xmin may move on.
     const xmin = BigInt(pr.xmin);
     return pendingXids.some((x) => BigInt(x) < xmin || !pr.xip.has(x));
   }
