@@ -16,6 +16,7 @@ import { pathSafeNamesSql } from './migrations/path-safe-names.js';
 import { accountsSql } from './migrations/accounts.js';
 import { writebackTablesSql } from './migrations/writeback.js';
 import { invokerTriggerSql, migration7Sql } from './migrations/invoker-triggers.js';
+import { domainLimitsSerialSql } from './migrations/domain-limits-serial.js';
 import { inTransaction } from './client.js';
 
 export interface Migration {
@@ -193,6 +194,7 @@ SELECT mailmapd.watch_table('mailmapd.aliases', 'alias', 'r.address');
     description: "change triggers: key expressions evaluated with the writer's rights, only the change log written as its owner",
     sql: migration7Sql,
   },
+  { version: 8, description: 'domain limits hold under REPEATABLE READ: a stale count is a serialization failure', sql: domainLimitsSerialSql },
 ];
 
 /**
