@@ -378,7 +378,7 @@ const cases: PanelCase[] = [
       CREATE TABLE email_accounts (
         id bigserial PRIMARY KEY, domain_id bigint REFERENCES domains(id) ON DELETE CASCADE,
         email varchar(255) NOT NULL UNIQUE, username varchar(255) NOT NULL, password varchar(255) NOT NULL,
-        quota integer NOT NULL DEFAULT 0, active boolean NOT NULL DEFAULT true,
+        quota bigint NOT NULL DEFAULT 0, active boolean NOT NULL DEFAULT true,
         created_at timestamp(0), updated_at timestamp(0));
       CREATE TABLE aliases (
         id bigserial PRIMARY KEY, source varchar(255) NOT NULL, destination varchar(255) NOT NULL,
@@ -387,7 +387,8 @@ const cases: PanelCase[] = [
     seed: () => `
       INSERT INTO domains (id, domain, created_at, updated_at) VALUES (1, 'example.org', '2024-01-01', '2024-01-01');
       INSERT INTO email_accounts (domain_id, email, username, password, quota) VALUES
-        (1, 'alice@example.org', 'alice', ${sq(dovecotHash('BLF-CRYPT', pw.alice, true))}, 1024),
+        -- 2 GiB as EmailAccountController stores it: the form's MB * 1024 * 1024.
+        (1, 'alice@example.org', 'alice', ${sq(dovecotHash('BLF-CRYPT', pw.alice, true))}, 2147483648),
         (1, 'bob@example.org', 'bob', ${sq(dovecotHash('BLF-CRYPT', pw.bob, true))}, 0);
       INSERT INTO aliases (source, destination) VALUES ('info@example.org', 'alice@example.org'), ('@example.org', 'bob@example.org');
     `,
@@ -398,7 +399,9 @@ const cases: PanelCase[] = [
       expect(dir.alias('alice@example.org')).toBe('alice@example.org');
       expect(dir.alias('someone@example.org')).toBe('bob@example.org');
       expect(dir.senders('info@example.org')).toBe('alice@example.org');
-      expect(dir.user('alice@example.org')).toMatchObject({ status: 'ok', quotaBytes: 1024 * 1048576 });
+      // The panel stores bytes (0 = unlimited): Dovecot gets them as they are.
+      expect(dir.user('alice@example.org')).toMatchObject({ status: 'ok', quotaBytes: 2147483648 });
+      expect(dir.user('bob@example.org')).toMatchObject({ status: 'ok', quotaBytes: 0 });
       expect(await loginOk(dir, 'alice@example.org', pw.alice)).toBe(true);
       expect(await loginOk(dir, 'bob@example.org', pw.bob)).toBe(true);
     },
