@@ -86,7 +86,9 @@ async function checkCommand(config: Config): Promise<number> {
       const { profileFor } = await import('./sync/profile-select.js');
       const { checkProfile } = await import('./sync/profile-check.js');
       const { triggerProblems } = await import('./cli/triggers.js');
-      const profile = await profileFor(config.schema);
+      const { chooseLayout } = await import('./sync/profile-layout.js');
+      const profile = await chooseLayout(c, await profileFor(config.schema));
+      if (profile.layout !== undefined) out(`schema ${config.schema}: the database holds ${profile.layout}`);
       problems.push(...(await checkProfile(c, profile)), ...(await triggerProblems(c, profile)));
       if (problems.length === 0) out(`schema ${config.schema}: queries, columns and change triggers ok`);
     }

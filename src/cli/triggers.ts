@@ -13,6 +13,7 @@ import { dropUnusedLogFunctionsSql, logFunctionPattern } from '../db/migrations/
 import { checkProfile, resolveWatches, type ResolvedWatch } from '../sync/profile-check.js';
 import { sectionName } from '../sync/profile.js';
 import { changeKinds, type Profile } from '../sync/profile.js';
+import { chooseLayout } from '../sync/profile-layout.js';
 import { profileFor } from '../sync/profile-select.js';
 import { inTransaction } from '../db/client.js';
 import { UsageError } from '../errors.js';
@@ -174,8 +175,9 @@ export async function triggersCommand(config: Config, args: string[], out: Out):
   if (sub === undefined || !['install', 'remove', 'status'].includes(sub) || unknown.length > 0 || (purge && sub !== 'remove')) {
     throw new UsageError(usage);
   }
-  const profile = await profileFor(config.schema);
+  const panel = await profileFor(config.schema);
   return withDatabaseClient(config, 'mailmapd-cli', async (c) => {
+    const profile = await chooseLayout(c, panel);
     if (sub === 'install') return await install(c, profile, out);
     if (sub === 'remove') return await remove(c, purge, out);
     return await status(c, profile, out);
