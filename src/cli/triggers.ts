@@ -126,7 +126,9 @@ async function install(c: pg.ClientBase, profile: Profile, out: Out): Promise<nu
     for (const kind of changeKinds) await c.query('INSERT INTO mailmapd.changes (kind, key) VALUES ($1, NULL)', [kind]);
     await c.query(`SELECT pg_notify('mailmapd', 'reload')`);
   });
-  out(`${watches.length} tables watched for schema = ${profile.source ? `custom:${profile.source}` : profile.name}`);
+  out(
+    `${watches.length} tables watched for schema = ${profile.source ? `custom:${profile.source}` : profile.name}${profile.layout ? ` (${profile.layout})` : ''}`,
+  );
   return 0;
 }
 
