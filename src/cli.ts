@@ -10,6 +10,7 @@ import { currentVersion, latestVersion, migrate } from './db/schema.js';
 import { aliasCommand, domainCommand, mailboxCommand } from './cli/admin.js';
 import { ExitCode, exitCodeFor, UsageError } from './errors.js';
 import { serve } from './serve.js';
+import { isNative } from './sync/profile-names.js';
 import type pg from 'pg';
 
 const usage = `usage: mailmapd [-c FILE] VERB [ARGS]
@@ -76,7 +77,7 @@ async function checkCommand(config: Config): Promise<number> {
   return withDatabaseClient(config, 'mailmapd-check', async (c) => {
     out(`database ${c.host}:${c.port}/${c.database}: reachable`);
     const problems: string[] = [];
-    if (config.schema === 'native') {
+    if (isNative(config.schema)) {
       const v = await currentVersion(c);
       if (v === 0) problems.push('the native schema is missing: run `mailmapd migrate`');
       else if (v < latestVersion) problems.push(`the native schema is version ${v}, this mailmapd wants ${latestVersion}: run \`mailmapd migrate\``);

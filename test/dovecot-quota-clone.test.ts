@@ -24,7 +24,7 @@ import { parseListenAddress } from '../src/net/listen-address.js';
 import { createLogger } from '../src/log.js';
 import { createMetrics } from '../src/metrics.js';
 import { listen, type Listener } from '../src/net/listener.js';
-import { createWritebackMetrics } from '../src/writeback/metrics.js';
+import { createWritebackMetrics } from '../src/metrics.js';
 import { nativeStatements } from '../src/writeback/statements.js';
 import { createWriter, type Writer } from '../src/writeback/writer.js';
 import { freePort } from './helpers/daemon.js';

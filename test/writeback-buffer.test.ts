@@ -10,7 +10,7 @@ import { createLogger } from '../src/log.js';
 import { modoboaProfile } from '../src/sync/profiles/modoboa.js';
 import { postfixadminProfile } from '../src/sync/profiles/postfixadmin.js';
 import { nativeProfile } from '../src/sync/profile.js';
-import { createWritebackMetrics, type WritebackMetrics } from '../src/writeback/metrics.js';
+import { createWritebackMetrics, type WritebackMetrics } from '../src/metrics.js';
 import { nativeStatements, statementsFor } from '../src/writeback/statements.js';
 import { createWriter, type Writer, type WriterOptions } from '../src/writeback/writer.js';
 import { freePort } from './helpers/daemon.js';

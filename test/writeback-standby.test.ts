@@ -11,7 +11,7 @@ import pg from 'pg';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../src/log.js';
-import { createWritebackMetrics } from '../src/writeback/metrics.js';
+import { createWritebackMetrics } from '../src/metrics.js';
 import { nativeStatements } from '../src/writeback/statements.js';
 import { createWriter } from '../src/writeback/writer.js';
 import { createCluster, type Cluster } from './helpers/cluster.js';

@@ -5,6 +5,7 @@
 import type pg from 'pg';
 import { NotFoundError, TempError, UsageError } from '../errors.js';
 import { inTransaction, withClient } from '../db/client.js';
+import { sqlstate } from '../db/sqlstate.js';
 import { readNewPassword } from './password-input.js';
 import { isSafePathPart } from '../directory/userdb.js';
 import { listSuffix, showLines, writtenBack } from './mailbox-usage.js';
@@ -100,23 +101,23 @@ function translate(err: unknown): Error {
   if (err instanceof UsageError || err instanceof TempError || err instanceof NotFoundError) return err;
   const e = err as { code?: string; message?: string; constraint?: string; detail?: string };
   switch (e.code) {
-    case '23505': {
+    case sqlstate.uniqueViolation: {
       // detail: Key (name)=(example.org) already exists.
       const m = /\)=\((.*)\) already exists/.exec(e.detail ?? '');
       return new UsageError(m ? `${m[1]} already exists` : 'already exists');
     }
-    case '23503':
+    case sqlstate.foreignKeyViolation:
       return new UsageError(e.constraint?.includes('domain') ? 'the domain does not exist, or still has mailboxes' : 'a referenced entry does not exist');
-    case '23514':
+    case sqlstate.checkViolation:
       // A domain limit's message names the domain and the limit (migration 6).
       if (e.constraint === 'mailmapd_domain_limit') return new UsageError(e.message ?? 'over a domain limit');
       return new UsageError(`rejected by the schema's checks (${e.constraint ?? 'check'})`);
-    case '42P01':
+    case sqlstate.undefinedTable:
       return new UsageError('the mailmapd schema is missing: run `mailmapd migrate` first');
-    case '57P01':
-    case '57P03':
-    case '08006':
-    case '08001':
+    case sqlstate.adminShutdown:
+    case sqlstate.cannotConnectNow:
+    case sqlstate.connectionFailure:
+    case sqlstate.unableToConnect:
       return new TempError(`database unavailable: ${e.message}`);
     default:
       return new Error(e.message ?? String(err));
