@@ -12,7 +12,7 @@ import { readFile } from 'node:fs/promises';
 import type pg from 'pg';
 import type { Config } from '../config.js';
 import { currentVersion } from '../db/schema.js';
-import { checkAddress, checkDomain } from './admin.js';
+import { checkAddress, checkDomain } from './args.js';
 import { inTransaction } from '../db/client.js';
 import { UsageError } from '../errors.js';
 import { isNative } from '../sync/profile-names.js';
