@@ -32,7 +32,7 @@ const peers = [
 ];
 
 const dovecot24Root = process.env.MAILMAPD_DOVECOT24_ROOT ?? '/var/cache/mailmapd/dovecot24';
-const dovecot24Files = ['usr/sbin/dovecot', 'usr/lib/dovecot/modules/auth/libauthdb_lua.so', 'usr/lib/dovecot/lmtp'];
+const dovecot24Files = ['usr/sbin/dovecot', 'usr/lib/dovecot/modules/auth/libauthdb_lua.so', 'usr/lib/dovecot/lmtp', 'usr/lib/dovecot/imap'];
 
 function stop(line) {
   console.error(`test-setup: ${line}`);

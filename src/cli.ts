@@ -27,7 +27,7 @@ const usage = `usage: mailmapd [-c FILE] VERB [ARGS]
   import --passwd-file F --virtual F --vmailbox F [--dry-run]   flat files into the native schema
   lookup MAP KEY                ask the running daemon, like postmap -q (maps: domains, mailboxes, aliases, senders, transport, relay_domains, …)
   postfix-config                print the main.cf lines for this daemon's socketmap listener
-  dovecot-config [--lua]        print the Dovecot conf.d snippets (checkpassword for 2.3; --lua for 2.3 and 2.4)
+  dovecot-config [--lua|--oauth2] print the Dovecot conf.d snippets (checkpassword for 2.3; --lua for 2.3 and 2.4; --oauth2: bearer tokens)
   hash [--scheme S]             print {SCHEME}hash for a password on stdin (like doveadm pw)
   prune [--older-than D]        prune the change log (default changes_retention); safe from cron
 
@@ -127,7 +127,10 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write((await import('./cli/postfix-config.js')).postfixConfigOutput(config));
       return ExitCode.ok;
     case 'dovecot-config':
-      if (args.includes('--lua')) {
+      if (args.includes('--oauth2')) {
+        if (args.length > 1) throw new UsageError('usage: mailmapd dovecot-config --oauth2');
+        process.stdout.write((await import('./cli/dovecot-oauth2-config.js')).dovecotOauth2Config(config));
+      } else if (args.includes('--lua')) {
         if (args.length > 1) throw new UsageError('usage: mailmapd dovecot-config --lua');
         process.stdout.write((await import('./cli/dovecot-lua-config.js')).dovecotLuaConfig(config));
       } else process.stdout.write((await import('./cli/dovecot-config.js')).dovecotConfig(config, args));

@@ -8,12 +8,13 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dovecotLuaConfig23 } from '../src/cli/dovecot-lua-config.js';
+import { dovecotLuaConfig23, dovecotLuaConfig24 } from '../src/cli/dovecot-lua-config.js';
+import { dovecotOauth2Config24 } from '../src/cli/dovecot-oauth2-config.js';
 import { dovecotConfig } from '../src/cli/dovecot-config.js';
 import { parseConfigText } from '../src/config.js';
 import { freePort, startDaemon, type Daemon } from './helpers/daemon.js';
 import { createTestDatabase, waitFor, type TestDatabase } from './helpers/db.js';
-import { dovecot23Target, dovecotInstance, type DovecotInstance } from './helpers/dovecot.js';
+import { dovecot23Target, dovecot24Target, dovecotInstance, type DovecotInstance } from './helpers/dovecot.js';
 import { makeKeys, startOpenIdProvider, type OpenIdProvider } from './helpers/openid.js';
 import { masterCf, postfixInstance, type PostfixInstance } from './helpers/postfix.js';
 import { smtpSession } from './helpers/smtp.js';
@@ -22,6 +23,31 @@ const b64 = (s: string) => Buffer.from(s).toString('base64');
 const oauthbearer = (token: string, user = '') =>
   b64(`n,${user === '' ? '' : `a=${user}`},\x01host=mx.example.test\x01port=587\x01auth=Bearer ${token}\x01\x01`);
 const xoauth2 = (user: string, token: string) => b64(`user=${user}\x01auth=Bearer ${token}\x01\x01`);
+
+/** One IMAP AUTHENTICATE against Dovecot's imap-login: the tagged result line. */
+function imapAuthAt(port: number, mech: string, initial: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1');
+    let buf = '';
+    let sent = false;
+    socket.setTimeout(15_000, () => socket.destroy(new Error(`no IMAP answer: ${buf}`)));
+    socket.on('error', reject);
+    socket.on('data', (d) => {
+      buf += d.toString();
+      if (!sent && buf.includes('* OK')) {
+        sent = true;
+        socket.write(`a1 AUTHENTICATE ${mech} ${initial}\r\n`);
+      }
+      // The error challenge of RFC 7628: answered with the dummy response.
+      if (/^\+ \S+\r\n$/m.test(buf.split('\r\n').slice(-2).join('\r\n'))) socket.write(`${b64('\x01')}\r\n`);
+      const tagged = /^a1 (OK|NO|BAD).*$/m.exec(buf);
+      if (tagged) {
+        socket.end('a2 LOGOUT\r\n');
+        resolve(tagged[0]);
+      }
+    });
+  });
+}
 
 describe('OAuth2 bearer tokens: a real OpenID provider, Postfix SMTP AUTH and Dovecot 2.3 IMAP', { timeout: 60_000 }, () => {
   let db: TestDatabase;
@@ -47,29 +73,7 @@ describe('OAuth2 bearer tokens: a real OpenID provider, Postfix SMTP AUTH and Do
     }
   };
 
-  /** One IMAP AUTHENTICATE against Dovecot's imap-login: the tagged result line. */
-  const imapAuth = (mech: string, initial: string): Promise<string> =>
-    new Promise((resolve, reject) => {
-      const socket = connect(imapPort, '127.0.0.1');
-      let buf = '';
-      let sent = false;
-      socket.setTimeout(15_000, () => socket.destroy(new Error(`no IMAP answer: ${buf}`)));
-      socket.on('error', reject);
-      socket.on('data', (d) => {
-        buf += d.toString();
-        if (!sent && buf.includes('* OK')) {
-          sent = true;
-          socket.write(`a1 AUTHENTICATE ${mech} ${initial}\r\n`);
-        }
-        // The error challenge of RFC 7628: answered with the dummy response.
-        if (/^\+ \S+\r\n$/m.test(buf.split('\r\n').slice(-2).join('\r\n'))) socket.write(`${b64('\x01')}\r\n`);
-        const tagged = /^a1 (OK|NO|BAD).*$/m.exec(buf);
-        if (tagged) {
-          socket.end('a2 LOGOUT\r\n');
-          resolve(tagged[0]);
-        }
-      });
-    });
+  const imapAuth = (mech: string, initial: string) => imapAuthAt(imapPort, mech, initial);
 
   const token = async (email: string, alg?: 'RS256' | 'PS256' | 'ES256' | 'EdDSA') => {
     const t = await op.token(email, alg);
@@ -235,5 +239,78 @@ describe('OAuth2 bearer tokens: a real OpenID provider, Postfix SMTP AUTH and Do
       expect(all).not.toContain(t);
       expect(all).not.toContain(t.split('.')[2]);
     }
+  });
+});
+
+describe("OAuth2 on Dovecot 2.4: the mechanism checks the token with keys from mailmapd's dict, the Lua userdb says who", { timeout: 60_000 }, () => {
+  let db: TestDatabase;
+  let daemon: Daemon;
+  let op: OpenIdProvider;
+  let dc: DovecotInstance;
+  let imapPort: number;
+
+  beforeAll(async () => {
+    dovecot24Target.requireInstalled();
+    op = await startOpenIdProvider(makeKeys('24'));
+    db = await createTestDatabase();
+    await db.sql.query(`INSERT INTO mailmapd.domains (name, active) VALUES ('example.org', true);
+      INSERT INTO mailmapd.mailboxes (address, password, active) VALUES
+        ('alice@example.org', '{PLAIN}alice-pw', true), ('bob@example.org', '{PLAIN}bob-pw', false), ('carol@example.org', '{PLAIN}carol-pw', true);
+      UPDATE mailmapd.mailboxes SET disabled_services = '{imap}' WHERE address = 'carol@example.org';`);
+    dc = dovecotInstance(dovecot24Target, 'mailmapd-oauth2-24-');
+    daemon = await startDaemon({
+      databaseUrl: db.url,
+      config: {
+        oauth2_issuer: op.issuer,
+        oauth2_audience: 'mail',
+        mail_home: `${dc.inside(dc.dir)}/vmail/%d/%n`,
+        dict_listen: `unix:${dc.dir}/dict`,
+        unix_socket_mode: '0666',
+      },
+    });
+    const config = parseConfigText(readFileSync(daemon.configPath, 'utf8'), daemon.configPath);
+    imapPort = await freePort();
+    dc.writeConfig([
+      'protocols = imap',
+      'listen = 127.0.0.1',
+      'auth_verbose = yes',
+      'auth_failure_delay = 0',
+      'auth_allow_cleartext = yes',
+      'mail_driver = maildir',
+      'mail_path = ~/Maildir',
+      `service imap-login {\n  inet_listener imap {\n    listen = 127.0.0.1\n    port = ${imapPort}\n  }\n  inet_listener imaps {\n    port = 0\n  }\n}`,
+      dovecotLuaConfig24(config, { luaFile: dc.luaFile }),
+      ...dovecotOauth2Config24(config, dc.inside(join(dc.dir, 'dict'))),
+    ]);
+    await dc.start(['auth-client']);
+  }, 120_000);
+
+  afterAll(async () => {
+    await dc?.stop();
+    await daemon?.stop();
+    await op?.stop();
+    await db?.drop();
+  }, 60_000);
+
+  const imap = (mech: string, initial: string) => imapAuthAt(imapPort, mech, initial);
+
+  it('a token from the provider logs in by XOAUTH2 and OAUTHBEARER (RS256, PS256, ES256)', async () => {
+    expect(await imap('XOAUTH2', xoauth2('alice@example.org', await op.token('alice@example.org'))), dc.log()).toMatch(/^a1 OK/);
+    for (const alg of ['PS256', 'ES256'] as const) {
+      expect(await imap('OAUTHBEARER', oauthbearer(await op.token('alice@example.org', alg), 'alice@example.org')), `${alg}\n${dc.log()}`).toMatch(/^a1 OK/);
+    }
+  });
+
+  it('refuses an expired token, a wrong audience, an unknown key, a disabled mailbox and a disabled service', async () => {
+    expect(await imap('XOAUTH2', xoauth2('carol@example.org', await op.token('carol@example.org')))).toMatch(/^a1 NO/);
+    const now = Math.floor(Date.now() / 1000);
+    expect(await imap('XOAUTH2', xoauth2('alice@example.org', await op.forge({ email: 'alice@example.org', iat: now - 7200, exp: now - 3600 })))).toMatch(
+      /^a1 NO/,
+    );
+    expect(await imap('XOAUTH2', xoauth2('alice@example.org', await op.forge({ email: 'alice@example.org', aud: 'calendar' })))).toMatch(/^a1 NO/);
+    expect(await imap('XOAUTH2', xoauth2('alice@example.org', await op.forge({ email: 'alice@example.org' }, { keys: makeKeys('stranger') })))).toMatch(
+      /^a1 NO/,
+    );
+    expect(await imap('XOAUTH2', xoauth2('bob@example.org', await op.token('bob@example.org')))).toMatch(/^a1 NO/);
   });
 });

@@ -209,11 +209,12 @@ export function createAuthenticator(deps: AuthenticatorDeps): AuthenticatorHandl
       if (outcome.result === 'ok') deps.onLogin?.(outcome.fields.user, ctx);
       return outcome;
     },
-    lookup(login): LookupOutcome {
+    lookup(login, service): LookupOutcome {
       if (!directory.loaded) return { result: 'temp', why: 'directory not loaded yet' };
       const user = directory.user(login);
       if (user.status === 'unknown') return { result: 'unknown' };
       if (user.status === 'disabled') return { result: 'disabled', address: user.address };
+      if (service !== undefined && user.disabledServices.includes(serviceOf(service))) return { result: 'disabled', address: user.address };
       // A mailbox being moved: nothing may open it (LMTP, doveadm) until it is back.
       if (user.maintenance) return { result: 'temp', why: 'mailbox in maintenance' };
       return homeOf(user.address, user.quotaBytes);

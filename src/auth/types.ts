@@ -39,6 +39,10 @@ export type LookupOutcome =
 
 export interface Authenticator {
   authenticate(login: string, password: string, ctx: AuthContext): Promise<AuthOutcome>;
-  /** The userdb side: no password, no hashing, answered synchronously from memory. */
-  lookup(login: string): LookupOutcome;
+  /**
+   * The userdb side: no password, no hashing, answered synchronously from memory. With a
+   * service (a passdb lookup after Dovecot 2.4 checked a bearer token itself), a mailbox that
+   * may not use it is answered as disabled.
+   */
+  lookup(login: string, service?: string): LookupOutcome;
 }
