@@ -26,7 +26,7 @@ const peers = [
   // IMAP logins with bearer tokens (test/oauth2.test.ts) go through Dovecot's imap-login.
   ['dovecot-imapd', '/usr/lib/dovecot/imap'],
   ['dovecot-auth-lua', '/usr/lib/x86_64-linux-gnu/dovecot/libauthdb_lua.so', '/usr/lib/dovecot/modules/auth/libauthdb_lua.so'],
-  // Dovecot's own SQL passdb, the reference test/compare-dovecot.test.ts checks logins against.
+  // Dovecot's own SQL passdb, the reference test/compare/compare-dovecot.test.ts checks logins against.
   ['dovecot-pgsql', '/usr/lib/dovecot/modules/auth/libdriver_pgsql.so'],
   ['systemd', '/usr/bin/systemd-analyze'],
 ];
