@@ -97,6 +97,8 @@ describe('OAuth2 bearer tokens: a real OpenID provider, Postfix SMTP AUTH and Do
       config: { oauth2_issuer: op.issuer, oauth2_audience: 'mail', mail_home: `${dc.dir}/vmail/%d/%n`, policy_login_reject_after: '1000' },
     });
     const config = parseConfigText(readFileSync(daemon.configPath, 'utf8'), daemon.configPath);
+    // The keys are fetched in the background at start; a login before that is refused.
+    await waitFor(() => daemon.logs().includes('oauth2 keys loaded'), 30_000, "the provider's keys");
 
     pfx = postfixInstance(tmpdir(), 'mailmapd-oauth2-postfix-');
     smtpPort = await freePort();
@@ -269,6 +271,8 @@ describe("OAuth2 on Dovecot 2.4: the mechanism checks the token with keys from m
       },
     });
     const config = parseConfigText(readFileSync(daemon.configPath, 'utf8'), daemon.configPath);
+    // The keys are fetched in the background at start; a login before that is refused.
+    await waitFor(() => daemon.logs().includes('oauth2 keys loaded'), 30_000, "the provider's keys");
     imapPort = await freePort();
     dc.writeConfig([
       'protocols = imap',
