@@ -14,6 +14,7 @@ import { triggerFunctionPattern, watchSuffixes } from '../db/migrations/invoker-
 import { checkProfile, resolveWatches, type ResolvedWatch } from '../sync/profile-check.js';
 import { sectionName } from '../sync/profile.js';
 import { changeKinds, type Profile } from '../sync/profile.js';
+import { chooseLayout } from '../sync/profile-layout.js';
 import { profileFor } from '../sync/profile-select.js';
 import { inTransaction } from '../db/client.js';
 import { UsageError } from '../errors.js';
@@ -127,7 +128,9 @@ async function install(c: pg.ClientBase, profile: Profile, out: Out): Promise<nu
     for (const kind of changeKinds) await c.query('INSERT INTO mailmapd.changes (kind, key) VALUES ($1, NULL)', [kind]);
     await c.query(`SELECT pg_notify('mailmapd', 'reload')`);
   });
-  out(`${watches.length} tables watched for schema = ${profile.source ? `custom:${profile.source}` : profile.name}`);
+  out(
+    `${watches.length} tables watched for schema = ${profile.source ? `custom:${profile.source}` : profile.name}${profile.layout ? ` (${profile.layout})` : ''}`,
+  );
   return 0;
 }
 
@@ -176,8 +179,9 @@ export async function triggersCommand(config: Config, args: string[], out: Out):
   if (sub === undefined || !['install', 'remove', 'status'].includes(sub) || unknown.length > 0 || (purge && sub !== 'remove')) {
     throw new UsageError(usage);
   }
-  const profile = await profileFor(config.schema);
+  const panel = await profileFor(config.schema);
   return withDatabaseClient(config, 'mailmapd-cli', async (c) => {
+    const profile = await chooseLayout(c, panel);
     if (sub === 'install') return await install(c, profile, out);
     if (sub === 'remove') return await remove(c, purge, out);
     return await status(c, profile, out);

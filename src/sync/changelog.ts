@@ -8,7 +8,7 @@ import type pg from 'pg';
 import type { ChangeKind, DirectoryData } from '../directory/directory.js';
 import type { Position } from './position.js';
 import { keyColumn, type Profile } from './profile.js';
-import { rowAdder } from './rows.js';
+import { rowAdder, type AliasTimes } from './rows.js';
 
 const keyChunk = 5000;
 
@@ -114,10 +114,17 @@ export async function abortRead(c: pg.ClientBase): Promise<void> {
 }
 
 /** Reads one kind whole through a cursor, `fetchSize` rows at a time, into `data`. */
-export async function loadKind(c: pg.ClientBase, profile: Profile, kind: ChangeKind, data: DirectoryData, fetchSize: number): Promise<void> {
+export async function loadKind(
+  c: pg.ClientBase,
+  profile: Profile,
+  kind: ChangeKind,
+  data: DirectoryData,
+  fetchSize: number,
+  times?: AliasTimes,
+): Promise<void> {
   const cursor = `mailmapd_load_${kind}`;
   await c.query(`DECLARE ${cursor} NO SCROLL CURSOR FOR ${profile.queries[kind]}`);
-  const rows = rowAdder(data, kind);
+  const rows = rowAdder(data, kind, times);
   for (;;) {
     const r = await c.query({ text: `FETCH ${fetchSize} FROM ${cursor}`, rowMode: 'array' });
     for (const row of r.rows as unknown[][]) rows.add(row);
