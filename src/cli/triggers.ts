@@ -13,8 +13,10 @@ import { dropUnusedLogFunctionsSql } from '../db/migrations/static-triggers.js';
 import { triggerFunctionPattern, watchSuffixes } from '../db/migrations/invoker-triggers.js';
 import { checkProfile, resolveWatches, type ResolvedWatch } from '../sync/profile-check.js';
 import { sectionName } from '../sync/profile.js';
-import { changeKinds, type Profile } from '../sync/profile.js';
+import { changeKinds } from '../directory/directory.js';
+import type { Profile } from '../sync/profile.js';
 import { chooseLayout } from '../sync/profile-layout.js';
+import { isNative } from '../sync/profile-names.js';
 import { profileFor } from '../sync/profile-select.js';
 import { inTransaction } from '../db/client.js';
 import { UsageError } from '../errors.js';
@@ -89,7 +91,7 @@ function compare(watches: ResolvedWatch[], installed: Installed[]): StatusLine[]
  * per missing, partial, outdated or extra trigger set; [] when all is in place.
  */
 export async function triggerProblems(c: pg.ClientBase, profile: Profile): Promise<string[]> {
-  if (profile.name === 'native' && profile.watches === undefined) return [];
+  if (isNative(profile)) return [];
   const { watches, problems } = await resolveWatches(c, profile);
   const status = compare(watches, await installedTriggers(c));
   return [...problems, ...status.filter((s) => !s.ok).map((s) => `triggers: ${s.line.replace(/\s+/, ' ')}: run \`mailmapd triggers install\``)];
@@ -101,7 +103,7 @@ async function dropTriggers(c: pg.ClientBase, list: Installed[]): Promise<void> 
 }
 
 async function install(c: pg.ClientBase, profile: Profile, out: Out): Promise<number> {
-  if (profile.name === 'native' && profile.watches === undefined) {
+  if (isNative(profile)) {
     const r = await migrate(c);
     out(`schema = native: its triggers come with the schema (version ${r.to}); nothing else to install`);
     return 0;
@@ -154,7 +156,7 @@ async function remove(c: pg.ClientBase, purge: boolean, out: Out): Promise<numbe
 }
 
 async function status(c: pg.ClientBase, profile: Profile, out: Out): Promise<number> {
-  if (profile.name === 'native' && profile.watches === undefined) {
+  if (isNative(profile)) {
     const v = await currentVersion(c);
     if (v === 0) {
       out('schema = native: the native schema is missing: run `mailmapd migrate`');
