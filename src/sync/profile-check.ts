@@ -6,9 +6,10 @@
 // LIMIT 0, so a check costs no more than planning them.
 
 import type pg from 'pg';
-import type { ChangeKind } from '../directory/directory.js';
-import { changeKinds, expectedColumns, sectionName, type Profile, type Watch } from './profile.js';
+import { changeKinds, type ChangeKind } from '../directory/directory.js';
 import { missingExpected } from './profile-layout.js';
+import { isNative } from './profile-names.js';
+import { expectedColumns, sectionName, type Profile, type Watch } from './profile.js';
 
 type TypeClass = 'text' | 'boolean' | 'integer';
 
@@ -183,7 +184,7 @@ export async function checkProfile(client: pg.ClientBase, profile: Profile): Pro
 
     // The native schema's triggers come with `mailmapd migrate`; only foreign profiles
     // declare watches.
-    if (profile.name === 'native' && profile.watches === undefined) return problems;
+    if (isNative(profile)) return problems;
 
     const watched = new Map<ChangeKind, Set<number>>();
     const seen = new Set<string>();

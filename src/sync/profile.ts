@@ -17,6 +17,7 @@
 // `SELECT * FROM (<query>) q WHERE q.<key> = ANY($1)` to re-read the keys a change touched.
 
 import type { ChangeKind } from '../directory/directory.js';
+import { NATIVE } from './profile-names.js';
 
 /**
  * One table whose changes must reach the daemon: `mailmapd triggers install` puts the
@@ -84,10 +85,8 @@ const nativeRouteQuery = `SELECT 'domain_transport:' || name AS key, transport A
   UNION ALL SELECT 'sender_relayhost:' || sender, relayhost FROM mailmapd.sender_relayhosts WHERE active AND relayhost IS NOT NULL
   UNION ALL SELECT 'sender_credentials:' || sender, credentials FROM mailmapd.sender_relayhosts WHERE active AND credentials IS NOT NULL`;
 
-export const changeKinds: readonly ChangeKind[] = ['domain', 'alias_domain', 'mailbox', 'alias', 'master_user', 'route'];
-
 export const nativeProfile: Profile = {
-  name: 'native',
+  name: NATIVE,
   queries: {
     domain: 'SELECT name, active FROM mailmapd.domains',
     alias_domain: 'SELECT name, target, active FROM mailmapd.alias_domains',

@@ -14,13 +14,14 @@
 // standby's connection to the primary (the doorbell) in primary-link.ts.
 
 import type pg from 'pg';
-import { emptyData, type ChangeKind, type Directory, type DirectoryData } from '../directory/directory.js';
+import { changeKinds, emptyData, type ChangeKind, type Directory, type DirectoryData } from '../directory/directory.js';
 import { fold } from '../directory/address.js';
 import { destroyClient } from '../db/client.js';
+import { sqlstate, sqlstateOf } from '../db/sqlstate.js';
 import { connectTarget, type Target } from '../db/target.js';
 import { createPrimaryLink } from './primary-link.js';
 import { errorMessage, type Logger } from '../log.js';
-import { secondsSince, type Metrics } from '../metrics.js';
+import { secondsSince, syncMetrics, type Metrics } from '../metrics.js';
 import {
   abortRead,
   beginRead,
@@ -42,11 +43,11 @@ import {
 } from './changelog.js';
 import { advance, historyMismatch, horizon, prunedPast, readPosition, type Position } from './position.js';
 import { createAliasExpiry, systemClock, type Clock } from './alias-expiry.js';
-import { changeKinds, type Profile } from './profile.js';
+import type { Profile } from './profile.js';
 import { chooseLayout } from './profile-layout.js';
+import { isNative } from './profile-names.js';
 import { rowAdder, setEntry, type AliasTimes } from './rows.js';
 import { createPruner } from './pruner.js';
-import { syncMetrics } from './sync-metrics.js';
 
 const known: ReadonlySet<string> = new Set(changeKinds);
 
@@ -108,10 +109,6 @@ export interface Sync {
   /** Runs a catch-up now and resolves when it is applied (tests, benchmarks). */
   kick(): Promise<void>;
 }
-
-/** SQLSTATE of a query cancelled by a recovery conflict on a standby (and of serialization failures). */
-const recoveryConflict = '40001';
-const insufficientPrivilege = '42501';
 
 /** Per kind: the keys a catch-up re-read, and the profile's rows for them. */
 type KeyReads = Array<[ChangeKind, string[], unknown[][]]>;
@@ -238,7 +235,7 @@ export function createSync(opts: SyncOptions): Sync {
         return await fullLoadOnce(c, reason);
       } catch (err) {
         // A long read on a standby may be cancelled when replay needs the rows it holds.
-        if ((err as { code?: string }).code !== recoveryConflict || attempt >= 5 || stopped) throw err;
+        if (sqlstateOf(err) !== sqlstate.serializationFailure || attempt >= 5 || stopped) throw err;
         logger.warn('full load cancelled by a recovery conflict; retrying', { attempt });
       }
     }
@@ -328,7 +325,7 @@ export function createSync(opts: SyncOptions): Sync {
       } catch (err) {
         // A role without SELECT on the sequence: catch up on every poll instead. Only that
         // refusal: one on the change log itself would fail the plain read as well.
-        if ((err as { code?: string }).code !== insufficientPrivilege || !/changes_id_seq/.test(errorMessage(err))) throw err;
+        if (sqlstateOf(err) !== sqlstate.insufficientPrivilege || !/changes_id_seq/.test(errorMessage(err))) throw err;
         await abortRead(c);
         probeUnusable = true;
         mark = undefined;
@@ -418,6 +415,7 @@ export function createSync(opts: SyncOptions): Sync {
     const p = position;
     if (p === undefined) return fullLoad(c, 'start');
     let changes: ChangeRow[];
+    let readXids: Set<string>;
     let reads: KeyReads;
     let head: ReadHead;
     let ending: Promise<void>;
@@ -439,6 +437,8 @@ export function createSync(opts: SyncOptions): Sync {
       // A kind this daemon does not know was logged by a newer mailmapd's schema (hosts are
       // upgraded one at a time): it has nothing of that kind to update.
       changes = found.changes.filter((r) => known.has(r.kind));
+      // All of them are read, the unknown kinds' too: the poll must not find them again.
+      readXids = new Set(found.changes.map((r) => r.xid));
       if (changes.some((r) => r.key === null)) {
         await abortRead(c);
         return fullLoad(c, 'truncate');
@@ -465,7 +465,7 @@ export function createSync(opts: SyncOptions): Sync {
     for (const r of changes) metrics.syncLag.observe(Math.max(0, r.age));
     let last: ChangeRow | undefined;
     for (const r of changes) if (last === undefined || BigInt(r.id) > BigInt(last.id)) last = r;
-    position = advance(p, { ...head, ...(status.standby ? {} : { open: head.xip }) }, new Set(changes.map((r) => r.xid)), last);
+    position = advance(p, { ...head, ...(status.standby ? {} : { open: head.xip }) }, readXids, last);
     if (entries > 0) {
       updateCounts();
       logger.debug('changes applied', { entries });
@@ -504,9 +504,12 @@ export function createSync(opts: SyncOptions): Sync {
       setLag(s.lagSeconds, Math.max(0, Number(bytes)));
       return s.replayLsn !== seenReplay;
     }
-    if (probeUnusable || seenLastId === undefined) return true;
-    const pr = await primaryProbe(c);
-    if (pr.lastId !== seenLastId) return true;
+    if (probeUnusable || seenLastId === undefined || position === undefined) return true;
+    const pr = await primaryProbe(c, position);
+    // A committed row not applied yet: its transaction may have been invisible to the
+    // sequence and the snapshot list alike (it wrote before the last read).
+    if (pr.lastId !== seenLastId || pr.unapplied) return true;
+    // An open transaction of the last read ended: the position's xmin may move on.
     const xmin = BigInt(pr.xmin);
     return pendingXids.some((x) => BigInt(x) < xmin || !pr.xip.has(x));
   }
@@ -650,8 +653,8 @@ export function createSync(opts: SyncOptions): Sync {
         if (stopped) break;
         status.lastError = errorMessage(err);
         // The change log is missing: say what to run rather than only what failed.
-        if ((err as { code?: string }).code === '42P01' && /mailmapd\./.test(status.lastError)) {
-          status.lastError += profile.name === 'native' ? ' (run `mailmapd migrate`)' : ' (run `mailmapd triggers install`)';
+        if (sqlstateOf(err) === sqlstate.undefinedTable && /mailmapd\./.test(status.lastError)) {
+          status.lastError += isNative(profile) ? ' (run `mailmapd migrate`)' : ' (run `mailmapd triggers install`)';
         }
         logger.warn('database sync interrupted; serving the last good copy', {
           error: status.lastError,
