@@ -14,15 +14,15 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { triggersCommand } from '../src/cli/triggers.js';
-import { parseConfigText } from '../src/config.js';
-import { asSet, differenceTable, judge, type Difference, type ExpectedDifference } from './helpers/compare-directory.js';
-import { startDaemon, type Daemon } from './helpers/daemon.js';
-import { createTestDatabase, type TestDatabase } from './helpers/db.js';
-import { dovecot23Target, dovecotInstance, type DovecotInstance } from './helpers/dovecot.js';
-import { authPlainBatch, type Login } from './helpers/logins.js';
-import { modoboa10, modoboa2, panelDdl, sq } from './helpers/panel-rows.js';
-import { postmapBatch } from './helpers/postfix.js';
+import { triggersCommand } from '../../src/cli/triggers.js';
+import { parseConfigText } from '../../src/config.js';
+import { asSet, differenceTable, judge, type Difference, type ExpectedDifference } from '../helpers/compare-directory.js';
+import { startDaemon, type Daemon } from '../helpers/daemon.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import { dovecot23Target, dovecotInstance, type DovecotInstance } from '../helpers/dovecot.js';
+import { authPlainBatch, type Login } from '../helpers/logins.js';
+import { modoboa10, modoboa2, panelDdl, sq } from '../helpers/panel-rows.js';
+import { postmapBatch } from '../helpers/postfix.js';
 
 /** A hash as `doveadm pw` makes it; `bare` drops the `{SCHEME}` prefix. */
 function hash(scheme: string, password: string, options: string[] = [], bare = false): string {
