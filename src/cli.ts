@@ -22,6 +22,8 @@ const usage = `usage: mailmapd [-c FILE] VERB [ARGS]
   mailbox set ADDRESS [--disable S,…] [--enable S,…] [--maintenance on|off]   per-service access, maintenance
   app-password add|rm|list      app passwords (add ADDRESS --name NAME [--services S,…] prints it once)
   master add|rm|list|passwd     master users, who log in as any mailbox through Dovecot
+  send-as add|rm|list           who may send as whom (add MAILBOX ADDRESS|@DOMAIN)
+  bcc add|rm|list               copies of mail (add sender|recipient ADDRESS|@DOMAIN COPY-TO)
   check                         validate the config and the database, print what is wrong
   triggers install|remove|status  change triggers on an admin panel's own tables (schema = …)
   import --passwd-file F --virtual F --vmailbox F [--dry-run]   flat files into the native schema
@@ -138,6 +140,12 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./cli/prune.js')).pruneCommand(config, args, out);
     case 'app-password':
       return withDatabaseUrl(config, async (url) => (await import('./cli/app-password.js')).appPasswordCommand(args, { url, out, hash: async () => '' }));
+    case 'send-as':
+    case 'bcc': {
+      const { sendAsCommand, bccCommand } = await import('./cli/send-as.js');
+      const command = verb === 'bcc' ? bccCommand : sendAsCommand;
+      return withDatabaseUrl(config, (url) => command(args, { url, out, hash: async () => '' }));
+    }
     case 'master':
       return withDatabaseUrl(config, async (url) =>
         (await import('./cli/master.js')).masterCommand(args, {

@@ -1,0 +1,188 @@
+// Who may send as whom, and copies, in the directory: every row of the README's table of
+// cases, with the example directory written to the native schema and loaded by the sync
+// (the migration's tables, the route query and the joining of grant rows included), grants
+// and copies kept fresh as rows change, and the pure directory's edge cases.
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createDirectory, emptyData, type Directory } from '../src/directory/directory.js';
+import { rowAdder } from '../src/sync/rows.js';
+import type { Sync } from '../src/sync/sync.js';
+import { createTestDatabase, waitFor, type TestDatabase } from './helpers/db.js';
+import { sendAsCases, sendAsSeedSql } from './helpers/send-as-cases.js';
+import { startTestSync } from './helpers/sync.js';
+
+const sorted = (v: string | undefined) => (v === undefined ? [] : v.split(',').sort());
+
+describe('the README table of senders, from the native schema through the sync', () => {
+  let db: TestDatabase;
+  let sync: Sync;
+  let dir: Directory;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    await db.sql.query(sendAsSeedSql);
+    ({ sync, directory: dir } = startTestSync({ databaseUrl: db.url }));
+    await sync.firstLoad();
+  });
+  afterAll(async () => {
+    await sync?.stop();
+    await db?.drop();
+  });
+
+  const cases = sendAsCases();
+  it('has the rows the issue asks for', () => {
+    expect(cases.length).toBeGreaterThanOrEqual(20);
+  });
+  for (const c of cases) {
+    it(`${c.sender}: ${c.logins.length === 0 ? 'nobody' : c.logins.join(', ')} (${c.rule})`, () => {
+      expect(sorted(dir.lookup('senders', c.sender))).toEqual([...c.logins].sort());
+    });
+  }
+
+  it('a grant added, deactivated and removed in SQL reaches the map', async () => {
+    const bob = () => dir.lookup('senders', 'cfo@example.org');
+    expect(bob()).toBeUndefined();
+    await db.sql.query(
+      `INSERT INTO mailmapd.send_as (mailbox, address) VALUES ('Bob@Example.org', 'CFO@example.org'), ('dave@example.org', 'cfo@example.org')`,
+    );
+    await waitFor(() => bob() !== undefined, 5000, 'the grants');
+    expect(sorted(bob())).toEqual(['bob@example.org', 'dave@example.org']);
+    await db.sql.query(`UPDATE mailmapd.send_as SET active = false WHERE mailbox = 'dave@example.org' AND address = 'cfo@example.org'`);
+    await waitFor(() => bob() === 'bob@example.org', 5000, 'the deactivated grant');
+    await db.sql.query(`DELETE FROM mailmapd.send_as WHERE address = 'cfo@example.org'`);
+    await waitFor(() => bob() === undefined, 5000, 'the removed grants');
+  });
+
+  it("a mailbox's grants go with it", async () => {
+    await db.sql.query(`INSERT INTO mailmapd.mailboxes (address, password) VALUES ('temp@example.org', '{PLAIN}x');
+      INSERT INTO mailmapd.send_as (mailbox, address) VALUES ('temp@example.org', 'tempboss@example.org')`);
+    await waitFor(() => dir.lookup('senders', 'tempboss@example.org') === 'temp@example.org', 5000, 'the grant');
+    await db.sql.query(`DELETE FROM mailmapd.mailboxes WHERE address = 'temp@example.org'`);
+    expect((await db.sql.query(`SELECT 1 FROM mailmapd.send_as WHERE mailbox = 'temp@example.org'`)).rowCount).toBe(0);
+    await waitFor(() => dir.lookup('senders', 'tempboss@example.org') === undefined, 5000, 'the grant gone with its mailbox');
+  });
+
+  it('BCC copies: address, then without its extension, then @domain; by direction; kept fresh', async () => {
+    await db.sql.query(`INSERT INTO mailmapd.bcc (address, direction, bcc) VALUES
+      ('Alice@Example.org', 'sender', 'Alice-Sent@example.org'), ('@example.org', 'sender', 'all-sent@example.org'),
+      ('alice@example.org', 'recipient', 'alice-in@example.org'), ('alice+x@example.org', 'recipient', 'alice-x@example.org')`);
+    await waitFor(() => dir.lookup('recipient_bcc', 'alice+x@example.org') !== undefined, 5000, 'the copies');
+    const cases: [string, string, string | undefined][] = [
+      ['sender_bcc', 'alice@example.org', 'alice-sent@example.org'],
+      ['sender_bcc', 'ALICE+tag@example.org', 'alice-sent@example.org'],
+      ['sender_bcc', 'bob@example.org', 'all-sent@example.org'],
+      ['sender_bcc', 'bob@elsewhere.test', undefined],
+      ['sender_bcc', '', undefined],
+      ['sender_bcc', '<>', undefined],
+      ['recipient_bcc', 'alice@example.org', 'alice-in@example.org'],
+      ['recipient_bcc', 'alice+x@example.org', 'alice-x@example.org'],
+      ['recipient_bcc', 'alice+y@example.org', 'alice-in@example.org'],
+      ['recipient_bcc', 'bob@example.org', undefined],
+    ];
+    for (const [map, key, want] of cases) expect(dir.lookup(map as 'sender_bcc', key), `${map} ${key}`).toBe(want);
+    await db.sql.query(`UPDATE mailmapd.bcc SET active = false WHERE address = '@example.org'`);
+    await waitFor(() => dir.lookup('sender_bcc', 'bob@example.org') === undefined, 5000, 'the deactivated copy');
+    await db.sql.query(`DELETE FROM mailmapd.bcc WHERE address = 'alice@example.org' AND direction = 'recipient'`);
+    await waitFor(() => dir.lookup('recipient_bcc', 'alice+y@example.org') === undefined, 5000, 'the removed copy');
+    expect(dir.lookup('sender_bcc', 'alice@example.org')).toBe('alice-sent@example.org');
+  });
+
+  it('the schema folds and checks what other writers put in', async () => {
+    const bad = [
+      `INSERT INTO mailmapd.send_as (mailbox, address) VALUES ('nobody@example.org', 'x@example.org')`,
+      `INSERT INTO mailmapd.send_as (mailbox, address) VALUES ('alice@example.org', 'no-at-sign')`,
+      `INSERT INTO mailmapd.bcc (address, direction, bcc) VALUES ('a@example.org', 'both', 'b@example.org')`,
+      `INSERT INTO mailmapd.bcc (address, direction, bcc) VALUES ('a@example.org', 'sender', '@example.org')`,
+    ];
+    for (const q of bad) await expect(db.sql.query(q), q).rejects.toThrow();
+  });
+});
+
+describe('senders in the pure directory', () => {
+  const directory = (setup: (d: ReturnType<typeof emptyData>) => void) => {
+    const data = emptyData();
+    data.domains.set('example.org', true);
+    data.mailboxes.set('alice@example.org', { password: null, quotaBytes: 0, active: true });
+    data.mailboxes.set('bob@example.org', { password: null, quotaBytes: 0, active: true });
+    setup(data);
+    const dir = createDirectory({ recipientDelimiter: '+' });
+    dir.replaceAll(data);
+    return dir;
+  };
+
+  it('an alias that copies to its own mailbox: the mailbox and the copy may send as it', () => {
+    const dir = directory((d) => d.aliases.set('alice@example.org', 'alice@example.org,bob@example.org'));
+    expect(sorted(dir.senders('alice@example.org'))).toEqual(['alice@example.org', 'bob@example.org']);
+  });
+
+  it("an address with a delimiter that is a mailbox of its own is not the base mailbox's", () => {
+    const dir = directory((d) => {
+      d.mailboxes.set('alice+b@example.org', { password: null, quotaBytes: 0, active: true });
+      d.routes.set('send_as:alice@example.org', 'bob@example.org');
+    });
+    expect(dir.senders('alice+b@example.org')).toBe('alice+b@example.org');
+    expect(sorted(dir.senders('alice+c@example.org'))).toEqual(['alice@example.org', 'bob@example.org']);
+  });
+
+  it('an address met again in an expansion stands for its own mailbox, as in Postfix', () => {
+    const dir = directory((d) => {
+      d.aliases.set('bob@example.org', 'carol@elsewhere.test');
+      d.aliases.set('a@example.org', 'bob@example.org,b@example.org');
+      d.aliases.set('b@example.org', 'bob@example.org');
+    });
+    expect(sorted(dir.senders('a@example.org'))).toEqual(['bob@example.org']);
+    expect(dir.senders('b@example.org')).toBeUndefined();
+  });
+
+  it('an alias of the address without its extension; an exact alias of the extended address wins', () => {
+    const dir = directory((d) => {
+      d.aliases.set('list@example.org', 'alice@example.org');
+      d.aliases.set('list+eu@example.org', 'bob@example.org');
+    });
+    expect(dir.senders('list+us@example.org')).toBe('alice@example.org');
+    expect(dir.senders('list+eu@example.org')).toBe('bob@example.org');
+  });
+
+  it('a destination with an extension or in an alias domain counts for its mailbox; a domain forward and outside addresses for none', () => {
+    const dir = directory((d) => {
+      d.aliasDomains.set('alias.test', { target: 'example.org', active: true });
+      d.aliases.set('fwd@example.org', 'alice+fwd@example.org,bob@alias.test,@elsewhere.test,someone@elsewhere.test');
+    });
+    expect(sorted(dir.senders('fwd@example.org'))).toEqual(['alice@example.org', 'bob@example.org']);
+  });
+
+  it('an expansion stops after 1,000 addresses, as Postfix does', () => {
+    const dir = directory((d) => {
+      for (let i = 0; i < 1100; i++) d.aliases.set(`l${i}@example.org`, `l${i + 1}@example.org`);
+      d.aliases.set('l1100@example.org', 'alice@example.org');
+      d.aliases.set('short@example.org', 'l1000@example.org');
+    });
+    expect(dir.senders('l0@example.org')).toBeUndefined();
+    expect(dir.senders('short@example.org')).toBe('alice@example.org');
+  });
+
+  it('a domain grant covers the alias domains of its domain', () => {
+    const dir = directory((d) => {
+      d.aliasDomains.set('alias.test', { target: 'example.org', active: true });
+      d.routes.set('send_as:@example.org', 'bob@example.org');
+    });
+    expect(sorted(dir.senders('anyone+x@alias.test'))).toEqual(['bob@example.org']);
+    expect(sorted(dir.senders('alice@alias.test'))).toEqual(['alice@example.org', 'bob@example.org']);
+  });
+
+  it('grant rows of one address are joined, each mailbox once (a load and a catch-up alike)', () => {
+    const data = emptyData();
+    const add = rowAdder(data, 'route');
+    for (const r of [
+      ['send_as:ceo@example.org', 'Alice@Example.org'],
+      ['send_as:ceo@example.org', 'bob@example.org'],
+      ['send_as:ceo@example.org', 'alice@example.org'],
+      ['sender_bcc:@example.org', 'a@example.org'],
+      ['sender_bcc:@example.org', 'b@example.org'],
+    ])
+      add.add(r);
+    add.finish();
+    expect(data.routes.get('send_as:ceo@example.org')).toBe('alice@example.org,bob@example.org');
+    expect(data.routes.get('sender_bcc:@example.org')).toBe('b@example.org');
+  });
+});
