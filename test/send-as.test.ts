@@ -3,7 +3,14 @@
 // (the migration's tables, the route query and the joining of grant rows included), grants
 // and copies kept fresh as rows change, and the pure directory's edge cases.
 
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { triggersCommand } from '../src/cli/triggers.js';
+import { parseConfigText } from '../src/config.js';
+import { checkProfile } from '../src/sync/profile-check.js';
+import { profileFor } from '../src/sync/profile-select.js';
 import { createDirectory, emptyData, type Directory } from '../src/directory/directory.js';
 import { rowAdder } from '../src/sync/rows.js';
 import type { Sync } from '../src/sync/sync.js';
@@ -184,5 +191,63 @@ describe('senders in the pure directory', () => {
     add.finish();
     expect(data.routes.get('send_as:ceo@example.org')).toBe('alice@example.org,bob@example.org');
     expect(data.routes.get('sender_bcc:@example.org')).toBe('b@example.org');
+  });
+});
+
+// A panel with mailcow's sender_acl (logged_in_as, send_as, external), read through a custom
+// profile: its grants come back in the routes section as `send_as:<address>` → a mailbox. An
+// external row (an address elsewhere) is a grant too, as in mailcow's own query.
+const mailcowLike = `
+-- domains:
+SELECT lower(domain) AS name, active = 1 AS active FROM mc.domain
+-- mailboxes:
+SELECT lower(username) AS address, password, 0::bigint AS quota_bytes, active = 1 AS active FROM mc.mailbox
+-- routes:
+SELECT 'send_as:' || lower(send_as) AS key, lower(logged_in_as) AS value FROM mc.sender_acl
+-- watch mc.domain domains lower(r.domain)
+-- watch mc.mailbox mailboxes lower(r.username)
+-- watch mc.sender_acl routes 'send_as:' || lower(r.send_as)
+`;
+
+describe('a custom profile returns grants', () => {
+  let db: TestDatabase;
+  let sync: Sync | undefined;
+  const dir = mkdtempSync(join(tmpdir(), 'mailmapd-sendas-profile-'));
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    await db.sql.query(`CREATE SCHEMA mc;
+      CREATE TABLE mc.domain (domain text PRIMARY KEY, active smallint NOT NULL DEFAULT 1);
+      CREATE TABLE mc.mailbox (username text PRIMARY KEY, password text, active smallint NOT NULL DEFAULT 1);
+      CREATE TABLE mc.sender_acl (id serial PRIMARY KEY, logged_in_as text NOT NULL, send_as text NOT NULL, external smallint NOT NULL DEFAULT 0);
+      INSERT INTO mc.domain (domain) VALUES ('example.org');
+      INSERT INTO mc.mailbox (username, password) VALUES ('alice@example.org', '{PLAIN}x'), ('bob@example.org', '{PLAIN}x');
+      INSERT INTO mc.sender_acl (logged_in_as, send_as) VALUES ('alice@example.org', 'Sales@example.org'), ('bob@example.org', 'sales@example.org'), ('bob@example.org', '@Partner.test');
+      INSERT INTO mc.sender_acl (logged_in_as, send_as, external) VALUES ('alice@example.org', 'alice@gmail.example', 1);`);
+  });
+  afterAll(async () => {
+    await sync?.stop();
+    await db?.drop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('passes mailmapd check, installs its triggers, and keeps the senders map fresh', async () => {
+    const file = join(dir, 'mailcow-like.sql');
+    writeFileSync(file, mailcowLike);
+    const profile = await profileFor(`custom:${file}`);
+    expect(await checkProfile(db.sql, profile)).toEqual([]);
+    const lines: string[] = [];
+    const config = parseConfigText(`database_url = ${db.url}\nschema = custom:${file}\n`, 'test.conf');
+    expect(await triggersCommand(config, ['install'], (l) => lines.push(l))).toBe(0);
+    let directory: Directory;
+    ({ sync, directory } = startTestSync({ databaseUrl: db.url, profile }));
+    await sync.firstLoad();
+    expect(sorted(directory.senders('sales+x@example.org'))).toEqual(['alice@example.org', 'bob@example.org']);
+    expect(directory.senders('anyone@partner.test')).toBe('bob@example.org');
+    expect(directory.senders('alice@gmail.example')).toBe('alice@example.org');
+    await db.sql.query(`DELETE FROM mc.sender_acl WHERE logged_in_as = 'alice@example.org' AND send_as = 'Sales@example.org'`);
+    await waitFor(() => directory.senders('sales@example.org') === 'bob@example.org', 5000, 'the removed grant');
+    await db.sql.query(`UPDATE mc.mailbox SET active = 0 WHERE username = 'bob@example.org'`);
+    await waitFor(() => directory.senders('sales@example.org') === undefined, 5000, 'the deactivated mailbox');
   });
 });
