@@ -3,7 +3,8 @@
 // before the database sees it; each change is one statement, so a refused one writes nothing.
 
 import { NotFoundError, UsageError } from '../errors.js';
-import { arity, checkAddress, checkDomain, onlyFlags, parseArgs, withAdminClient, type AdminDeps } from './admin.js';
+import { withAdminClient, type AdminDeps } from './admin-client.js';
+import { arity, checkAddress, checkDomain, onlyFlags, parseArgs } from './args.js';
 
 const sendAsUsage = 'send-as add MAILBOX ADDRESS|@DOMAIN [--inactive] | rm MAILBOX ADDRESS|@DOMAIN | list [MAILBOX|ADDRESS|DOMAIN]';
 

@@ -1,6 +1,6 @@
 // The README's table of who may send as whom, and the directory it is written for. The
 // table is read from README.md itself, so that every rule written down is a rule tested
-// (test/send-as.test.ts on the directory, test/postfix-send-as.test.ts through Postfix).
+// (test/integration/send-as.test.ts on the directory, test/interop/postfix-send-as.test.ts through Postfix).
 
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
