@@ -7,8 +7,11 @@
 // of the distance to the floor is the architecture rather than the work done per lookup; a
 // fourth, the naive Node server the issue measured, shows how this machine stretches or
 // squeezes the ratios compared to the one the target was set on.
-// Runnable alone: node bench/socketmap.mjs [rounds]   (needs `npm run build`, postmap with
-// pgsql support, cc for the floor, PostgreSQL at MAILMAPD_BENCH_PG or 127.0.0.1:5432)
+// The same run asks the senders and sender_bcc maps beside Postfix's pgsql: table running
+// mailcow's sender query (and a BCC query) on the same data: target ≥ 3× mailcow's lookups/s.
+// Runnable alone: node bench/socketmap.mjs [rounds] [senders]   (`senders`: that part alone;
+// needs `npm run build`, postmap with pgsql support, cc for the floor, PostgreSQL at
+// MAILMAPD_BENCH_PG or 127.0.0.1:5432)
 
 import { execFileSync, fork, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
