@@ -8,13 +8,17 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
 import { triggersCommand } from '../../src/cli/triggers.js';
+import { inTransaction } from '../../src/db/client.js';
+import { migrate, migrations } from '../../src/db/schema.js';
+import { nativeProfile } from '../../src/sync/profile.js';
 import { parseConfigText } from '../../src/config.js';
 import { checkProfile } from '../../src/sync/profile-check.js';
 import { profileFor } from '../../src/sync/profile-select.js';
 import type { Directory } from '../../src/directory/directory.js';
 import type { Sync } from '../../src/sync/sync.js';
-import { createTestDatabase, waitFor, type TestDatabase } from '../helpers/db.js';
+import { createTestDatabase, urlFor, waitFor, type TestDatabase } from '../helpers/db.js';
 import { sendAsCases, sendAsSeedSql } from '../helpers/send-as-cases.js';
 import { startTestSync } from '../helpers/sync.js';
 
@@ -160,5 +164,47 @@ describe('a custom profile returns grants', () => {
     await waitFor(() => directory.senders('sales@example.org') === 'bob@example.org', 5000, 'the removed grant');
     await db.sql.query(`UPDATE mc.mailbox SET active = 0 WHERE username = 'bob@example.org'`);
     await waitFor(() => directory.senders('sales@example.org') === undefined, 5000, 'the deactivated mailbox');
+  });
+});
+
+describe('upgrading to the send-as tables', () => {
+  let db: TestDatabase;
+  const role = `mailmapd_sendas_reader_${process.pid}`;
+  afterAll(async () => {
+    await db?.drop();
+    const admin = new pg.Client({ connectionString: urlFor('postgres') });
+    await admin.connect();
+    await admin.query(`DROP ROLE IF EXISTS ${role}`).finally(() => admin.end());
+  });
+
+  it('a role that read the directory before the upgrade reads the routes after it', async () => {
+    db = await createTestDatabase({ migrate: false });
+    const sendAs = migrations.find((m) => m.description.startsWith('send-as'))!;
+    // The schema as it was before the send-as migration, read by a role granted the tables of that moment.
+    for (const m of migrations.filter((x) => x.version < sendAs.version)) {
+      await inTransaction(db.sql, async () => {
+        await db.sql.query(m.sql);
+        await db.sql.query(
+          `CREATE TABLE IF NOT EXISTS mailmapd.schema_version (version integer PRIMARY KEY, description text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`,
+        );
+        await db.sql.query('INSERT INTO mailmapd.schema_version (version, description) VALUES ($1, $2)', [m.version, m.description]);
+      });
+    }
+    await db.sql.query(`CREATE ROLE ${role} LOGIN; GRANT USAGE ON SCHEMA mailmapd TO ${role}; GRANT SELECT ON ALL TABLES IN SCHEMA mailmapd TO ${role}`);
+    expect((await migrate(db.sql)).applied).toEqual([sendAs.version]);
+    await db.sql.query(`INSERT INTO mailmapd.domains (name) VALUES ('example.org');
+      INSERT INTO mailmapd.mailboxes (address, password) VALUES ('alice@example.org', '{PLAIN}x');
+      INSERT INTO mailmapd.send_as (mailbox, address) VALUES ('alice@example.org', 'ceo@example.org')`);
+    const url = new URL(db.url);
+    url.username = role;
+    url.password = '';
+    const reader = new pg.Client({ connectionString: url.toString() });
+    await reader.connect();
+    try {
+      const r = await reader.query(nativeProfile.queries.route);
+      expect(r.rows).toEqual([{ key: 'send_as:ceo@example.org', value: 'alice@example.org' }]);
+    } finally {
+      await reader.end();
+    }
   });
 });

@@ -9,6 +9,12 @@
 // `active` is not in the contract's columns; it has a default, so a writer that knows only
 // the contract's columns writes active grants, and a panel may switch one off without
 // deleting it.
+//
+// The native profile's route query reads the new tables beside sender_relayhosts: a role
+// that could read that query before (the directory's reader, granted SELECT table by table
+// or ON ALL TABLES IN SCHEMA, which covers only the tables of that moment) must be able to
+// read it after the upgrade, or the daemon could load no route at all. So every role (and
+// PUBLIC) with SELECT on sender_relayhosts gets SELECT on the new tables; nobody else does.
 
 export const sendAsSql = `
 CREATE TABLE mailmapd.send_as (
@@ -42,6 +48,23 @@ END
 $fn$;
 CREATE TRIGGER fold_names BEFORE INSERT OR UPDATE ON mailmapd.send_as FOR EACH ROW EXECUTE FUNCTION mailmapd.fold_send_as_names();
 CREATE TRIGGER fold_names BEFORE INSERT OR UPDATE ON mailmapd.bcc FOR EACH ROW EXECUTE FUNCTION mailmapd.fold_send_as_names();
+
+DO $grant$
+DECLARE
+  g record;
+BEGIN
+  FOR g IN
+    SELECT DISTINCT a.grantee FROM pg_class c, aclexplode(c.relacl) a
+     WHERE c.oid = 'mailmapd.sender_relayhosts'::regclass AND a.privilege_type = 'SELECT' AND a.grantee <> c.relowner
+  LOOP
+    IF g.grantee = 0 THEN
+      GRANT SELECT ON mailmapd.send_as, mailmapd.bcc TO PUBLIC;
+    ELSE
+      EXECUTE format('GRANT SELECT ON mailmapd.send_as, mailmapd.bcc TO %s', g.grantee::regrole);  -- regrole prints the name quoted as needed
+    END IF;
+  END LOOP;
+END
+$grant$;
 
 SELECT mailmapd.watch_table('mailmapd.send_as', 'route', $$'send_as:' || r.address$$);
 SELECT mailmapd.watch_table('mailmapd.bcc', 'route', $$r.direction || '_bcc:' || r.address$$);
