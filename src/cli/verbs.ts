@@ -84,6 +84,16 @@ export const verbs: readonly Verb[] = [
     run: async (ctx) => admin(ctx, (await import('./master.js')).masterCommand),
   },
   {
+    name: 'send-as',
+    help: [['send-as add|rm|list', 'who may send as whom (add MAILBOX ADDRESS|@DOMAIN [--inactive])']],
+    run: async (ctx) => admin(ctx, (await import('./send-as.js')).sendAsCommand),
+  },
+  {
+    name: 'bcc',
+    help: [['bcc add|rm|list', 'copies of mail (add sender|recipient ADDRESS|@DOMAIN COPY-TO [--inactive])']],
+    run: async (ctx) => admin(ctx, (await import('./send-as.js')).bccCommand),
+  },
+  {
     name: 'check',
     help: [['check', 'validate the config and the database, print what is wrong']],
     run: async (ctx) => (await import('./check.js')).checkCommand(ctx.config(), ctx.out),
@@ -100,7 +110,12 @@ export const verbs: readonly Verb[] = [
   },
   {
     name: 'lookup',
-    help: [['lookup MAP KEY', 'ask the running daemon, like postmap -q (maps: domains, mailboxes, aliases, senders, transport, relay_domains, …)']],
+    help: [
+      [
+        'lookup MAP KEY',
+        'ask the running daemon, like postmap -q (maps: domains, mailboxes, aliases, senders, transport, relay_domains, …, sender_bcc, recipient_bcc)',
+      ],
+    ],
     run: async (ctx) => (await import('./lookup.js')).lookupCommand(ctx.config(), ctx.args, ctx.out),
   },
   {

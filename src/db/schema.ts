@@ -17,6 +17,7 @@ import { accountsSql, passwordDenialSql } from './migrations/accounts.js';
 import { writebackTablesSql } from './migrations/writeback.js';
 import { invokerTriggerSql, migration7Sql } from './migrations/invoker-triggers.js';
 import { domainLimitsSerialSql } from './migrations/domain-limits-serial.js';
+import { sendAsSql } from './migrations/send-as.js';
 import { inTransaction } from './client.js';
 
 export interface Migration {
@@ -200,6 +201,7 @@ SELECT mailmapd.watch_table('mailmapd.aliases', 'alias', 'r.address');
     description: "accounts: the mailbox password may be refused (disabled_services 'password'), leaving app passwords and tokens",
     sql: passwordDenialSql,
   },
+  { version: 10, description: 'send-as grants and BCC copies', sql: sendAsSql },
 ];
 
 /**

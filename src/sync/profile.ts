@@ -83,7 +83,9 @@ const nativeRouteQuery = `SELECT 'domain_transport:' || name AS key, transport A
   UNION ALL SELECT 'relay_domain:' || name, coalesce(transport, '') FROM mailmapd.relay_domains WHERE active
   UNION ALL SELECT 'relay_recipient:' || address, '' FROM mailmapd.relay_recipients
   UNION ALL SELECT 'sender_relayhost:' || sender, relayhost FROM mailmapd.sender_relayhosts WHERE active AND relayhost IS NOT NULL
-  UNION ALL SELECT 'sender_credentials:' || sender, credentials FROM mailmapd.sender_relayhosts WHERE active AND credentials IS NOT NULL`;
+  UNION ALL SELECT 'sender_credentials:' || sender, credentials FROM mailmapd.sender_relayhosts WHERE active AND credentials IS NOT NULL
+  UNION ALL SELECT 'send_as:' || address, mailbox FROM mailmapd.send_as WHERE active
+  UNION ALL SELECT direction || '_bcc:' || address, bcc FROM mailmapd.bcc WHERE active`;
 
 export const nativeProfile: Profile = {
   name: NATIVE,
