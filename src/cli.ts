@@ -16,7 +16,7 @@ const usage = `usage: mailmapd [-c FILE] VERB [ARGS]
 
   serve                         run the daemon
   migrate                       create or upgrade the native schema (idempotent)
-  domain add|rm|list            manage domains (add DOMAIN [--alias-of TARGET] [--inactive])
+  domain add|rm|list            manage domains (add DOMAIN [--alias-of TARGET] [--inactive] [--ip ADDR]… [--mx HOST] [--no-dkim]: keys, DNS records)
   mailbox add|rm|list|show|passwd|set  manage mailboxes (password on stdin or at a prompt); list and show: last login, usage
   alias add|rm|list             manage aliases (add ADDRESS|@DOMAIN DEST…)
   mailbox set ADDRESS [--disable S,…] [--enable S,…] [--maintenance on|off]   per-service access, maintenance
@@ -30,6 +30,10 @@ const usage = `usage: mailmapd [-c FILE] VERB [ARGS]
   dovecot-config [--lua]        print the Dovecot conf.d snippets (checkpassword for 2.3; --lua for 2.3 and 2.4)
   hash [--scheme S]             print {SCHEME}hash for a password on stdin (like doveadm pw)
   prune [--older-than D]        prune the change log (default changes_retention); safe from cron
+  dkim add|rotate|rm|list       DKIM keys (add DOMAIN [--selector S] [--algorithm rsa-2048|ed25519] prints the DNS record)
+  dns DOMAIN [--ip ADDR]… [--mx HOST]   print the zone lines a mail domain needs (MX, SPF, DKIM, DMARC, SRV)
+  dns check DOMAIN [--ip ADDR]… [--mx HOST] [--server IP[:PORT]]   ask DNS for each of them; exit 1 when one is not right
+  dkim-config                   print the OpenDKIM, rspamd and Postfix lines for the keys under dkim_dir
 
 Options: -c, --config FILE (default $MAILMAPD_CONFIG or /etc/mailmapd/mailmapd.conf)
 Exit codes: 0 ok, 1 not found, 2 usage or config error, 70 internal error, 75 temporary failure.`;
@@ -136,6 +140,14 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./cli/hash.js')).hashCommand(args, config, out);
     case 'prune':
       return (await import('./cli/prune.js')).pruneCommand(config, args, out);
+    case 'dkim':
+      return withDatabaseUrl(config, async (url) => (await import('./cli/dkim.js')).dkimCommand(args, { url, out, keepMs: config.dkim_keep_rotated }));
+    case 'dns':
+      return withDatabaseUrl(config, async (url) => (await import('./cli/dns.js')).dnsCommand(args, { url, out }));
+    case 'dkim-config':
+      if (args.length > 0) throw new UsageError('usage: mailmapd dkim-config');
+      process.stdout.write((await import('./cli/dkim-config.js')).dkimConfig(config));
+      return ExitCode.ok;
     case 'app-password':
       return withDatabaseUrl(config, async (url) => (await import('./cli/app-password.js')).appPasswordCommand(args, { url, out, hash: async () => '' }));
     case 'master':

@@ -1,0 +1,63 @@
+// What a DKIM signer reads, made from the signing keys: OpenDKIM's KeyTable and SigningTable
+// (refile: patterns) and one key file per key, and rspamd's selector map, whose key path
+// (`$domain.$selector.key`) names the same files. Pure: rows in, file names and contents out
+// (src/dkim/dir-writer.ts writes them). Only signing keys are written: a retired key is
+// published in DNS, but no signer needs its private half any more.
+
+import { join } from 'node:path';
+import { type DkimAlgorithm, isKeyDomain, isSelector } from './keys.js';
+
+export interface SigningKey {
+  domain: string;
+  selector: string;
+  algorithm: DkimAlgorithm;
+  /** PKCS#8 PEM. */
+  privateKey: string;
+}
+
+export const keyTableFile = 'KeyTable';
+export const signingTableFile = 'SigningTable';
+export const rspamdSelectorMapFile = 'dkim_selectors.map';
+
+/** Key files end in .key; the writer removes those no key names any more. */
+export const keyFileSuffix = '.key';
+
+export function keyFileName(domain: string, selector: string): string {
+  return `${domain}.${selector}${keyFileSuffix}`;
+}
+
+const header = '# Written by mailmapd from mailmapd.dkim_keys: changes here are overwritten.\n';
+
+export interface SignerFiles {
+  /** File name in dkim_dir → content. */
+  files: Map<string, string>;
+  /** Rows left out because their names could not be file names (written by something else than mailmapd). */
+  skipped: { domain: string; selector: string }[];
+}
+
+const rank = (k: SigningKey) => (k.algorithm === 'rsa-2048' ? 0 : 1);
+
+export function signerFiles(dir: string, keys: readonly SigningKey[]): SignerFiles {
+  const usable = keys.filter((k) => isKeyDomain(k.domain) && isSelector(k.selector));
+  const skipped = keys.filter((k) => !usable.includes(k)).map((k) => ({ domain: k.domain, selector: k.selector }));
+  // RSA first: with MultipleSignatures OpenDKIM signs in the SigningTable's order.
+  const sorted = [...usable].sort((a, b) => a.domain.localeCompare(b.domain) || rank(a) - rank(b) || a.selector.localeCompare(b.selector));
+  const files = new Map<string, string>();
+  const keyTable: string[] = [];
+  const signingTable: string[] = [];
+  const selectors = new Map<string, string>();
+  for (const k of sorted) {
+    const name = `${k.selector}._domainkey.${k.domain}`;
+    const file = keyFileName(k.domain, k.selector);
+    files.set(file, k.privateKey.endsWith('\n') ? k.privateKey : `${k.privateKey}\n`);
+    keyTable.push(`${name} ${k.domain}:${k.selector}:${join(dir, file)}\n`);
+    // refile: a pattern per line; dots in the domain are literal here (only * is special).
+    signingTable.push(`*@${k.domain} ${name}\n`);
+    // rspamd signs with one key per domain from its map: the RSA one, which every verifier knows.
+    if (!selectors.has(k.domain) || k.algorithm === 'rsa-2048') selectors.set(k.domain, k.selector);
+  }
+  files.set(keyTableFile, header + keyTable.join(''));
+  files.set(signingTableFile, header + signingTable.join(''));
+  files.set(rspamdSelectorMapFile, header + [...selectors].map(([d, s]) => `${d} ${s}\n`).join(''));
+  return { files, skipped };
+}
