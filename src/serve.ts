@@ -35,6 +35,7 @@ import { createDictHandler } from './dict/server.js';
 import { createWritebackMetrics } from './writeback/metrics.js';
 import { startWriteback } from './writeback/start.js';
 import type { Writer } from './writeback/writer.js';
+import { createDkimKeeper, type DkimKeeper } from './dkim/keeper.js';
 
 async function prepareDatabase(config: Config, logger: Logger): Promise<DatabaseHandle> {
   const db = await openDatabase(config, logger);
@@ -101,6 +102,8 @@ export async function serve(configPath: string | undefined): Promise<number> {
   // Last logins and quota usage: set once the database is open; nothing waits for it.
   const writebackMetrics = createWritebackMetrics(metrics.registry);
   let writer: Writer | undefined;
+  // The signer's key files under dkim_dir: set once the database is open.
+  let dkim: DkimKeeper | undefined;
   // One limiter for every door: Dovecot's policy reports and SMTP AUTH on the auth socket.
   const limiter = config.policy_enabled ? createLimiter(settingsFrom(config), metrics) : undefined;
   const authenticator = createAuthenticator({
@@ -184,6 +187,7 @@ export async function serve(configPath: string | undefined): Promise<number> {
     await sync?.stop();
     await snapshots?.close();
     await writer?.stop();
+    await dkim?.stop();
     authenticator.close();
     await pool.close();
     await db?.stop().catch((err) => logger.warn('stopping the embedded database failed', { error: errorMessage(err) }));
@@ -222,6 +226,18 @@ export async function serve(configPath: string | undefined): Promise<number> {
   sync = activeSync;
   activeSync.start();
   writer = startWriteback(config, db, profile, logger, writebackMetrics);
+  if (config.dkim_dir !== '') {
+    dkim = createDkimKeeper({
+      databaseUrl: db.url,
+      dir: config.dkim_dir,
+      group: config.dkim_group,
+      reloadCommand: config.dkim_reload_command,
+      logger,
+      pollMs: 10_000,
+      reconnectMaxDelayMs: config.reconnect_max_delay,
+    });
+    dkim.start();
+  }
 
   logger.info('listening', { listeners: listeners.summary(), database: redactUrl(db.url), embedded: db.embedded, schema: config.schema });
   notifySystemd('READY=1\nSTATUS=listening; loading the directory', logger);

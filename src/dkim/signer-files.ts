@@ -1,5 +1,9 @@
-// What a DKIM signer reads, made from the signing keys: OpenDKIM's KeyTable and SigningTable
-// (refile: patterns) and one key file per key, and rspamd's selector map, whose key path
+// What a DKIM signer reads, made from the signing keys: OpenDKIM's KeyTable and one key file
+// per key, and its SigningTable (refile: patterns) twice, because an OpenDKIM process signs
+// with one algorithm (SignatureAlgorithm) whatever the key: `SigningTable` lists the RSA keys
+// for the main instance, `SigningTable.ed25519` the Ed25519 keys for a second instance with
+// `SignatureAlgorithm ed25519-sha256` (measured with Debian's 2.11: an Ed25519 key in the
+// RSA instance's table tempfails every message). And rspamd's selector map, whose key path
 // (`$domain.$selector.key`) names the same files. Pure: rows in, file names and contents out
 // (src/dkim/dir-writer.ts writes them). Only signing keys are written: a retired key is
 // published in DNS, but no signer needs its private half any more.
@@ -17,6 +21,7 @@ export interface SigningKey {
 
 export const keyTableFile = 'KeyTable';
 export const signingTableFile = 'SigningTable';
+export const signingTableEd25519File = 'SigningTable.ed25519';
 export const rspamdSelectorMapFile = 'dkim_selectors.map';
 
 /** Key files end in .key; the writer removes those no key names any more. */
@@ -40,11 +45,11 @@ const rank = (k: SigningKey) => (k.algorithm === 'rsa-2048' ? 0 : 1);
 export function signerFiles(dir: string, keys: readonly SigningKey[]): SignerFiles {
   const usable = keys.filter((k) => isKeyDomain(k.domain) && isSelector(k.selector));
   const skipped = keys.filter((k) => !usable.includes(k)).map((k) => ({ domain: k.domain, selector: k.selector }));
-  // RSA first: with MultipleSignatures OpenDKIM signs in the SigningTable's order.
   const sorted = [...usable].sort((a, b) => a.domain.localeCompare(b.domain) || rank(a) - rank(b) || a.selector.localeCompare(b.selector));
   const files = new Map<string, string>();
   const keyTable: string[] = [];
   const signingTable: string[] = [];
+  const signingTableEd25519: string[] = [];
   const selectors = new Map<string, string>();
   for (const k of sorted) {
     const name = `${k.selector}._domainkey.${k.domain}`;
@@ -52,12 +57,13 @@ export function signerFiles(dir: string, keys: readonly SigningKey[]): SignerFil
     files.set(file, k.privateKey.endsWith('\n') ? k.privateKey : `${k.privateKey}\n`);
     keyTable.push(`${name} ${k.domain}:${k.selector}:${join(dir, file)}\n`);
     // refile: a pattern per line; dots in the domain are literal here (only * is special).
-    signingTable.push(`*@${k.domain} ${name}\n`);
+    (k.algorithm === 'rsa-2048' ? signingTable : signingTableEd25519).push(`*@${k.domain} ${name}\n`);
     // rspamd signs with one key per domain from its map: the RSA one, which every verifier knows.
     if (!selectors.has(k.domain) || k.algorithm === 'rsa-2048') selectors.set(k.domain, k.selector);
   }
   files.set(keyTableFile, header + keyTable.join(''));
   files.set(signingTableFile, header + signingTable.join(''));
+  files.set(signingTableEd25519File, header + signingTableEd25519.join(''));
   files.set(rspamdSelectorMapFile, header + [...selectors].map(([d, s]) => `${d} ${s}\n`).join(''));
   return { files, skipped };
 }
