@@ -7,7 +7,8 @@ import { NotFoundError, UsageError } from '../errors.js';
 import { checkAlgorithm, checkSelector, type DkimAlgorithm, dkimAlgorithms, dkimRecordText } from '../dkim/keys.js';
 import { addKeys, type KeyInfo, keyState, listKeys, removeKey, rotateKeys } from '../dkim/store.js';
 import { zoneLine } from '../dkim/zone.js';
-import { arity, checkDomain, onlyFlags, parseArgs, withAdminClient } from './admin.js';
+import { withAdminClient } from './admin-client.js';
+import { arity, checkDomain, onlyFlags, parseArgs } from './args.js';
 
 export interface DkimDeps {
   url: string;

@@ -9,7 +9,8 @@ import { ExitCode, UsageError } from '../errors.js';
 import { checkRecords, type DnsResolver } from '../dkim/dns-check.js';
 import { listKeys } from '../dkim/store.js';
 import { mailDomainRecords, type ZoneRecord, zoneLine } from '../dkim/zone.js';
-import { arity, checkDomain, onlyFlags, parseArgs, withAdminClient } from './admin.js';
+import { withAdminClient } from './admin-client.js';
+import { arity, checkDomain, onlyFlags, parseArgs, type Parsed } from './args.js';
 
 export interface DnsDeps {
   url: string;
@@ -61,7 +62,7 @@ export function printZone(domain: string, records: readonly ZoneRecord[], out: (
 }
 
 /** Parses `--ip`, `--mx` and the rest of a dns command's arguments. */
-function parseRecordArgs(args: string[], extraValued: string[]): { opts: RecordOptions; p: ReturnType<typeof parseArgs> } {
+function parseRecordArgs(args: string[], extraValued: string[]): { opts: RecordOptions; p: Parsed } {
   const { values, rest } = takeRepeated(args, 'ip');
   const p = parseArgs(rest, ['mx', ...extraValued]);
   const mx = p.flags.get('mx');

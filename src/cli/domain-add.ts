@@ -6,7 +6,9 @@ import { inTransaction } from '../db/client.js';
 import { UsageError } from '../errors.js';
 import { dkimAlgorithms } from '../dkim/keys.js';
 import { addKeys, type KeyInfo } from '../dkim/store.js';
-import { type AdminDeps, arity, checkDomain, onlyFlags, parseArgs, requireDomain, withAdminClient } from './admin.js';
+import { requireDomain } from './admin.js';
+import { type AdminDeps, withAdminClient } from './admin-client.js';
+import { arity, checkDomain, onlyFlags, parseArgs } from './args.js';
 import { checkIps, domainRecords, printZone, takeRepeated } from './dns.js';
 
 export async function domainAdd(args: string[], deps: AdminDeps): Promise<number> {

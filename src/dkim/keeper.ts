@@ -9,7 +9,8 @@
 
 import type pg from 'pg';
 import { connectClient, destroyClient } from '../db/client.js';
-import { redactUrl } from '../db/connect.js';
+import { redactUrl } from '../db/conninfo.js';
+import { isConnectionLoss, sqlstate, sqlstateOf } from '../db/sqlstate.js';
 import { errorMessage, type Logger } from '../log.js';
 import { worldWritableParent, writeSignerDir } from './dir-writer.js';
 import type { DkimAlgorithm } from './keys.js';
@@ -117,11 +118,12 @@ export function createDkimKeeper(opts: DkimKeeperOptions): DkimKeeper {
       if (!reloadPending) lastProblem = '';
     } catch (err) {
       failures++;
-      const e = err as { code?: string };
-      if (e.code === '42P01') problem('no mailmapd.dkim_keys in the database: run `mailmapd migrate`', {});
-      else if (e.code === '42501') problem("the daemon's role may not read mailmapd.dkim_keys.private_key: grant it (README, DKIM)", {});
+      const code = sqlstateOf(err);
+      if (code === sqlstate.undefinedTable) problem('no mailmapd.dkim_keys in the database: run `mailmapd migrate`', {});
+      else if (code === sqlstate.insufficientPrivilege) problem("the daemon's role may not read mailmapd.dkim_keys.private_key: grant it (README, DKIM)", {});
       else problem('DKIM keys not refreshed', { database: redactUrl(opts.databaseUrl), error: errorMessage(err) });
-      if (client && e.code === undefined) {
+      // A statement's error leaves the connection usable; anything else (a lost connection, a timeout) does not.
+      if (client && (code === undefined || isConnectionLoss(code))) {
         destroyClient(client);
         client = undefined;
       }
