@@ -27,7 +27,7 @@ const peers = [
   // Dovecot's own SQL passdb, the reference test/compare/compare-dovecot.test.ts checks logins against.
   ['dovecot-pgsql', '/usr/lib/dovecot/modules/auth/libdriver_pgsql.so'],
   ['systemd', '/usr/bin/systemd-analyze'],
-  // DKIM (test/dkim-signing.test.ts): the signer as a Postfix milter, an authoritative DNS
+  // DKIM (test/interop/dkim-signing.test.ts): the signer as a Postfix milter, an authoritative DNS
   // server for the zone `mailmapd dns` prints, and an independent verifier (dkimpy, with
   // PyNaCl for Ed25519 and dnspython to ask that server).
   ['opendkim', '/usr/sbin/opendkim'],

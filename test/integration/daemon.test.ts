@@ -41,7 +41,7 @@ describe('mailmapd serve with the admin CLI', () => {
     const conf = daemon.configPath;
     const added = cli(['domain', 'add', 'Example.ORG'], { config: conf });
     expect(added).toMatchObject({ code: 0 });
-    // The domain, then its DKIM keys and the DNS records to publish (test/dkim-keys.test.ts).
+    // The domain, then its DKIM keys and the DNS records to publish (test/integration/dkim-keys.test.ts).
     expect(added.out).toMatch(/^added domain example\.org\n/);
     expect(cli(['domain', 'add', 'example.org'], { config: conf })).toMatchObject({ code: 2, err: 'mailmapd: example.org already exists\n' });
     expect(cli(['mailbox', 'add', 'alice@example.org'], { config: conf, input: 'pw-one\n' }).code).toBe(0);

@@ -3,7 +3,7 @@
 // and `domain add` print, the CLI's add/rotate/rm/list on a real database, `dns check`'s
 // verdicts, and who may read a private key: a role that reads the directory may not, until
 // granted the column. No command's output and no NOTIFY payload carries a private key.
-// (test/dkim-signing.test.ts signs and verifies real mail with them.)
+// (test/interop/dkim-signing.test.ts signs and verifies real mail with them.)
 
 import { execFile } from 'node:child_process';
 import { createPrivateKey, createPublicKey, sign, verify } from 'node:crypto';
@@ -190,9 +190,16 @@ describe('mailmapd dkim and dns on a database', { timeout: 240_000 }, () => {
       // The CLI's list and dns read no private key: they work with this role.
       expect((await cli(readerUrl, ['dkim', 'list'])).code).toBe(0);
       expect((await cli(readerUrl, ['dns', 'example.org'])).code).toBe(0);
+      const readersLine = async () => (await cli(db.url, ['check'])).out.split('\n').find((l) => l.startsWith('roles that may read DKIM private keys'));
+      expect(await readersLine()).toBeUndefined();
       await db.sql.query(`GRANT SELECT (private_key) ON mailmapd.dkim_keys TO ${reader}`);
       expect((await c.query('SELECT private_key FROM mailmapd.dkim_keys')).rows[0].private_key).toMatch(/^-----BEGIN PRIVATE KEY-----/);
       await db.sql.query(`REVOKE SELECT (private_key) ON mailmapd.dkim_keys FROM ${reader}`);
+      // A schema-wide grant includes the private keys: `mailmapd check` names such a role.
+      await db.sql.query(`GRANT SELECT ON ALL TABLES IN SCHEMA mailmapd TO ${reader}`);
+      expect(await readersLine()).toBe(`roles that may read DKIM private keys (mailmapd.dkim_keys.private_key): ${reader}`);
+      await db.sql.query(`REVOKE SELECT ON mailmapd.dkim_keys FROM ${reader}`);
+      expect(await readersLine()).toBeUndefined();
     } finally {
       await c.end();
     }
