@@ -6,14 +6,17 @@
 // (test/interop/dkim-signing.test.ts signs and verifies real mail with them.)
 
 import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { createPrivateKey, createPublicKey, sign, verify } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkRecords, type DnsResolver } from '../../src/dkim/dns-check.js';
 import { generateDkimKey } from '../../src/dkim/keys.js';
 import { mailDomainRecords, txtStrings, zoneLine } from '../../src/dkim/zone.js';
-import { cliPath } from '../helpers/daemon.js';
-import { createTestDatabase, type TestDatabase, urlFor } from '../helpers/db.js';
+import { cliPath, startDaemon } from '../helpers/daemon.js';
+import { createTestDatabase, type TestDatabase, urlFor, waitFor } from '../helpers/db.js';
 
 function cli(url: string, args: string[]): Promise<{ code: number; out: string; err: string }> {
   return new Promise((resolve) => {
@@ -202,6 +205,19 @@ describe('mailmapd dkim and dns on a database', { timeout: 240_000 }, () => {
       expect(await readersLine()).toBeUndefined();
     } finally {
       await c.end();
+    }
+  });
+
+  it('a daemon whose role may not read private keys says so, writes no key file and logs no key', async () => {
+    const dkimDir = join(mkdtempSync(join(tmpdir(), 'mailmapd-dkim-')), 'dkim');
+    const daemon = await startDaemon({ databaseUrl: readerUrl, waitReady: false, config: { dkim_dir: dkimDir, dkim_group: '', dkim_reload_command: '' } });
+    try {
+      await waitFor(() => daemon.logs().includes("the daemon's role may not read mailmapd.dkim_keys.private_key"), 60_000, 'the grant message');
+      expect(existsSync(dkimDir)).toBe(false);
+      for (const part of await secretParts()) expect(daemon.logs()).not.toContain(part);
+    } finally {
+      await daemon.stop();
+      rmSync(dirname(dkimDir), { recursive: true, force: true });
     }
   });
 
