@@ -10,8 +10,8 @@ export function dkimConfig(config: Config): string {
   const dir = config.dkim_dir;
   if (dir === '') return '# dkim_dir is empty: the daemon writes no signer files. Set dkim_dir (default /var/lib/mailmapd/dkim) first.\n';
   const group = config.dkim_group;
-  return `# mailmapd keeps the signing keys of mailmapd.dkim_keys in ${dir} (dkim_dir): one key
-# file per signing key (mode 0640, group ${group}), OpenDKIM's KeyTable and SigningTables
+  return `# mailmapd keeps the keys of mailmapd.dkim_keys in ${dir} (dkim_dir): one key
+# file per published key (mode 0640, group ${group}), OpenDKIM's KeyTable and SigningTables
 # and rspamd's selector map, rewritten when a key is added, rotated or removed.
 # The daemon's user must be in the group ${group}: usermod -aG ${group} mailmapd
 # Keep ${dir} and its parents writable by root and their owners only (0755 or tighter;

@@ -41,6 +41,7 @@ interface KeyRow {
   selector: string;
   algorithm: DkimAlgorithm;
   private_key: string;
+  active: boolean;
 }
 
 // Long because it is one state machine — connect, listen, poll, rewrite, reload, back off —
@@ -80,8 +81,14 @@ export function createDkimKeeper(opts: DkimKeeperOptions): DkimKeeper {
   }
 
   async function rewrite(c: pg.Client, version: string): Promise<void> {
-    const rows = await c.query<KeyRow>('SELECT domain, selector, algorithm, private_key FROM mailmapd.dkim_keys WHERE active');
-    const keys: SigningKey[] = rows.rows.map((r) => ({ domain: r.domain, selector: r.selector, algorithm: r.algorithm, privateKey: r.private_key }));
+    const rows = await c.query<KeyRow>('SELECT domain, selector, algorithm, private_key, active FROM mailmapd.dkim_keys');
+    const keys: SigningKey[] = rows.rows.map((r) => ({
+      domain: r.domain,
+      selector: r.selector,
+      algorithm: r.algorithm,
+      privateKey: r.private_key,
+      active: r.active,
+    }));
     const { files, skipped } = signerFiles(opts.dir, keys);
     for (const s of skipped)
       logger.warn('DKIM key left out: its domain or selector cannot be a file name', { domain: s.domain.slice(0, 100), selector: s.selector.slice(0, 100) });
@@ -89,7 +96,13 @@ export function createDkimKeeper(opts: DkimKeeperOptions): DkimKeeper {
     if (opts.group !== '' && gid === undefined) problem('dkim_group does not exist: the signer files keep the daemon group', { group: opts.group });
     const changes = await writeSignerDir(opts.dir, files, gid);
     if (changes.written.length > 0 || changes.removed.length > 0) {
-      logger.info('DKIM signer files rewritten', { dir: opts.dir, keys: keys.length, written: changes.written.length, removed: changes.removed.length });
+      logger.info('DKIM signer files rewritten', {
+        dir: opts.dir,
+        keys: keys.length,
+        signing: keys.filter((k) => k.active).length,
+        written: changes.written.length,
+        removed: changes.removed.length,
+      });
       reloadPending = true;
     }
     applied = version;

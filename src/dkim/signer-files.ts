@@ -1,12 +1,15 @@
-// What a DKIM signer reads, made from the signing keys: OpenDKIM's KeyTable and one key file
+// What a DKIM signer reads, made from the published keys: OpenDKIM's KeyTable and one key file
 // per key, and its SigningTable (refile: patterns) twice, because an OpenDKIM process signs
 // with one algorithm (SignatureAlgorithm) whatever the key: `SigningTable` lists the RSA keys
 // for the main instance, `SigningTable.ed25519` the Ed25519 keys for a second instance with
 // `SignatureAlgorithm ed25519-sha256` (measured with Debian's 2.11: an Ed25519 key in the
 // RSA instance's table tempfails every message). And rspamd's selector map, whose key path
 // (`$domain.$selector.key`) names the same files. Pure: rows in, file names and contents out
-// (src/dkim/dir-writer.ts writes them). Only signing keys are written: a retired key is
-// published in DNS, but no signer needs its private half any more.
+// (src/dkim/dir-writer.ts writes them). Every published key has its file and KeyTable line;
+// only signing keys are in the SigningTables and the selector map. So a signer that has not
+// read the new tables yet (a reload that failed or has not run) still finds the file of the
+// key it signs with — a retired key is still published, its signatures verify — instead of
+// tempfailing every message; a file goes when its key is removed (`dkim rm`).
 
 import { join } from 'node:path';
 import { type DkimAlgorithm, isKeyDomain, isSelector } from './keys.js';
@@ -17,6 +20,8 @@ export interface SigningKey {
   algorithm: DkimAlgorithm;
   /** PKCS#8 PEM. */
   privateKey: string;
+  /** Signs new mail; false: published only (waiting or retired). */
+  active: boolean;
 }
 
 export const keyTableFile = 'KeyTable';
@@ -57,6 +62,7 @@ export function signerFiles(dir: string, keys: readonly SigningKey[]): SignerFil
     files.set(file, k.privateKey.endsWith('\n') ? k.privateKey : `${k.privateKey}\n`);
     keyTable.push(`${name} ${k.domain}:${k.selector}:${join(dir, file)}\n`);
     // refile: a pattern per line; dots in the domain are literal here (only * is special).
+    if (!k.active) continue;
     (k.algorithm === 'rsa-2048' ? signingTable : signingTableEd25519).push(`*@${k.domain} ${name}\n`);
     // rspamd signs with one key per domain from its map: the RSA one, which every verifier knows.
     if (!selectors.has(k.domain) || k.algorithm === 'rsa-2048') selectors.set(k.domain, k.selector);

@@ -212,8 +212,8 @@ describe('DKIM signing with OpenDKIM in Postfix, verified against Knot', { timeo
     ).catch((err: Error) => {
       throw new Error(`${err.message}\n${dkimLog()}`);
     });
-    // Retired keys leave dkim_dir (they are published, but nobody signs with them).
-    for (const s of before) expect(existsSync(join(dkimDir, `${domain}.${s}.key`))).toBe(false);
+    // Retired keys keep their files until `dkim rm` (an OpenDKIM not reloaded yet still signs with them).
+    for (const s of before) expect(existsSync(join(dkimDir, `${domain}.${s}.key`))).toBe(true);
     const sigs = verifyDkim(await sendSigned(), knot.port);
     expect(sigs.map((s) => s.selector).sort()).toEqual([...after].sort());
     expect(sigs.every((s) => s.pass)).toBe(true);
@@ -221,6 +221,9 @@ describe('DKIM signing with OpenDKIM in Postfix, verified against Knot', { timeo
     const old = verifyDkim(firstMessage, knot.port);
     expect(old.map((s) => s.selector).sort()).toEqual([...before].sort());
     expect(old.every((s) => s.pass)).toBe(true);
+    // `dkim rm` of a retired key takes its file away.
+    expect((await cli(db.url, ['dkim', 'rm', domain, before[0]!])).code).toBe(0);
+    await waitFor(() => !existsSync(join(dkimDir, `${domain}.${before[0]}.key`)), 30_000, 'the removed key file');
   });
 
   it('dns check finds every record in Knot matching, then names the one changed different and exits 1', async () => {

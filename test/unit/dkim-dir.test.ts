@@ -15,15 +15,23 @@ const parent = mkdtempSync(join(tmpdir(), 'mailmapd-dkim-dir-'));
 afterAll(() => rmSync(parent, { recursive: true, force: true }));
 
 const pem = (n: string) => `-----BEGIN PRIVATE KEY-----\n${n}\n-----END PRIVATE KEY-----\n`;
-const key = (domain: string, selector: string, algorithm: SigningKey['algorithm']): SigningKey => ({ domain, selector, algorithm, privateKey: pem(selector) });
+const key = (domain: string, selector: string, algorithm: SigningKey['algorithm'], active = true): SigningKey => ({
+  domain,
+  selector,
+  algorithm,
+  privateKey: pem(selector),
+  active,
+});
 
 describe('the signer files', () => {
-  it('lists RSA keys and Ed25519 keys in separate signing tables, every key in the key table', () => {
+  it('lists signing RSA keys and Ed25519 keys in separate signing tables, every published key in the key table', () => {
     const dir = '/var/lib/mailmapd/dkim';
     const { files, skipped } = signerFiles(dir, [
       key('b.test', 'e1', 'ed25519'),
       key('a.test', 'r1', 'rsa-2048'),
       key('b.test', 'r2', 'rsa-2048'),
+      // Retired (or not signing yet): its file stays, so that a signer that has not reloaded still finds it.
+      key('b.test', 'r0', 'rsa-2048', false),
       key('x.test', '../evil', 'rsa-2048'),
     ]);
     expect(skipped).toEqual([{ domain: 'x.test', selector: '../evil' }]);
@@ -36,15 +44,17 @@ describe('the signer files', () => {
     expect(lines('SigningTable.ed25519')).toEqual(['*@b.test e1._domainkey.b.test']);
     expect(lines('KeyTable')).toEqual([
       `r1._domainkey.a.test a.test:r1:${dir}/a.test.r1.key`,
+      `r0._domainkey.b.test b.test:r0:${dir}/b.test.r0.key`,
       `r2._domainkey.b.test b.test:r2:${dir}/b.test.r2.key`,
       `e1._domainkey.b.test b.test:e1:${dir}/b.test.e1.key`,
     ]);
     // rspamd signs with one key per domain: the RSA one.
     expect(lines('dkim_selectors.map')).toEqual(['a.test r1', 'b.test r2']);
     expect(files.get('b.test.e1.key')).toBe(pem('e1'));
+    expect(files.get('b.test.r0.key')).toBe(pem('r0'));
   });
 
-  it('writes 0640 files in a 0750 directory, rewrites only what changed, removes key files of removed keys', async () => {
+  it('writes 0640 files in a 0750 directory, rewrites only what changed, removes the files of removed keys', async () => {
     const dir = join(parent, 'dkim');
     const first = signerFiles(dir, [key('a.test', 'r1', 'rsa-2048'), key('a.test', 'e1', 'ed25519')]).files;
     expect((await writeSignerDir(dir, first, undefined)).written.sort()).toEqual([...first.keys()].sort());
