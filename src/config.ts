@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError } from './errors.js';
 import { parseListenList, type ListenAddress } from './net/listen-address.js';
+import { checkIssuerUrl } from './oauth2/keys.js';
 import { builtinProfileNames, CUSTOM_PREFIX, isBuiltinProfileName, NATIVE } from './sync/profile-names.js';
 
 const DEFAULT_CONFIG_PATH = '/etc/mailmapd/mailmapd.conf';
@@ -87,6 +88,12 @@ const ipList: Parser<string[]> = (s) =>
     .map((x) => x.trim())
     .filter((x) => x !== '');
 
+/** Empty (off), `https:`, or `http:` on loopback only (oauth2/keys.ts says why). */
+const oauth2Issuer: Parser<string> = (s) => {
+  if (s !== '') checkIssuerUrl(s);
+  return s;
+};
+
 const keys = {
   database_url: { default: '', parse: str },
   database_primary_url: { default: '', parse: str },
@@ -137,6 +144,9 @@ const keys = {
   dkim_keep_rotated: { default: '7d', parse: duration },
 
   http_secret: { default: '', parse: str },
+  oauth2_issuer: { default: '', parse: oauth2Issuer },
+  oauth2_audience: { default: '', parse: str },
+  oauth2_username_claim: { default: 'email', parse: str },
   master_user_separator: { default: '*', parse: masterSeparator },
   metrics: { default: 'yes', parse: bool },
 
@@ -239,6 +249,10 @@ export function parseConfigText(text: string, source: string, env: NodeJS.Proces
   const cfg = out as Config;
   if (cfg.policy_delay_after > cfg.policy_reject_after) {
     throw new ConfigError(`${source}: policy_delay_after must not exceed policy_reject_after`);
+  }
+  // Without an audience any token the provider issued to any of its clients would log in.
+  if (cfg.oauth2_issuer !== '' && cfg.oauth2_audience === '') {
+    throw new ConfigError(`${source}: oauth2_issuer is set: set oauth2_audience too (the aud a mail token carries)`);
   }
   return cfg;
 }

@@ -32,6 +32,7 @@ import { returnFreedMemoryToOs } from './memory/malloc.js';
 import { embeddedUrl } from './db/connect.js';
 import { createSnapshotKeeper } from './snapshot/keeper.js';
 import { createDictHandler } from './dict/server.js';
+import { oauth2From } from './oauth2/start.js';
 import { startWriteback } from './writeback/start.js';
 import type { Writer } from './writeback/writer.js';
 import { createDkimKeeper, type DkimKeeper } from './dkim/keeper.js';
@@ -105,7 +106,9 @@ export async function serve(configPath: string | undefined): Promise<number> {
   let dkim: DkimKeeper | undefined;
   // One limiter for every door: Dovecot's policy reports and SMTP AUTH on the auth socket.
   const limiter = config.policy_enabled ? createLimiter(settingsFrom(config), metrics) : undefined;
+  const oauth2 = oauth2From(config, logger);
   const authenticator = createAuthenticator({
+    tokens: oauth2?.verifier,
     limiter,
     directory,
     pool,
@@ -138,6 +141,7 @@ export async function serve(configPath: string | undefined): Promise<number> {
         metrics,
         failureDelayMs: config.auth_failure_delay,
         maxRequestBytes: config.max_request_bytes,
+        bearer: oauth2 !== undefined,
       }),
     },
     {
@@ -156,6 +160,7 @@ export async function serve(configPath: string | undefined): Promise<number> {
         metrics,
         writebackMetrics,
         maxRequestBytes: config.max_request_bytes,
+        lookup: oauth2?.dovecotKeys,
       }),
     },
   ];
@@ -220,7 +225,8 @@ export async function serve(configPath: string | undefined): Promise<number> {
   const activeSync = snapshots ? snapshots.sync(db.url, syncOptions, createSync) : createSync(syncOptions);
   sync = activeSync;
   activeSync.start();
-  writer = startWriteback(config, db, profile, logger, writebackMetrics);
+  // Written only where the sync's history says the primary is: never to one a failover left behind.
+  writer = startWriteback(config, db, profile, logger, writebackMetrics, () => activeSync.status().history);
   if (config.dkim_dir !== '') {
     dkim = createDkimKeeper({
       databaseUrl: db.url,

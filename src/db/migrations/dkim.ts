@@ -1,4 +1,4 @@
-// Migration 9: DKIM keys, one row per (domain, selector), and the doorbell that tells every
+// Migration 10: DKIM keys, one row per (domain, selector), and the doorbell that tells every
 // daemon to rewrite its signer's files (src/dkim/keeper.ts).
 //
 // Private keys are the one secret here that must not be readable by every role that reads
