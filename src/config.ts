@@ -139,6 +139,11 @@ const keys = {
   last_login_interval: { default: '60s', parse: duration },
   writeback_max_pending: { default: '100000', parse: int(100, 10_000_000) },
 
+  dkim_dir: { default: '/var/lib/mailmapd/dkim', parse: str },
+  dkim_group: { default: 'opendkim', parse: str },
+  dkim_reload_command: { default: 'systemctl reload opendkim', parse: str },
+  dkim_keep_rotated: { default: '7d', parse: duration },
+
   http_secret: { default: '', parse: str },
   oauth2_issuer: { default: '', parse: oauth2Issuer },
   oauth2_audience: { default: '', parse: str },

@@ -37,6 +37,7 @@ import type { PolicyService } from './smtpd-policy/types.js';
 import { oauth2From } from './oauth2/start.js';
 import { startWriteback } from './writeback/start.js';
 import type { Writer } from './writeback/writer.js';
+import { createDkimKeeper, type DkimKeeper } from './dkim/keeper.js';
 
 async function prepareDatabase(config: Config, logger: Logger): Promise<DatabaseHandle> {
   const db = await openDatabase(config, logger);
@@ -103,6 +104,8 @@ export async function serve(configPath: string | undefined, opts: { policyServic
   // Last logins and quota usage: set once the database is open; nothing waits for it.
   const writebackMetrics = createWritebackMetrics(metrics.registry);
   let writer: Writer | undefined;
+  // The signer's key files under dkim_dir: set once the database is open.
+  let dkim: DkimKeeper | undefined;
   // One limiter for every door: Dovecot's policy reports and SMTP AUTH on the auth socket.
   const limiter = config.policy_enabled ? createLimiter(settingsFrom(config), metrics) : undefined;
   const oauth2 = oauth2From(config, logger);
@@ -190,6 +193,7 @@ export async function serve(configPath: string | undefined, opts: { policyServic
     await sync?.stop();
     await snapshots?.close();
     await writer?.stop();
+    await dkim?.stop();
     authenticator.close();
     await pool.close();
     await db?.stop().catch((err) => logger.warn('stopping the embedded database failed', { error: errorMessage(err) }));
@@ -229,6 +233,18 @@ export async function serve(configPath: string | undefined, opts: { policyServic
   activeSync.start();
   // Written only where the sync's history says the primary is: never to one a failover left behind.
   writer = startWriteback(config, db, profile, logger, writebackMetrics, () => activeSync.status().history);
+  if (config.dkim_dir !== '') {
+    dkim = createDkimKeeper({
+      databaseUrl: db.url,
+      dir: config.dkim_dir,
+      group: config.dkim_group,
+      reloadCommand: config.dkim_reload_command,
+      logger,
+      pollMs: 10_000,
+      reconnectMaxDelayMs: config.reconnect_max_delay,
+    });
+    dkim.start();
+  }
 
   logger.info('listening', { listeners: listeners.summary(), database: redactUrl(db.url), embedded: db.embedded, schema: config.schema });
   notifySystemd('READY=1\nSTATUS=listening; loading the directory', logger);

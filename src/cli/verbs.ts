@@ -52,7 +52,7 @@ export const verbs: readonly Verb[] = [
   },
   {
     name: 'domain',
-    help: [['domain add|rm|list', 'manage domains (add DOMAIN [--alias-of TARGET] [--inactive])']],
+    help: [['domain add|rm|list', 'manage domains (add DOMAIN [--alias-of TARGET] [--inactive] [--ip ADDR]… [--mx HOST] [--no-dkim]: DKIM keys, DNS records)']],
     run: async (ctx) => admin(ctx, (await import('./admin.js')).domainCommand),
   },
   {
@@ -150,6 +150,37 @@ export const verbs: readonly Verb[] = [
     name: 'prune',
     help: [['prune [--older-than D]', 'prune the change log (default changes_retention); safe from cron']],
     run: async (ctx) => (await import('./prune.js')).pruneCommand(ctx.config(), ctx.args, ctx.out),
+  },
+  {
+    name: 'dkim',
+    help: [['dkim add|rotate|rm|list', 'DKIM keys (add DOMAIN [--selector S] [--algorithm rsa-2048|ed25519] prints the DNS record)']],
+    run: async (ctx) => {
+      const config = ctx.config();
+      const { withDatabaseUrl } = await import('./database.js');
+      const { dkimCommand } = await import('./dkim.js');
+      return withDatabaseUrl(config, (url) => dkimCommand(ctx.args, { url, out: ctx.out, keepMs: config.dkim_keep_rotated }));
+    },
+  },
+  {
+    name: 'dns',
+    help: [
+      ['dns DOMAIN [--ip ADDR]… [--mx HOST]', 'print the zone lines a mail domain needs (MX, SPF, DKIM, DMARC, SRV)'],
+      ['dns check DOMAIN [same] [--server IP[:PORT]]', 'ask DNS for each of them; exit 1 when one is not right'],
+    ],
+    run: async (ctx) => {
+      const { withDatabaseUrl } = await import('./database.js');
+      const { dnsCommand } = await import('./dns.js');
+      return withDatabaseUrl(ctx.config(), (url) => dnsCommand(ctx.args, { url, out: ctx.out }));
+    },
+  },
+  {
+    name: 'dkim-config',
+    help: [['dkim-config', 'print the OpenDKIM, rspamd and Postfix lines for the keys under dkim_dir']],
+    run: async (ctx) => {
+      if (ctx.args.length > 0) throw new UsageError('usage: mailmapd dkim-config');
+      process.stdout.write((await import('./dkim-config.js')).dkimConfig(ctx.config()));
+      return ExitCode.ok;
+    },
   },
 ];
 

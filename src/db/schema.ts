@@ -18,6 +18,7 @@ import { writebackTablesSql } from './migrations/writeback.js';
 import { invokerTriggerSql, migration7Sql } from './migrations/invoker-triggers.js';
 import { domainLimitsSerialSql } from './migrations/domain-limits-serial.js';
 import { sendAsSql } from './migrations/send-as.js';
+import { dkimKeysSql } from './migrations/dkim.js';
 import { inTransaction } from './client.js';
 
 export interface Migration {
@@ -202,6 +203,7 @@ SELECT mailmapd.watch_table('mailmapd.aliases', 'alias', 'r.address');
     sql: passwordDenialSql,
   },
   { version: 10, description: 'send-as grants and BCC copies', sql: sendAsSql },
+  { version: 11, description: 'DKIM keys, private keys readable only where granted', sql: dkimKeysSql },
 ];
 
 /**
