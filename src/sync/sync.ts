@@ -21,6 +21,9 @@ import { sqlstate, sqlstateOf } from '../db/sqlstate.js';
 import { connectTarget, type Target } from '../db/target.js';
 import { createPrimaryLink } from './primary-link.js';
 import { errorMessage, type Logger } from '../log.js';
+import { createBackoff } from '../backoff.js';
+import { initialStatus, isInSync, type SyncStatus } from './status.js';
+import { deferred } from '../deferred.js';
 import { secondsSince, syncMetrics, type Metrics } from '../metrics.js';
 import {
   abortRead,
@@ -76,23 +79,7 @@ export interface SyncOptions {
   onApplied?: (position: unknown) => void;
 }
 
-export interface SyncStatus {
-  connected: boolean;
-  loaded: boolean;
-  /** Date.now() of the last successful catch-up, load or probe, 0 if never. */
-  lastSuccess: number;
-  lastError: string | undefined;
-  fullLoads: number;
-  catchups: number;
-  /** `host:port` the directory is read from, '' before the first connection. */
-  host: string;
-  standby: boolean;
-  /** Replica lag of the server read (0 on a primary). */
-  lagSeconds: number;
-  lagBytes: number;
-  /** Whether a connection to the primary (LISTEN, pruning) is up. */
-  primaryConnected: boolean;
-}
+export type { SyncStatus } from './status.js';
 
 export interface Sync {
   start(): void;
@@ -117,19 +104,7 @@ export function createSync(opts: SyncOptions): Sync {
   const fetchSize = opts.fetchSize ?? 20000;
   const maxLagMs = opts.maxLagMs ?? 30_000;
   const queryTimeoutMs = opts.queryTimeoutMs ?? 15_000;
-  const status: SyncStatus = {
-    connected: false,
-    loaded: false,
-    lastSuccess: 0,
-    lastError: undefined,
-    fullLoads: 0,
-    catchups: 0,
-    host: '',
-    standby: false,
-    lagSeconds: 0,
-    lagBytes: 0,
-    primaryConnected: false,
-  };
+  const status = initialStatus();
   let position: Position | undefined = opts.resume ? readPosition(opts.resume.position) : undefined;
   if (opts.resume && !position) logger.warn('the saved sync position is unreadable; reloading in full');
   let stopped = false;
@@ -139,7 +114,8 @@ export function createSync(opts: SyncOptions): Sync {
   let rang = false;
   let waiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
   let loop: Promise<void> | undefined;
-  let resetBackoff = () => {};
+  // A session that caught up once is healthy: the next failure starts the backoff anew.
+  const backoff = createBackoff(opts.reconnectMaxDelayMs);
   // What the last catch-up saw, for deciding cheaply whether another one is needed.
   let seenLastId: string | undefined;
   let pendingXids: string[] = [];
@@ -171,13 +147,7 @@ export function createSync(opts: SyncOptions): Sync {
         resolve();
       };
     });
-  let resolveFirst!: () => void;
-  let rejectFirst!: (e: Error) => void;
-  const first = new Promise<void>((res, rej) => {
-    resolveFirst = res;
-    rejectFirst = rej;
-  });
-  first.catch(() => {});
+  const first = deferred();
 
   const setConnected = (up: boolean) => {
     status.connected = up;
@@ -273,7 +243,7 @@ export function createSync(opts: SyncOptions): Sync {
       mailboxes: counts.mailbox,
       aliases: counts.alias,
     });
-    resolveFirst();
+    first.resolve();
   }
 
   // The kinds whose change-log keys a join computes (a watch's key expression names another table).
@@ -442,7 +412,7 @@ export function createSync(opts: SyncOptions): Sync {
       // Resumed from a saved position: the directory was loaded by whoever saved it.
       status.loaded = true;
       metrics.directoryLoaded.set(1);
-      resolveFirst();
+      first.resolve();
     }
     succeeded();
     applied();
@@ -558,7 +528,7 @@ export function createSync(opts: SyncOptions): Sync {
           try {
             await catchUp(c);
             status.catchups++;
-            resetBackoff();
+            backoff.reset();
             for (const w of pending) w.resolve();
           } catch (err) {
             waiters.push(...pending);
@@ -594,11 +564,6 @@ export function createSync(opts: SyncOptions): Sync {
   }
 
   async function run(): Promise<void> {
-    let delay = 100;
-    // A session that caught up once is healthy: the next failure starts the backoff anew.
-    resetBackoff = () => {
-      delay = 100;
-    };
     while (!stopped) {
       try {
         await session();
@@ -611,13 +576,12 @@ export function createSync(opts: SyncOptions): Sync {
         }
         logger.warn('database sync interrupted; serving the last good copy', {
           error: status.lastError,
-          retry_ms: delay,
+          retry_ms: backoff.delay,
           loaded: status.loaded,
         });
       }
       if (stopped) break;
-      await sleep(delay + Math.floor(Math.random() * delay * 0.3));
-      delay = Math.min(delay * 2, opts.reconnectMaxDelayMs);
+      await sleep(backoff.next());
     }
   }
 
@@ -636,15 +600,11 @@ export function createSync(opts: SyncOptions): Sync {
       await Promise.race([loop, new Promise((res) => setTimeout(res, 3000).unref())]);
       for (const w of waiters) w.reject(new Error('sync stopped'));
       waiters = [];
-      if (!status.loaded) rejectFirst(new Error('sync stopped before the first load'));
+      if (!status.loaded) first.reject(new Error('sync stopped before the first load'));
     },
     status: () => ({ ...status }),
-    inSync() {
-      return (
-        status.loaded && status.connected && Date.now() - status.lastSuccess < Math.max(3 * opts.pollIntervalMs, 5000) && status.lagSeconds * 1000 <= maxLagMs
-      );
-    },
-    firstLoad: () => first,
+    inSync: () => isInSync(status, Date.now(), opts.pollIntervalMs, maxLagMs),
+    firstLoad: () => first.promise,
     kick() {
       return new Promise<void>((resolve, reject) => {
         waiters.push({ resolve, reject });
