@@ -39,12 +39,12 @@ import {
   rereadKeys,
   standbyProbe,
   type ChangeRow,
-  type ChangeStamp,
   type OpenRead,
   type PrimaryMark,
   type ReadHead,
 } from './changelog.js';
-import { advance, historyMismatch, horizon, prunedPast, readPosition, type Position } from './position.js';
+import { advance, readPosition, type Position } from './position.js';
+import { catchUpVerdict } from './verdict.js';
 import type { Profile } from './profile.js';
 import { isNative } from './profile-names.js';
 import { rowAdder, setEntry } from './rows.js';
@@ -182,10 +182,6 @@ export function createSync(opts: SyncOptions): Sync {
     }
   };
 
-  function identity(head: ReadHead) {
-    return { system: head.system, timeline: head.timeline, server: status.host };
-  }
-
   async function fullLoad(c: pg.Client, reason: string): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       try {
@@ -216,7 +212,9 @@ export function createSync(opts: SyncOptions): Sync {
     directory.replaceAll(data);
     position = {
       v: 1,
-      ...identity(head),
+      system: head.system,
+      timeline: head.timeline,
+      server: status.host,
       xmin: head.xmin,
       xmax: head.xmax,
       seen: tail.seen,
@@ -296,29 +294,6 @@ export function createSync(opts: SyncOptions): Sync {
     pendingXids = head.xip.filter((x) => BigInt(x) < m);
   }
 
-  /** Why the position does not belong to this server's history, as far as the read's head tells, or undefined. */
-  function headMismatch(p: Position, head: ReadHead): string | undefined {
-    const why = historyMismatch(p, identity(head));
-    if (why) return why;
-    if (BigInt(head.xmax) < horizon(p)) return 'a transaction counter behind the position';
-    return undefined;
-  }
-
-  /** Why the newest change the position applied, as the server has it now, belongs to another history, or undefined. */
-  function lastAppliedMismatch(p: Position, head: ReadHead, s: ChangeStamp | undefined): string | undefined {
-    if (p.lastId === '0') return undefined;
-    if (s === undefined) return BigInt(p.lastXid) >= BigInt(head.prunedXid) ? 'a change the position applied is missing' : undefined;
-    if (s.xid !== p.lastXid || s.at !== p.lastAt) return 'a change the position applied was written by another transaction';
-    return undefined;
-  }
-
-  /** A change from a transaction that was already open at the previous read, on a kind whose keys a join computes. */
-  function lateJoin(p: Position, changes: ChangeRow[]): boolean {
-    if (joinedKinds.size === 0) return false;
-    const xmax = BigInt(p.xmax);
-    return changes.some((r) => joinedKinds.has(r.kind) && BigInt(r.xid) < xmax);
-  }
-
   /** The current rows of every key the changes name, by kind, in the open read. */
   async function rereadChanged(c: pg.Client, changes: ChangeRow[]): Promise<KeyReads> {
     // Keys exactly as PostgreSQL computed them: its lower() and JavaScript's fold()
@@ -365,29 +340,15 @@ export function createSync(opts: SyncOptions): Sync {
       const read = await openRead(c, p);
       head = read.head;
       const found = read.unapplied!;
-      const why = headMismatch(p, head) ?? lastAppliedMismatch(p, head, found.lastApplied);
-      if (why !== undefined) {
-        await abortRead(c);
-        logger.warn('the database is not the history the directory was read from; reloading in full', { why });
-        return fullLoad(c, 'history');
-      }
-      if (prunedPast(p, head.prunedXid)) {
-        await abortRead(c);
-        logger.warn('change log pruned past our position; reloading in full');
-        return fullLoad(c, 'behind');
-      }
       // A kind this daemon does not know was logged by a newer mailmapd's schema (hosts are
       // upgraded one at a time): it has nothing of that kind to update.
       changes = found.changes.filter((r) => known.has(r.kind));
-      if (changes.some((r) => r.key === null)) {
+      const verdict = catchUpVerdict(p, { ...head, server: status.host, lastApplied: found.lastApplied }, changes, joinedKinds);
+      if (verdict !== undefined) {
         await abortRead(c);
-        return fullLoad(c, 'truncate');
-      }
-      // Keys computed through a join in a writer's snapshot that began before the
-      // previous read may miss a row another transaction changed meanwhile: re-read all.
-      if (lateJoin(p, changes)) {
-        await abortRead(c);
-        return fullLoad(c, 'late');
+        if (verdict.reload === 'history') logger.warn('the database is not the history the directory was read from; reloading in full', { why: verdict.why });
+        if (verdict.reload === 'behind') logger.warn('change log pruned past our position; reloading in full');
+        return fullLoad(c, verdict.reload);
       }
       reads = await rereadChanged(c, changes);
       // Everything is read: the COMMIT of a read-only snapshot changes nothing of it, so
