@@ -36,8 +36,13 @@ export async function checkCommand(config: Config, out: (line: string) => void):
       const { profileFor } = await import('../sync/profile-select.js');
       const { checkProfile } = await import('../sync/profile-check.js');
       const { triggerProblems } = await import('./triggers.js');
-      const profile = await profileFor(config.schema);
-      problems.push(...(await checkProfile(c, profile)), ...(await triggerProblems(c, profile)));
+      const { chooseLayout, missingExpected } = await import('../sync/profile-layout.js');
+      const profile = await chooseLayout(c, await profileFor(config.schema));
+      if (profile.layout !== undefined) out(`schema ${config.schema}: the database holds ${profile.layout}`);
+      // Tables of another release of the panel: what differs, one line each, is the answer.
+      const mismatch = await missingExpected(c, profile);
+      if (mismatch.length > 0) problems.push(...mismatch);
+      else problems.push(...(await checkProfile(c, profile)), ...(await triggerProblems(c, profile)));
       if (problems.length === 0) out(`schema ${config.schema}: queries, columns and change triggers ok`);
     }
     for (const p of problems) out(`problem: ${p}`);

@@ -7,6 +7,7 @@
 
 import type pg from 'pg';
 import { changeKinds, type ChangeKind } from '../directory/directory.js';
+import { missingExpected } from './profile-layout.js';
 import { isNative } from './profile-names.js';
 import { expectedColumns, sectionName, type Profile, type Watch } from './profile.js';
 
@@ -174,6 +175,10 @@ export async function checkProfile(client: pg.ClientBase, profile: Profile): Pro
   const problems: string[] = [];
   await client.query('BEGIN READ ONLY');
   try {
+    // A panel's own tables first: on another release of the panel, what is missing is named
+    // one table, column or type a line, rather than as the queries' errors.
+    problems.push(...(await missingExpected(client, profile)));
+    if (problems.length > 0) return problems;
     const good = new Set<ChangeKind>();
     for (const kind of changeKinds) if (await checkQuery(client, kind, profile.queries[kind], problems)) good.add(kind);
 

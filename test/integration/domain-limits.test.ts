@@ -103,6 +103,51 @@ describe('domain limits', () => {
     expect(n.rows[0].n).toBe(1);
   });
 
+  it('eight REPEATABLE READ sessions racing into a domain of three: at most three written, the rest refused', async () => {
+    await db.sql.query(`INSERT INTO mailmapd.domains (name, max_mailboxes) VALUES ('rr.test', 3)`);
+    const url = new URL(db.url);
+    url.username = role;
+    const sessions = await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        const c = new pg.Client({ connectionString: url.toString() });
+        await c.connect();
+        return c;
+      }),
+    );
+    try {
+      // Each snapshot is taken before any of them inserts, as a panel's read-then-write does.
+      for (const c of sessions) await c.query(`BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM mailmapd.mailboxes WHERE domain = 'rr.test'`);
+      const results = await Promise.allSettled(
+        sessions.map(async (c, i) => {
+          try {
+            await c.query(`INSERT INTO mailmapd.mailboxes (address) VALUES ('rr${i}@rr.test')`);
+            await c.query('COMMIT');
+          } catch (err) {
+            await c.query('ROLLBACK');
+            throw err;
+          }
+        }),
+      );
+      const n = await db.sql.query(`SELECT count(*)::int AS n FROM mailmapd.mailboxes WHERE domain = 'rr.test'`);
+      expect(n.rows[0].n).toBeLessThanOrEqual(3);
+      expect(n.rows[0].n).toBeGreaterThanOrEqual(1);
+      expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(n.rows[0].n);
+      for (const r of results) {
+        if (r.status === 'rejected') expect((r.reason as { code?: string }).code, String(r.reason)).toMatch(/^(40001|23514)$/);
+      }
+    } finally {
+      for (const c of sessions) await c.end();
+    }
+    // A retry counts afresh: the domain fills up to its limit and no further.
+    for (let i = 0; i < 8; i++) {
+      await panel
+        .query(`BEGIN ISOLATION LEVEL REPEATABLE READ; INSERT INTO mailmapd.mailboxes (address) VALUES ('again${i}@rr.test'); COMMIT`)
+        .catch(() => panel.query('ROLLBACK'));
+    }
+    const m = await db.sql.query(`SELECT count(*)::int AS n FROM mailmapd.mailboxes WHERE domain = 'rr.test'`);
+    expect(m.rows[0].n).toBe(3);
+  });
+
   it('the CLI prints the limit as one line and exits 2, leaving the database unchanged', () => {
     const dir = mkdtempSync(join(tmpdir(), 'mailmapd-limits-'));
     const config = join(dir, 'mailmapd.conf');

@@ -3,6 +3,7 @@
 // fails with any other; malformed and unknown stored values are bad_hash with a reason
 // that never quotes the hash.
 
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
@@ -64,6 +65,16 @@ describe('stored password vectors', () => {
     const plainish = dovecot.find((v) => v.label === 'SHA512.hex')!;
     expect((await verifyPassword(plainish.password, plainish.hash, 'CRYPT')).scheme).toBe('SHA512');
     expect((await verifyPassword('secret', seeds[0]!.hash, 'PLAIN')).scheme).toBe('CRYPT');
+  });
+});
+
+describe('{MD5}, as Dovecot reads it', () => {
+  it('is MD5-CRYPT when it starts with $1$, else a PLAIN-MD5 digest (Modoboa 1.0 stored `{MD5}` + hex)', async () => {
+    const crypt = execFileSync('doveadm', ['pw', '-s', 'MD5-CRYPT', '-p', 'secret'], { encoding: 'utf8' }).trim().replace('{MD5-CRYPT}', '{MD5}');
+    expect(await verifyPassword('secret', crypt, 'PLAIN')).toMatchObject({ result: 'ok' });
+    expect(await verifyPassword('secret', '{MD5}5ebe2294ecd0e0f08eab7690d2a6ee69', 'PLAIN')).toMatchObject({ result: 'ok' });
+    expect(await verifyPassword('secret', '{MD5}Xr4ilOzQ4PCOq3aQ0qbuaQ==', 'PLAIN')).toMatchObject({ result: 'ok' });
+    expect(await verifyPassword('Secret', '{MD5}5ebe2294ecd0e0f08eab7690d2a6ee69', 'PLAIN')).toMatchObject({ result: 'mismatch' });
   });
 });
 

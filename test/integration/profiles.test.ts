@@ -12,21 +12,21 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { triggersCommand } from '../../src/cli/triggers.js';
 import { ConfigError, parseConfigText } from '../../src/config.js';
-import { createDirectory, type Directory } from '../../src/directory/directory.js';
+import { createDirectory, MAINTENANCE_ANSWER, type Directory } from '../../src/directory/directory.js';
 import { verifyPassword } from '../../src/password/verify.js';
 import { checkProfile } from '../../src/sync/profile-check.js';
+import { chooseLayout } from '../../src/sync/profile-layout.js';
 import { profileFor } from '../../src/sync/profile-select.js';
 import type { Sync } from '../../src/sync/sync.js';
 import { createTestDatabase, waitFor, type TestDatabase } from '../helpers/db.js';
+import { modoboa10, modoboa2, panelDdl, sq } from '../helpers/panel-rows.js';
 import { startTestSync } from '../helpers/sync.js';
 
 /** A hash as the real Dovecot makes it (`{SCHEME}…`); `bare` drops the prefix, as crypt(3) users store it. */
-function dovecotHash(scheme: string, password: string, bare = false): string {
-  const h = execFileSync('doveadm', ['pw', '-s', scheme, '-p', password], { encoding: 'utf8' }).trim();
+function dovecotHash(scheme: string, password: string, bare = false, options: string[] = []): string {
+  const h = execFileSync('doveadm', ['pw', '-s', scheme, ...options, '-p', password], { encoding: 'utf8' }).trim();
   return bare ? h.replace(/^\{[^}]+\}/, '') : h;
 }
-
-const sq = (s: string) => `'${s.replaceAll("'", "''")}'`;
 
 async function loginOk(dir: Directory, login: string, password: string): Promise<boolean> {
   const u = dir.user(login);
@@ -51,6 +51,8 @@ const capture = (): Lines => {
 
 interface PanelCase {
   schema: string;
+  /** The layout `mailmapd check` must report (a panel with several). */
+  layout?: string;
   tables: string[];
   ddl: string;
   seed(): string;
@@ -170,34 +172,20 @@ const cases: PanelCase[] = [
   },
   {
     schema: 'modoboa',
-    tables: ['admin_user', 'admin_domain', 'admin_domainalias', 'admin_mailbox', 'admin_alias', 'modoboa_admin_aliasrecipient', 'admin_quota'],
-    ddl: `
-      CREATE TABLE admin_user (
-        id serial PRIMARY KEY, username varchar(254) NOT NULL UNIQUE, email varchar(254) NOT NULL DEFAULT '',
-        password varchar(256) NOT NULL, is_active boolean NOT NULL DEFAULT true, is_superuser boolean NOT NULL DEFAULT false,
-        first_name varchar(30) NOT NULL DEFAULT '', last_name varchar(30) NOT NULL DEFAULT '',
-        last_login timestamptz, date_joined timestamptz NOT NULL DEFAULT '2000-01-01');
-      CREATE TABLE admin_domain (
-        id serial PRIMARY KEY, name varchar(100) NOT NULL UNIQUE, quota integer NOT NULL DEFAULT 0,
-        enabled boolean NOT NULL DEFAULT true, type varchar(20) NOT NULL DEFAULT 'domain');
-      CREATE TABLE admin_domainalias (
-        id serial PRIMARY KEY, name varchar(100) NOT NULL UNIQUE,
-        target_id integer NOT NULL REFERENCES admin_domain(id) DEFERRABLE INITIALLY DEFERRED, enabled boolean NOT NULL DEFAULT true);
-      CREATE TABLE admin_mailbox (
-        id serial PRIMARY KEY, address varchar(252) NOT NULL, quota integer NOT NULL CHECK (quota >= 0),
-        use_domain_quota boolean NOT NULL DEFAULT false,
-        domain_id integer NOT NULL REFERENCES admin_domain(id) DEFERRABLE INITIALLY DEFERRED,
-        user_id integer NOT NULL UNIQUE REFERENCES admin_user(id) DEFERRABLE INITIALLY DEFERRED);
-      CREATE TABLE admin_alias (
-        id serial PRIMARY KEY, address varchar(254) NOT NULL, domain_id integer REFERENCES admin_domain(id) DEFERRABLE INITIALLY DEFERRED,
-        enabled boolean NOT NULL DEFAULT true, internal boolean NOT NULL DEFAULT false, description text NOT NULL DEFAULT '');
-      CREATE TABLE modoboa_admin_aliasrecipient (
-        id serial PRIMARY KEY, address varchar(254) NOT NULL,
-        alias_id integer NOT NULL REFERENCES admin_alias(id) DEFERRABLE INITIALLY DEFERRED,
-        r_mailbox_id integer REFERENCES admin_mailbox(id) DEFERRABLE INITIALLY DEFERRED,
-        r_alias_id integer REFERENCES admin_alias(id) DEFERRABLE INITIALLY DEFERRED);
-      CREATE TABLE admin_quota (username varchar(254) PRIMARY KEY, bytes bigint NOT NULL DEFAULT 0, messages integer NOT NULL DEFAULT 0);
-      -- From the seed: Modoboa's own quota trigger stays as it is.
+    layout: 'Modoboa 2.x (core_user)',
+    tables: [
+      'core_user',
+      'admin_domain',
+      'admin_domainalias',
+      'admin_mailbox',
+      'admin_alias',
+      'modoboa_admin_aliasrecipient',
+      'admin_quota',
+      'admin_mailboxoperation',
+      'transport_transport',
+    ],
+    ddl: `${panelDdl('modoboa-2')}
+      -- From Modoboa's Dovecot page: its own quota trigger stays as it is.
       CREATE FUNCTION merge_quota() RETURNS trigger AS $$
       BEGIN
         UPDATE admin_quota SET bytes = bytes + NEW.bytes, messages = messages + NEW.messages WHERE username = NEW.username;
@@ -206,32 +194,114 @@ const cases: PanelCase[] = [
       END; $$ LANGUAGE plpgsql;
       CREATE TRIGGER mergequota BEFORE INSERT ON admin_quota FOR EACH ROW EXECUTE PROCEDURE merge_quota();
     `,
-    seed: () => `
-      INSERT INTO admin_domain (id, name, quota) VALUES (1, 'example.org', 0), (2, 'relay.example', 0);
-      UPDATE admin_domain SET type = 'relaydomain' WHERE id = 2;
-      INSERT INTO admin_domainalias (name, target_id) VALUES ('alias.example', 1);
-      INSERT INTO admin_user (id, username, email, password, is_superuser) VALUES
-        (1, 'admin', '', ${sq(dovecotHash('SHA512-CRYPT', 'admin-pw'))}, true),
-        (2, 'alice@example.org', 'alice@example.org', ${sq(dovecotHash('SHA512-CRYPT', pw.alice))}, false),
-        (3, 'bob@example.org', 'bob@example.org', ${sq(dovecotHash('BLF-CRYPT', pw.bob))}, false);
-      INSERT INTO admin_mailbox (id, address, quota, domain_id, user_id) VALUES (1, 'alice', 100, 1, 2), (2, 'bob', 0, 1, 3);
-      INSERT INTO admin_quota (username) VALUES ('alice@example.org'), ('bob@example.org');
-      INSERT INTO admin_alias (id, address, domain_id, internal) VALUES
-        (1, 'alice@example.org', 1, true), (2, 'bob@example.org', 1, true), (3, 'info@example.org', 1, false);
-      INSERT INTO modoboa_admin_aliasrecipient (address, alias_id, r_mailbox_id) VALUES
-        ('alice@example.org', 1, 1), ('bob@example.org', 2, 2), ('alice@example.org', 3, 1), ('bob@example.org', 3, 2);
-      SELECT setval('admin_alias_id_seq', 10), setval('modoboa_admin_aliasrecipient_id_seq', 10);
-    `,
+    seed: () => {
+      const d = { id: 1, name: 'example.org' };
+      return [
+        modoboa2.transport(1, 'relay.example', 'relay', '[mx.relay.example]:25'),
+        modoboa2.domain(1, 'example.org', { messageLimit: 500 }),
+        modoboa2.domain(2, 'relay.example', { type: 'relaydomain', transportId: 1 }),
+        modoboa2.domainAlias(1, 'alias.example', d),
+        // Passwords as Modoboa 2.x hashes them: SHA512-CRYPT at rounds_number (70,000), and a legacy bcrypt (passlib: $2b$).
+        modoboa2.mailbox(2, 'alice', d, dovecotHash('SHA512-CRYPT', pw.alice, false, ['-r', '70000']), { quotaMb: 100, messageLimit: 20 }),
+        modoboa2.mailbox(3, 'bob', d, dovecotHash('BLF-CRYPT', pw.bob).replace('$2y$', '$2b$')),
+        modoboa2.mailbox(4, 'sender', d, dovecotHash('SHA512-CRYPT', pw.bob), { sendOnly: true }),
+        modoboa2.alias(10, 'info@example.org', 1, [
+          { address: 'alice@example.org', mailbox: 2 },
+          { address: 'bob@example.org', mailbox: 3 },
+        ]),
+        modoboa2.alias(11, 'gone@example.org', 1, [{ address: 'alice@example.org', mailbox: 2 }], { expireAt: '2001-01-01 00:00:00+00' }),
+        `INSERT INTO core_user (id, password, is_superuser, username, first_name, last_name, email, is_staff, is_active, date_joined,
+           is_local, master_user, language, _parameters, totp_enabled, webauthn_enabled)
+         VALUES (1, ${sq(dovecotHash('SHA512-CRYPT', 'admin-pw'))}, true, 'admin', '', '', '', true, true, now(), true, false, 'en', '{}', false, false);`,
+        modoboa2.restart,
+      ].join('\n');
+    },
     async answers(dir) {
       expect(dir.domain('example.org')).toBe('example.org');
       expect(dir.domain('relay.example')).toBeUndefined();
+      expect(dir.lookup('relay_domains', 'relay.example')).toBe('relay.example');
+      expect(dir.lookup('transport', 'x@relay.example')).toBe('relay:[mx.relay.example]:25');
       expect(dir.domain('alias.example')).toBe('alias.example');
       expect(dir.mailbox('alice@example.org')).toBe('example.org/alice/');
       expect(dir.alias('info@example.org')).toBe('alice@example.org,bob@example.org');
       expect(dir.alias('info@alias.example')).toBe('info@example.org');
+      expect(dir.alias('gone@example.org')).toBeUndefined();
       expect(dir.senders('info@example.org')).toBe('alice@example.org,bob@example.org');
       expect(dir.user('alice@example.org')).toMatchObject({ status: 'ok', quotaBytes: 100 * 1048576 });
       expect(dir.user('admin')).toEqual({ status: 'unknown' });
+      // A send-only mailbox: no IMAP, no POP3, no delivery (Modoboa's Dovecot queries).
+      expect(dir.mailbox('sender@example.org')).toBeUndefined();
+      expect(await loginOk(dir, 'alice@example.org', pw.alice)).toBe(true);
+      expect(await loginOk(dir, 'bob@example.org', pw.bob)).toBe(true);
+    },
+    writes: [
+      {
+        what: 'password change (core_user, keyed through the mailbox join)',
+        sql: `UPDATE core_user SET password = ${sq(dovecotHash('SHA512-CRYPT', pw.aliceNew))} WHERE email = 'alice@example.org'`,
+        probe: async (d) => (await loginOk(d, 'alice@example.org', pw.aliceNew)) && !(await loginOk(d, 'alice@example.org', pw.alice)),
+      },
+      {
+        what: 'account deactivation (the user and its self alias, as Modoboa saves them)',
+        sql: `BEGIN; UPDATE core_user SET is_active = false WHERE username = 'bob@example.org';
+              UPDATE admin_alias SET enabled = false WHERE address = 'bob@example.org' AND internal; COMMIT;`,
+        probe: (d) => d.user('bob@example.org').status === 'disabled' && d.mailbox('bob@example.org') === undefined,
+      },
+      {
+        what: 'new alias (alias row and recipients in one transaction, as Django saves them)',
+        sql: `BEGIN; ${modoboa2.alias(20, 'sales@example.org', 1, [{ address: 'alice@example.org', mailbox: 2 }, { address: 'boss@elsewhere.test' }])} COMMIT;`,
+        probe: (d) => d.alias('sales@example.org') === 'alice@example.org,boss@elsewhere.test',
+      },
+      {
+        what: 'a pending mailbox operation (sql-maintain.cf: 450)',
+        sql: modoboa2.operation(2, 'rename'),
+        probe: (d) => d.mailbox('alice@example.org') === MAINTENANCE_ANSWER,
+      },
+      {
+        what: 'domain rename (every mailbox key changes through the join)',
+        sql: `UPDATE admin_domain SET name = 'renamed.example' WHERE id = 1`,
+        probe: (d) => d.user('bob@renamed.example').status === 'disabled' && d.mailbox('alice@example.org') === undefined,
+      },
+    ],
+  },
+  {
+    schema: 'modoboa',
+    layout: 'Modoboa 1.0 (admin_user)',
+    tables: [
+      'admin_user',
+      'admin_domain',
+      'admin_domainalias',
+      'admin_mailbox',
+      'admin_alias',
+      'admin_alias_mboxes',
+      'admin_alias_aliases',
+      'admin_quota',
+      'admin_mailboxoperation',
+    ],
+    ddl: panelDdl('modoboa-1.0'),
+    seed: () => {
+      const d = { id: 1, name: 'example.org' };
+      return [
+        modoboa10.domain(1, 'example.org'),
+        modoboa10.domain(2, 'other.example'),
+        modoboa10.domainAlias(1, 'alias.example', 1),
+        // Passwords as Modoboa 1.0.1 writes them: md5crypt bare, {SHA256} base64, {PLAIN}.
+        modoboa10.mailbox(2, 'alice', d, dovecotHash('MD5-CRYPT', pw.alice, true), { quotaMb: 100 }),
+        modoboa10.mailbox(3, 'bob', d, dovecotHash('SHA256', pw.bob)),
+        modoboa10.alias(10, 'info', 1, { mailboxes: [2, 3] }),
+        modoboa10.alias(11, 'team', 2, { aliases: [10], external: ['boss@elsewhere.test', 'x@y.test'] }),
+        modoboa10.alias(12, '*', 2, { mailboxes: [2] }),
+        modoboa10.restart,
+      ].join('\n');
+    },
+    async answers(dir) {
+      expect(dir.domain('example.org')).toBe('example.org');
+      expect(dir.domain('alias.example')).toBe('alias.example');
+      expect(dir.mailbox('alice@example.org')).toBe('example.org/alice/');
+      expect(dir.alias('info@example.org')).toBe('alice@example.org,bob@example.org');
+      expect(dir.alias('team@other.example')).toBe('info@example.org,boss@elsewhere.test,x@y.test');
+      expect(dir.alias('anyone@other.example')).toBe('alice@example.org');
+      expect(dir.alias('info@alias.example')).toBe('info@example.org');
+      expect(dir.user('alice@example.org')).toMatchObject({ status: 'ok', quotaBytes: 100 * 1048576 });
       expect(await loginOk(dir, 'alice@example.org', pw.alice)).toBe(true);
       expect(await loginOk(dir, 'bob@example.org', pw.bob)).toBe(true);
     },
@@ -242,26 +312,23 @@ const cases: PanelCase[] = [
         probe: async (d) => (await loginOk(d, 'alice@example.org', pw.aliceNew)) && !(await loginOk(d, 'alice@example.org', pw.alice)),
       },
       {
-        what: 'account deactivation',
-        sql: `UPDATE admin_user SET is_active = false WHERE username = 'bob@example.org'`,
-        probe: (d) => d.user('bob@example.org').status === 'disabled' && d.mailbox('bob@example.org') === undefined,
+        what: 'a mailbox added to an alias (admin_alias_mboxes)',
+        sql: `DELETE FROM admin_alias_mboxes WHERE alias_id = 10 AND mailbox_id = 3`,
+        probe: (d) => d.alias('info@example.org') === 'alice@example.org',
       },
       {
-        what: 'new alias (alias row and recipient in one transaction, as Django saves them)',
-        sql: `BEGIN;
-              INSERT INTO admin_alias (id, address, domain_id) VALUES (20, 'sales@example.org', 1);
-              INSERT INTO modoboa_admin_aliasrecipient (address, alias_id, r_mailbox_id) VALUES ('alice@example.org', 20, 1);
-              INSERT INTO modoboa_admin_aliasrecipient (address, alias_id) VALUES ('boss@elsewhere.test', 20);
-              COMMIT;`,
-        probe: (d) => d.alias('sales@example.org') === 'alice@example.org,boss@elsewhere.test',
+        what: 'outside addresses changed (extmboxes)',
+        sql: `UPDATE admin_alias SET extmboxes = 'boss@elsewhere.test' WHERE id = 11`,
+        probe: (d) => d.alias('team@other.example') === 'info@example.org,boss@elsewhere.test',
       },
       {
-        what: 'domain rename (every mailbox key changes through the join)',
+        what: 'domain rename (mailbox and alias keys change through the joins)',
         sql: `UPDATE admin_domain SET name = 'renamed.example' WHERE id = 1`,
         probe: (d) =>
           d.mailbox('alice@renamed.example') === 'renamed.example/alice/' &&
-          d.mailbox('alice@example.org') === undefined &&
-          d.alias('alice@alias.example') === 'alice@renamed.example',
+          d.alias('info@renamed.example') === 'alice@renamed.example' &&
+          d.alias('info@example.org') === undefined &&
+          d.alias('team@other.example') === 'info@renamed.example,boss@elsewhere.test',
       },
     ],
   },
@@ -378,7 +445,7 @@ const cases: PanelCase[] = [
       CREATE TABLE email_accounts (
         id bigserial PRIMARY KEY, domain_id bigint REFERENCES domains(id) ON DELETE CASCADE,
         email varchar(255) NOT NULL UNIQUE, username varchar(255) NOT NULL, password varchar(255) NOT NULL,
-        quota integer NOT NULL DEFAULT 0, active boolean NOT NULL DEFAULT true,
+        quota bigint NOT NULL DEFAULT 0, active boolean NOT NULL DEFAULT true,
         created_at timestamp(0), updated_at timestamp(0));
       CREATE TABLE aliases (
         id bigserial PRIMARY KEY, source varchar(255) NOT NULL, destination varchar(255) NOT NULL,
@@ -387,7 +454,8 @@ const cases: PanelCase[] = [
     seed: () => `
       INSERT INTO domains (id, domain, created_at, updated_at) VALUES (1, 'example.org', '2024-01-01', '2024-01-01');
       INSERT INTO email_accounts (domain_id, email, username, password, quota) VALUES
-        (1, 'alice@example.org', 'alice', ${sq(dovecotHash('BLF-CRYPT', pw.alice, true))}, 1024),
+        -- 2 GiB as EmailAccountController stores it: the form's MB * 1024 * 1024.
+        (1, 'alice@example.org', 'alice', ${sq(dovecotHash('BLF-CRYPT', pw.alice, true))}, 2147483648),
         (1, 'bob@example.org', 'bob', ${sq(dovecotHash('BLF-CRYPT', pw.bob, true))}, 0);
       INSERT INTO aliases (source, destination) VALUES ('info@example.org', 'alice@example.org'), ('@example.org', 'bob@example.org');
     `,
@@ -398,7 +466,9 @@ const cases: PanelCase[] = [
       expect(dir.alias('alice@example.org')).toBe('alice@example.org');
       expect(dir.alias('someone@example.org')).toBe('bob@example.org');
       expect(dir.senders('info@example.org')).toBe('alice@example.org');
-      expect(dir.user('alice@example.org')).toMatchObject({ status: 'ok', quotaBytes: 1024 * 1048576 });
+      // The panel stores bytes (0 = unlimited): Dovecot gets them as they are.
+      expect(dir.user('alice@example.org')).toMatchObject({ status: 'ok', quotaBytes: 2147483648 });
+      expect(dir.user('bob@example.org')).toMatchObject({ status: 'ok', quotaBytes: 0 });
       expect(await loginOk(dir, 'alice@example.org', pw.alice)).toBe(true);
       expect(await loginOk(dir, 'bob@example.org', pw.bob)).toBe(true);
     },
@@ -428,7 +498,7 @@ const cases: PanelCase[] = [
 ];
 
 for (const panel of cases) {
-  describe(`schema = ${panel.schema}`, () => {
+  describe(`schema = ${panel.schema}${panel.layout ? ` (${panel.layout})` : ''}`, () => {
     let db: TestDatabase;
     let sync: Sync | undefined;
     const directory = createDirectory({ recipientDelimiter: '+' });
@@ -449,7 +519,9 @@ for (const panel of cases) {
     });
 
     it('passes the profile check against the panel tables', async () => {
-      expect(await checkProfile(db.sql, await profileFor(panel.schema))).toEqual([]);
+      const profile = await chooseLayout(db.sql, await profileFor(panel.schema));
+      expect(profile.layout).toBe(panel.layout);
+      expect(await checkProfile(db.sql, profile)).toEqual([]);
     });
 
     it('triggers install adds triggers only, and status sees them', async () => {

@@ -8,9 +8,10 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { changeLogSql } from '../../src/db/schema.js';
 import { createDirectory } from '../../src/directory/directory.js';
-import { modoboaProfile } from '../../src/sync/profiles/modoboa.js';
+import { modoboa2Profile } from '../../src/sync/profiles/modoboa.js';
 import type { Sync } from '../../src/sync/sync.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import { modoboa2, panelDdl } from '../helpers/panel-rows.js';
 import { startTestSync } from '../helpers/sync.js';
 
 let db: TestDatabase;
@@ -19,29 +20,17 @@ const directory = createDirectory({ recipientDelimiter: '+' });
 
 beforeAll(async () => {
   db = await createTestDatabase({ migrate: false });
-  await db.sql.query(`
-    CREATE TABLE admin_user (id serial PRIMARY KEY, username varchar(254) NOT NULL UNIQUE, email varchar(254) NOT NULL DEFAULT '',
-      password varchar(256) NOT NULL, is_active boolean NOT NULL DEFAULT true);
-    CREATE TABLE admin_domain (id serial PRIMARY KEY, name varchar(100) NOT NULL UNIQUE, enabled boolean NOT NULL DEFAULT true,
-      type varchar(20) NOT NULL DEFAULT 'domain');
-    CREATE TABLE admin_domainalias (id serial PRIMARY KEY, name varchar(100) NOT NULL UNIQUE, target_id integer NOT NULL REFERENCES admin_domain(id),
-      enabled boolean NOT NULL DEFAULT true);
-    CREATE TABLE admin_mailbox (id serial PRIMARY KEY, address varchar(252) NOT NULL, quota integer NOT NULL DEFAULT 0,
-      domain_id integer NOT NULL REFERENCES admin_domain(id), user_id integer NOT NULL UNIQUE REFERENCES admin_user(id));
-    CREATE TABLE admin_alias (id serial PRIMARY KEY, address varchar(254) NOT NULL, enabled boolean NOT NULL DEFAULT true);
-    CREATE TABLE modoboa_admin_aliasrecipient (id serial PRIMARY KEY, address varchar(254) NOT NULL, alias_id integer NOT NULL REFERENCES admin_alias(id));
-    INSERT INTO admin_domain (id, name) VALUES (1, 'example.org');
-    INSERT INTO admin_user (id, username, email, password) VALUES (2, 'alice@example.org', 'alice@example.org', '{PLAIN}old');
-    INSERT INTO admin_mailbox (id, address, domain_id, user_id) VALUES (1, 'alice', 1, 2);
-  `);
+  // Modoboa 2.x's own tables, one mailbox as Modoboa writes it.
+  await db.sql.query(panelDdl('modoboa-2'));
+  await db.sql.query([modoboa2.domain(1, 'example.org'), modoboa2.mailbox(2, 'alice', { id: 1, name: 'example.org' }, '{PLAIN}old')].join('\n'));
   await db.sql.query(changeLogSql);
-  for (const w of modoboaProfile.watches ?? []) {
+  for (const w of modoboa2Profile.watches ?? []) {
     const sql = w.keyExpr.replace(/\{\{\s*(\w+)\s*\}\}/g, 'public.$1');
     await db.sql.query('SELECT mailmapd.watch_table($1::regclass, $2, $3)', [`public.${w.table}`, w.kind, sql]);
   }
   sync = startTestSync({
     databaseUrl: db.url,
-    profile: modoboaProfile,
+    profile: modoboa2Profile,
     directory,
   }).sync;
   await sync.firstLoad();
@@ -59,8 +48,8 @@ describe('a late commit on a joined profile', () => {
     await slow.connect();
     try {
       await slow.query('BEGIN');
-      await slow.query(`UPDATE admin_user SET password = '{PLAIN}new' WHERE id = 2`);
-      await db.sql.query(`UPDATE admin_mailbox SET address = 'alice2' WHERE id = 1`);
+      await slow.query(`UPDATE core_user SET password = '{PLAIN}new' WHERE id = 2`);
+      await db.sql.query(`UPDATE admin_mailbox SET address = 'alice2' WHERE id = 2`);
       await sync.kick();
       expect(directory.user('alice@example.org').status).toBe('unknown');
       expect(directory.user('alice2@example.org')).toMatchObject({ status: 'ok', password: '{PLAIN}old' });
@@ -74,7 +63,7 @@ describe('a late commit on a joined profile', () => {
 
   it('a change from a transaction that began after the last read costs no reload', async () => {
     const loads = sync.status().fullLoads;
-    await db.sql.query(`UPDATE admin_user SET password = '{PLAIN}newer' WHERE id = 2`);
+    await db.sql.query(`UPDATE core_user SET password = '{PLAIN}newer' WHERE id = 2`);
     await sync.kick();
     expect(directory.user('alice2@example.org')).toMatchObject({ password: '{PLAIN}newer' });
     expect(sync.status().fullLoads).toBe(loads);

@@ -97,7 +97,7 @@ function relay(target: number): Promise<{ port: number; freeze(): void }> {
 }
 
 describe('without the doorbell', () => {
-  it('every change arrives by polling, a late commit included, and an idle poll reads no change log', async () => {
+  it('every change arrives by polling, a late commit included, and an idle poll starts no catch-up', async () => {
     const { sync, directory } = start(db.url);
     await sync.firstLoad();
     await db.sql.query(`INSERT INTO mailmapd.mailboxes (address) VALUES ('first@example.org')`);
