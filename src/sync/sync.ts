@@ -40,11 +40,11 @@ import {
   standbyProbe,
   type ChangeRow,
   type OpenRead,
-  type PrimaryMark,
   type ReadHead,
 } from './changelog.js';
 import { advance, readPosition, type Position } from './position.js';
 import { catchUpVerdict } from './verdict.js';
+import { createPrimaryProbe } from './probe.js';
 import { createAliasExpiry, systemClock, type Clock } from './alias-expiry.js';
 import type { Profile } from './profile.js';
 import { chooseLayout } from './profile-layout.js';
@@ -130,12 +130,10 @@ export function createSync(opts: SyncOptions): Sync {
   // A session that caught up once is healthy: the next failure starts the backoff anew.
   const backoff = createBackoff(opts.reconnectMaxDelayMs);
   // What the last catch-up saw, for deciding cheaply whether another one is needed.
-  let seenLastId: string | undefined;
-  let pendingXids: string[] = [];
+  const probe = createPrimaryProbe();
   let seenReplay: string | undefined;
   /** After the doorbell on a standby: the primary's WAL position the next read waits for, and until when. */
   let replayTarget: { lsn: bigint; until: number } | undefined;
-  let probeUnusable = false;
   const pruner = createPruner({ retentionMs: opts.retentionMs, pollIntervalMs: opts.pollIntervalMs, logger, sm });
   const prune = (c: pg.Client) => pruner.run(c, position?.xmin);
   let cancelSleep: (() => void) | undefined;
@@ -222,7 +220,7 @@ export function createSync(opts: SyncOptions): Sync {
       await abortRead(c);
       throw err;
     }
-    if (!status.standby) notePending(head);
+    if (!status.standby) probe.noteRead(head.xip);
     directory.replaceAll(data);
     expiry.replaceAll(times?.timed ?? new Map());
     timedKnown = true;
@@ -264,9 +262,6 @@ export function createSync(opts: SyncOptions): Sync {
   const joinedKindsOf = (p: Profile) => new Set((p.watches ?? []).filter((w) => /\{\{/.test(w.keyExpr)).map((w) => w.kind));
   let joinedKinds = joinedKindsOf(profile);
 
-  // Primary: what the sequence and the transaction counter said just before the last read.
-  let mark: PrimaryMark | undefined;
-
   /** Opens a read (with what `p` has not applied), noting first what the cheap probe (worthCatchingUp) will compare against. */
   async function openRead(c: pg.Client, p?: Position): Promise<OpenRead> {
     if (status.standby) {
@@ -285,30 +280,21 @@ export function createSync(opts: SyncOptions): Sync {
         await new Promise((res) => setTimeout(res, 1));
       }
     }
-    if (!probeUnusable) {
+    if (probe.usable) {
       try {
         const r = await beginReadMarked(c, p);
-        mark = r.mark;
+        probe.marked(r.mark);
         return r;
       } catch (err) {
         // A role without SELECT on the sequence: catch up on every poll instead. Only that
         // refusal: one on the change log itself would fail the plain read as well.
         if (sqlstateOf(err) !== sqlstate.insufficientPrivilege || !/changes_id_seq/.test(errorMessage(err))) throw err;
         await abortRead(c);
-        probeUnusable = true;
-        mark = undefined;
+        probe.giveUp();
         logger.warn('cannot read mailmapd.changes_id_seq; catching up on every poll', { error: errorMessage(err) });
       }
     }
     return beginRead(c, p);
-  }
-  function notePending(head: ReadHead): void {
-    if (!mark) return;
-    seenLastId = mark.lastId;
-    // Transactions open during the read that may own change rows numbered up to lastId:
-    // when one of them ends, its rows may have become visible.
-    const m = BigInt(mark.nextXid);
-    pendingXids = head.xip.filter((x) => BigInt(x) < m);
   }
 
   /** The current rows of every key the changes name, by kind, in the open read. */
@@ -390,7 +376,7 @@ export function createSync(opts: SyncOptions): Sync {
       await abortRead(c);
       throw err;
     }
-    if (!status.standby) notePending(head);
+    if (!status.standby) probe.noteRead(head.xip);
     const entries = applyReads(reads);
     timedKnown = true;
     for (const r of changes) metrics.syncLag.observe(Math.max(0, r.age));
@@ -435,14 +421,8 @@ export function createSync(opts: SyncOptions): Sync {
       setLag(s.lagSeconds, Math.max(0, Number(bytes)));
       return s.replayLsn !== seenReplay;
     }
-    if (probeUnusable || seenLastId === undefined || position === undefined) return true;
-    const pr = await primaryProbe(c, position);
-    // A committed row not applied yet: its transaction may have been invisible to the
-    // sequence and the snapshot list alike (it wrote before the last read).
-    if (pr.lastId !== seenLastId || pr.unapplied) return true;
-    // An open transaction of the last read ended: the position's xmin may move on.
-    const xmin = BigInt(pr.xmin);
-    return pendingXids.some((x) => BigInt(x) < xmin || !pr.xip.has(x));
+    if (!probe.ready || position === undefined) return true;
+    return probe.changed(await primaryProbe(c, position));
   }
 
   function ring(): void {
