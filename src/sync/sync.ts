@@ -46,9 +46,8 @@ import { advance, readPosition, type Position } from './position.js';
 import { catchUpVerdict } from './verdict.js';
 import { createPrimaryProbe } from './probe.js';
 import { createAliasExpiry, systemClock, type Clock } from './alias-expiry.js';
-import type { Profile } from './profile.js';
+import { isNative, type Profile } from './profile.js';
 import { chooseLayout } from './profile-layout.js';
-import { isNative } from './profile-names.js';
 import { rowAdder, setEntry, type AliasTimes } from './rows.js';
 import { createPruner } from './pruner.js';
 
