@@ -32,6 +32,7 @@ import { returnFreedMemoryToOs } from './memory/malloc.js';
 import { embeddedUrl } from './db/connect.js';
 import { createSnapshotKeeper } from './snapshot/keeper.js';
 import { createDictHandler } from './dict/server.js';
+import { oauth2From } from './oauth2/start.js';
 import { startWriteback } from './writeback/start.js';
 import type { Writer } from './writeback/writer.js';
 
@@ -102,7 +103,9 @@ export async function serve(configPath: string | undefined): Promise<number> {
   let writer: Writer | undefined;
   // One limiter for every door: Dovecot's policy reports and SMTP AUTH on the auth socket.
   const limiter = config.policy_enabled ? createLimiter(settingsFrom(config), metrics) : undefined;
+  const oauth2 = oauth2From(config, logger);
   const authenticator = createAuthenticator({
+    tokens: oauth2?.verifier,
     limiter,
     directory,
     pool,
@@ -135,6 +138,7 @@ export async function serve(configPath: string | undefined): Promise<number> {
         metrics,
         failureDelayMs: config.auth_failure_delay,
         maxRequestBytes: config.max_request_bytes,
+        bearer: oauth2 !== undefined,
       }),
     },
     {
@@ -153,6 +157,7 @@ export async function serve(configPath: string | undefined): Promise<number> {
         metrics,
         writebackMetrics,
         maxRequestBytes: config.max_request_bytes,
+        lookup: oauth2?.dovecotKeys,
       }),
     },
   ];
