@@ -17,6 +17,9 @@ export interface SyncStatus {
   lagBytes: number;
   /** Whether a connection to the primary (LISTEN, pruning) is up. */
   primaryConnected: boolean;
+  /** The cluster and timeline the directory was last read on: a primary of the same
+   *  cluster on an older timeline is one a failover left behind (the write-back's test). */
+  history?: { system: string; timeline: number };
 }
 
 /** Before the first connection: not connected, nothing loaded. */

@@ -183,6 +183,7 @@ export function createSync(opts: SyncOptions): Sync {
   };
 
   const applied = () => {
+    if (position) status.history = { system: position.system, timeline: position.timeline };
     if (position && opts.onApplied) {
       try {
         opts.onApplied(structuredClone(position));
