@@ -8,7 +8,6 @@ import { readFileSync } from 'node:fs';
 import { ConfigError } from './errors.js';
 import { parseListenList, type ListenAddress } from './net/listen-address.js';
 import { checkIssuerUrl } from './oauth2/keys.js';
-import { builtinProfileNames, CUSTOM_PREFIX, isBuiltinProfileName, NATIVE } from './sync/profile-names.js';
 
 const DEFAULT_CONFIG_PATH = '/etc/mailmapd/mailmapd.conf';
 
@@ -51,6 +50,22 @@ function oneOf<T extends string>(...values: T[]): Parser<T> {
     if (!(values as string[]).includes(s)) throw new Error(`expected one of ${values.join(', ')}, got ${JSON.stringify(s)}`);
     return s as T;
   };
+}
+
+// The names `schema =` accepts: the built-in profiles (one file each under src/sync/profiles/)
+// and `custom:/path`. src/sync/profile-select.ts maps each name to its profile through a
+// record over this list, so a name without a profile does not compile.
+export const builtinProfileNames = ['native', 'postfixadmin', 'modoboa', 'dinomail', 'django', 'laravel'] as const;
+
+export type BuiltinProfileName = (typeof builtinProfileNames)[number];
+
+/** mailmapd's own tables, whose change triggers come with `mailmapd migrate`. */
+export const NATIVE: BuiltinProfileName = 'native';
+
+export const CUSTOM_PREFIX = 'custom:';
+
+export function isBuiltinProfileName(name: string): name is BuiltinProfileName {
+  return (builtinProfileNames as readonly string[]).includes(name);
 }
 
 const schemaName: Parser<string> = (s) => {

@@ -6,7 +6,7 @@ import type pg from 'pg';
 import type { Config } from '../config.js';
 import { currentVersion, latestVersion } from '../db/schema.js';
 import { ExitCode } from '../errors.js';
-import { isNative } from '../sync/profile-names.js';
+import { isNative } from '../sync/profile.js';
 import { withDatabaseClient } from './database.js';
 
 /** Rows written before the schema refused names that climb out of a home directory. */

@@ -17,7 +17,7 @@
 // `SELECT * FROM (<query>) q WHERE q.<key> = ANY($1)` to re-read the keys a change touched.
 
 import type { ChangeKind } from '../directory/directory.js';
-import { NATIVE } from './profile-names.js';
+import { NATIVE } from '../config.js';
 
 /**
  * One table whose changes must reach the daemon: `mailmapd triggers install` puts the
@@ -112,3 +112,12 @@ export const sectionName: Record<ChangeKind, string> = {
   route: 'routes',
   master_user: 'master_users',
 };
+
+/**
+ * Whether the directory is read from mailmapd's own tables, whose change triggers come with
+ * `mailmapd migrate` (nothing for `triggers install` to do): `schema = native` as the config
+ * says it, or the profile that name selects. The one such test.
+ */
+export function isNative(schema: string | { name: string; watches?: readonly unknown[] }): boolean {
+  return typeof schema === 'string' ? schema === NATIVE : schema.name === NATIVE && schema.watches === undefined;
+}
