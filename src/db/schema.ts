@@ -15,6 +15,7 @@ import { migration2Sql, staticTriggerSql } from './migrations/static-triggers.js
 import { pathSafeNamesSql } from './migrations/path-safe-names.js';
 import { accountsSql } from './migrations/accounts.js';
 import { writebackTablesSql } from './migrations/writeback.js';
+import { sendLimitsSql } from './migrations/send-limits.js';
 import { inTransaction } from './client.js';
 
 export interface Migration {
@@ -187,6 +188,7 @@ SELECT mailmapd.watch_table('mailmapd.aliases', 'alias', 'r.address');
     description: 'routing: transports, relay domains and recipients, sender relay hosts, domain limits',
     sql: `${changeKindsSql}\n${routingSql}`,
   },
+  { version: 7, description: 'sending limits, send counts and usage', sql: sendLimitsSql },
 ];
 
 /**

@@ -10,7 +10,9 @@
 import { atIndex, splitExtension } from './address.js';
 
 /** The sources a routing key starts with, each followed by `:` and a folded name or address. */
-const routeSources = ['domain_transport', 'relay_domain', 'relay_recipient', 'sender_relayhost', 'sender_credentials'] as const;
+// `send_limits` is no Postfix map: a domain's sending limits (`hour,day,total`), carried here
+// because they come from the domains table like its transport (domainSendLimits below).
+const routeSources = ['domain_transport', 'relay_domain', 'relay_recipient', 'sender_relayhost', 'sender_credentials', 'send_limits'] as const;
 export type RouteSource = (typeof routeSources)[number];
 
 export interface RouteTable {
@@ -92,12 +94,32 @@ export function createRouteTable(): RouteTable {
   return table;
 }
 
+/** A domain's sending limits; null: not set (the config's, or none for the total). */
+export interface DomainSendLimits {
+  mailboxHour: number | null;
+  mailboxDay: number | null;
+  /** All its mailboxes together, per day. */
+  totalDay: number | null;
+}
+
+const NO_DOMAIN_LIMITS: DomainSendLimits = { mailboxHour: null, mailboxDay: null, totalDay: null };
+
+/** `hour,day,total` as the profiles write it, each part empty for NULL; anything else is NULL. */
+export function parseDomainSendLimits(value: string | undefined): DomainSendLimits {
+  if (value === undefined) return NO_DOMAIN_LIMITS;
+  const part = (s: string | undefined): number | null => (s !== undefined && /^\d{1,10}$/.test(s.trim()) ? Number(s.trim()) : null);
+  const [hour, day, total] = value.split(',');
+  return { mailboxHour: part(hour), mailboxDay: part(day), totalDay: part(total) };
+}
+
 export interface RouteLookups {
   transport(key: string): string | undefined;
   relayDomain(key: string): string | undefined;
   relayRecipient(key: string): string | undefined;
   senderRelayhost(key: string): string | undefined;
   senderCredentials(key: string): string | undefined;
+  /** The sending limits of a (folded) domain. */
+  domainSendLimits(domain: string): DomainSendLimits;
 }
 
 /**
@@ -149,5 +171,6 @@ export function routeLookups(routes: () => RouteTable, delimiters: () => string)
     },
     senderRelayhost: (key) => nonEmpty(byAddress('sender_relayhost', key)),
     senderCredentials: (key) => nonEmpty(byAddress('sender_credentials', key)),
+    domainSendLimits: (domain) => parseDomainSendLimits(entry('send_limits', domain)),
   };
 }

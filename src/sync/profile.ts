@@ -5,9 +5,13 @@
 //   mailboxes:     address, password, quota_bytes, active
 //                  [, disabled_services, maintenance, app_passwords] — optional: a profile
 //                  without them gets every service, no maintenance, no app passwords
+//                  [, send_limit_hour, send_limit_day] — optional, after the three above:
+//                  the mailbox's own sending limits (NULL: its domain's)
 //   master_users:  name, password, active
 //   aliases:       address, destination, active
-//   routes:        key, value   (key `<source>:<name>`, see directory/routes.ts)
+//   routes:        key, value   (key `<source>:<name>`, see directory/routes.ts; a domain's
+//                  sending limits are `send_limits:<domain>` → `hour,day,total`, each
+//                  empty for NULL)
 // The sync runs them whole for a full load and wrapped as
 // `SELECT * FROM (<query>) q WHERE q.<key> = ANY($1)` to re-read the keys a change touched.
 
@@ -62,7 +66,9 @@ const nativeRouteQuery = `SELECT 'domain_transport:' || name AS key, transport A
   UNION ALL SELECT 'relay_domain:' || name, coalesce(transport, '') FROM mailmapd.relay_domains WHERE active
   UNION ALL SELECT 'relay_recipient:' || address, '' FROM mailmapd.relay_recipients
   UNION ALL SELECT 'sender_relayhost:' || sender, relayhost FROM mailmapd.sender_relayhosts WHERE active AND relayhost IS NOT NULL
-  UNION ALL SELECT 'sender_credentials:' || sender, credentials FROM mailmapd.sender_relayhosts WHERE active AND credentials IS NOT NULL`;
+  UNION ALL SELECT 'sender_credentials:' || sender, credentials FROM mailmapd.sender_relayhosts WHERE active AND credentials IS NOT NULL
+  UNION ALL SELECT 'send_limits:' || name, concat(mailbox_send_limit_hour, ',', mailbox_send_limit_day, ',', send_limit_day)
+    FROM mailmapd.domains WHERE num_nonnulls(mailbox_send_limit_hour, mailbox_send_limit_day, send_limit_day) > 0`;
 
 export const changeKinds: readonly ChangeKind[] = ['domain', 'alias_domain', 'mailbox', 'alias', 'master_user', 'route'];
 
@@ -74,7 +80,8 @@ export const nativeProfile: Profile = {
     // The active app passwords ride along with their mailbox: [name, hash, services] each.
     mailbox: `SELECT m.address, m.password, m.quota_bytes, m.active, m.disabled_services, m.maintenance,
                      (SELECT json_agg(json_build_array(a.name, a.password, a.services) ORDER BY a.id)
-                        FROM mailmapd.app_passwords a WHERE a.mailbox = m.address AND a.active) AS app_passwords
+                        FROM mailmapd.app_passwords a WHERE a.mailbox = m.address AND a.active) AS app_passwords,
+                     m.send_limit_hour, m.send_limit_day
                 FROM mailmapd.mailboxes m`,
     alias: 'SELECT address, destination, active FROM mailmapd.aliases',
     route: nativeRouteQuery,
