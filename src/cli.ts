@@ -30,6 +30,8 @@ const usage = `usage: mailmapd [-c FILE] VERB [ARGS]
   dovecot-config [--lua]        print the Dovecot conf.d snippets (checkpassword for 2.3; --lua for 2.3 and 2.4)
   hash [--scheme S]             print {SCHEME}hash for a password on stdin (like doveadm pw)
   prune [--older-than D]        prune the change log (default changes_retention); safe from cron
+  send-usage [ADDRESS|@DOMAIN]  recipients sent in the last hour and day (every host's counts)
+  send-usage reset ADDRESS|@DOMAIN  clear them
 
 Options: -c, --config FILE (default $MAILMAPD_CONFIG or /etc/mailmapd/mailmapd.conf)
 Exit codes: 0 ok, 1 not found, 2 usage or config error, 70 internal error, 75 temporary failure.`;
@@ -136,6 +138,11 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./cli/hash.js')).hashCommand(args, config, out);
     case 'prune':
       return (await import('./cli/prune.js')).pruneCommand(config, args, out);
+    case 'send-usage': {
+      const { parseSendUsageArgs, sendUsageCommand } = await import('./cli/send-usage.js');
+      const parsed = parseSendUsageArgs(args);
+      return withDatabaseClient(config, 'mailmapd-send-usage', (c) => sendUsageCommand(c, parsed, out));
+    }
     case 'app-password':
       return withDatabaseUrl(config, async (url) => (await import('./cli/app-password.js')).appPasswordCommand(args, { url, out, hash: async () => '' }));
     case 'master':

@@ -35,6 +35,7 @@ import { createDictHandler } from './dict/server.js';
 import { createWritebackMetrics } from './writeback/metrics.js';
 import { startWriteback } from './writeback/start.js';
 import type { Writer } from './writeback/writer.js';
+import { createPolicy } from './smtpd-policy/start.js';
 
 async function prepareDatabase(config: Config, logger: Logger): Promise<DatabaseHandle> {
   const db = await openDatabase(config, logger);
@@ -123,6 +124,10 @@ export async function serve(configPath: string | undefined): Promise<number> {
     onLogin: config.last_logins ? (address, ctx) => writer?.login(address, ctx.service, ctx.remoteIp) : undefined,
   });
 
+  // Postfix's policy service (sending limits, quota at RCPT): answers from memory; follows
+  // the database once it is open. Its door is the `policy_listen` listener.
+  const policy = createPolicy(() => config, directory, profile, logger, metrics.registry);
+
   const services: Service[] = [
     {
       name: 'socketmap',
@@ -149,7 +154,10 @@ export async function serve(configPath: string | undefined): Promise<number> {
       name: 'dict',
       key: 'dict_listen',
       handler: createDictHandler({
-        usage: (address, bytes, messages) => writer?.usage(address, bytes, messages),
+        usage: (address, bytes, messages) => {
+          writer?.usage(address, bytes, messages);
+          policy.reported(address, bytes);
+        },
         mailbox: (user) => {
           const u = directory.user(user);
           return u.status === 'unknown' ? undefined : u.address;
@@ -183,6 +191,7 @@ export async function serve(configPath: string | undefined): Promise<number> {
     await listeners.close(graceMs);
     await sync?.stop();
     await snapshots?.close();
+    await policy.stop();
     await writer?.stop();
     authenticator.close();
     await pool.close();
@@ -222,6 +231,7 @@ export async function serve(configPath: string | undefined): Promise<number> {
   sync = activeSync;
   activeSync.start();
   writer = startWriteback(config, db, profile, logger, writebackMetrics);
+  policy.start(db.url, writer);
 
   logger.info('listening', { listeners: listeners.summary(), database: redactUrl(db.url), embedded: db.embedded, schema: config.schema });
   notifySystemd('READY=1\nSTATUS=listening; loading the directory', logger);

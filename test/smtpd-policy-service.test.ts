@@ -257,7 +257,7 @@ describe('send counts', () => {
     const rows = c.take();
     expect(rows).toEqual([{ address: 'a@x', minute: 100, count: 3 }]);
     expect(c.sum('a@x', 100, 60)).toBe(13);
-    c.failed(rows);
+    c.failed(rows, true);
     expect(c.pending()).toBe(1);
     expect(c.sum('a@x', 100, 60)).toBe(13);
     const again = c.take();

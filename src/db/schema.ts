@@ -15,7 +15,7 @@ import { migration2Sql, staticTriggerSql } from './migrations/static-triggers.js
 import { pathSafeNamesSql } from './migrations/path-safe-names.js';
 import { accountsSql } from './migrations/accounts.js';
 import { writebackTablesSql } from './migrations/writeback.js';
-import { sendLimitsSql } from './migrations/send-limits.js';
+import { sendCountTablesSql, sendLimitsSql } from './migrations/send-limits.js';
 import { inTransaction } from './client.js';
 
 export interface Migration {
@@ -196,7 +196,7 @@ SELECT mailmapd.watch_table('mailmapd.aliases', 'alias', 'r.address');
  * (`mailmapd triggers install` runs it in one transaction, so the first part's generic
  * function never outlives it).
  */
-export const changeLogSql = changeLogSqlV1 + staticTriggerSql + changeKindsSql;
+export const changeLogSql = changeLogSqlV1 + staticTriggerSql + changeKindsSql + sendCountTablesSql;
 
 // migrate() applies them in array order and records the highest: versions must ascend.
 migrations.forEach((m, i) => {

@@ -38,8 +38,11 @@ export interface SendCounts {
   take(): CountRow[];
   /** The rows of take() are in the database; `totals` are the minutes' counts there now. */
   written(rows: readonly CountRow[], totals: readonly CountRow[]): void;
-  /** The rows of take() were not written: they are pending again. */
-  failed(rows: readonly CountRow[]): void;
+  /**
+   * The rows of take() were not written: pending again when `retry`, else (the statement
+   * itself failed, and would again) kept as counted here only.
+   */
+  failed(rows: readonly CountRow[], retry: boolean): void;
   /** Forgets an address's counts (`send-usage reset`). */
   reset(address: string): void;
   /** Drops minutes before `minute`; addresses left without any. */
@@ -104,12 +107,16 @@ export function createSendCounts(): SendCounts {
         if (b !== undefined) b.stored = t.count;
       }
     },
-    failed(rows) {
+    failed(rows, retry) {
       for (const r of rows) {
         const b = byAddress.get(r.address)?.get(r.minute);
         if (b === undefined) continue; // reset or pruned meanwhile
         const back = Math.min(b.inflight, r.count);
         b.inflight -= back;
+        if (!retry) {
+          b.stored += back;
+          continue;
+        }
         if (b.pending === 0 && back > 0) pendingRows++;
         b.pending += back;
       }

@@ -40,6 +40,12 @@ export interface Profile {
   source?: string;
   /** The panel's own tables for what the daemon writes back (writeback/statements.ts). */
   writes?: { lastLogins?: string; quotaUsage?: string };
+  /**
+   * Where the policy service reads quota usage when the panel keeps its own table: address,
+   * bytes by position; with `$1` (timestamptz, or null for all) it reads only what changed
+   * since, without it the whole table now and then (smtpd-policy/follower.ts).
+   */
+  reads?: { quotaUsage?: string };
 }
 
 export const keyColumn: Record<ChangeKind, string> = {

@@ -13,6 +13,18 @@ import type { WriteStatements } from './statements.js';
 import { secondsSince } from '../metrics.js';
 import type { WritebackMetrics } from './metrics.js';
 
+/**
+ * Another kind of value written over the same connection, kept and batched by its owner
+ * (the policy service's send counts). flush() gives back what it could not write before it
+ * rejects.
+ */
+export interface WriteSource {
+  kind: string;
+  /** Something to write now (values, or work that is due). */
+  pending(): number;
+  flush(c: pg.Client): Promise<void>;
+}
+
 export interface WriterOptions {
   /** The primary; undefined: nothing is written (every value is dropped and counted). */
   url: string | undefined;
@@ -34,6 +46,8 @@ export interface WriterOptions {
   batchRows?: number;
   /** How often a standby is asked again whether it was promoted (default 30 s). */
   standbyRecheckMs?: number;
+  /** Other values written after the last logins and quota usages (settable later: addSource). */
+  sources?: WriteSource[];
 }
 
 // What waits is kept as the caller gave it (times as Date.now() numbers, the address as
@@ -62,6 +76,8 @@ export interface Writer {
   pending(): number;
   /** Flushes once more (bounded by `graceMs`) and closes the connection. */
   stop(graceMs?: number): Promise<void>;
+  /** Writes another source's values too, from the next flush on. */
+  addSource(source: WriteSource): void;
 }
 
 /** A client address PostgreSQL's inet takes, or null (a unix socket's "", a name). */
@@ -85,8 +101,10 @@ export function createWriter(opts: WriterOptions): Writer {
   let failures = 0;
   let retryAt = 0;
   let standby = false;
+  const sources: WriteSource[] = [...(opts.sources ?? [])];
 
   const pendingCount = () => logins.size + usages.size;
+  const sourcesDue = () => sources.some((s) => s.pending() > 0);
   const updateGauge = () => metrics.pending.set(pendingCount());
 
   const timer = setInterval(() => void (standby ? connect() : flush()), opts.flushIntervalMs);
@@ -193,8 +211,41 @@ export function createWriter(opts: WriterOptions): Writer {
     metrics.batchSeconds.observe(secondsSince(started));
   }
 
+  /** A failed write: a connection error keeps the values for later and drops the connection. */
+  async function writeFailed(c: pg.Client, err: unknown): Promise<void> {
+    if (client === c) client = undefined;
+    metrics.connected.set(0);
+    failures++;
+    retryAt = Date.now() + Math.min(opts.reconnectMaxDelayMs, 100 * 2 ** Math.min(failures, 10));
+    logger.warn('write-back failed; holding values', { error: errorMessage(err), pending: pendingCount() });
+    await c.end().catch(() => {});
+  }
+
+  async function flushSources(c: pg.Client): Promise<void> {
+    for (const s of sources) {
+      if (s.pending() === 0) continue;
+      try {
+        await s.flush(c);
+        metrics.written.inc({ kind: s.kind });
+      } catch (err) {
+        const code = (err as { code?: string }).code;
+        if (typeof code === 'string' && !/^(08|57P|53)/.test(code) && client === c) {
+          logger.error('write-back statement failed', { kind: s.kind, error: errorMessage(err) });
+          continue;
+        }
+        await writeFailed(c, err);
+        return;
+      }
+    }
+  }
+
   async function flushOnce(): Promise<void> {
-    if (pendingCount() === 0) return;
+    if (pendingCount() === 0) {
+      if (!sourcesDue()) return;
+      const c = await connect();
+      if (c) await flushSources(c);
+      return;
+    }
     const c = await connect();
     if (!c) return;
     const takenLogins = [...logins];
@@ -223,15 +274,11 @@ export function createWriter(opts: WriterOptions): Writer {
           if (k === 'last_login') restore(logins, k, r as [string, Login][]);
           else restore(usages, k, r as [string, Usage][]);
         }
-        if (client === c) client = undefined;
-        metrics.connected.set(0);
-        failures++;
-        retryAt = Date.now() + Math.min(opts.reconnectMaxDelayMs, 100 * 2 ** Math.min(failures, 10));
-        logger.warn('write-back failed; holding values', { error: errorMessage(err), pending: pendingCount() });
-        await c.end().catch(() => {});
+        await writeFailed(c, err);
         return;
       }
     }
+    await flushSources(c);
   }
 
   function flush(): Promise<void> {
@@ -270,6 +317,7 @@ export function createWriter(opts: WriterOptions): Writer {
     },
     flush,
     pending: pendingCount,
+    addSource: (source) => void sources.push(source),
     async stop(graceMs = 5000) {
       clearInterval(timer);
       clearInterval(sweep);

@@ -11,16 +11,8 @@
 // (a mailbox, or `@domain` for a domain's total) the recipients of the last hour and day as
 // of `updated`. Neither has a foreign key, for the write-back's sake (writeback.ts).
 
-export const sendLimitsSql = `
-ALTER TABLE mailmapd.mailboxes
-  ADD COLUMN IF NOT EXISTS send_limit_hour integer CHECK (send_limit_hour IS NULL OR send_limit_hour >= 0),
-  ADD COLUMN IF NOT EXISTS send_limit_day integer CHECK (send_limit_day IS NULL OR send_limit_day >= 0);
-
-ALTER TABLE mailmapd.domains
-  ADD COLUMN IF NOT EXISTS mailbox_send_limit_hour integer CHECK (mailbox_send_limit_hour IS NULL OR mailbox_send_limit_hour >= 0),
-  ADD COLUMN IF NOT EXISTS mailbox_send_limit_day integer CHECK (mailbox_send_limit_day IS NULL OR mailbox_send_limit_day >= 0),
-  ADD COLUMN IF NOT EXISTS send_limit_day integer CHECK (send_limit_day IS NULL OR send_limit_day >= 0);
-
+/** The counts' tables: also made by `triggers install`, for a panel's database. */
+export const sendCountTablesSql = `
 -- minute: minutes since the Unix epoch (UTC) in which the recipients were counted.
 CREATE TABLE IF NOT EXISTS mailmapd.send_counts (
   address text NOT NULL,
@@ -37,7 +29,19 @@ CREATE TABLE IF NOT EXISTS mailmapd.send_usage (
   day     integer NOT NULL DEFAULT 0,
   updated timestamptz NOT NULL DEFAULT now()
 );
+`;
 
+export const sendLimitsSql = `
+ALTER TABLE mailmapd.mailboxes
+  ADD COLUMN IF NOT EXISTS send_limit_hour integer CHECK (send_limit_hour IS NULL OR send_limit_hour >= 0),
+  ADD COLUMN IF NOT EXISTS send_limit_day integer CHECK (send_limit_day IS NULL OR send_limit_day >= 0);
+
+ALTER TABLE mailmapd.domains
+  ADD COLUMN IF NOT EXISTS mailbox_send_limit_hour integer CHECK (mailbox_send_limit_hour IS NULL OR mailbox_send_limit_hour >= 0),
+  ADD COLUMN IF NOT EXISTS mailbox_send_limit_day integer CHECK (mailbox_send_limit_day IS NULL OR mailbox_send_limit_day >= 0),
+  ADD COLUMN IF NOT EXISTS send_limit_day integer CHECK (send_limit_day IS NULL OR send_limit_day >= 0);
+
+${sendCountTablesSql}
 -- The policy service follows quota usage written by any host: by the time it changed.
 CREATE INDEX IF NOT EXISTS quota_usage_updated ON mailmapd.quota_usage (updated);
 
