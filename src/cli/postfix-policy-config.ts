@@ -11,7 +11,8 @@ const QUEUE_DIRECTORY = '/var/spool/postfix/';
  * resolves `unix:` names relative to it, so a socket inside it is named relatively.
  */
 export function policyEndpoint(address: ListenAddress): string {
-  if (address.kind !== 'unix') return `inet:${address.text}`;
+  // IPv6 in brackets, as Postfix writes inet: endpoints.
+  if (address.kind !== 'unix') return `inet:${address.host.includes(':') ? `[${address.host}]` : address.host}:${address.port}`;
   return address.path.startsWith(QUEUE_DIRECTORY) ? `unix:${address.path.slice(QUEUE_DIRECTORY.length)}` : `unix:${address.path}`;
 }
 
