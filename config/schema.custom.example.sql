@@ -17,6 +17,10 @@
 --     alias_domains:  name text, target text, active boolean
 --     mailboxes:      address text, password text, quota_bytes integer, active boolean
 --     aliases:        address text, destination text, active boolean  (one destination per row)
+--   mailboxes may go on, in this order: disabled_services text[], maintenance boolean,
+--   app_passwords json, send_limit_hour integer, send_limit_day integer (the mailbox's own
+--   sending limits, NULL: its domain's); a routes section may give a domain's sending limits
+--   as key 'send_limits:' || domain, value 'HOUR,DAY,TOTAL' (each part empty for none).
 --   Passwords are `{SCHEME}hash` or a bare crypt string; quota_bytes 0 = no limit;
 --   an alias address `@domain` is a catch-all. Lower-case the first column (the key):
 --   mailmapd re-reads changed entries with WHERE <key> = ANY(<changed keys>).
