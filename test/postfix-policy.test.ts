@@ -1,7 +1,7 @@
 // The policy service as a real Postfix asks it, configured with the check_policy_service
 // lines `mailmapd postfix-config` prints: SMTP AUTH through the running daemon, a sender
 // sends until deferred (the deferral names the limit), a domain's total holds across two
-// mailboxes, a message to too many recipients is cut at the limit; inbound mail to a full
+// mailboxes, a message to too many recipients is cut at the limit, the window slides; inbound mail to a full
 // mailbox, an alias of it, through the catch-all, and an alias with one full and one
 // non-full target; a usage change reaches the answer; with the service not loaded, or
 // down, mail flows (DUNNO, default_action=DUNNO). Accepted mail is discarded. Fails, never
@@ -39,6 +39,8 @@ let policy: Policy;
 let door: TestDoor;
 let smtpPort: number;
 let doorPort: number;
+/** The service's clock: the test moves it to slide the windows. */
+let offset = 0;
 
 const plain = (user: string, pass: string) => Buffer.from(`\0${user}\0${pass}`).toString('base64');
 
@@ -92,7 +94,7 @@ beforeAll(async () => {
   sync = started.sync;
   await sync.firstLoad();
   const config = parseConfigText('send_max_recipients = 3\nsync_poll_interval = 100ms\n', 'test.conf');
-  policy = createPolicy(() => config, started.directory, nativeProfile, silentLogger, new Registry());
+  policy = createPolicy(() => config, started.directory, nativeProfile, silentLogger, new Registry(), () => Date.now() + offset);
   policy.start(db.url, undefined);
   door = await startTestDoor(policy.service);
   doorPort = door.port;
@@ -160,6 +162,10 @@ describe('sending limits through a real Postfix', () => {
       expect(r.data?.code).toBe(250);
       const after = await send(s, 'alice@example.org', remote(1, 'a3-'));
       expect(after.rcpt[0]!.code, maillog()).toBe(450);
+      // An hour later the first messages have left the window.
+      offset += 61 * 60_000;
+      const later = await send(s, 'alice@example.org', remote(2, 'a4-'));
+      expect(later.rcpt.map((x) => x.code)).toEqual([250, 250]);
     } finally {
       await s.close();
     }

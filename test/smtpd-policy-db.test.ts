@@ -12,6 +12,8 @@ import { createCountWriter } from '../src/smtpd-policy/count-writer.js';
 import { createFollower, type Follower } from '../src/smtpd-policy/follower.js';
 import { createSendCounts, minuteOf, type SendCounts } from '../src/smtpd-policy/send-counts.js';
 import { nativeQuotaUsageRead } from '../src/smtpd-policy/statements.js';
+import { quotaUsageReadFor } from '../src/smtpd-policy/start.js';
+import { postfixadminProfile } from '../src/sync/profiles/postfixadmin.js';
 import { createDirectory, emptyData } from '../src/directory/directory.js';
 import { nativeProfile } from '../src/sync/profile.js';
 import { rowAdder } from '../src/sync/rows.js';
@@ -38,7 +40,7 @@ interface Host {
   follower: Follower;
 }
 
-function host(): Host {
+function host(quotaUsage = { sql: nativeQuotaUsageRead, fullEvery: 1 }): Host {
   const counts = createSendCounts();
   const usage = new Map<string, number>();
   const logger = createLogger('error', () => {});
@@ -61,7 +63,7 @@ function host(): Host {
     reconnectMaxDelayMs: 200,
     usage,
     counts,
-    quotaUsage: { sql: nativeQuotaUsageRead, fullEvery: 1 },
+    quotaUsage,
     logger,
   });
   stops.push(
@@ -149,6 +151,21 @@ describe('quota usage followed', () => {
     await write(5000);
     await a.follower.poll();
     expect(a.usage.get('dave@example.org')).toBe(5000);
+  });
+
+  it("PostfixAdmin's quota2, which has no change time, is read whole every few polls", async () => {
+    const read = quotaUsageReadFor(postfixadminProfile, 1000);
+    expect(read.fullEvery).toBe(10);
+    await db.sql.query(`CREATE TABLE quota2 (username varchar(100) PRIMARY KEY, bytes bigint NOT NULL DEFAULT 0, messages integer NOT NULL DEFAULT 0)`);
+    await db.sql.query(`INSERT INTO quota2 VALUES ('PA@Example.org', 777, 1)`);
+    const a = host({ ...read, fullEvery: 2 });
+    await a.follower.poll();
+    expect(a.usage.get('pa@example.org')).toBe(777);
+    await db.sql.query(`UPDATE quota2 SET bytes = 888`);
+    await a.follower.poll(); // not a full read's turn
+    expect(a.usage.get('pa@example.org')).toBe(777);
+    await a.follower.poll();
+    expect(a.usage.get('pa@example.org')).toBe(888);
   });
 });
 

@@ -32,7 +32,14 @@ export function quotaUsageReadFor(profile: Profile, pollIntervalMs: number): Quo
   return { sql, fullEvery: Math.max(1, Math.round(10_000 / Math.max(1, pollIntervalMs))) };
 }
 
-export function createPolicy(config: () => Config, directory: Directory, profile: Profile, logger: Logger, registry: Registry): Policy {
+export function createPolicy(
+  config: () => Config,
+  directory: Directory,
+  profile: Profile,
+  logger: Logger,
+  registry: Registry,
+  now: () => number = Date.now,
+): Policy {
   const counts = createSendCounts();
   const usage = new Map<string, number>();
   const metrics = createPolicyMetrics(registry);
@@ -44,6 +51,7 @@ export function createPolicy(config: () => Config, directory: Directory, profile
     quotaGrace: () => config().quota_grace,
     logger,
     metrics,
+    now,
   });
   let follower: Follower | undefined;
   const pruner = setInterval(() => service.prune(), 60_000);
@@ -64,8 +72,9 @@ export function createPolicy(config: () => Config, directory: Directory, profile
         quotaUsage: quotaUsageReadFor(profile, c.sync_poll_interval),
         logger,
         onRead: () => metrics.usageFollowed.set(usage.size),
+        now,
       });
-      writer?.addSource(createCountWriter(counts));
+      writer?.addSource(createCountWriter(counts, now));
     },
     async stop() {
       clearInterval(pruner);
