@@ -12,6 +12,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dbUrl, freePort, load, pct, serverUrl, sleep, withClient } from './lib.mjs';
+import { startQuotaStatus } from './policy-quota-status.mjs';
 
 const MAILBOXES = 10_000;
 const DOMAINS = 100;
@@ -119,9 +120,13 @@ async function inProcess(url, log) {
   await sync.stop();
 }
 
+/** The inbound RCPT requests only: what Dovecot's quota-status can be asked too. */
+const inboundRcpt = () => requests(40_000, 88172645).filter((r) => r.sasl_username === undefined && r.protocol_state === 'RCPT');
+
 /** Clients each with one request outstanding, for `seconds`; requests/s and per-request latency. */
-async function overConnections(port, clients, seconds) {
-  const reqs = requests(20_000, 88172645).map(encode);
+async function overConnections(port, clients, seconds, list = requests(20_000, 88172645), once = false) {
+  const reqs = list.map(encode);
+  let taken = 0;
   const latencies = [];
   let done = 0;
   const until = Date.now() + seconds * 1000;
@@ -136,9 +141,10 @@ async function overConnections(port, clients, seconds) {
           let i = c * 997;
           let sent = 0n;
           const next = () => {
-            if (Date.now() >= until) return socket.end(resolve);
+            if (Date.now() >= until || (once && taken >= reqs.length)) return socket.end(resolve);
             sent = process.hrtime.bigint();
-            socket.write(reqs[i++ % reqs.length]);
+            // once: every request exactly once, shared out between the clients.
+            socket.write(once ? reqs[taken++] : reqs[i++ % reqs.length]);
           };
           socket.on('data', (d) => {
             buf += d;
@@ -201,12 +207,43 @@ async function throughDoor(url, log) {
     await sleep(2000); // the directory's load and the follower's first read
     for (const clients of [1, 16]) {
       const r = await overConnections(port, clients, DOOR_SECONDS);
-      log(`door, ${clients} connection${clients > 1 ? 's' : ''}: ${r.rps.toFixed(0)} requests/s, p50 ${r.p50.toFixed(0)} µs, p99 ${r.p99.toFixed(0)} µs`);
+      log(
+        `door, the mix, ${clients} connection${clients > 1 ? 's' : ''}: ${r.rps.toFixed(0)} requests/s, p50 ${r.p50.toFixed(0)} µs, p99 ${r.p99.toFixed(0)} µs`,
+      );
+      const q = await overConnections(port, clients, DOOR_SECONDS, inboundRcpt());
+      log(
+        `door, inbound RCPT, ${clients} connection${clients > 1 ? 's' : ''}: ${q.rps.toFixed(0)} requests/s, p50 ${q.p50.toFixed(0)} µs, p99 ${q.p99.toFixed(0)} µs`,
+      );
     }
   } finally {
     daemon.kill('SIGTERM');
     await new Promise((r) => daemon.once('exit', r));
     rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Dovecot's quota-status on the same mailboxes and the same inbound RCPT requests. */
+async function quotaStatus(log) {
+  const addresses = Array.from({ length: MAILBOXES }, (_, k) => `user${k + 1}@d${((k + 1) % DOMAINS) + 1}.test`);
+  const port = await freePort();
+  const qs = await startQuotaStatus(addresses, 1_000_000, port, sleep);
+  try {
+    // Each mailbox's first request makes its Maildir and index: once for every mailbox, before measuring.
+    await overConnections(
+      port,
+      16,
+      60,
+      addresses.map((recipient) => ({ request: 'smtpd_access_policy', protocol_state: 'RCPT', recipient, size: '1' })),
+      true,
+    );
+    for (const clients of [1, 16]) {
+      const r = await overConnections(port, clients, DOOR_SECONDS, inboundRcpt());
+      log(
+        `Dovecot quota-status (count backend), inbound RCPT, ${clients} connection${clients > 1 ? 's' : ''}: ${r.rps.toFixed(0)} requests/s, p50 ${r.p50.toFixed(0)} µs, p99 ${r.p99.toFixed(0)} µs`,
+      );
+    }
+  } finally {
+    await qs.stop();
   }
 }
 
@@ -217,6 +254,7 @@ export async function run(log) {
     log(`${MAILBOXES} mailboxes with quotas (a tenth full), ${ALIASES} aliases; requests: 50% inbound RCPT, 30% authenticated RCPT, 20% END-OF-MESSAGE`);
     await inProcess(dbUrl(name), log);
     await throughDoor(dbUrl(name), log);
+    await quotaStatus(log);
   } finally {
     await withClient(serverUrl, (c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
   }
