@@ -94,7 +94,14 @@ beforeAll(async () => {
   sync = started.sync;
   await sync.firstLoad();
   const config = parseConfigText('send_max_recipients = 3\nsync_poll_interval = 100ms\n', 'test.conf');
-  policy = createPolicy(() => config, started.directory, nativeProfile, silentLogger, new Registry(), () => Date.now() + offset);
+  policy = createPolicy(
+    () => config,
+    started.directory,
+    nativeProfile,
+    silentLogger,
+    new Registry(),
+    () => Date.now() + offset,
+  );
   policy.start(db.url, undefined);
   door = await startTestDoor(policy.service);
   doorPort = door.port;

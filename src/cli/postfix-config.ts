@@ -7,6 +7,7 @@ import type { Config } from '../config.js';
 import type { ListenAddress } from '../net/listen-address.js';
 import { postfixLmtpTransport } from './dovecot-lmtp-config.js';
 import { submissionSection } from './postfix-submission-config.js';
+import { policyServiceLines } from './postfix-policy-config.js';
 
 /** The Postfix table name for one socketmap name on `address`. */
 function socketmapTable(address: ListenAddress, name: string): string {
@@ -44,6 +45,10 @@ export function postfixConfig(config: Config): string {
     `virtual_transport = ${postfixLmtpTransport}`,
   );
   lines.push(...routingLines(address, t));
+  // policy_listen is the policy door's key; read loosely so that this file does not depend on
+  // the door's module being in the build.
+  const policy = (config as Partial<Record<'policy_listen', ListenAddress[]>>).policy_listen;
+  if (policy !== undefined) lines.push(...policyServiceLines(policy[0]));
   if (config.socketmap_listen.length > 1) {
     lines.push(
       `# (other socketmap listeners: ${config.socketmap_listen
