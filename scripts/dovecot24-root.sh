@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes a Debian 13 (trixie) root holding Dovecot 2.4, its Lua auth module and its LMTP
-# server, in which the Dovecot 2.4 interop tests (test/dovecot-lua.test.ts,
-# test/postfix-delivery.test.ts) run Dovecot with chroot: Debian 12 packages only Dovecot
+# server, in which the Dovecot 2.4 interop tests (test/interop/dovecot-lua.test.ts,
+# test/interop/postfix-delivery.test.ts) run Dovecot with chroot: Debian 12 packages only Dovecot
 # 2.3. Needs root, debootstrap (installed when missing) and Debian's
 # mirror. Does nothing when the root is already there; `.ci/run` calls it.
 #   scripts/dovecot24-root.sh [DIR]    default: $MAILMAPD_DOVECOT24_ROOT or /var/cache/mailmapd/dovecot24

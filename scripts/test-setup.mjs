@@ -24,7 +24,7 @@ const peers = [
   ['dovecot-core', '/usr/bin/doveadm'],
   ['dovecot-lmtpd', '/usr/lib/dovecot/lmtp'],
   ['dovecot-auth-lua', '/usr/lib/x86_64-linux-gnu/dovecot/libauthdb_lua.so', '/usr/lib/dovecot/modules/auth/libauthdb_lua.so'],
-  // Dovecot's own SQL passdb, the reference test/compare-dovecot.test.ts checks logins against.
+  // Dovecot's own SQL passdb, the reference test/compare/compare-dovecot.test.ts checks logins against.
   ['dovecot-pgsql', '/usr/lib/dovecot/modules/auth/libdriver_pgsql.so'],
   ['systemd', '/usr/bin/systemd-analyze'],
 ];

@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError } from './errors.js';
 import { parseListenList, type ListenAddress } from './net/listen-address.js';
+import { builtinProfileNames, CUSTOM_PREFIX, isBuiltinProfileName, NATIVE } from './sync/profile-names.js';
 
 const DEFAULT_CONFIG_PATH = '/etc/mailmapd/mailmapd.conf';
 
@@ -52,8 +53,8 @@ function oneOf<T extends string>(...values: T[]): Parser<T> {
 }
 
 const schemaName: Parser<string> = (s) => {
-  if (/^(native|postfixadmin|modoboa|dinomail|django|laravel)$/.test(s) || /^custom:\/.+/.test(s)) return s;
-  throw new Error(`expected native, postfixadmin, modoboa, dinomail, django, laravel or custom:/path/to/file.sql, got ${JSON.stringify(s)}`);
+  if (isBuiltinProfileName(s) || (s.startsWith(`${CUSTOM_PREFIX}/`) && s.length > CUSTOM_PREFIX.length + 1)) return s;
+  throw new Error(`expected ${builtinProfileNames.join(', ')} or ${CUSTOM_PREFIX}/path/to/file.sql, got ${JSON.stringify(s)}`);
 };
 
 const octalMode: Parser<number> = (s) => {
@@ -104,7 +105,7 @@ const ipList: Parser<string[]> = (s) =>
 const keys = {
   database_url: { default: '', parse: str },
   database_primary_url: { default: '', parse: str },
-  schema: { default: 'native', parse: schemaName },
+  schema: { default: NATIVE, parse: schemaName },
   embedded_data_dir: { default: '/var/lib/mailmapd/postgres', parse: str },
   embedded_port: { default: '54329', parse: int(1, 65535) },
 
@@ -174,6 +175,20 @@ export type ConfigKey = keyof Keys;
 export type Config = { [K in ConfigKey]: ReturnType<Keys[K]['parse']> } & { source: string };
 
 export const configKeys = Object.keys(keys) as ConfigKey[];
+
+/**
+ * Every listener by name (its `listener` metrics label) with the key that lists its
+ * addresses: the one list that serve.ts wires, listeners.ts opens and a SIGHUP re-opens.
+ */
+export const listenerKeys = {
+  socketmap: 'socketmap_listen',
+  auth: 'auth_listen',
+  checkpassword: 'checkpassword_listen',
+  dict: 'dict_listen',
+  http: 'http_listen',
+} as const satisfies Record<string, ConfigKey>;
+
+export type ListenerName = keyof typeof listenerKeys;
 
 export function defaultOf(key: ConfigKey): string {
   return keys[key].default;

@@ -5,13 +5,14 @@
 // pieces (listeners, readiness, reload) live in daemon/.
 
 import { loadConfig, type Config } from './config.js';
-import { openDatabase, redactUrl, type DatabaseHandle } from './db/connect.js';
+import { openDatabase, primaryUrl, type DatabaseHandle } from './db/connect.js';
+import { databaseOf, redactUrl } from './db/conninfo.js';
 import { withClient } from './db/client.js';
 import { migrate } from './db/schema.js';
 import { createDirectory, type Directory } from './directory/directory.js';
 import type { Route } from './http/server.js';
 import { createLogger, errorMessage, type Logger } from './log.js';
-import { createMetrics, secondsSince } from './metrics.js';
+import { createMetrics, createWritebackMetrics, secondsSince } from './metrics.js';
 import { profileFor } from './sync/profile-select.js';
 import { createSync, type Sync } from './sync/sync.js';
 import { notifySystemd } from './daemon/systemd.js';
@@ -30,9 +31,7 @@ import { createPolicyRoutes } from './policy/route.js';
 import { returnFreedMemoryToOs } from './memory/malloc.js';
 import { embeddedUrl } from './db/connect.js';
 import { createSnapshotKeeper } from './snapshot/keeper.js';
-import { databaseOf } from './snapshot/format.js';
 import { createDictHandler } from './dict/server.js';
-import { createWritebackMetrics } from './writeback/metrics.js';
 import { startWriteback } from './writeback/start.js';
 import type { Writer } from './writeback/writer.js';
 import { createPolicy } from './smtpd-policy/start.js';
@@ -131,12 +130,10 @@ export async function serve(configPath: string | undefined): Promise<number> {
   const services: Service[] = [
     {
       name: 'socketmap',
-      key: 'socketmap_listen',
       handler: createSocketmapHandler({ directory, logger, metrics, maxRequestBytes: config.max_request_bytes }),
     },
     {
       name: 'auth',
-      key: 'auth_listen',
       handler: createAuthClientHandler({
         authenticator,
         logger,
@@ -147,12 +144,10 @@ export async function serve(configPath: string | undefined): Promise<number> {
     },
     {
       name: 'checkpassword',
-      key: 'checkpassword_listen',
       handler: createCheckpasswordHandler({ authenticator, logger, metrics, maxRequestBytes: config.max_request_bytes }),
     },
     {
       name: 'dict',
-      key: 'dict_listen',
       handler: createDictHandler({
         usage: (address, bytes, messages) => {
           writer?.usage(address, bytes, messages);
@@ -224,7 +219,7 @@ export async function serve(configPath: string | undefined): Promise<number> {
     pollIntervalMs: config.sync_poll_interval,
     retentionMs: config.changes_retention,
     reconnectMaxDelayMs: config.reconnect_max_delay,
-    databasePrimaryUrl: config.database_primary_url === '' ? undefined : config.database_primary_url,
+    databasePrimaryUrl: primaryUrl(config),
     maxLagMs: config.replica_max_lag,
   };
   const activeSync = snapshots ? snapshots.sync(db.url, syncOptions, createSync) : createSync(syncOptions);
