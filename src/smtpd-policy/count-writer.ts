@@ -6,6 +6,7 @@
 // sending) and minutes older than a day are deleted.
 
 import type pg from 'pg';
+import { isConnectionLoss, sqlstateOf } from '../db/sqlstate.js';
 import type { WriteSource } from '../writeback/writer.js';
 import { DAY_MINUTES, minuteOf, type CountRow, type SendCounts } from './send-counts.js';
 import { sendCountsPrune, sendCountsWrite, sendUsageIdle, sendUsageWrite } from './statements.js';
@@ -13,10 +14,10 @@ import { sendCountsPrune, sendCountsWrite, sendUsageIdle, sendUsageWrite } from 
 const BATCH_ROWS = 5000;
 const REFRESH_MS = 60_000;
 
-/** SQLSTATE classes of a lost connection or a server going away: worth a retry. */
+/** A lost connection or a server going away (or no SQL error at all): worth a retry. */
 const retryable = (err: unknown): boolean => {
-  const code = (err as { code?: unknown }).code;
-  return typeof code !== 'string' || /^(08|57P|53)/.test(code);
+  const code = sqlstateOf(err);
+  return code === undefined || isConnectionLoss(code);
 };
 
 export function createCountWriter(counts: SendCounts, now: () => number = Date.now): WriteSource {

@@ -8,6 +8,7 @@
 import type pg from 'pg';
 import { connectTarget } from '../db/target.js';
 import { destroyClient } from '../db/client.js';
+import { isConnectionLoss, sqlstateOf } from '../db/sqlstate.js';
 import { errorMessage, type Logger } from '../log.js';
 import { DAY_MINUTES, minuteOf, type SendCounts } from './send-counts.js';
 import { LONG_EVERY, LONG_OVERLAP_S, SHORT_OVERLAP_S, sendCountsRead } from './statements.js';
@@ -51,6 +52,21 @@ export function createFollower(opts: FollowerOptions): Follower {
   let retryAt = 0;
   let stopped = false;
   const incremental = opts.quotaUsage.sql.includes('$1');
+  /** Reads whose statement failed (a table not there yet): said once, retried every poll. */
+  const failing = new Set<string>();
+
+  /** One of the reads: its statement failing (not the connection) leaves the other alone. */
+  async function tolerant(what: string, read: () => Promise<void>): Promise<void> {
+    try {
+      await read();
+      if (failing.delete(what)) logger.info(`policy: reading ${what} again`, {});
+    } catch (err) {
+      const code = sqlstateOf(err);
+      if (code === undefined || isConnectionLoss(code)) throw err;
+      if (!failing.has(what)) logger.warn(`policy: cannot read ${what}; answering without it`, { error: errorMessage(err) });
+      failing.add(what);
+    }
+  }
 
   async function connect(): Promise<pg.Client> {
     if (client) return client;
@@ -69,17 +85,21 @@ export function createFollower(opts: FollowerOptions): Follower {
     const t = await c.query<{ t: Date }>('SELECT now() AS t');
     const started = t.rows[0]!.t;
     if (incremental || since === null || polls % opts.quotaUsage.fullEvery === 0) {
-      // By position: a profile's query names its columns as its panel does.
-      const r = await c.query<[string, string | number | null]>({ text: opts.quotaUsage.sql, values: incremental ? [since] : [], rowMode: 'array' });
-      for (const [address, raw] of r.rows) {
-        const key = String(address).toLowerCase();
-        const bytes = Number(raw);
-        if (raw === null || !Number.isFinite(bytes)) opts.usage.delete(key);
-        else opts.usage.set(key, bytes);
-      }
+      await tolerant('quota usage', async () => {
+        // By position: a profile's query names its columns as its panel does.
+        const r = await c.query<[string, string | number | null]>({ text: opts.quotaUsage.sql, values: incremental ? [since] : [], rowMode: 'array' });
+        for (const [address, raw] of r.rows) {
+          const key = String(address).toLowerCase();
+          const bytes = Number(raw);
+          if (raw === null || !Number.isFinite(bytes)) opts.usage.delete(key);
+          else opts.usage.set(key, bytes);
+        }
+      });
     }
-    const s = await c.query<{ address: string; minute: string; count: number }>(sendCountsRead, [since, minuteOf(now()) - DAY_MINUTES]);
-    for (const row of s.rows) opts.counts.stored(row.address, Number(row.minute), Number(row.count));
+    await tolerant('send counts', async () => {
+      const s = await c.query<{ address: string; minute: string; count: number }>(sendCountsRead, [since, minuteOf(now()) - DAY_MINUTES]);
+      for (const row of s.rows) opts.counts.stored(row.address, Number(row.minute), Number(row.count));
+    });
     mark = started;
     polls++;
     opts.onRead?.();

@@ -103,6 +103,7 @@ export function createWriter(opts: WriterOptions): Writer {
   let retryAt = 0;
   let standby = false;
   const sources: WriteSource[] = [...(opts.sources ?? [])];
+  const failingSources = new Set<string>();
 
   const pendingCount = () => logins.size + usages.size;
   const sourcesDue = () => sources.some((s) => s.pending() > 0);
@@ -228,10 +229,13 @@ export function createWriter(opts: WriterOptions): Writer {
       try {
         await s.flush(c);
         metrics.written.inc({ kind: s.kind });
+        failingSources.delete(s.kind);
       } catch (err) {
-        const code = (err as { code?: string }).code;
-        if (typeof code === 'string' && !/^(08|57P|53)/.test(code) && client === c) {
-          logger.error('write-back statement failed', { kind: s.kind, error: errorMessage(err) });
+        const code = sqlstateOf(err);
+        if (code !== undefined && !isConnectionLoss(code) && client === c) {
+          // Said once until it works again (a table not migrated yet fails every time).
+          if (!failingSources.has(s.kind)) logger.error('write-back statement failed', { kind: s.kind, error: errorMessage(err) });
+          failingSources.add(s.kind);
           continue;
         }
         await writeFailed(c, err);

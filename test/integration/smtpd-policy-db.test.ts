@@ -153,6 +153,21 @@ describe('quota usage followed', () => {
     expect(a.usage.get('dave@example.org')).toBe(5000);
   });
 
+  it('reads quota usage while send_counts is missing (a database not migrated yet), and the counts once it is there', async () => {
+    const a = host();
+    await db.sql.query('ALTER TABLE mailmapd.send_counts RENAME TO send_counts_later');
+    try {
+      await db.sql.query(nativeStatements.quotaUsage, [['erin@example.org'], [42], [1], [new Date()]]);
+      await a.follower.poll();
+      expect(a.usage.get('erin@example.org')).toBe(42);
+    } finally {
+      await db.sql.query('ALTER TABLE mailmapd.send_counts_later RENAME TO send_counts');
+    }
+    await db.sql.query(`INSERT INTO mailmapd.send_counts (address, minute, count) VALUES ('erin@example.org', $1, 9)`, [minuteOf(Date.now())]);
+    await a.follower.poll();
+    expect(a.counts.sum('erin@example.org', minuteOf(Date.now()), 60)).toBe(9);
+  });
+
   it("PostfixAdmin's quota2, which has no change time, is read whole every few polls", async () => {
     const read = quotaUsageReadFor(postfixadminProfile, 1000);
     expect(read.fullEvery).toBe(10);
