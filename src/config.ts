@@ -142,6 +142,7 @@ const keys = {
   snapshot_max_age: { default: '7d', parse: duration },
 
   dict_listen: { default: '', parse: listen },
+  policy_listen: { default: '', parse: listen },
   last_logins: { default: 'yes', parse: bool },
   last_login_interval: { default: '60s', parse: duration },
   writeback_max_pending: { default: '100000', parse: int(100, 10_000_000) },
@@ -185,6 +186,7 @@ export const listenerKeys = {
   auth: 'auth_listen',
   checkpassword: 'checkpassword_listen',
   dict: 'dict_listen',
+  policy: 'policy_listen',
   http: 'http_listen',
 } as const satisfies Record<string, ConfigKey>;
 

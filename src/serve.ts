@@ -1,7 +1,7 @@
 // `mailmapd serve`: the composition root. Config → database → directory + sync → the
 // protocol listeners (each a thin adapter over the directory or the authenticator) → HTTP.
-// Where a socketmap request goes: listener (net/listener.ts) → socketmap/server.ts →
-// directory/directory.ts. Nothing else in the daemon wires modules together; the lifecycle
+// Where a socketmap request goes: listener (net/listener.ts) → its connection
+// (net/connection.ts) → socketmap/netstring.ts → socketmap/server.ts → directory/directory.ts. Nothing else in the daemon wires modules together; the lifecycle
 // pieces (listeners, readiness, reload) live in daemon/.
 
 import { loadConfig, type Config } from './config.js';
@@ -32,6 +32,8 @@ import { returnFreedMemoryToOs } from './memory/malloc.js';
 import { embeddedUrl } from './db/connect.js';
 import { createSnapshotKeeper } from './snapshot/keeper.js';
 import { createDictHandler } from './dict/server.js';
+import { createPolicyHandler } from './smtpd-policy/protocol.js';
+import type { PolicyService } from './smtpd-policy/types.js';
 import { startWriteback } from './writeback/start.js';
 import type { Writer } from './writeback/writer.js';
 import { createPolicy } from './smtpd-policy/start.js';
@@ -62,7 +64,7 @@ function announceReady(directory: Directory, listeners: Listeners, started: bigi
 
 // Long because it is the daemon's list of wiring steps, read top to bottom; each step is
 // one call into the module that owns it. Add a step as a line here.
-export async function serve(configPath: string | undefined): Promise<number> {
+export async function serve(configPath: string | undefined, opts: { policyService?: PolicyService } = {}): Promise<number> {
   let config = loadConfig({ path: configPath });
   const logger = createLogger(config.log_level);
   const profile = await profileFor(config.schema); // a broken custom profile is a config error
@@ -123,8 +125,8 @@ export async function serve(configPath: string | undefined): Promise<number> {
     onLogin: config.last_logins ? (address, ctx) => writer?.login(address, ctx.service, ctx.remoteIp) : undefined,
   });
 
-  // Postfix's policy service (sending limits, quota at RCPT): answers from memory; follows
-  // the database once it is open. Its door is the `policy_listen` listener.
+  // Postfix's policy service (sending limits, quota at RCPT) behind the `policy_listen` door:
+  // answers from memory; follows the database once it is open.
   const policy = createPolicy(() => config, directory, profile, logger, metrics.registry);
 
   const services: Service[] = [
@@ -162,6 +164,10 @@ export async function serve(configPath: string | undefined): Promise<number> {
         writebackMetrics,
         maxRequestBytes: config.max_request_bytes,
       }),
+    },
+    {
+      name: 'policy',
+      handler: createPolicyHandler({ service: opts.policyService ?? policy.service, loaded: () => directory.loaded, logger, metrics }),
     },
   ];
 

@@ -45,10 +45,7 @@ export function postfixConfig(config: Config): string {
     `virtual_transport = ${postfixLmtpTransport}`,
   );
   lines.push(...routingLines(address, t));
-  // policy_listen is the policy door's key; read loosely so that this file does not depend on
-  // the door's module being in the build.
-  const policy = (config as Partial<Record<'policy_listen', ListenAddress[]>>).policy_listen;
-  if (policy !== undefined) lines.push(...policyServiceLines(policy[0]));
+  lines.push(...policyServiceLines(config.policy_listen[0]));
   if (config.socketmap_listen.length > 1) {
     lines.push(
       `# (other socketmap listeners: ${config.socketmap_listen

@@ -1,291 +1,124 @@
-// The policy service as a real Postfix asks it, configured with the check_policy_service
-// lines `mailmapd postfix-config` prints: SMTP AUTH through the running daemon, a sender
-// sends until deferred (the deferral names the limit), a domain's total holds across two
-// mailboxes, a message to too many recipients is cut at the limit, the window slides; inbound mail to a full
-// mailbox, an alias of it, through the catch-all, and an alias with one full and one
-// non-full target; a usage change reaches the answer; with the service not loaded, or
-// down, mail flows (DUNNO, default_action=DUNNO). Accepted mail is discarded. Fails, never
-// skips, without Postfix. Runs as root.
-//
-// The service runs in the test's process behind a bare door (helpers/policy-door.ts) until
-// the daemon's own `policy_listen` door exists.
+// The policy door behind a real Postfix: smtpd's check_policy_service asks the door at RCPT
+// and at END-OF-MESSAGE over its UNIX socket, keeps the connection for the next request,
+// and the door's DUNNO lets the mail through to the next hop (a sink). The check's
+// default_action here is a deferral, so mail that arrives proves the door answered. Fails,
+// never skips, without Postfix. Runs as root (Postfix's instance).
 
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { policyServiceLines } from '../../src/cli/postfix-policy-config.js';
-import { postfixConfig } from '../../src/cli/postfix-config.js';
-import { parseConfigText } from '../../src/config.js';
-import { createDirectory } from '../../src/directory/directory.js';
-import { silentLogger } from '../../src/log.js';
-import { parseListenList } from '../../src/net/listen-address.js';
-import { createPolicy, type Policy } from '../../src/smtpd-policy/start.js';
-import { nativeProfile } from '../../src/sync/profile.js';
-import type { Sync } from '../../src/sync/sync.js';
-import { startDaemon, freePort, type Daemon } from '../helpers/daemon.js';
-import { createTestDatabase, waitFor, type TestDatabase } from '../helpers/db.js';
+import { createLogger } from '../../src/log.js';
+import { createMetrics } from '../../src/metrics.js';
+import { parseListenAddress } from '../../src/net/listen-address.js';
+import { listen, type Listener } from '../../src/net/listener.js';
+import { createPolicyHandler } from '../../src/smtpd-policy/protocol.js';
+import { freePort } from '../helpers/daemon.js';
+import { waitFor } from '../helpers/db.js';
 import { masterCf, postfixInstance, type PostfixInstance } from '../helpers/postfix.js';
-import { startTestDoor, type TestDoor } from '../helpers/policy-door.js';
-import { smtpSession, type SmtpSession } from '../helpers/smtp.js';
-import { startTestSync } from '../helpers/sync.js';
+import { smtpSession } from '../helpers/smtp.js';
+import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.js';
 
-let db: TestDatabase;
-let daemon: Daemon;
-let pfx: PostfixInstance;
-let sync: Sync;
-let policy: Policy;
-let door: TestDoor;
-let smtpPort: number;
-let doorPort: number;
-/** The service's clock: the test moves it to slide the windows. */
-let offset = 0;
+describe('check_policy_service in a real Postfix against the policy door', { timeout: 60_000 }, () => {
+  let pfx: PostfixInstance | undefined;
+  let sink: SmtpSink;
+  let door: Listener;
+  let smtpPort: number;
+  let opened = 0;
+  const seen: Map<string, string>[] = [];
+  const maillog = () => pfx?.maillog() ?? '';
 
-const plain = (user: string, pass: string) => Buffer.from(`\0${user}\0${pass}`).toString('base64');
-
-async function session(login?: string): Promise<SmtpSession> {
-  const s = await smtpSession(smtpPort);
-  expect((await s.command('EHLO client.test')).code).toBe(250);
-  if (login !== undefined) {
-    const r = await s.command(`AUTH PLAIN ${plain(login, 'pw')}`);
-    expect(r.code, r.text).toBe(235);
-  }
-  return s;
-}
-
-/** One message: MAIL, RCPT each, DATA when any was accepted. The RCPT replies and the final one. */
-async function send(s: SmtpSession, from: string, to: string[]): Promise<{ rcpt: { code: number; text: string }[]; data?: { code: number; text: string } }> {
-  expect((await s.command(`MAIL FROM:<${from}>`)).code).toBe(250);
-  const rcpt = [];
-  for (const r of to) rcpt.push(await s.command(`RCPT TO:<${r}>`));
-  if (!rcpt.some((r) => r.code === 250)) {
-    await s.command('RSET');
-    return { rcpt };
-  }
-  expect((await s.command('DATA')).code).toBe(354);
-  const data = await s.command(`From: <${from}>\r\nSubject: test\r\n\r\nhello\r\n.`);
-  return { rcpt, data };
-}
-
-const remote = (n: number, tag: string) => Array.from({ length: n }, (_, i) => `${tag}${i}@remote.test`);
-const maillog = () => pfx?.maillog() ?? '';
-
-beforeAll(async () => {
-  expect(existsSync('/usr/sbin/postfix'), 'Postfix must be installed (apt-get install postfix)').toBe(true);
-  db = await createTestDatabase();
-  await db.sql.query(`
-    INSERT INTO mailmapd.domains (name) VALUES ('example.org'), ('catchall.test');
-    INSERT INTO mailmapd.domains (name, send_limit_day) VALUES ('limited.test', 5);
-    INSERT INTO mailmapd.mailboxes (address, password, quota_bytes, send_limit_hour) VALUES
-      ('alice@example.org', '{PLAIN}pw', 0, 5),
-      ('carol@example.org', '{PLAIN}pw', 0, NULL),
-      ('full@example.org', '{PLAIN}pw', 1000, NULL),
-      ('roomy@example.org', '{PLAIN}pw', 1000, NULL),
-      ('m1@limited.test', '{PLAIN}pw', 0, NULL),
-      ('m2@limited.test', '{PLAIN}pw', 0, NULL);
-    INSERT INTO mailmapd.aliases (address, destination) VALUES
-      ('info@example.org', 'full@example.org'),
-      ('team@example.org', 'full@example.org'), ('team@example.org', 'roomy@example.org'),
-      ('@catchall.test', 'full@example.org');
-    INSERT INTO mailmapd.quota_usage (address, bytes, messages, updated) VALUES ('full@example.org', 5000, 5, now());`);
-  daemon = await startDaemon({ databaseUrl: db.url });
-  const started = startTestSync({ databaseUrl: db.url, directory: createDirectory({ recipientDelimiter: '+' }) });
-  sync = started.sync;
-  await sync.firstLoad();
-  const config = parseConfigText('send_max_recipients = 3\nsync_poll_interval = 100ms\n', 'test.conf');
-  policy = createPolicy(
-    () => config,
-    started.directory,
-    nativeProfile,
-    silentLogger,
-    new Registry(),
-    () => Date.now() + offset,
-  );
-  policy.start(db.url, undefined);
-  door = await startTestDoor(policy.service);
-  doorPort = door.port;
-
-  pfx = postfixInstance(tmpdir(), 'mailmapd-policy-');
-  smtpPort = await freePort();
-  const daemonConfig = parseConfigText(readFileSync(daemon.configPath, 'utf8'), daemon.configPath);
-  const policyLines = policyServiceLines(parseListenList(`inet:127.0.0.1:${doorPort}`)[0]).join('\n');
-  expect(policyLines).toContain(`check_policy_service { inet:127.0.0.1:${doorPort}, default_action=DUNNO }`);
-  writeFileSync(
-    join(pfx.dir, 'etc', 'main.cf'),
-    pfx.mainCf([
-      postfixConfig(daemonConfig),
-      policyLines,
-      'smtpd_sasl_auth_enable = yes',
-      'smtpd_sasl_type = dovecot',
-      `smtpd_sasl_path = inet:127.0.0.1:${daemon.ports.auth}`,
-      'smtpd_tls_auth_only = no',
-      'smtpd_relay_restrictions = permit_sasl_authenticated, reject_unauth_destination',
-      '# Nothing is delivered: what smtpd accepted is dropped.',
-      'virtual_transport = discard',
-      'default_transport = discard',
-    ]),
-  );
-  writeFileSync(join(pfx.dir, 'etc', 'master.cf'), masterCf([`127.0.0.1:${smtpPort} inet n - y - - smtpd`]));
-  const pf = pfx.run('start');
-  expect(pf.status, `postfix start failed:\n${pf.stderr}\n${maillog()}`).toBe(0);
-  await waitFor(
-    async () => {
-      try {
-        await (await smtpSession(smtpPort)).close();
-        return true;
-      } catch {
-        return false;
-      }
-    },
-    15_000,
-    'Postfix smtpd',
-  );
-}, 90_000);
-
-afterAll(async () => {
-  await pfx?.stop();
-  await door?.close();
-  await policy?.stop();
-  await sync?.stop();
-  await daemon?.stop();
-  await db?.drop();
-  if (pfx) rmSync(pfx.dir, { recursive: true, force: true });
-}, 60_000);
-
-describe('sending limits through a real Postfix', () => {
-  it('sends until deferred; the deferral names the limit; the accepted recipients still get the message', async () => {
-    const s = await session('alice@example.org');
-    try {
-      for (let i = 0; i < 2; i++) {
-        const r = await send(s, 'alice@example.org', remote(2, `a${i}-`));
-        expect(r.rcpt.map((x) => x.code)).toEqual([250, 250]);
-        expect(r.data?.code).toBe(250);
-      }
-      const r = await send(s, 'alice@example.org', remote(2, 'a2-'));
-      expect(r.rcpt[0]!.code).toBe(250);
-      expect(r.rcpt[1]!.code).toBe(450);
-      expect(r.rcpt[1]!.text).toMatch(/4\.7\.1 .*5 recipients per hour for alice@example\.org/);
-      expect(r.data?.code).toBe(250);
-      const after = await send(s, 'alice@example.org', remote(1, 'a3-'));
-      expect(after.rcpt[0]!.code, maillog()).toBe(450);
-      // An hour later the first messages have left the window.
-      offset += 61 * 60_000;
-      const later = await send(s, 'alice@example.org', remote(2, 'a4-'));
-      expect(later.rcpt.map((x) => x.code)).toEqual([250, 250]);
-    } finally {
-      await s.close();
-    }
-    // Mail from outside to alice is not limited.
-    const inbound = await session();
-    try {
-      expect((await send(inbound, 'someone@remote.test', ['alice@example.org'])).rcpt[0]!.code).toBe(250);
-    } finally {
-      await inbound.close();
-    }
-  });
-
-  it("the domain's total holds across two mailboxes", async () => {
-    const s1 = await session('m1@limited.test');
-    const s2 = await session('M2@Limited.TEST');
-    try {
-      expect((await send(s1, 'm1@limited.test', remote(3, 'm1-'))).rcpt.map((x) => x.code)).toEqual([250, 250, 250]);
-      const r = await send(s2, 'm2@limited.test', remote(3, 'm2-'));
-      expect(r.rcpt.map((x) => x.code)).toEqual([250, 250, 450]);
-      expect(r.rcpt[2]!.text).toMatch(/5 recipients per day for the domain limited\.test/);
-    } finally {
-      await s1.close();
-      await s2.close();
-    }
-  });
-
-  it('a message to too many recipients is cut at send_max_recipients', async () => {
-    const s = await session('carol@example.org');
-    try {
-      const r = await send(s, 'carol@example.org', remote(5, 'c-'));
-      expect(r.rcpt.map((x) => x.code)).toEqual([250, 250, 250, 450, 450]);
-      expect(r.rcpt[3]!.text).toMatch(/at most 3 recipients per message/);
-      expect(r.data?.code).toBe(250);
-      // The next message starts afresh.
-      expect((await send(s, 'carol@example.org', remote(3, 'c2-'))).rcpt.map((x) => x.code)).toEqual([250, 250, 250]);
-    } finally {
-      await s.close();
-    }
-  });
-});
-
-describe('quota at RCPT through a real Postfix', () => {
-  it('refuses a full mailbox, an alias of it, the catch-all to it; takes an alias with room somewhere', async () => {
-    const s = await session();
-    try {
-      await s.command('MAIL FROM:<someone@remote.test>');
-      for (const r of ['full@example.org', 'Full+tag@example.org', 'info@example.org', 'whoever@catchall.test']) {
-        const reply = await s.command(`RCPT TO:<${r}>`);
-        expect(reply.code, `${r}: ${reply.text}`).toBe(552);
-        expect(reply.text).toMatch(/5\.2\.2 .*mailbox is full/);
-      }
-      expect((await s.command('RCPT TO:<team@example.org>')).code).toBe(250);
-      expect((await s.command('RCPT TO:<roomy@example.org>')).code).toBe(250);
-    } finally {
-      await s.close();
-    }
-  });
-
-  it('a usage change written by any host reaches the answer without a reload', async () => {
-    const rcpt = async (address: string) => {
-      const s = await session();
-      try {
-        await s.command('MAIL FROM:<someone@remote.test>');
-        return (await s.command(`RCPT TO:<${address}>`)).code;
-      } finally {
-        await s.close();
-      }
-    };
-    await db.sql.query(`UPDATE mailmapd.quota_usage SET bytes = 10, updated = now() WHERE address = 'full@example.org'`);
-    await waitFor(async () => (await rcpt('info@example.org')) === 250, 10_000, 'the emptied mailbox accepted');
-    await db.sql.query(`INSERT INTO mailmapd.quota_usage (address, bytes, messages, updated) VALUES ('roomy@example.org', 99999, 1, now())`);
-    await waitFor(async () => (await rcpt('roomy@example.org')) === 552, 10_000, 'the filled mailbox refused');
-  });
-});
-
-describe('what the service cannot decide', () => {
-  it('a service whose directory is not loaded answers DUNNO: mail flows', async () => {
-    const empty = createPolicy(
-      () => parseConfigText('send_limit_hour = 1\n', 'x'),
-      createDirectory({ recipientDelimiter: '+' }),
-      nativeProfile,
-      silentLogger,
-      new Registry(),
+  beforeAll(async () => {
+    expect(existsSync('/usr/sbin/postfix'), 'Postfix must be installed (apt-get install postfix)').toBe(true);
+    sink = await startSmtpSink();
+    pfx = postfixInstance(tmpdir(), 'mailmapd-policy-', ['sock']);
+    const socket = join(pfx.dir, 'sock', 'policy');
+    door = await listen(
+      parseListenAddress(`unix:${socket}`),
+      'policy',
+      createPolicyHandler({
+        service: {
+          answer(r) {
+            seen.push(new Map(r));
+            return 'DUNNO';
+          },
+        },
+        loaded: () => true,
+        logger: createLogger('error'),
+        metrics: createMetrics(false),
+      }),
+      { maxConnections: 100, idleTimeoutMs: 60_000, requestTimeoutMs: 10_000 },
+      { mode: 0o666, group: '' }, // smtpd runs as postfix
+      createLogger('error'),
+      { opened: () => opened++ },
     );
-    const old = door;
-    await old.close();
-    door = await startTestDoorOn(empty, doorPort);
-    try {
-      const s = await session();
-      try {
-        await s.command('MAIL FROM:<someone@remote.test>');
-        expect((await s.command('RCPT TO:<roomy@example.org>')).code).toBe(250);
-      } finally {
-        await s.close();
-      }
-    } finally {
-      await door.close();
-      await empty.stop();
-    }
-  });
+    const check = `check_policy_service { unix:${socket}, { default_action = 451 4.3.5 policy door not reached } }`;
+    smtpPort = await freePort();
+    writeFileSync(
+      join(pfx.dir, 'etc', 'main.cf'),
+      pfx.mainCf([
+        'smtp_dns_support_level = disabled',
+        'relay_domains = example.org',
+        `transport_maps = inline:{ example.org=smtp:[127.0.0.1]:${sink.port} }`,
+        'smtpd_relay_restrictions = reject_unauth_destination',
+        `smtpd_recipient_restrictions = ${check}`,
+        `smtpd_end_of_data_restrictions = ${check}`,
+      ]),
+    );
+    // Not chrooted: the policy socket is an absolute path outside the queue directory.
+    writeFileSync(join(pfx.dir, 'etc', 'master.cf'), masterCf([`127.0.0.1:${smtpPort} inet n - n - - smtpd`]));
+    const started = pfx.run('start');
+    expect(started.status, `postfix start failed:\n${started.stderr}\n${maillog()}`).toBe(0);
+    await waitFor(
+      async () => {
+        try {
+          await (await smtpSession(smtpPort)).close();
+          return true;
+        } catch {
+          return false;
+        }
+      },
+      15_000,
+      'Postfix smtpd',
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}\n${maillog()}`);
+    });
+  }, 90_000);
 
-  it('with the service down, default_action=DUNNO lets mail flow', async () => {
-    const s = await session('carol@example.org');
+  afterAll(async () => {
+    await pfx?.stop();
+    await door?.close(100);
+    await sink?.close();
+    if (pfx) rmSync(pfx.dir, { recursive: true, force: true });
+  }, 60_000);
+
+  it('asks the door at RCPT and END-OF-MESSAGE on one kept connection, and DUNNO lets the mail through', async () => {
+    const s = await smtpSession(smtpPort);
     try {
-      const r = await send(s, 'carol@example.org', remote(1, 'down-'));
-      expect(r.rcpt[0]!.code, maillog()).toBe(250);
-      expect(r.data?.code).toBe(250);
+      expect((await s.command('EHLO client.test')).code).toBe(250);
+      for (const subject of ['first', 'second']) {
+        const r = await s.send('sender@remote.test', ['bob@example.org'], `From: sender@remote.test\nTo: bob@example.org\nSubject: ${subject}\n\nhello\n`);
+        expect(r.code, `${subject}: ${r.text}\n${maillog()}`).toBe(250);
+      }
     } finally {
       await s.close();
     }
+    await waitFor(() => sink.messages.length === 2, 15_000, `both messages at the next hop\n${maillog()}`);
+    expect(sink.messages.map((m) => m.to)).toEqual([['bob@example.org'], ['bob@example.org']]);
+
+    const states = seen.map((r) => r.get('protocol_state'));
+    expect(states).toEqual(['RCPT', 'END-OF-MESSAGE', 'RCPT', 'END-OF-MESSAGE']);
+    for (const r of seen) {
+      expect(r.get('request')).toBe('smtpd_access_policy');
+      expect(r.get('sender')).toBe('sender@remote.test');
+      expect(r.get('recipient')).toBe('bob@example.org');
+      expect(r.get('client_address')).toBe('127.0.0.1');
+      expect(r.get('helo_name')).toBe('client.test');
+    }
+    expect(seen[1]!.get('recipient_count')).toBe('1');
+    expect(Number(seen[1]!.get('size'))).toBeGreaterThan(0);
+    // Four requests over the one connection Postfix keeps.
+    expect(opened).toBe(1);
+    expect(maillog()).not.toMatch(/warning: .*policy/);
   });
 });
-
-async function startTestDoorOn(p: Policy, port: number): Promise<TestDoor> {
-  return startTestDoor(p.service, port);
-}
