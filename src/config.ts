@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError } from './errors.js';
 import { parseListenList, type ListenAddress } from './net/listen-address.js';
+import { checkIssuerUrl } from './oauth2/keys.js';
 import { builtinProfileNames, CUSTOM_PREFIX, isBuiltinProfileName, NATIVE } from './sync/profile-names.js';
 
 const DEFAULT_CONFIG_PATH = '/etc/mailmapd/mailmapd.conf';
@@ -102,6 +103,12 @@ const ipList: Parser<string[]> = (s) =>
     .map((x) => x.trim())
     .filter((x) => x !== '');
 
+/** Empty (off), `https:`, or `http:` on loopback only (oauth2/keys.ts says why). */
+const oauth2Issuer: Parser<string> = (s) => {
+  if (s !== '') checkIssuerUrl(s);
+  return s;
+};
+
 const keys = {
   database_url: { default: '', parse: str },
   database_primary_url: { default: '', parse: str },
@@ -148,6 +155,9 @@ const keys = {
   writeback_max_pending: { default: '100000', parse: int(100, 10_000_000) },
 
   http_secret: { default: '', parse: str },
+  oauth2_issuer: { default: '', parse: oauth2Issuer },
+  oauth2_audience: { default: '', parse: str },
+  oauth2_username_claim: { default: 'email', parse: str },
   master_user_separator: { default: '*', parse: masterSeparator },
   metrics: { default: 'yes', parse: bool },
 
@@ -256,6 +266,10 @@ export function parseConfigText(text: string, source: string, env: NodeJS.Proces
   const cfg = out as Config;
   if (cfg.policy_delay_after > cfg.policy_reject_after) {
     throw new ConfigError(`${source}: policy_delay_after must not exceed policy_reject_after`);
+  }
+  // Without an audience any token the provider issued to any of its clients would log in.
+  if (cfg.oauth2_issuer !== '' && cfg.oauth2_audience === '') {
+    throw new ConfigError(`${source}: oauth2_issuer is set: set oauth2_audience too (the aud a mail token carries)`);
   }
   return cfg;
 }

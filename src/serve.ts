@@ -34,6 +34,7 @@ import { createSnapshotKeeper } from './snapshot/keeper.js';
 import { createDictHandler } from './dict/server.js';
 import { createPolicyHandler } from './smtpd-policy/protocol.js';
 import type { PolicyService } from './smtpd-policy/types.js';
+import { oauth2From } from './oauth2/start.js';
 import { startWriteback } from './writeback/start.js';
 import type { Writer } from './writeback/writer.js';
 import { createPolicy } from './smtpd-policy/start.js';
@@ -105,7 +106,9 @@ export async function serve(configPath: string | undefined, opts: { policyServic
   let writer: Writer | undefined;
   // One limiter for every door: Dovecot's policy reports and SMTP AUTH on the auth socket.
   const limiter = config.policy_enabled ? createLimiter(settingsFrom(config), metrics) : undefined;
+  const oauth2 = oauth2From(config, logger);
   const authenticator = createAuthenticator({
+    tokens: oauth2?.verifier,
     limiter,
     directory,
     pool,
@@ -142,6 +145,7 @@ export async function serve(configPath: string | undefined, opts: { policyServic
         metrics,
         failureDelayMs: config.auth_failure_delay,
         maxRequestBytes: config.max_request_bytes,
+        bearer: oauth2 !== undefined,
       }),
     },
     {
@@ -163,6 +167,7 @@ export async function serve(configPath: string | undefined, opts: { policyServic
         metrics,
         writebackMetrics,
         maxRequestBytes: config.max_request_bytes,
+        lookup: oauth2?.dovecotKeys,
       }),
     },
     {

@@ -114,9 +114,12 @@ export const verbs: readonly Verb[] = [
   },
   {
     name: 'dovecot-config',
-    help: [['dovecot-config [--lua]', 'print the Dovecot conf.d snippets (checkpassword for 2.3; --lua for 2.3 and 2.4)']],
+    help: [['dovecot-config [--lua|--oauth2]', 'print the Dovecot conf.d snippets (checkpassword for 2.3; --lua for 2.3 and 2.4; --oauth2: bearer tokens)']],
     run: async (ctx) => {
-      if (ctx.args.includes('--lua')) {
+      if (ctx.args.includes('--oauth2')) {
+        if (ctx.args.length > 1) throw new UsageError('usage: mailmapd dovecot-config --oauth2');
+        process.stdout.write((await import('./dovecot-oauth2-config.js')).dovecotOauth2Config(ctx.config()));
+      } else if (ctx.args.includes('--lua')) {
         if (ctx.args.length > 1) throw new UsageError('usage: mailmapd dovecot-config --lua');
         process.stdout.write((await import('./dovecot-lua-config.js')).dovecotLuaConfig(ctx.config()));
       } else process.stdout.write((await import('./dovecot-config.js')).dovecotConfig(ctx.config(), ctx.args));

@@ -62,6 +62,7 @@ export function parseDictLine(line: string): DictCommand {
 
 export type DictReply =
   | { kind: 'not-found' }
+  | { kind: 'found'; value: string }
   | { kind: 'fail'; reason: string }
   | { kind: 'committed'; id: string }
   | { kind: 'commit-failed'; id: string; reason: string };
@@ -70,6 +71,8 @@ export function serializeDictReply(r: DictReply): string {
   switch (r.kind) {
     case 'not-found':
       return 'N\n';
+    case 'found':
+      return tabLine([`O${r.value}`]);
     case 'fail':
       return tabLine([`F${r.reason}`]);
     case 'committed':

@@ -28,6 +28,8 @@ export interface DictDeps {
   metrics: Metrics;
   writebackMetrics: WritebackMetrics;
   maxRequestBytes: number;
+  /** Values the server answers lookups with (Dovecot 2.4's oauth2 signing keys); absent: none. */
+  lookup?: (key: string) => string | undefined;
 }
 
 /** Open transactions one connection may hold; quota-clone uses one at a time. */
@@ -120,9 +122,11 @@ function openDict(conn: Conn, deps: DictDeps): Protocol<string> {
       return;
     }
     switch (c.kind) {
-      case 'lookup':
-        // Nothing is read back through this server: every key is "not found".
-        return send({ kind: 'not-found' });
+      case 'lookup': {
+        // Only the oauth2 keys are read back through this server: anything else is "not found".
+        const value = deps.lookup?.(c.key);
+        return send(value === undefined ? { kind: 'not-found' } : { kind: 'found', value });
+      }
       case 'iterate':
         return send({ kind: 'fail', reason: 'mailmapd does not iterate dict keys' });
       case 'begin':

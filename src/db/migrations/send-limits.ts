@@ -1,4 +1,4 @@
-// Migration 9: sending limits (the policy service's), and what the daemons count.
+// Migration 10: sending limits (the policy service's), and what the daemons count.
 //
 // The limits are directory data: a mailbox's own rides along with the mailbox row; a
 // domain's defaults and total reach the daemon as a routing entry `send_limits:<domain>`
