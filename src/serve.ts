@@ -236,7 +236,8 @@ export async function serve(configPath: string | undefined, opts: { policyServic
   const activeSync = snapshots ? snapshots.sync(db.url, syncOptions, createSync) : createSync(syncOptions);
   sync = activeSync;
   activeSync.start();
-  writer = startWriteback(config, db, profile, logger, writebackMetrics);
+  // Written only where the sync's history says the primary is: never to one a failover left behind.
+  writer = startWriteback(config, db, profile, logger, writebackMetrics, () => activeSync.status().history);
   policy.start(db.url, writer);
 
   logger.info('listening', { listeners: listeners.summary(), database: redactUrl(db.url), embedded: db.embedded, schema: config.schema });
