@@ -21,6 +21,10 @@
 --                     `send_as:<address or @domain>` -> a mailbox that may send as it, one
 --                     row per grant; `sender_bcc:<address or @domain>` and
 --                     `recipient_bcc:<address or @domain>` -> the address that gets a copy)
+--   mailboxes may go on, in this order: disabled_services text[], maintenance boolean,
+--   app_passwords json, send_limit_hour integer, send_limit_day integer (the mailbox's own
+--   sending limits, NULL: its domain's); a routes section may give a domain's sending limits
+--   as key 'send_limits:' || domain, value 'HOUR,DAY,TOTAL' (each part empty for none).
 --   Passwords are `{SCHEME}hash` or a bare crypt string; quota_bytes 0 = no limit;
 --   an alias address `@domain` is a catch-all. Lower-case the first column (the key):
 --   mailmapd re-reads changed entries with WHERE <key> = ANY(<changed keys>).

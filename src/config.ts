@@ -97,6 +97,21 @@ const passwordScheme: Parser<string> = (s) => {
   return v;
 };
 
+/** `quota_grace`: a share of each mailbox's quota (`10%`) or a size in bytes (`50M`). */
+export interface QuotaGrace {
+  percent: number;
+  bytes: number;
+}
+
+const quotaGrace: Parser<QuotaGrace> = (s) => {
+  const pct = /^(\d+(?:\.\d+)?)%$/.exec(s);
+  if (pct) return { percent: Number(pct[1]), bytes: 0 };
+  const size = /^(\d+)([KMG]?)$/i.exec(s);
+  if (!size) throw new Error(`expected a percentage like 10% or a size like 50M, got ${JSON.stringify(s)}`);
+  const unit = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 }[size[2]!.toUpperCase() as ''];
+  return { percent: 0, bytes: Number(size[1]) * unit };
+};
+
 const ipList: Parser<string[]> = (s) =>
   s
     .split(/[,\s]+/)
@@ -177,6 +192,11 @@ const keys = {
   policy_max_entries: { default: '200000', parse: int(100, 100_000_000) },
   policy_max_memory: { default: '67108864', parse: int(1_048_576, 1_099_511_627_776) },
   policy_known_source_ttl: { default: '30d', parse: duration },
+
+  send_limit_hour: { default: '0', parse: int(0, 1_000_000_000) },
+  send_limit_day: { default: '0', parse: int(0, 1_000_000_000) },
+  send_max_recipients: { default: '0', parse: int(0, 1_000_000) },
+  quota_grace: { default: '10%', parse: quotaGrace },
 
   log_level: { default: 'info', parse: oneOf('debug', 'info', 'warn', 'error') },
 } satisfies Record<string, KeySpec<unknown>>;

@@ -32,12 +32,13 @@ import { returnFreedMemoryToOs } from './memory/malloc.js';
 import { embeddedUrl } from './db/connect.js';
 import { createSnapshotKeeper } from './snapshot/keeper.js';
 import { createDictHandler } from './dict/server.js';
-import { createPolicyHandler, dunnoService } from './smtpd-policy/protocol.js';
+import { createPolicyHandler } from './smtpd-policy/protocol.js';
 import type { PolicyService } from './smtpd-policy/types.js';
 import { oauth2From } from './oauth2/start.js';
 import { startWriteback } from './writeback/start.js';
 import type { Writer } from './writeback/writer.js';
 import { createDkimKeeper, type DkimKeeper } from './dkim/keeper.js';
+import { createPolicy } from './smtpd-policy/start.js';
 
 async function prepareDatabase(config: Config, logger: Logger): Promise<DatabaseHandle> {
   const db = await openDatabase(config, logger);
@@ -130,6 +131,10 @@ export async function serve(configPath: string | undefined, opts: { policyServic
     onLogin: config.last_logins ? (address, ctx) => writer?.login(address, ctx.service, ctx.remoteIp) : undefined,
   });
 
+  // Postfix's policy service (sending limits, quota at RCPT) behind the `policy_listen` door:
+  // answers from memory; follows the database once it is open.
+  const policy = createPolicy(() => config, directory, profile, logger, metrics.registry);
+
   const services: Service[] = [
     {
       name: 'socketmap',
@@ -153,7 +158,10 @@ export async function serve(configPath: string | undefined, opts: { policyServic
     {
       name: 'dict',
       handler: createDictHandler({
-        usage: (address, bytes, messages) => writer?.usage(address, bytes, messages),
+        usage: (address, bytes, messages) => {
+          writer?.usage(address, bytes, messages);
+          policy.reported(address, bytes);
+        },
         mailbox: (user) => {
           const u = directory.user(user);
           return u.status === 'unknown' ? undefined : u.address;
@@ -167,7 +175,7 @@ export async function serve(configPath: string | undefined, opts: { policyServic
     },
     {
       name: 'policy',
-      handler: createPolicyHandler({ service: opts.policyService ?? dunnoService, loaded: () => directory.loaded, logger, metrics }),
+      handler: createPolicyHandler({ service: opts.policyService ?? policy.service, loaded: () => directory.loaded, logger, metrics }),
     },
   ];
 
@@ -192,6 +200,7 @@ export async function serve(configPath: string | undefined, opts: { policyServic
     await listeners.close(graceMs);
     await sync?.stop();
     await snapshots?.close();
+    await policy.stop();
     await writer?.stop();
     await dkim?.stop();
     authenticator.close();
@@ -245,6 +254,7 @@ export async function serve(configPath: string | undefined, opts: { policyServic
     });
     dkim.start();
   }
+  policy.start(db.url, writer);
 
   logger.info('listening', { listeners: listeners.summary(), database: redactUrl(db.url), embedded: db.embedded, schema: config.schema });
   notifySystemd('READY=1\nSTATUS=listening; loading the directory', logger);

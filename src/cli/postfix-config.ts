@@ -7,6 +7,7 @@ import type { Config } from '../config.js';
 import type { ListenAddress } from '../net/listen-address.js';
 import { postfixLmtpTransport } from './dovecot-lmtp-config.js';
 import { submissionSection } from './postfix-submission-config.js';
+import { policyServiceLines } from './postfix-policy-config.js';
 
 /** The Postfix table name for one socketmap name on `address`. */
 function socketmapTable(address: ListenAddress, name: string): string {
@@ -44,6 +45,7 @@ export function postfixConfig(config: Config): string {
     `virtual_transport = ${postfixLmtpTransport}`,
   );
   lines.push(...routingLines(address, t), ...bccLines(t));
+  lines.push(...policyServiceLines(config.policy_listen[0]));
   if (config.socketmap_listen.length > 1) {
     lines.push(
       `# (other socketmap listeners: ${config.socketmap_listen

@@ -182,6 +182,20 @@ export const verbs: readonly Verb[] = [
       return ExitCode.ok;
     },
   },
+  {
+    name: 'send-usage',
+    help: [
+      ['send-usage [ADDRESS|@DOMAIN]', "recipients sent in the last hour and day (every host's counts)"],
+      ['send-usage reset ADDRESS|@DOMAIN', 'clear them'],
+    ],
+    run: async (ctx) => {
+      const { parseSendUsageArgs, sendUsageCommand } = await import('./send-usage.js');
+      const { withDatabaseClient } = await import('./database.js');
+      // A typo is a usage error before any connection is tried.
+      const parsed = parseSendUsageArgs(ctx.args);
+      return withDatabaseClient(ctx.config(), 'mailmapd-send-usage', (c) => sendUsageCommand(c, parsed, ctx.out));
+    },
+  },
 ];
 
 export function findVerb(name: string): Verb | undefined {

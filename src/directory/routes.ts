@@ -12,6 +12,8 @@
 import { atIndex, splitExtension } from './address.js';
 
 /** The sources a routing key starts with, each followed by `:` and a folded name or address. */
+// `send_limits` is no Postfix map: a domain's sending limits (`hour,day,total`), carried here
+// because they come from the domains table like its transport (domainSendLimits below).
 const routeSources = [
   'domain_transport',
   'relay_domain',
@@ -21,6 +23,7 @@ const routeSources = [
   'sender_bcc',
   'recipient_bcc',
   'send_as',
+  'send_limits',
 ] as const;
 export type RouteSource = (typeof routeSources)[number];
 
@@ -111,6 +114,24 @@ export function createRouteTable(): RouteTable {
   return table;
 }
 
+/** A domain's sending limits; null: not set (the config's, or none for the total). */
+export interface DomainSendLimits {
+  mailboxHour: number | null;
+  mailboxDay: number | null;
+  /** All its mailboxes together, per day. */
+  totalDay: number | null;
+}
+
+const NO_DOMAIN_LIMITS: DomainSendLimits = { mailboxHour: null, mailboxDay: null, totalDay: null };
+
+/** `hour,day,total` as the profiles write it, each part empty for NULL; anything else is NULL. */
+export function parseDomainSendLimits(value: string | undefined): DomainSendLimits {
+  if (value === undefined) return NO_DOMAIN_LIMITS;
+  const part = (s: string | undefined): number | null => (s !== undefined && /^\d{1,10}$/.test(s.trim()) ? Number(s.trim()) : null);
+  const [hour, day, total] = value.split(',');
+  return { mailboxHour: part(hour), mailboxDay: part(day), totalDay: part(total) };
+}
+
 export interface RouteLookups {
   transport(key: string): string | undefined;
   relayDomain(key: string): string | undefined;
@@ -119,6 +140,8 @@ export interface RouteLookups {
   senderCredentials(key: string): string | undefined;
   senderBcc(key: string): string | undefined;
   recipientBcc(key: string): string | undefined;
+  /** The sending limits of a (folded) domain. */
+  domainSendLimits(domain: string): DomainSendLimits;
 }
 
 /**
@@ -172,5 +195,6 @@ export function routeLookups(routes: () => RouteTable, delimiters: () => string)
     senderCredentials: (key) => nonEmpty(byAddress('sender_credentials', key)),
     senderBcc: (key) => nonEmpty(byAddress('sender_bcc', key)),
     recipientBcc: (key) => nonEmpty(byAddress('recipient_bcc', key)),
+    domainSendLimits: (domain) => parseDomainSendLimits(entry('send_limits', domain)),
   };
 }

@@ -59,6 +59,13 @@ function appPasswordList(v: unknown): AppPassword[] {
   return out;
 }
 
+/** A sending limit column: a count ≥ 0, or null (NULL, absent, or not a count: the domain's). */
+function limitOrNull(v: unknown): number | null {
+  if (v === null || v === undefined || v === '') return null;
+  const n = Number(v);
+  return Number.isSafeInteger(n) && n >= 0 ? n : null;
+}
+
 export function mailboxRow(r: Row): [string, MailboxRecord] {
   const quota = Number(r[2] ?? 0);
   const record: MailboxRecord = {
@@ -72,6 +79,9 @@ export function mailboxRow(r: Row): [string, MailboxRecord] {
   if (truthy(r[5])) record.maintenance = true;
   const apps = appPasswordList(r[6]);
   if (apps.length > 0) record.appPasswords = apps;
+  const hour = limitOrNull(r[7]);
+  const day = limitOrNull(r[8]);
+  if (hour !== null || day !== null) record.sendLimits = { hour, day };
   return [fold(text(r[0])), record];
 }
 

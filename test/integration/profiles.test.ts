@@ -234,6 +234,9 @@ const cases: PanelCase[] = [
       expect(dir.user('admin')).toEqual({ status: 'unknown' });
       // A send-only mailbox: no IMAP, no POP3, no delivery (Modoboa's Dovecot queries).
       expect(dir.mailbox('sender@example.org')).toBeUndefined();
+      // message_limit: the mailbox's own limit a day, and the domain's total (the policy service's).
+      expect(dir.user('alice@example.org')).toMatchObject({ sendLimits: { hour: null, day: 20 } });
+      expect(dir.domainSendLimits('example.org')).toEqual({ mailboxHour: null, mailboxDay: null, totalDay: 500 });
       expect(await loginOk(dir, 'alice@example.org', pw.alice)).toBe(true);
       expect(await loginOk(dir, 'bob@example.org', pw.bob)).toBe(true);
     },
@@ -263,6 +266,11 @@ const cases: PanelCase[] = [
         what: 'a pending mailbox operation (sql-maintain.cf: 450)',
         sql: modoboa2.operation(2, 'rename'),
         probe: (d) => d.mailbox('alice@example.org') === MAINTENANCE_ANSWER,
+      },
+      {
+        what: "the domain's message_limit (the policy service's domain total)",
+        sql: `UPDATE admin_domain SET message_limit = 600 WHERE id = 1`,
+        probe: (d) => d.domainSendLimits('example.org').totalDay === 600,
       },
       {
         what: 'domain rename (every mailbox key changes through the join)',

@@ -55,4 +55,7 @@ export const postfixadminProfile: Profile = {
       SELECT a, coalesce(b, 0), coalesce(m, 0) FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::timestamptz[]) AS u(a, b, m, at)
       ON CONFLICT (username) DO UPDATE SET bytes = excluded.bytes, messages = excluded.messages`,
   },
+  // The same table for the policy service's quota at RCPT; it has no change time, so it is
+  // read whole now and then.
+  reads: { quotaUsage: 'SELECT lower(username) AS address, bytes FROM quota2' },
 };
