@@ -2,7 +2,7 @@
 // the answers every protocol gives from them. Pure: no I/O, no clock, no globals. The sync
 // fills and patches it; socketmap, auth, checkpassword and the Dovecot lookup read it.
 
-import { domainOf, fold, localOf, splitExtension, withExtension } from './address.js';
+import { domainOf, fold, splitExtension, withExtension } from './address.js';
 import type { AppPassword, SendLimits } from './account.js';
 import { bindMaps, type MapName } from './maps.js';
 import { createRouteTable, routeLookups, type DomainSendLimits, type RouteTable } from './routes.js';
