@@ -23,7 +23,7 @@ const peers = [
   ['postfix-pgsql', '/usr/lib/postfix/postfix-pgsql.so'],
   ['dovecot-core', '/usr/bin/doveadm'],
   ['dovecot-lmtpd', '/usr/lib/dovecot/lmtp'],
-  // IMAP logins with bearer tokens (test/oauth2.test.ts) go through Dovecot's imap-login.
+  // IMAP logins with bearer tokens (test/interop/oauth2.test.ts) go through Dovecot's imap-login.
   ['dovecot-imapd', '/usr/lib/dovecot/imap'],
   ['dovecot-auth-lua', '/usr/lib/x86_64-linux-gnu/dovecot/libauthdb_lua.so', '/usr/lib/dovecot/modules/auth/libauthdb_lua.so'],
   // Dovecot's own SQL passdb, the reference test/compare/compare-dovecot.test.ts checks logins against.
