@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cliPath, freePort } from '../helpers/daemon.js';
 import { createTestDatabase, waitFor, type TestDatabase } from '../helpers/db.js';
 
-const repo = fileURLToPath(new URL('../../..', import.meta.url));
+const repo = fileURLToPath(new URL('../..', import.meta.url));
 let db: TestDatabase;
 let config: string;
 

@@ -94,7 +94,8 @@ describe('mailmapd-checkpassword with the daemon stopped and its backlog full', 
       const child = spawn(checkpasswordBinary, ['-t', bad], { stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'] });
       let stderr = '';
       child.stderr!.on('data', (d) => (stderr += d));
-      const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+      // 'close', not 'exit': the exit can be reported before the last of stderr was read.
+      const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
       expect(code).toBe(111);
       expect(stderr).toMatch(/-t takes whole seconds/);
     }

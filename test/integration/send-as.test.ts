@@ -191,7 +191,7 @@ describe('upgrading to the send-as tables', () => {
       });
     }
     await db.sql.query(`CREATE ROLE ${role} LOGIN; GRANT USAGE ON SCHEMA mailmapd TO ${role}; GRANT SELECT ON ALL TABLES IN SCHEMA mailmapd TO ${role}`);
-    expect((await migrate(db.sql)).applied).toEqual([sendAs.version]);
+    expect((await migrate(db.sql)).applied).toEqual(migrations.filter((x) => x.version >= sendAs.version).map((x) => x.version));
     await db.sql.query(`INSERT INTO mailmapd.domains (name) VALUES ('example.org');
       INSERT INTO mailmapd.mailboxes (address, password) VALUES ('alice@example.org', '{PLAIN}x');
       INSERT INTO mailmapd.send_as (mailbox, address) VALUES ('alice@example.org', 'ceo@example.org')`);

@@ -10,7 +10,7 @@ import { hashPassword, UnknownSchemeError } from '../../src/password/hash.js';
 import { schemeNames } from '../../src/password/schemes.js';
 import { verifyPassword } from '../../src/password/verify.js';
 
-const root = fileURLToPath(new URL('../../..', import.meta.url));
+const root = fileURLToPath(new URL('../..', import.meta.url));
 const password = 'pässwörd ☃ with spaces & $6$';
 
 function doveadmTest(hash: string, pw: string): { code: number | null; out: string } {
