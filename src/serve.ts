@@ -10,6 +10,7 @@ import { withClient } from './db/client.js';
 import { migrate } from './db/schema.js';
 import { createDirectory, type Directory } from './directory/directory.js';
 import type { Route } from './http/server.js';
+import { createMetricsRoute } from './http/metrics-route.js';
 import { createLogger, errorMessage, type Logger } from './log.js';
 import { createMetrics, secondsSince } from './metrics.js';
 import { profileFor } from './sync/profile-select.js';
@@ -168,11 +169,7 @@ export async function serve(configPath: string | undefined): Promise<number> {
   if (limiter) for (const [k, r] of createPolicyRoutes({ limiter, config, logger, metrics })) routes.set(k, r);
   for (const [k, r] of createDovecotRoutes({ authenticator, directory, config, logger, metrics })) routes.set(k, r);
   if (config.metrics) {
-    routes.set('GET /metrics', async () => ({
-      status: 200,
-      body: await metrics.registry.metrics(),
-      contentType: metrics.registry.contentType,
-    }));
+    routes.set('GET /metrics', createMetricsRoute({ render: () => metrics.registry.metrics(), contentType: metrics.registry.contentType }));
   }
 
   const listeners = createListeners({ services, routes, config: () => config, logger, metrics });
