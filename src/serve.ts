@@ -103,7 +103,12 @@ export async function serve(configPath: string | undefined): Promise<number> {
   const writebackMetrics = createWritebackMetrics(metrics.registry);
   let writer: Writer | undefined;
   // One limiter for every door: Dovecot's policy reports and SMTP AUTH on the auth socket.
-  const limiter = config.policy_enabled ? createLimiter(settingsFrom(config), metrics) : undefined;
+  // Counted per mailbox: every spelling of a login (alias domains, case) shares one count.
+  const canonical = (login: string) => {
+    const u = directory.user(login);
+    return u.status === 'unknown' ? login : u.address;
+  };
+  const limiter = config.policy_enabled ? createLimiter(settingsFrom(config), metrics, Date.now, canonical) : undefined;
   const authenticator = createAuthenticator({
     limiter,
     directory,
