@@ -171,7 +171,7 @@ async function restartToServing(file, dbUrl, size) {
 }
 
 export async function run(log = console.log, sizes = [100_000, 1_000_000]) {
-  const { databaseOf } = await import('../dist/snapshot/format.js');
+  const { databaseOf } = await import('../dist/db/conninfo.js');
   // A port nothing listens on: the database is down for the whole restart.
   const dbUrl = `postgres://postgres@127.0.0.1:${await freePort()}/mailmapd_bench_snapshot`;
   const source = { database: databaseOf(dbUrl), schema: 'native' };

@@ -23,14 +23,16 @@ const peers = [
   ['postfix-pgsql', '/usr/lib/postfix/postfix-pgsql.so'],
   ['dovecot-core', '/usr/bin/doveadm'],
   ['dovecot-lmtpd', '/usr/lib/dovecot/lmtp'],
+  // IMAP logins with bearer tokens (test/oauth2.test.ts) go through Dovecot's imap-login.
+  ['dovecot-imapd', '/usr/lib/dovecot/imap'],
   ['dovecot-auth-lua', '/usr/lib/x86_64-linux-gnu/dovecot/libauthdb_lua.so', '/usr/lib/dovecot/modules/auth/libauthdb_lua.so'],
-  // Dovecot's own SQL passdb, the reference test/compare-dovecot.test.ts checks logins against.
+  // Dovecot's own SQL passdb, the reference test/compare/compare-dovecot.test.ts checks logins against.
   ['dovecot-pgsql', '/usr/lib/dovecot/modules/auth/libdriver_pgsql.so'],
   ['systemd', '/usr/bin/systemd-analyze'],
 ];
 
 const dovecot24Root = process.env.MAILMAPD_DOVECOT24_ROOT ?? '/var/cache/mailmapd/dovecot24';
-const dovecot24Files = ['usr/sbin/dovecot', 'usr/lib/dovecot/modules/auth/libauthdb_lua.so', 'usr/lib/dovecot/lmtp'];
+const dovecot24Files = ['usr/sbin/dovecot', 'usr/lib/dovecot/modules/auth/libauthdb_lua.so', 'usr/lib/dovecot/lmtp', 'usr/lib/dovecot/imap'];
 
 function stop(line) {
   console.error(`test-setup: ${line}`);

@@ -7,6 +7,8 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError } from './errors.js';
 import { parseListenList, type ListenAddress } from './net/listen-address.js';
+import { checkIssuerUrl } from './oauth2/keys.js';
+import { builtinProfileNames, CUSTOM_PREFIX, isBuiltinProfileName, NATIVE } from './sync/profile-names.js';
 
 const DEFAULT_CONFIG_PATH = '/etc/mailmapd/mailmapd.conf';
 
@@ -52,8 +54,8 @@ function oneOf<T extends string>(...values: T[]): Parser<T> {
 }
 
 const schemaName: Parser<string> = (s) => {
-  if (/^(native|postfixadmin|modoboa|dinomail|django|laravel)$/.test(s) || /^custom:\/.+/.test(s)) return s;
-  throw new Error(`expected native, postfixadmin, modoboa, dinomail, django, laravel or custom:/path/to/file.sql, got ${JSON.stringify(s)}`);
+  if (isBuiltinProfileName(s) || (s.startsWith(`${CUSTOM_PREFIX}/`) && s.length > CUSTOM_PREFIX.length + 1)) return s;
+  throw new Error(`expected ${builtinProfileNames.join(', ')} or ${CUSTOM_PREFIX}/path/to/file.sql, got ${JSON.stringify(s)}`);
 };
 
 const octalMode: Parser<number> = (s) => {
@@ -86,10 +88,16 @@ const ipList: Parser<string[]> = (s) =>
     .map((x) => x.trim())
     .filter((x) => x !== '');
 
+/** Empty (off), `https:`, or `http:` on loopback only (oauth2/keys.ts says why). */
+const oauth2Issuer: Parser<string> = (s) => {
+  if (s !== '') checkIssuerUrl(s);
+  return s;
+};
+
 const keys = {
   database_url: { default: '', parse: str },
   database_primary_url: { default: '', parse: str },
-  schema: { default: 'native', parse: schemaName },
+  schema: { default: NATIVE, parse: schemaName },
   embedded_data_dir: { default: '/var/lib/mailmapd/postgres', parse: str },
   embedded_port: { default: '54329', parse: int(1, 65535) },
 
@@ -131,6 +139,9 @@ const keys = {
   writeback_max_pending: { default: '100000', parse: int(100, 10_000_000) },
 
   http_secret: { default: '', parse: str },
+  oauth2_issuer: { default: '', parse: oauth2Issuer },
+  oauth2_audience: { default: '', parse: str },
+  oauth2_username_claim: { default: 'email', parse: str },
   master_user_separator: { default: '*', parse: masterSeparator },
   metrics: { default: 'yes', parse: bool },
 
@@ -154,6 +165,20 @@ export type ConfigKey = keyof Keys;
 export type Config = { [K in ConfigKey]: ReturnType<Keys[K]['parse']> } & { source: string };
 
 export const configKeys = Object.keys(keys) as ConfigKey[];
+
+/**
+ * Every listener by name (its `listener` metrics label) with the key that lists its
+ * addresses: the one list that serve.ts wires, listeners.ts opens and a SIGHUP re-opens.
+ */
+export const listenerKeys = {
+  socketmap: 'socketmap_listen',
+  auth: 'auth_listen',
+  checkpassword: 'checkpassword_listen',
+  dict: 'dict_listen',
+  http: 'http_listen',
+} as const satisfies Record<string, ConfigKey>;
+
+export type ListenerName = keyof typeof listenerKeys;
 
 export function defaultOf(key: ConfigKey): string {
   return keys[key].default;
@@ -219,6 +244,10 @@ export function parseConfigText(text: string, source: string, env: NodeJS.Proces
   const cfg = out as Config;
   if (cfg.policy_delay_after > cfg.policy_reject_after) {
     throw new ConfigError(`${source}: policy_delay_after must not exceed policy_reject_after`);
+  }
+  // Without an audience any token the provider issued to any of its clients would log in.
+  if (cfg.oauth2_issuer !== '' && cfg.oauth2_audience === '') {
+    throw new ConfigError(`${source}: oauth2_issuer is set: set oauth2_audience too (the aud a mail token carries)`);
   }
   return cfg;
 }

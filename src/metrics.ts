@@ -1,5 +1,6 @@
 // Every Prometheus metric the daemon exports, created in one place so that names, labels
-// and buckets stay consistent. Labels are bounded sets (protocol, map, mechanism, result,
+// and buckets stay consistent: the daemon's (createMetrics), the sync's (syncMetrics) and
+// the write-back's (createWritebackMetrics). Labels are bounded sets (protocol, map, mechanism, result,
 // listener, scheme, reason); never a user, an address or an IP.
 
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
@@ -150,6 +151,84 @@ export function createMetrics(enabled = true): Metrics {
     policyEntries: new Gauge({ name: 'mailmapd_policy_tracked_entries', help: 'Entries held by the brute-force limiter', labelNames: ['kind'], registers }),
   };
   return m;
+}
+
+// The sync's own gauges: which server is read, how far behind it is, and how big the
+// change log has grown. Made on the first call per Metrics (a test may start several syncs
+// on one registry), so that a daemon without a sync exports none of them.
+export interface SyncMetrics {
+  server: Gauge<'host' | 'role'>;
+  standby: Gauge;
+  lagSeconds: Gauge;
+  lagBytes: Gauge;
+  changeLogRows: Gauge;
+  changeLogOldest: Gauge;
+  pruneErrors: Gauge;
+}
+
+const madeSync = new WeakMap<Metrics, SyncMetrics>();
+
+export function syncMetrics(metrics: Metrics): SyncMetrics {
+  const had = madeSync.get(metrics);
+  if (had) return had;
+  const registers = [metrics.registry];
+  const m: SyncMetrics = {
+    server: new Gauge({
+      name: 'mailmapd_database_server',
+      help: '1 for the server the directory is read from (host:port, primary or standby)',
+      labelNames: ['host', 'role'],
+      registers,
+    }),
+    standby: new Gauge({ name: 'mailmapd_database_standby', help: '1 while the directory is read from a hot standby', registers }),
+    lagSeconds: new Gauge({
+      name: 'mailmapd_replica_lag_seconds',
+      help: 'How far the standby read is behind its primary in time (0 on a primary or when all received WAL is replayed)',
+      registers,
+    }),
+    lagBytes: new Gauge({
+      name: 'mailmapd_replica_lag_bytes',
+      help: 'WAL bytes the standby read has not replayed yet (primary position when database_primary_url is set, else received)',
+      registers,
+    }),
+    changeLogRows: new Gauge({ name: 'mailmapd_change_log_rows', help: 'Rows in mailmapd.changes', registers }),
+    changeLogOldest: new Gauge({ name: 'mailmapd_change_log_oldest_seconds', help: 'Age of the oldest row in mailmapd.changes', registers }),
+    pruneErrors: new Gauge({ name: 'mailmapd_change_log_prune_failing', help: '1 while pruning the change log fails', registers }),
+  };
+  madeSync.set(metrics, m);
+  return m;
+}
+
+// The write-back's metrics. Labels are bounded sets: the kind of value and why it was
+// dropped; never a mailbox.
+export interface WritebackMetrics {
+  pending: Gauge;
+  written: Counter<'kind'>;
+  dropped: Counter<'kind' | 'reason'>;
+  connected: Gauge;
+  batchSeconds: Histogram;
+  dictCommits: Counter<'result'>;
+}
+
+export function createWritebackMetrics(registry: Registry): WritebackMetrics {
+  const registers = [registry];
+  return {
+    pending: new Gauge({ name: 'mailmapd_writeback_pending', help: 'Last logins and quota usages waiting to be written to the primary', registers }),
+    written: new Counter({ name: 'mailmapd_writeback_written_total', help: 'Rows written to the primary, by kind', labelNames: ['kind'], registers }),
+    dropped: new Counter({
+      name: 'mailmapd_writeback_dropped_total',
+      help: 'Values not written: buffer_full (the primary was away too long), no_primary, write_error',
+      labelNames: ['kind', 'reason'],
+      registers,
+    }),
+    connected: new Gauge({ name: 'mailmapd_writeback_connected', help: '1 while the write-back connection to the primary is up', registers }),
+    batchSeconds: new Histogram({
+      name: 'mailmapd_writeback_batch_seconds',
+      help: 'Time to write one batch',
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
+      registers,
+    }),
+    dictCommits: new Counter({ name: 'mailmapd_dict_commits_total', help: 'Dict proxy transactions committed, by result', labelNames: ['result'], registers }),
+  };
 }
 
 /** Seconds since `start` (from process.hrtime.bigint()). */

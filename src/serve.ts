@@ -5,14 +5,15 @@
 // pieces (listeners, readiness, reload) live in daemon/.
 
 import { loadConfig, type Config } from './config.js';
-import { openDatabase, redactUrl, type DatabaseHandle } from './db/connect.js';
+import { openDatabase, primaryUrl, type DatabaseHandle } from './db/connect.js';
+import { databaseOf, redactUrl } from './db/conninfo.js';
 import { withClient } from './db/client.js';
 import { migrate } from './db/schema.js';
 import { createDirectory, type Directory } from './directory/directory.js';
 import type { Route } from './http/server.js';
 import { createMetricsRoute } from './http/metrics-route.js';
 import { createLogger, errorMessage, type Logger } from './log.js';
-import { createMetrics, secondsSince } from './metrics.js';
+import { createMetrics, createWritebackMetrics, secondsSince } from './metrics.js';
 import { profileFor } from './sync/profile-select.js';
 import { createSync, type Sync } from './sync/sync.js';
 import { notifySystemd } from './daemon/systemd.js';
@@ -31,9 +32,8 @@ import { createPolicyRoutes } from './policy/route.js';
 import { returnFreedMemoryToOs } from './memory/malloc.js';
 import { embeddedUrl } from './db/connect.js';
 import { createSnapshotKeeper } from './snapshot/keeper.js';
-import { databaseOf } from './snapshot/format.js';
 import { createDictHandler } from './dict/server.js';
-import { createWritebackMetrics } from './writeback/metrics.js';
+import { oauth2From } from './oauth2/start.js';
 import { startWriteback } from './writeback/start.js';
 import type { Writer } from './writeback/writer.js';
 
@@ -109,7 +109,9 @@ export async function serve(configPath: string | undefined): Promise<number> {
     return u.status === 'unknown' ? login : u.address;
   };
   const limiter = config.policy_enabled ? createLimiter(settingsFrom(config), metrics, Date.now, canonical) : undefined;
+  const oauth2 = oauth2From(config, logger);
   const authenticator = createAuthenticator({
+    tokens: oauth2?.verifier,
     limiter,
     directory,
     pool,
@@ -132,28 +134,25 @@ export async function serve(configPath: string | undefined): Promise<number> {
   const services: Service[] = [
     {
       name: 'socketmap',
-      key: 'socketmap_listen',
       handler: createSocketmapHandler({ directory, logger, metrics, maxRequestBytes: config.max_request_bytes }),
     },
     {
       name: 'auth',
-      key: 'auth_listen',
       handler: createAuthClientHandler({
         authenticator,
         logger,
         metrics,
         failureDelayMs: config.auth_failure_delay,
         maxRequestBytes: config.max_request_bytes,
+        bearer: oauth2 !== undefined,
       }),
     },
     {
       name: 'checkpassword',
-      key: 'checkpassword_listen',
       handler: createCheckpasswordHandler({ authenticator, logger, metrics, maxRequestBytes: config.max_request_bytes }),
     },
     {
       name: 'dict',
-      key: 'dict_listen',
       handler: createDictHandler({
         usage: (address, bytes, messages) => writer?.usage(address, bytes, messages),
         mailbox: (user) => {
@@ -164,6 +163,7 @@ export async function serve(configPath: string | undefined): Promise<number> {
         metrics,
         writebackMetrics,
         maxRequestBytes: config.max_request_bytes,
+        lookup: oauth2?.dovecotKeys,
       }),
     },
   ];
@@ -217,7 +217,7 @@ export async function serve(configPath: string | undefined): Promise<number> {
     pollIntervalMs: config.sync_poll_interval,
     retentionMs: config.changes_retention,
     reconnectMaxDelayMs: config.reconnect_max_delay,
-    databasePrimaryUrl: config.database_primary_url === '' ? undefined : config.database_primary_url,
+    databasePrimaryUrl: primaryUrl(config),
     maxLagMs: config.replica_max_lag,
   };
   const activeSync = snapshots ? snapshots.sync(db.url, syncOptions, createSync) : createSync(syncOptions);

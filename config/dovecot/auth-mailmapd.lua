@@ -189,8 +189,10 @@ end
 -- Lookups without a password (doveadm auth lookup, master users, proxies): existence and
 -- state only. No password field is returned, so Dovecot never lets a login through on
 -- this path unless a password check was already done elsewhere (skip_password_check).
+-- The service is sent along: after Dovecot 2.4 checked a bearer token itself, this lookup is
+-- the one place where a mailbox that may not use IMAP (say) is refused.
 function auth_passdb_lookup(req)
-  local body, err = call("POST", "/dovecot/userdb", { user = req.user })
+  local body, err = call("POST", "/dovecot/userdb", { user = req.user, service = req_field(req, "protocol", "service") })
   if body == nil then return dovecot.auth.PASSDB_RESULT_INTERNAL_FAILURE, err end
   local a = decode_form(body)
   if a.result == "ok" then

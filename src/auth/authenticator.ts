@@ -12,6 +12,8 @@ import { limitRepeats } from '../log-limit.js';
 import type { Metrics } from '../metrics.js';
 import { createCredentialCache, createPasswordTagger } from '../password/cache.js';
 import type { HashPool } from '../password/pool.js';
+import type { TokenVerifier } from '../oauth2/verify.js';
+import { looksLikeJwt } from '../oauth2/verify.js';
 import type { Limiter } from '../policy/limiter.js';
 import { loginCredentials, masterKey, sameCredentials, type Credential } from './credentials.js';
 import type { AuthContext, AuthOutcome, Authenticator, LookupOutcome } from './types.js';
@@ -39,6 +41,11 @@ export interface AuthenticatorDeps {
   maxStalenessMs?: number;
   /** Date.now() of the last successful refresh from the database. */
   lastRefresh?: () => number;
+  /**
+   * OAuth2 bearer tokens (`oauth2_issuer` set): checked where the auth socket's bearer
+   * mechanisms send one, and where a Dovecot door's password has the shape of a JWT.
+   */
+  tokens?: TokenVerifier;
   /** Told of every successful login (the last-login write-back); must not block. */
   onLogin?: (address: string, ctx: AuthContext) => void;
 }
@@ -126,15 +133,53 @@ export function createAuthenticator(deps: AuthenticatorDeps): AuthenticatorHandl
       else if (out.bad.length === stored.length) return { result: 'fail', why: 'bad_hash' };
     }
     if (matched < 0) return { result: 'fail', why: 'mismatch' };
-
-    // Only now, with the password proven, is the account's state told: a wrong password
-    // always gets the same plain failure, whatever the mailbox's state.
-    if (user.status === 'disabled') return { result: 'disabled', address: user.address };
-    if (user.maintenance) return { result: 'temp', why: 'mailbox in maintenance' };
-    if (user.disabledServices.includes(service)) return { result: 'fail', why: 'service_disabled' };
+    const refused = admit(user, service);
+    if (refused !== undefined) return refused;
     if (master !== undefined) logger.info('master login', { user: user.address, master: fold(master), service });
     else if (creds[matched]!.name !== undefined) logger.debug('app password login', { user: user.address, app_password: creds[matched]!.name, service });
     return homeOf(user.address, user.quotaBytes);
+  };
+
+  /**
+   * The account's state, told only once the credential is proven: a wrong password always
+   * gets the same plain failure, whatever the mailbox's state.
+   */
+  const admit = (user: Exclude<ReturnType<Directory['user']>, { status: 'unknown' }>, service: string): AuthOutcome | undefined => {
+    if (user.status === 'disabled') return { result: 'disabled', address: user.address };
+    if (user.maintenance) return { result: 'temp', why: 'mailbox in maintenance' };
+    if (user.disabledServices.includes(service)) return { result: 'fail', why: 'service_disabled' };
+    return undefined;
+  };
+
+  /**
+   * A bearer token: valid (verify.ts), naming a mailbox — the one the client logged in as,
+   * when it named one — that may use the service. Resolved on every login, so a mailbox
+   * removed or disabled after the token was issued is refused at once.
+   */
+  const checkToken = async (login: string, token: string, service: string): Promise<AuthOutcome> => {
+    const verified = await deps.tokens!.verify(token);
+    if (!verified.ok) return { result: 'fail', why: 'bad_token' };
+    const user = directory.user(verified.name);
+    if (user.status === 'unknown') return { result: 'fail', why: 'unknown' };
+    if (login !== '') {
+      const named = directory.user(login);
+      if (named.status === 'unknown' || named.address !== user.address) return { result: 'fail', why: 'bad_token' };
+    }
+    const refused = admit(user, service);
+    if (refused !== undefined) return refused;
+    return homeOf(user.address, user.quotaBytes);
+  };
+
+  /** The limiter's key for a token login: the login given, else the name the token claims (unverified: it only picks the count). */
+  const tokenLimitKey = (login: string, token: string): string => {
+    if (login !== '') return login;
+    try {
+      const claims = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as Record<string, unknown>;
+      const name = Object.values(claims).find((v) => typeof v === 'string' && v.includes('@'));
+      return typeof name === 'string' ? name.slice(0, 320) : '';
+    } catch {
+      return '';
+    }
   };
 
   const decide = async (login: string, password: string, ctx: AuthContext): Promise<AuthOutcome> => {
@@ -148,15 +193,19 @@ export function createAuthenticator(deps: AuthenticatorDeps): AuthenticatorHandl
       });
       return { result: 'temp', why: `directory not refreshed from the database for ${Math.round(stale / 1000)} s (auth_max_staleness)` };
     }
+    const bearer = deps.tokens !== undefined && ctx.master === undefined && (ctx.bearer === true || looksLikeJwt(password));
+    if (ctx.bearer === true && !bearer) return { result: 'fail', why: 'bad_token' };
     // Counted before the password is checked, so that guesses in flight cannot all pass
     // the bound; a master login's guesses are counted against the master user (the limiter
     // keys it apart from a plain login of the same name), a plain one against the mailbox
     // it resolves to.
-    const reserved = limiter?.reserve(login, { remoteIp: ctx.remoteIp, master: ctx.master === undefined ? undefined : fold(ctx.master) }, tagOf(password));
+    const limitKey = bearer ? tokenLimitKey(login, password) : login;
+    const master = !bearer && ctx.master !== undefined ? fold(ctx.master) : undefined;
+    const reserved = limiter?.reserve(limitKey, { remoteIp: ctx.remoteIp, master }, tagOf(password));
     if (reserved !== undefined && 'refused' in reserved) return { result: 'refused', retryAfterSeconds: reserved.refused.retryAfterSeconds };
     let outcome: AuthOutcome | undefined;
     try {
-      outcome = await check(login, password, ctx.service, ctx.master, 0);
+      outcome = bearer ? await checkToken(login, password, ctx.service) : await check(login, password, ctx.service, ctx.master, 0);
       return outcome;
     } finally {
       // The right password for a service the mailbox may not use is no guess: not counted.
@@ -174,11 +223,12 @@ export function createAuthenticator(deps: AuthenticatorDeps): AuthenticatorHandl
       if (outcome.result === 'ok') deps.onLogin?.(outcome.fields.user, ctx);
       return outcome;
     },
-    lookup(login): LookupOutcome {
+    lookup(login, service): LookupOutcome {
       if (!directory.loaded) return { result: 'temp', why: 'directory not loaded yet' };
       const user = directory.user(login);
       if (user.status === 'unknown') return { result: 'unknown' };
       if (user.status === 'disabled') return { result: 'disabled', address: user.address };
+      if (service !== undefined && user.disabledServices.includes(serviceOf(service))) return { result: 'disabled', address: user.address };
       // A mailbox being moved: nothing may open it (LMTP, doveadm) until it is back.
       if (user.maintenance) return { result: 'temp', why: 'mailbox in maintenance' };
       return homeOf(user.address, user.quotaBytes);

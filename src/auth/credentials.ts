@@ -10,6 +10,7 @@
 
 import { appPasswordAllows } from '../directory/account.js';
 import type { Account } from '../directory/directory.js';
+import { findScheme } from '../password/schemes.js';
 
 export interface Credential {
   stored: string;
@@ -17,12 +18,10 @@ export interface Credential {
   name?: string;
 }
 
-const cheapSchemes = new Set(['PLAIN', 'CLEAR', 'CLEARTEXT', 'SHA', 'SHA1', 'SHA256', 'SHA512', 'SSHA', 'SSHA256', 'SSHA512', 'SMD5', 'PLAIN-MD5', 'LDAP-MD5']);
-
-/** Whether a stored `{SCHEME}…` is a plain or salted digest: microseconds to check. */
+/** Whether a stored `{SCHEME}…` names a cheap scheme (Scheme.cheap), by any of its names. */
 function isCheap(stored: string): boolean {
   const m = /^\{([A-Za-z0-9-]+?)(?:\.(?:B64|BASE64|HEX))?\}/i.exec(stored);
-  return m !== null && cheapSchemes.has(m[1]!.toUpperCase());
+  return m !== null && findScheme(m[1]!)?.cheap === true;
 }
 
 export function loginCredentials(user: Account, service: string): Credential[] {

@@ -17,12 +17,14 @@ export interface AuthContext {
    * log in as. Only the Dovecot doors set it, never the auth socket (SMTP AUTH).
    */
   master?: string;
+  /** The password is an OAuth2 bearer token (the auth socket's OAUTHBEARER and XOAUTH2). */
+  bearer?: boolean;
 }
 
 export type AuthOutcome =
   | { result: 'ok'; fields: UserdbFields }
   /** Wrong password, unknown user, or a stored hash that cannot be checked: all look alike outside. */
-  | { result: 'fail'; why: 'mismatch' | 'unknown' | 'no_password' | 'bad_hash' | 'service_disabled' }
+  | { result: 'fail'; why: 'mismatch' | 'unknown' | 'no_password' | 'bad_hash' | 'service_disabled' | 'bad_token' }
   | { result: 'disabled'; address: string }
   /** The brute-force limiter refused before any password was checked. */
   | { result: 'refused'; retryAfterSeconds: number }
@@ -37,6 +39,10 @@ export type LookupOutcome =
 
 export interface Authenticator {
   authenticate(login: string, password: string, ctx: AuthContext): Promise<AuthOutcome>;
-  /** The userdb side: no password, no hashing, answered synchronously from memory. */
-  lookup(login: string): LookupOutcome;
+  /**
+   * The userdb side: no password, no hashing, answered synchronously from memory. With a
+   * service (a passdb lookup after Dovecot 2.4 checked a bearer token itself), a mailbox that
+   * may not use it is answered as disabled.
+   */
+  lookup(login: string, service?: string): LookupOutcome;
 }

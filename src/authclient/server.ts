@@ -23,7 +23,7 @@ import {
   type AuthParams,
   type ServerReply,
 } from './codec.js';
-import { mechanisms, type Mechanism, type MechStep } from './mechanisms.js';
+import { bearerMechanisms, mechanisms, type Mechanism, type MechStep } from './mechanisms.js';
 
 export interface AuthClientDeps {
   authenticator: Authenticator;
@@ -33,6 +33,8 @@ export interface AuthClientDeps {
   failureDelayMs: number;
   /** Longest accepted line; a longer one drops the connection. */
   maxRequestBytes: number;
+  /** Offer OAUTHBEARER and XOAUTH2 (`oauth2_issuer` is set). */
+  bearer?: boolean;
 }
 
 /** Requests one connection may have open at once; Postfix and doveadm use one at a time. */
@@ -71,6 +73,7 @@ function resultLabel(o: AuthOutcome): Result {
 export function createAuthClientHandler(deps: AuthClientDeps): ConnectionHandler {
   const { authenticator, logger, metrics } = deps;
   const log = limitRepeats(logger);
+  const offered = deps.bearer ? { ...mechanisms, ...bearerMechanisms } : mechanisms;
 
   return (socket: Socket): ConnectionControl => {
     const requests = new Map<number, Request>();
@@ -137,9 +140,10 @@ export function createAuthClientHandler(deps: AuthClientDeps): ConnectionHandler
       maybeEnd();
     };
 
-    const check = (req: Request, login: string, password: string) => {
+    const check = (req: Request, login: string, password: string, bearer: boolean) => {
       req.state = 'checking';
       const ctx: AuthContext = { service: req.params.service, secured: req.params.secured, noPenalty: req.params.noPenalty };
+      if (bearer) ctx.bearer = true;
       if (req.params.rip !== undefined) ctx.remoteIp = req.params.rip;
       if (req.params.lip !== undefined) ctx.localIp = req.params.lip;
       const started = process.hrtime.bigint();
@@ -171,6 +175,8 @@ export function createAuthClientHandler(deps: AuthClientDeps): ConnectionHandler
           // Unknown user, wrong password, disabled mailbox and a refused login look alike outside.
           const why = outcome.result === 'fail' ? outcome.why : outcome.result;
           logger.info('login failed', { ...fields, reason: why });
+          // The bearer mechanisms first send their error status and wait for the client's dummy reply.
+          if (req.mech.refused !== undefined) return step(req, req.mech.refused());
           failLater(req, { kind: 'fail', id: req.id, user: login });
         }
       }
@@ -191,7 +197,7 @@ export function createAuthClientHandler(deps: AuthClientDeps): ConnectionHandler
           return;
         case 'credentials':
           if (req.timer) clearTimeout(req.timer);
-          check(req, s.login, s.password);
+          check(req, s.login, s.password, s.bearer === true);
       }
     };
 
@@ -211,7 +217,7 @@ export function createAuthClientHandler(deps: AuthClientDeps): ConnectionHandler
         case 'auth': {
           if (requests.has(msg.id)) return drop('duplicate_id', 'duplicate request id');
           if (requests.size >= MAX_REQUESTS_PER_CONNECTION) return drop('too_many_requests', 'too many requests');
-          const make = mechanisms[msg.mech];
+          const make = offered[msg.mech];
           if (make === undefined) return drop('unsupported_mechanism', 'unsupported mechanism');
           const req: Request = { id: msg.id, mechName: msg.mech, mech: make(), params: msg.params, state: 'waiting' };
           requests.set(req.id, req);
@@ -277,7 +283,7 @@ export function createAuthClientHandler(deps: AuthClientDeps): ConnectionHandler
     });
 
     const cookie = randomBytes(16).toString('hex');
-    socket.write(serializeHandshake({ pid: process.pid, cuid: nextCuid++, cookie, mechanisms: Object.keys(mechanisms) }));
+    socket.write(serializeHandshake({ pid: process.pid, cuid: nextCuid++, cookie, mechanisms: Object.keys(offered) }));
 
     return {
       shutdown() {

@@ -8,6 +8,8 @@
  *   fd 3 in:   user \0 password \0 timestamp \0       (lookups: user \0 \0 \0)
  *   socket:    -s SOCKET, else $MAILMAPD_CHECKPASSWORD_SOCKET, else
  *              unix:/run/mailmapd/checkpassword; also inet:127.0.0.1:PORT.
+ *   bound:     -t SECONDS (1 to 3600, default 20): connecting, asking and reading the
+ *              reply take no longer, whatever the daemon does; then exit 111.
  *   request:   4-byte big-endian length, then NUL-terminated fields
  *              "1" mode user password service remote_ip local_ip secured
  *              (mode "auth", or "lookup" when AUTHORIZED=1); src/checkpassword/wire.ts
@@ -51,6 +53,7 @@ static const char *prog = "mailmapd-checkpassword";
 
 /* CLOCK_MONOTONIC milliseconds at which the whole exchange must be over. */
 static long long deadline_ms;
+static long long timeout_seconds = TIMEOUT_SECONDS;
 
 static long long now_ms(void)
 {
@@ -250,7 +253,7 @@ static int connect_daemon(const char *spec)
 	int fd, left;
 	struct timeval tv;
 
-	deadline_ms = now_ms() + TIMEOUT_SECONDS * 1000LL;
+	deadline_ms = now_ms() + timeout_seconds * 1000LL;
 	if (strncmp(spec, "unix:", 5) == 0)
 		fd = connect_unix(spec + 5);
 	else if (spec[0] == '/' || spec[0] == '.')
@@ -328,6 +331,13 @@ int main(int argc, char **argv)
 			socket_spec = argv[++argi];
 		} else if (strncmp(argv[argi], "-s", 2) == 0 && argv[argi][2] != '\0') {
 			socket_spec = argv[argi] + 2;
+		} else if (strcmp(argv[argi], "-t") == 0 && argi + 1 < argc) {
+			char *end;
+			timeout_seconds = strtoll(argv[++argi], &end, 10);
+			if (*end != '\0' || timeout_seconds < 1 || timeout_seconds > 3600) {
+				fprintf(stderr, "%s: -t takes whole seconds, 1 to 3600\n", prog);
+				return EXIT_TEMP;
+			}
 		} else {
 			break;
 		}

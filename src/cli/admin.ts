@@ -3,44 +3,12 @@
 // leaves the database as it was. Errors are one line; see cli.ts for exit codes.
 
 import type pg from 'pg';
-import { NotFoundError, TempError, UsageError } from '../errors.js';
-import { inTransaction, withClient } from '../db/client.js';
+import { NotFoundError, UsageError } from '../errors.js';
+import { inTransaction } from '../db/client.js';
+import { withAdminClient, type AdminDeps } from './admin-client.js';
+import { arity, checkAddress, checkDomain, onlyFlags, parseArgs, type Parsed } from './args.js';
 import { readNewPassword } from './password-input.js';
-import { isSafePathPart } from '../directory/userdb.js';
 import { listSuffix, showLines, writtenBack } from './mailbox-usage.js';
-
-export interface AdminDeps {
-  url: string;
-  hash(password: string): Promise<string>;
-  out(line: string): void;
-}
-
-const domainRe = /^(?=.{1,253}$)[a-z0-9_](?:[a-z0-9_-]{0,62})?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,62})?)*$|^\[[0-9a-f.:]+\]$/;
-const localRe = /^[^\s@,"\\]{1,64}$/;
-
-export function checkDomain(raw: string | undefined): string {
-  if (raw === undefined || raw === '') throw new UsageError('missing domain name');
-  const d = raw.trim().toLowerCase();
-  if (d.includes('@')) throw new UsageError(`"${raw}" is an address, not a domain`);
-  if (!domainRe.test(d)) throw new UsageError(`"${raw}" is not a valid domain name`);
-  return d;
-}
-
-/** opts.mailbox: the address names a mailbox, so its local part becomes a directory name. */
-export function checkAddress(raw: string | undefined, opts: { catchAll?: boolean; mailbox?: boolean } = {}): string {
-  if (raw === undefined || raw === '') throw new UsageError('missing address');
-  const a = raw.trim().toLowerCase();
-  const parts = a.split('@');
-  if (parts.length !== 2) throw new UsageError(`"${raw}" is not an address: it needs exactly one @`);
-  const [local, domain] = parts as [string, string];
-  if (local === '' && !opts.catchAll) throw new UsageError(`"${raw}" has an empty local part`);
-  if (local !== '' && !localRe.test(local)) throw new UsageError(`"${raw}" has an invalid local part`);
-  checkDomain(domain);
-  if (opts.mailbox && !isSafePathPart(local)) {
-    throw new UsageError(`"${raw}" cannot be a mailbox: its local part would leave its home directory (no "/", "..", or leading ".")`);
-  }
-  return a;
-}
 
 function parseQuota(raw: string): number {
   const m = /^(\d+)\s*([kmgt]?)i?b?$/i.exec(raw.trim());
@@ -49,78 +17,6 @@ function parseQuota(raw: string): number {
   const n = Number(m[1]) * mult;
   if (!Number.isSafeInteger(n)) throw new UsageError(`quota "${raw}" is too large`);
   return n;
-}
-
-interface Parsed {
-  positional: string[];
-  flags: Map<string, string | true>;
-}
-
-export function parseArgs(args: string[], valued: string[]): Parsed {
-  const positional: string[] = [];
-  const flags = new Map<string, string | true>();
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    if (a.startsWith('--')) {
-      const [name, inline] = a.slice(2).split('=', 2) as [string, string | undefined];
-      if (valued.includes(name)) {
-        const v = inline ?? args[++i];
-        if (v === undefined) throw new UsageError(`--${name} needs a value`);
-        flags.set(name, v);
-      } else {
-        if (inline !== undefined) throw new UsageError(`--${name} takes no value`);
-        flags.set(name, true);
-      }
-    } else positional.push(a);
-  }
-  return { positional, flags };
-}
-
-export function onlyFlags(p: Parsed, allowed: string[]): void {
-  for (const f of p.flags.keys()) if (!allowed.includes(f)) throw new UsageError(`unknown option --${f}`);
-}
-
-export function arity(p: Parsed, min: number, max: number, usage: string): void {
-  if (p.positional.length < min || p.positional.length > max) throw new UsageError(`usage: mailmapd ${usage}`);
-}
-
-/** One connection per step, with database errors translated for a person. */
-export function withAdminClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  return withClient(url, 'mailmapd-cli', async (c) => {
-    try {
-      return await fn(c);
-    } catch (err) {
-      throw translate(err);
-    }
-  });
-}
-
-/** Database errors a person caused become usage errors with a plain sentence. */
-function translate(err: unknown): Error {
-  if (err instanceof UsageError || err instanceof TempError || err instanceof NotFoundError) return err;
-  const e = err as { code?: string; message?: string; constraint?: string; detail?: string };
-  switch (e.code) {
-    case '23505': {
-      // detail: Key (name)=(example.org) already exists.
-      const m = /\)=\((.*)\) already exists/.exec(e.detail ?? '');
-      return new UsageError(m ? `${m[1]} already exists` : 'already exists');
-    }
-    case '23503':
-      return new UsageError(e.constraint?.includes('domain') ? 'the domain does not exist, or still has mailboxes' : 'a referenced entry does not exist');
-    case '23514':
-      // A domain limit's message names the domain and the limit (migration 6).
-      if (e.constraint === 'mailmapd_domain_limit') return new UsageError(e.message ?? 'over a domain limit');
-      return new UsageError(`rejected by the schema's checks (${e.constraint ?? 'check'})`);
-    case '42P01':
-      return new UsageError('the mailmapd schema is missing: run `mailmapd migrate` first');
-    case '57P01':
-    case '57P03':
-    case '08006':
-    case '08001':
-      return new TempError(`database unavailable: ${e.message}`);
-    default:
-      return new Error(e.message ?? String(err));
-  }
 }
 
 async function requireDomain(c: pg.Client, domain: string): Promise<void> {

@@ -5,7 +5,8 @@
 
 import { randomInt } from 'node:crypto';
 import { hashPassword } from '../password/hash.js';
-import { arity, checkAddress, onlyFlags, parseArgs, withAdminClient, type AdminDeps } from './admin.js';
+import { withAdminClient, type AdminDeps } from './admin-client.js';
+import { arity, checkAddress, onlyFlags, parseArgs } from './args.js';
 import { UsageError } from '../errors.js';
 import { parseServices } from './services.js';
 

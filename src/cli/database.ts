@@ -5,7 +5,8 @@
 import type pg from 'pg';
 import type { Config } from '../config.js';
 import { withClient } from '../db/client.js';
-import { openDatabase, redactUrl, type DatabaseHandle } from '../db/connect.js';
+import { openDatabase, writeUrl, type DatabaseHandle } from '../db/connect.js';
+import { redactUrl } from '../db/conninfo.js';
 import { resolveUrl } from '../db/target.js';
 import { createLogger } from '../log.js';
 import { TempError } from '../errors.js';
@@ -23,7 +24,7 @@ export async function withDatabaseUrl<T>(config: Config, fn: (url: string) => Pr
     // database_url that libpq's rules pick (a multi-host list is walked here).
     let url = db.url;
     try {
-      url = await resolveUrl(config.database_primary_url !== '' ? config.database_primary_url : db.url, { connectTimeoutMs: 5000 });
+      url = await resolveUrl(writeUrl(config, db.url), { connectTimeoutMs: 5000 });
     } catch (err) {
       throw new TempError(`cannot connect to ${redactUrl(url)}: ${(err as Error).message}`);
     }

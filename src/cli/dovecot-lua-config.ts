@@ -40,6 +40,11 @@ function noUrlNote(config: Config): string {
 // The user list names every account: mailmapd gives it only to a client with the secret.
 const noSecretNote = "# http_secret is not set: `doveadm user '*'` and `doveadm -A` cannot list users until it is.";
 
+/** Dovecot's mechanisms: the plaintext ones, and the bearer ones when `oauth2_issuer` is set. */
+export function mechanisms(config: Config): string {
+  return config.oauth2_issuer === '' ? 'plain login' : 'plain login oauthbearer xoauth2';
+}
+
 export function dovecotLuaConfig23(config: Config, opts: LuaConfigOptions = {}): string {
   const file = checkValue('the Lua file path', opts.luaFile ?? defaultLuaFile);
   const url = daemonUrl(config);
@@ -53,8 +58,9 @@ export function dovecotLuaConfig23(config: Config, opts: LuaConfigOptions = {}):
     '',
     '# The script reads its settings from the environment of the auth processes.',
     `import_environment = $import_environment ${env.join(' ')}`,
-    '# mailmapd verifies passwords itself: plaintext mechanisms only.',
-    'auth_mechanisms = plain login',
+    '# mailmapd verifies passwords itself: plaintext mechanisms only (and bearer tokens, which the',
+    '# oauth2 mechanisms of 2.3 hand to the passdb as the password: mailmapd verifies them too).',
+    `auth_mechanisms = ${mechanisms(config)}`,
     '# mailmapd caches verified logins and drops an entry the moment the password changes;',
     "# Dovecot's own cache would keep an old password working until its TTL.",
     'auth_cache_size = 0',

@@ -12,9 +12,10 @@ import { readFile } from 'node:fs/promises';
 import type pg from 'pg';
 import type { Config } from '../config.js';
 import { currentVersion } from '../db/schema.js';
-import { checkAddress, checkDomain } from './admin.js';
+import { checkAddress, checkDomain } from './args.js';
 import { inTransaction } from '../db/client.js';
 import { UsageError } from '../errors.js';
+import { isNative } from '../sync/profile-names.js';
 
 type Out = (line: string) => void;
 
@@ -322,7 +323,7 @@ export async function importCommand(config: Config, args: string[], out: Out): P
     out(`${plan.bad.length} line(s) cannot be imported: nothing written (fix them, or --skip-bad to import the rest)`);
     return 2;
   }
-  if (config.schema !== 'native') out(`warning: schema = ${config.schema}: the daemon does not read the native tables this import writes`);
+  if (!isNative(config.schema)) out(`warning: schema = ${config.schema}: the daemon does not read the native tables this import writes`);
 
   return withDatabaseClient(config, 'mailmapd-import', async (c) => {
     if ((await currentVersion(c)) === 0) {

@@ -1,7 +1,8 @@
 // `mailmapd mailbox set ADDRESS [--disable S,…] [--enable S,…] [--maintenance on|off]`:
 // per-service access and maintenance, in one UPDATE so nothing is half-written.
 
-import { arity, checkAddress, onlyFlags, parseArgs, withAdminClient, type AdminDeps } from './admin.js';
+import { withAdminClient, type AdminDeps } from './admin-client.js';
+import { arity, checkAddress, onlyFlags, parseArgs } from './args.js';
 import { UsageError } from '../errors.js';
 import { parseServices } from './services.js';
 

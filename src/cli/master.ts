@@ -1,7 +1,8 @@
 // `mailmapd master add|rm|list|passwd NAME`: master users, who log in through Dovecot as
 // any mailbox with `address<separator>NAME` and their own password (never over SMTP AUTH).
 
-import { arity, onlyFlags, parseArgs, withAdminClient, type AdminDeps } from './admin.js';
+import { withAdminClient, type AdminDeps } from './admin-client.js';
+import { arity, onlyFlags, parseArgs } from './args.js';
 import { UsageError } from '../errors.js';
 import { readNewPassword } from './password-input.js';
 

@@ -9,10 +9,14 @@ import { withDatabaseClient } from './database.js';
 import type pg from 'pg';
 import type { Config } from '../config.js';
 import { changeLogSql, currentVersion, latestVersion, migrate } from '../db/schema.js';
-import { dropUnusedLogFunctionsSql, logFunctionPattern } from '../db/migrations/static-triggers.js';
+import { dropUnusedLogFunctionsSql } from '../db/migrations/static-triggers.js';
+import { triggerFunctionPattern, watchSuffixes } from '../db/migrations/invoker-triggers.js';
 import { checkProfile, resolveWatches, type ResolvedWatch } from '../sync/profile-check.js';
 import { sectionName } from '../sync/profile.js';
-import { changeKinds, type Profile } from '../sync/profile.js';
+import { changeKinds } from '../directory/directory.js';
+import type { Profile } from '../sync/profile.js';
+import { chooseLayout } from '../sync/profile-layout.js';
+import { isNative } from '../sync/profile-names.js';
 import { profileFor } from '../sync/profile-select.js';
 import { inTransaction } from '../db/client.js';
 import { UsageError } from '../errors.js';
@@ -20,7 +24,7 @@ import { UsageError } from '../errors.js';
 type Out = (line: string) => void;
 
 const usage = 'usage: mailmapd triggers install|remove [--purge]|status';
-const suffixes = ['ins', 'upd', 'del', 'trunc'] as const;
+const suffixes = watchSuffixes;
 const lockKey = 0x6d61696c; // the migration lock: install and migrate never interleave
 
 interface Installed {
@@ -29,17 +33,18 @@ interface Installed {
   trigger: string;
   kind: string;
   keyExpr: string;
-  /** Made by an older mailmapd: the generic function that executed its arguments. */
-  generic: boolean;
+  /** Made by an older mailmapd: the generic function that executed its arguments, or a
+   *  key function that ran as its owner (a SECURITY DEFINER one), or a _trunc trigger. */
+  outdated: boolean;
 }
 
 /** Change triggers of ours on tables outside schema mailmapd. */
 async function installedTriggers(c: pg.ClientBase): Promise<Installed[]> {
   const exists = await c.query(`SELECT to_regnamespace('mailmapd') IS NOT NULL AS e`);
   if (exists.rows[0]?.e !== true) return [];
-  const r = await c.query<{ tbl: string; oid: number; tgname: string; tgargs: Buffer; generic: boolean }>(
+  const r = await c.query<{ tbl: string; oid: number; tgname: string; tgargs: Buffer; outdated: boolean }>(
     `SELECT format('%I.%I', n.nspname, cl.relname) AS tbl, cl.oid::int AS oid, t.tgname, t.tgargs,
-            p.proname = 'log_change' AS generic
+            p.proname = 'log_change' OR (p.proname <> 'write_changes' AND p.prosecdef) OR t.tgname ~ '_trunc$' AS outdated
        FROM pg_trigger t
        JOIN pg_proc p ON p.oid = t.tgfoid
        JOIN pg_class cl ON cl.oid = t.tgrelid
@@ -47,11 +52,11 @@ async function installedTriggers(c: pg.ClientBase): Promise<Installed[]> {
       WHERE NOT t.tgisinternal AND p.pronamespace = 'mailmapd'::regnamespace AND p.proname ~ $1
         AND n.nspname <> 'mailmapd'
       ORDER BY 1, 3`,
-    [logFunctionPattern],
+    [triggerFunctionPattern],
   );
   return r.rows.map((x) => {
     const args = x.tgargs.toString('utf8').split('\u0000');
-    return { table: x.tbl, oid: x.oid, trigger: x.tgname, kind: args[0] ?? '', keyExpr: args[1] ?? '', generic: x.generic };
+    return { table: x.tbl, oid: x.oid, trigger: x.tgname, kind: args[0] ?? '', keyExpr: args[1] ?? '', outdated: x.outdated };
   });
 }
 
@@ -70,8 +75,8 @@ function compare(watches: ResolvedWatch[], installed: Installed[]): StatusLine[]
     const have = new Set(mine.map((i) => i.trigger));
     const lacking = suffixes.filter((s) => !have.has(`mailmapd_${w.kind}_${s}`));
     if (mine.length === 0) lines.push({ ok: false, line: `missing  ${label}` });
+    else if (mine.some((i) => i.outdated)) lines.push({ ok: false, line: `outdated ${label} (made by an older mailmapd)` });
     else if (lacking.length > 0) lines.push({ ok: false, line: `partial  ${label} (no ${lacking.join(', ')} trigger)` });
-    else if (mine.some((i) => i.generic)) lines.push({ ok: false, line: `outdated ${label} (made by an older mailmapd)` });
     else if (mine.some((i) => i.keyExpr !== w.sql)) lines.push({ ok: false, line: `outdated ${label} (another key expression)` });
     else lines.push({ ok: true, line: `ok       ${label}` });
   }
@@ -86,7 +91,7 @@ function compare(watches: ResolvedWatch[], installed: Installed[]): StatusLine[]
  * per missing, partial, outdated or extra trigger set; [] when all is in place.
  */
 export async function triggerProblems(c: pg.ClientBase, profile: Profile): Promise<string[]> {
-  if (profile.name === 'native' && profile.watches === undefined) return [];
+  if (isNative(profile)) return [];
   const { watches, problems } = await resolveWatches(c, profile);
   const status = compare(watches, await installedTriggers(c));
   return [...problems, ...status.filter((s) => !s.ok).map((s) => `triggers: ${s.line.replace(/\s+/, ' ')}: run \`mailmapd triggers install\``)];
@@ -98,7 +103,7 @@ async function dropTriggers(c: pg.ClientBase, list: Installed[]): Promise<void> 
 }
 
 async function install(c: pg.ClientBase, profile: Profile, out: Out): Promise<number> {
-  if (profile.name === 'native' && profile.watches === undefined) {
+  if (isNative(profile)) {
     const r = await migrate(c);
     out(`schema = native: its triggers come with the schema (version ${r.to}); nothing else to install`);
     return 0;
@@ -125,7 +130,9 @@ async function install(c: pg.ClientBase, profile: Profile, out: Out): Promise<nu
     for (const kind of changeKinds) await c.query('INSERT INTO mailmapd.changes (kind, key) VALUES ($1, NULL)', [kind]);
     await c.query(`SELECT pg_notify('mailmapd', 'reload')`);
   });
-  out(`${watches.length} tables watched for schema = ${profile.source ? `custom:${profile.source}` : profile.name}`);
+  out(
+    `${watches.length} tables watched for schema = ${profile.source ? `custom:${profile.source}` : profile.name}${profile.layout ? ` (${profile.layout})` : ''}`,
+  );
   return 0;
 }
 
@@ -149,7 +156,7 @@ async function remove(c: pg.ClientBase, purge: boolean, out: Out): Promise<numbe
 }
 
 async function status(c: pg.ClientBase, profile: Profile, out: Out): Promise<number> {
-  if (profile.name === 'native' && profile.watches === undefined) {
+  if (isNative(profile)) {
     const v = await currentVersion(c);
     if (v === 0) {
       out('schema = native: the native schema is missing: run `mailmapd migrate`');
@@ -174,8 +181,9 @@ export async function triggersCommand(config: Config, args: string[], out: Out):
   if (sub === undefined || !['install', 'remove', 'status'].includes(sub) || unknown.length > 0 || (purge && sub !== 'remove')) {
     throw new UsageError(usage);
   }
-  const profile = await profileFor(config.schema);
+  const panel = await profileFor(config.schema);
   return withDatabaseClient(config, 'mailmapd-cli', async (c) => {
+    const profile = await chooseLayout(c, panel);
     if (sub === 'install') return await install(c, profile, out);
     if (sub === 'remove') return await remove(c, purge, out);
     return await status(c, profile, out);

@@ -2,7 +2,7 @@
 // listeners. Opens them at start (all or none), re-opens changed addresses on SIGHUP, and
 // closes them with a grace period at shutdown.
 
-import type { Config } from '../config.js';
+import { listenerKeys, type Config, type ListenerName } from '../config.js';
 import { serveHttp, type HttpServer, type Route } from '../http/server.js';
 import type { ListenAddress } from '../net/listen-address.js';
 import { errorMessage, type Logger } from '../log.js';
@@ -10,10 +10,9 @@ import type { Metrics } from '../metrics.js';
 import { listen, type ConnectionHandler } from '../net/listener.js';
 import { diffAddresses } from './reload-plan.js';
 
-/** A protocol served on the addresses of one config key. */
+/** A protocol served on the addresses of its listener's config key (listenerKeys). */
 export interface Service {
-  name: string;
-  key: 'socketmap_listen' | 'auth_listen' | 'checkpassword_listen' | 'dict_listen';
+  name: Exclude<ListenerName, 'http'>;
   handler: ConnectionHandler;
 }
 
@@ -50,7 +49,7 @@ export function createListeners(deps: { services: Service[]; routes: Map<string,
   const groups: { name: string; wanted: () => ListenAddress[]; open: (a: ListenAddress) => Promise<Open> }[] = [
     ...services.map((s) => ({
       name: s.name,
-      wanted: () => config()[s.key],
+      wanted: () => config()[listenerKeys[s.name]],
       open: async (address: ListenAddress): Promise<Open> => {
         const limits = { maxConnections: config().max_connections, idleTimeoutMs: config().idle_timeout, requestTimeoutMs: config().request_timeout };
         const l = await listen(address, s.name, s.handler, limits, unixOptions(), logger, events);
@@ -59,7 +58,7 @@ export function createListeners(deps: { services: Service[]; routes: Map<string,
     })),
     {
       name: 'http',
-      wanted: () => config().http_listen,
+      wanted: () => config()[listenerKeys.http],
       open: async (address: ListenAddress): Promise<Open> => {
         const limits = { maxConnections: config().max_connections, maxBodyBytes: 65536, idleTimeoutMs: 5000, requestTimeoutMs: config().request_timeout };
         const h: HttpServer = await serveHttp(address, routes, limits, unixOptions(), logger, metrics);

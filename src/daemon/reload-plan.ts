@@ -1,19 +1,11 @@
 // What a SIGHUP changes: a pure comparison of the running config with the new one, so the
 // rules can be read and tested without a daemon. Applying the plan is listeners.ts's job.
 
-import { configKeys, type Config, type ConfigKey } from '../config.js';
+import { configKeys, listenerKeys, type Config, type ConfigKey } from '../config.js';
 import type { ListenAddress } from '../net/listen-address.js';
 
 /** Keys a SIGHUP applies without a restart. */
-const reloadableKeys: ReadonlySet<ConfigKey> = new Set<ConfigKey>([
-  'log_level',
-  'recipient_delimiter',
-  'socketmap_listen',
-  'auth_listen',
-  'checkpassword_listen',
-  'http_listen',
-  'dict_listen',
-]);
+const reloadableKeys: ReadonlySet<ConfigKey> = new Set<ConfigKey>(['log_level', 'recipient_delimiter', ...Object.values(listenerKeys)]);
 
 export interface ReloadPlan {
   /** Changed keys that take effect only after a restart (logged, not applied). */

@@ -1,12 +1,11 @@
-// The kinds of directory entry a change trigger may log (mailmapd.changes.kind): checked by
-// `mailmapd.watch_table` when a trigger is installed and by the change log's CHECK, both
-// built from this one list. A kind added here needs its query in every profile
-// (src/sync/profile.ts).
+// The kinds of directory entry a change trigger may log (mailmapd.changes.kind), as SQL:
+// checked by `mailmapd.watch_table` when a trigger is installed and by the change log's
+// CHECK, both built from the directory's one list of kinds (changeKinds).
 
-const loggedKinds = ['domain', 'alias_domain', 'mailbox', 'alias', 'master_user', 'route'] as const;
+import { changeKinds } from '../directory/directory.js';
 
 /** The list as SQL literals: `'domain', 'alias_domain', …`. */
-export const loggedKindsSql = loggedKinds.map((k) => `'${k}'`).join(', ');
+export const loggedKindsSql = changeKinds.map((k) => `'${k}'`).join(', ');
 
 /**
  * Replaces the change log's CHECK on kind whole, so that a database set up by an older

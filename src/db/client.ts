@@ -3,7 +3,7 @@
 
 import pg from 'pg';
 import { TempError } from '../errors.js';
-import { redactUrl } from './connect.js';
+import { redactUrl } from './conninfo.js';
 
 /** Connects, or throws TempError naming the (redacted) URL: unreachable is worth a retry. */
 export async function connectClient(url: string, applicationName: string, timeoutMs = 5000, queryTimeoutMs?: number): Promise<pg.Client> {

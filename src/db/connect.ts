@@ -25,27 +25,22 @@ async function reachable(url: string): Promise<boolean> {
   }
 }
 
+/** database_primary_url, undefined when it is not set. */
+export function primaryUrl(config: Config): string | undefined {
+  return config.database_primary_url === '' ? undefined : config.database_primary_url;
+}
+
+/** Where writes go: the primary when database_primary_url names one, else `readUrl`. */
+export function writeUrl(config: Config, readUrl: string): string {
+  return primaryUrl(config) ?? readUrl;
+}
+
 export async function openDatabase(config: Config, logger: Logger): Promise<DatabaseHandle> {
   if (config.database_url !== '') return { url: config.database_url, embedded: false, stop: async () => {} };
   const url = embeddedUrl(config);
   if (await reachable(url)) return { url, embedded: true, stop: async () => {} };
   const db = await startEmbedded(config.embedded_data_dir, config.embedded_port, logger);
   return { url: db.url, embedded: true, stop: db.stop };
-}
-
-/** Hides credentials when a URL is shown to a person. */
-export function redactUrl(url: string): string {
-  // libpq's multi-host form is no WHATWG URL: hide the password by pattern.
-  const multi = /^(postgres(?:ql)?:\/\/[^:@/?#]*:)[^@/?#]*@([^/?#]*,)/.exec(url);
-  if (multi) return url.replace(/^(postgres(?:ql)?:\/\/[^:@/?#]*:)[^@/?#]*@/, '$1***@');
-  if (/^postgres(?:ql)?:\/\/[^/?#]*,/.test(url)) return url;
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return '(unparsable database_url)';
-  }
 }
 
 // The multi-host walk (libpq's host list and target_session_attrs) for every connection

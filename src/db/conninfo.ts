@@ -1,7 +1,9 @@
-// libpq's multi-host URL, which node-postgres does not understand:
+// The database URL, read one way everywhere: libpq's URL form, which may name several
+// hosts (node-postgres and WHATWG's URL understand only one):
 //   postgres://user:pw@h1:5432,h2,[::1]:5433/db?target_session_attrs=prefer-standby&connect_timeout=5
-// split into one single-host URL per host, in order, plus the session attributes the
-// caller must check after connecting. Everything else in the URL is kept as it is.
+// parseConnInfo splits it into one single-host URL per host, in order, plus the session
+// attributes the caller must check after connecting (everything else is kept as it is);
+// redactUrl shows it to a person; databaseOf names the database it reaches.
 
 export type TargetSessionAttrs = 'any' | 'read-write' | 'read-only' | 'primary' | 'standby' | 'prefer-standby';
 
@@ -38,15 +40,31 @@ function splitHosts(authority: string, defaultPort: number): Array<{ host: strin
   return out;
 }
 
+interface UrlParts {
+  scheme: string;
+  userinfo: string | undefined;
+  /** The host list: `h1:p1,[v6]:p2,h3`, '' for the default host. */
+  authority: string;
+  path: string;
+  query: string | undefined;
+}
+
+/** The parts of a postgres:// or postgresql:// URL; undefined for anything else. */
+function splitUrl(url: string): UrlParts | undefined {
+  const m = /^(postgres(?:ql)?:\/\/)(?:([^@/?#]*)@)?([^/?#]*)([^?#]*)(\?[^#]*)?(#.*)?$/.exec(url);
+  if (!m) return undefined;
+  return { scheme: m[1]!, userinfo: m[2], authority: m[3]!, path: m[4]!, query: m[5] };
+}
+
 /**
  * Reads a postgres:// or postgresql:// URL with one or more hosts. A string that is no
  * such URL (a key=value conninfo, a socket path) is passed through as a single host that
  * node-postgres reads itself.
  */
 export function parseConnInfo(url: string): ConnInfo {
-  const m = /^(postgres(?:ql)?:\/\/)(?:([^@/?#]*)@)?([^/?#]*)([^?#]*)(\?[^#]*)?(#.*)?$/.exec(url);
-  if (!m) return { hosts: [{ host: '', port: 5432, url }], targetSessionAttrs: 'any' };
-  const [, scheme, userinfo, authority, path, query] = m;
+  const parts = splitUrl(url);
+  if (!parts) return { hosts: [{ host: '', port: 5432, url }], targetSessionAttrs: 'any' };
+  const { scheme, userinfo, authority, path, query } = parts;
   const params = new URLSearchParams(query ?? '');
   const tsa = params.get('target_session_attrs') ?? 'any';
   if (!(targetSessionAttrsValues as readonly string[]).includes(tsa)) {
@@ -57,7 +75,7 @@ export function parseConnInfo(url: string): ConnInfo {
   params.delete('connect_timeout');
   const defaultPort = params.get('port') !== null ? Number(params.get('port')) : 5432;
   const rest = params.toString();
-  const hosts = authority === '' ? [{ host: '', port: defaultPort }] : splitHosts(authority!, defaultPort);
+  const hosts = authority === '' ? [{ host: '', port: defaultPort }] : splitHosts(authority, defaultPort);
   const info: ConnInfo = {
     hosts: hosts.map(({ host, port }) => {
       const h = host.includes(':') ? `[${host}]` : host;
@@ -74,4 +92,35 @@ export function parseConnInfo(url: string): ConnInfo {
   // daemon must never do, so the caller's default applies then.
   if (timeout !== null && Number(timeout) > 0) info.connectTimeoutMs = Math.max(2, Number(timeout)) * 1000;
   return info;
+}
+
+/**
+ * Hides the password when a URL is shown to a person. Everything up to the last `@` counts
+ * as user and password, so a password holding an unencoded `@`, `/` or `#` is hidden too;
+ * what is no postgres:// URL (a key=value conninfo may hold `password=`) is not shown.
+ */
+export function redactUrl(url: string): string {
+  const scheme = /^postgres(?:ql)?:\/\//.exec(url)?.[0];
+  if (scheme === undefined) return '(unparsable database_url)';
+  const at = url.lastIndexOf('@');
+  if (at < scheme.length) return url;
+  const colon = url.indexOf(':', scheme.length);
+  if (colon < 0 || colon > at) return url;
+  return `${url.slice(0, colon)}:***${url.slice(at)}`;
+}
+
+/**
+ * The database a URL reaches, as `host:port/database` for each host, comma-joined, without
+ * user or password: where a snapshot's data came from (snapshot/keeper.ts). Hosts as written,
+ * a missing port as 5432.
+ */
+export function databaseOf(url: string): string {
+  const parts = splitUrl(url);
+  if (!parts) return '(unparsable database_url)';
+  try {
+    const hosts = splitHosts(parts.authority, 5432).map(({ host, port }) => `${host.includes(':') ? `[${host}]` : host}:${port}`);
+    return `${hosts.join(',')}${parts.path}`;
+  } catch {
+    return '(unparsable database_url)';
+  }
 }

@@ -15,6 +15,8 @@ import { migration2Sql, staticTriggerSql } from './migrations/static-triggers.js
 import { pathSafeNamesSql } from './migrations/path-safe-names.js';
 import { accountsSql } from './migrations/accounts.js';
 import { writebackTablesSql } from './migrations/writeback.js';
+import { invokerTriggerSql, migration7Sql } from './migrations/invoker-triggers.js';
+import { domainLimitsSerialSql } from './migrations/domain-limits-serial.js';
 import { inTransaction } from './client.js';
 
 export interface Migration {
@@ -187,6 +189,12 @@ SELECT mailmapd.watch_table('mailmapd.aliases', 'alias', 'r.address');
     description: 'routing: transports, relay domains and recipients, sender relay hosts, domain limits',
     sql: `${changeKindsSql}\n${routingSql}`,
   },
+  {
+    version: 7,
+    description: "change triggers: key expressions evaluated with the writer's rights, only the change log written as its owner",
+    sql: migration7Sql,
+  },
+  { version: 8, description: 'domain limits hold under REPEATABLE READ: a stale count is a serialization failure', sql: domainLimitsSerialSql },
 ];
 
 /**
@@ -194,7 +202,7 @@ SELECT mailmapd.watch_table('mailmapd.aliases', 'alias', 'r.address');
  * (`mailmapd triggers install` runs it in one transaction, so the first part's generic
  * function never outlives it).
  */
-export const changeLogSql = changeLogSqlV1 + staticTriggerSql + changeKindsSql;
+export const changeLogSql = changeLogSqlV1 + staticTriggerSql + changeKindsSql + invokerTriggerSql;
 
 // migrate() applies them in array order and records the highest: versions must ascend.
 migrations.forEach((m, i) => {

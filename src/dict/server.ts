@@ -27,6 +27,8 @@ export interface DictDeps {
   metrics: Metrics;
   writebackMetrics: WritebackMetrics;
   maxRequestBytes: number;
+  /** Values the server answers lookups with (Dovecot 2.4's oauth2 signing keys); absent: none. */
+  lookup?: (key: string) => string | undefined;
 }
 
 /** Open transactions one connection may hold; quota-clone uses one at a time. */
@@ -143,10 +145,12 @@ export function createDictHandler(deps: DictDeps): ConnectionHandler {
         return refuse('expected the dict protocol handshake (H) first');
       }
       switch (cmd) {
-        case 'L':
-          // Nothing is read back through this server: every key is "not found".
-          send(['N']);
+        case 'L': {
+          // Only the oauth2 keys are read back through this server: anything else is "not found".
+          const value = deps.lookup?.(first);
+          send(value === undefined ? ['N'] : [`O${value}`]);
           return;
+        }
         case 'I':
           send(['Fmailmapd does not iterate dict keys']);
           return;

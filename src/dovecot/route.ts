@@ -3,7 +3,7 @@
 //
 //   POST /dovecot/passdb   user, password, service, rip, lip, secured → verify a password
 //                          [master]: a master login — the password is that master user's
-//   POST /dovecot/userdb   user                                       → userdb fields
+//   POST /dovecot/userdb   user [service]                             → userdb fields
 //   GET  /dovecot/users                                               → one login per line
 //
 // Requests and answers are application/x-www-form-urlencoded, because plain Lua has no
@@ -120,7 +120,7 @@ export function createDovecotRoutes(deps: DovecotRouteDeps): Map<string, Route> 
     const q = new URLSearchParams(req.body.toString('utf8'));
     const login = q.get('user') ?? '';
     if (badLogin(login)) return form(200, { result: 'unknown' });
-    const out: LookupOutcome = authenticator.lookup(login);
+    const out: LookupOutcome = authenticator.lookup(login, q.get('service') ?? undefined);
     logger.debug('dovecot userdb', { user: login, result: out.result });
     switch (out.result) {
       case 'ok':

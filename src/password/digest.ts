@@ -9,6 +9,7 @@ import type { Scheme } from './types.js';
 
 const plain = (name: string): Scheme => ({
   name,
+  cheap: true,
   verify: (pw, s) => secretEqual(pw, Buffer.from(s.data, 'utf8')),
   hash: (pw) => pw.toString('utf8'),
 });
@@ -32,6 +33,7 @@ function digest(name: string, algorithm: string, size: number, encoding: Encodin
   return {
     name,
     binary: true,
+    cheap: true,
     verify(pw, s: StoredPassword) {
       const want = decodeDigest(name, s.data, s.encoding, encoding, size);
       return secretEqual(createHash(algorithm).update(pw).digest(), want);
@@ -44,6 +46,7 @@ function salted(name: string, algorithm: string, size: number): Scheme {
   return {
     name,
     binary: true,
+    cheap: true,
     verify(pw, s) {
       const raw = decodeDigest(name, s.data, s.encoding, 'b64', 0);
       if (raw.length <= size) throw new BadHashError(name, 'salted digest too short');

@@ -8,6 +8,8 @@ export interface Scheme {
   readonly name: string;
   /** True when the data is a binary digest that `.B64` / `.HEX` may re-encode. */
   readonly binary?: boolean;
+  /** True for a plain or salted digest: microseconds to check, so a login tries it before a slow hash (auth/credentials.ts). */
+  readonly cheap?: boolean;
   /** Throws BadHashError when the stored data is malformed for this scheme. */
   verify(password: Buffer, stored: StoredPassword): boolean | Promise<boolean>;
   /** The data part of a new `{NAME}data` hash. */

@@ -102,13 +102,3 @@ export function sectionHead(name: string, kind: number, numbers: boolean, entrie
   b.writeUInt32LE(entries, 3 + n.length);
   return b;
 }
-
-/** host:port/database of a PostgreSQL URL, without credentials. */
-export function databaseOf(url: string): string {
-  try {
-    const u = new URL(url);
-    return `${u.hostname}:${u.port || '5432'}${u.pathname}`;
-  } catch {
-    return '(unparsable database_url)';
-  }
-}

@@ -8,7 +8,7 @@ import type pg from 'pg';
 import type { ChangeKind, DirectoryData } from '../directory/directory.js';
 import type { Position } from './position.js';
 import { keyColumn, type Profile } from './profile.js';
-import { rowAdder } from './rows.js';
+import { rowAdder, type AliasTimes } from './rows.js';
 
 const keyChunk = 5000;
 
@@ -114,10 +114,17 @@ export async function abortRead(c: pg.ClientBase): Promise<void> {
 }
 
 /** Reads one kind whole through a cursor, `fetchSize` rows at a time, into `data`. */
-export async function loadKind(c: pg.ClientBase, profile: Profile, kind: ChangeKind, data: DirectoryData, fetchSize: number): Promise<void> {
+export async function loadKind(
+  c: pg.ClientBase,
+  profile: Profile,
+  kind: ChangeKind,
+  data: DirectoryData,
+  fetchSize: number,
+  times?: AliasTimes,
+): Promise<void> {
   const cursor = `mailmapd_load_${kind}`;
   await c.query(`DECLARE ${cursor} NO SCROLL CURSOR FOR ${profile.queries[kind]}`);
-  const rows = rowAdder(data, kind);
+  const rows = rowAdder(data, kind, times);
   for (;;) {
     const r = await c.query({ text: `FETCH ${fetchSize} FROM ${cursor}`, rowMode: 'array' });
     for (const row of r.rows as unknown[][]) rows.add(row);
@@ -206,14 +213,24 @@ export async function rereadKeys(c: pg.ClientBase, profile: Profile, kind: Chang
   return rows;
 }
 
-/** The cheap poll on a primary: the sequence and the transactions in progress now. */
-export async function primaryProbe(c: pg.ClientBase): Promise<{ lastId: string; xmin: string; xip: Set<string> }> {
-  const r = await c.query<{ l: string; snap: string }>({
+/**
+ * The cheap poll on a primary: the sequence, the transactions in progress now, and whether
+ * a change row the position has not applied is visible now. The sequence numbers a row at
+ * INSERT, not at COMMIT, and a snapshot's xip leaves out the running transactions at or
+ * above its xmax: a transaction that wrote its row before the last read and commits after
+ * it may move nothing the first two show. So the poll also asks the catch-up's own
+ * question, over the rows of transactions at or above the position's xmin only (the
+ * oldest one running at the last read), through the xid index, never the whole log.
+ */
+export async function primaryProbe(c: pg.ClientBase, p: Position): Promise<{ lastId: string; xmin: string; xip: Set<string>; unapplied: boolean }> {
+  const r = await c.query<{ l: string; snap: string; u: boolean }>({
     name: 'mailmapd_primary_probe',
-    text: 'SELECT last_value::text AS l, pg_current_snapshot()::text AS snap FROM mailmapd.changes_id_seq',
+    text: `SELECT (SELECT last_value::text FROM mailmapd.changes_id_seq) AS l, pg_current_snapshot()::text AS snap,
+                  EXISTS (SELECT 1 FROM mailmapd.changes WHERE xid >= $1::xid8 AND xid <> ALL($2::xid8[])) AS u`,
+    values: [decimal(p.xmin), p.seen.map(decimal)],
   });
   const [xmin, , xip] = r.rows[0]!.snap.split(':') as [string, string, string];
-  return { lastId: r.rows[0]!.l, xmin, xip: new Set(xip === '' ? [] : xip.split(',')) };
+  return { lastId: r.rows[0]!.l, xmin, xip: new Set(xip === '' ? [] : xip.split(',')), unapplied: r.rows[0]!.u };
 }
 
 export interface StandbyProbe {

@@ -6,8 +6,10 @@
 // LIMIT 0, so a check costs no more than planning them.
 
 import type pg from 'pg';
-import type { ChangeKind } from '../directory/directory.js';
-import { changeKinds, expectedColumns, sectionName, type Profile, type Watch } from './profile.js';
+import { changeKinds, type ChangeKind } from '../directory/directory.js';
+import { missingExpected } from './profile-layout.js';
+import { isNative } from './profile-names.js';
+import { expectedColumns, sectionName, type Profile, type Watch } from './profile.js';
 
 type TypeClass = 'text' | 'boolean' | 'integer';
 
@@ -173,12 +175,16 @@ export async function checkProfile(client: pg.ClientBase, profile: Profile): Pro
   const problems: string[] = [];
   await client.query('BEGIN READ ONLY');
   try {
+    // A panel's own tables first: on another release of the panel, what is missing is named
+    // one table, column or type a line, rather than as the queries' errors.
+    problems.push(...(await missingExpected(client, profile)));
+    if (problems.length > 0) return problems;
     const good = new Set<ChangeKind>();
     for (const kind of changeKinds) if (await checkQuery(client, kind, profile.queries[kind], problems)) good.add(kind);
 
     // The native schema's triggers come with `mailmapd migrate`; only foreign profiles
     // declare watches.
-    if (profile.name === 'native' && profile.watches === undefined) return problems;
+    if (isNative(profile)) return problems;
 
     const watched = new Map<ChangeKind, Set<number>>();
     const seen = new Set<string>();

@@ -10,8 +10,9 @@ import { djangoProfile } from './profiles/django.js';
 import { laravelProfile } from './profiles/laravel.js';
 import { modoboaProfile } from './profiles/modoboa.js';
 import { postfixadminProfile } from './profiles/postfixadmin.js';
+import { builtinProfileNames, CUSTOM_PREFIX, isBuiltinProfileName, type BuiltinProfileName } from './profile-names.js';
 
-const builtinProfiles: Readonly<Record<string, Profile>> = {
+const builtinProfiles: Readonly<Record<BuiltinProfileName, Profile>> = {
   native: nativeProfile,
   postfixadmin: postfixadminProfile,
   modoboa: modoboaProfile,
@@ -22,8 +23,8 @@ const builtinProfiles: Readonly<Record<string, Profile>> = {
 
 /** Throws ConfigError (exit code 2) for an unknown name, an unreadable or malformed file. */
 export async function profileFor(schema: string): Promise<Profile> {
-  if (schema.startsWith('custom:')) {
-    const path = schema.slice('custom:'.length);
+  if (schema.startsWith(CUSTOM_PREFIX)) {
+    const path = schema.slice(CUSTOM_PREFIX.length);
     let text: string;
     try {
       text = await readFile(path, 'utf8');
@@ -37,7 +38,7 @@ export async function profileFor(schema: string): Promise<Profile> {
       throw err;
     }
   }
-  const p = builtinProfiles[schema];
-  if (p === undefined) throw new ConfigError(`schema: unknown profile "${schema}" (expected ${Object.keys(builtinProfiles).join(', ')} or custom:/path)`);
-  return p;
+  if (!isBuiltinProfileName(schema))
+    throw new ConfigError(`schema: unknown profile "${schema}" (expected ${builtinProfileNames.join(', ')} or ${CUSTOM_PREFIX}/path)`);
+  return builtinProfiles[schema];
 }

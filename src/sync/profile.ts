@@ -2,16 +2,22 @@
 // the columns the directory wants, key column first, folded to lower case:
 //   domains:       name, active
 //   alias_domains: name, target, active
+//   domains:       [, send_limit_day] — optional, not read yet: the domain's total sending
+//                  limit a day, for the policy service (Modoboa's domain message_limit)
 //   mailboxes:     address, password, quota_bytes, active
 //                  [, disabled_services, maintenance, app_passwords] — optional: a profile
 //                  without them gets every service, no maintenance, no app passwords
+//                  [, send_limit_hour, send_limit_day] — optional, not read yet (as domains)
 //   master_users:  name, password, active
 //   aliases:       address, destination, active
+//                  [, expires_at] — optional timestamptz: from then on the row no longer
+//                  answers, with no write needed (Modoboa's alias expire_at); NULL: never
 //   routes:        key, value   (key `<source>:<name>`, see directory/routes.ts)
 // The sync runs them whole for a full load and wrapped as
 // `SELECT * FROM (<query>) q WHERE q.<key> = ANY($1)` to re-read the keys a change touched.
 
 import type { ChangeKind } from '../directory/directory.js';
+import { NATIVE } from './profile-names.js';
 
 /**
  * One table whose changes must reach the daemon: `mailmapd triggers install` puts the
@@ -27,8 +33,23 @@ export interface Watch {
   keyExpr: string;
 }
 
+/** The type families `mailmapd check` tells apart in a panel's tables (profile-check.ts). */
+export type ColumnType = 'text' | 'integer' | 'boolean' | 'timestamp' | 'json';
+
 export interface Profile {
   name: string;
+  /** Which layout of the panel this is (`modoboa`: its 1.0 or 2.x tables), for messages. */
+  layout?: string;
+  /**
+   * The panel's tables and columns the queries and watches read, with their types, as the
+   * panel's release creates them: `mailmapd check` names each one missing or of another type.
+   */
+  expects?: Record<string, Record<string, ColumnType>>;
+  /**
+   * A panel whose releases keep their data in different tables: the database is asked
+   * which one it holds (profile-layout.ts), and that layout's profile is read.
+   */
+  layouts?: readonly Profile[];
   queries: Record<ChangeKind, string>;
   /** Foreign tables to put triggers on; the native schema's come from `migrate`. */
   watches?: Watch[];
@@ -64,10 +85,8 @@ const nativeRouteQuery = `SELECT 'domain_transport:' || name AS key, transport A
   UNION ALL SELECT 'sender_relayhost:' || sender, relayhost FROM mailmapd.sender_relayhosts WHERE active AND relayhost IS NOT NULL
   UNION ALL SELECT 'sender_credentials:' || sender, credentials FROM mailmapd.sender_relayhosts WHERE active AND credentials IS NOT NULL`;
 
-export const changeKinds: readonly ChangeKind[] = ['domain', 'alias_domain', 'mailbox', 'alias', 'master_user', 'route'];
-
 export const nativeProfile: Profile = {
-  name: 'native',
+  name: NATIVE,
   queries: {
     domain: 'SELECT name, active FROM mailmapd.domains',
     alias_domain: 'SELECT name, target, active FROM mailmapd.alias_domains',

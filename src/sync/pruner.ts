@@ -6,8 +6,9 @@
 
 import type pg from 'pg';
 import { errorMessage, type Logger } from '../log.js';
+import { sqlstate, sqlstateOf } from '../db/sqlstate.js';
 import { changeLogStats, pruneChanges, pruneHorizon } from './changelog.js';
-import type { SyncMetrics } from './sync-metrics.js';
+import type { SyncMetrics } from '../metrics.js';
 
 export interface Pruner {
   /** Prunes when it is time; `ownXmin` is the xmin of this daemon's position, if it has one. */
@@ -47,10 +48,10 @@ export function createPruner(o: { retentionMs: number; pollIntervalMs: number; l
         }
       } catch (err) {
         sm.pruneErrors.set(1);
-        const code = (err as { code?: string }).code;
+        const code = sqlstateOf(err);
         // Not allowed (a read-only role or server): ask again in an hour, in case it changes;
         // anything else is likely passing: in a minute.
-        const denied = code === '42501' || code === '25006';
+        const denied = code === sqlstate.insufficientPrivilege || code === sqlstate.readOnlySqlTransaction;
         nextPrune = now + (denied ? 3_600_000 : 60_000);
         logger.warn(denied ? 'not allowed to prune the change log; run `mailmapd prune` with a role that may' : 'pruning the change log failed; retrying', {
           error: errorMessage(err),

@@ -4,6 +4,7 @@
 import { fold } from '../directory/address.js';
 import type { AppPassword } from '../directory/account.js';
 import type { AliasDomainRecord, ChangeKind, Directory, DirectoryData, MailboxRecord, MasterUserRecord } from '../directory/directory.js';
+import { expiryOf, type TimedAliases } from './alias-expiry.js';
 
 type Row = unknown[];
 
@@ -88,20 +89,43 @@ export interface AliasSink {
   set(address: string, destinations: string): unknown;
 }
 
+/** Alias rows with an end (their optional 4th column, expires_at): `now` drops the ended ones, `timed` gets the rest. */
+export interface AliasTimes {
+  now: number;
+  timed: TimedAliases;
+}
+
 /**
  * Adds alias rows to `into`, each destination once, in row order; call finish() after the
  * last row. Linear in the rows: an address's first destination is written at once, and
  * the destinations of an address with several rows (a mailing list can have thousands)
  * are gathered in a set and written once at the end, not re-joined on every row.
+ * A row whose expires_at has passed is left out; an address with a row still to end is
+ * noted in `times.timed` with every destination's end (Infinity for rows without one).
  */
-export function aliasRowAdder(into: AliasSink): { add(r: Row): void; finish(): void } {
+export function aliasRowAdder(into: AliasSink, times?: AliasTimes): { add(r: Row): void; finish(): void } {
   const lists = new Map<string, Set<string>>();
+  const current = (address: string): Iterable<string> => lists.get(address) ?? into.get(address)?.split(',') ?? [];
+  /** Before the row's destinations are added: what was there came from rows without an end. */
+  const noteEnd = (address: string, dests: string[], end: number | undefined) => {
+    let m = times!.timed.get(address);
+    if (m === undefined) {
+      if (end === undefined) return;
+      m = new Map();
+      for (const d of current(address)) m.set(d, Number.POSITIVE_INFINITY);
+      times!.timed.set(address, m);
+    }
+    for (const d of dests) m.set(d, end === undefined ? Number.POSITIVE_INFINITY : Math.max(m.get(d) ?? 0, end));
+  };
   return {
     add(r) {
       if (!truthy(r[2])) return;
+      const end = times === undefined ? undefined : expiryOf(r[3]);
+      if (end !== undefined && end <= times!.now) return;
       const address = fold(text(r[0]));
       const dest = fold(text(r[1]).trim());
       if (address === '' || dest === '') return;
+      if (times !== undefined) noteEnd(address, dest.split(','), end);
       const list = lists.get(address);
       if (list !== undefined) {
         // A profile may return several destinations in one row, comma-joined.
@@ -115,13 +139,19 @@ export function aliasRowAdder(into: AliasSink): { add(r: Row): void; finish(): v
     finish() {
       for (const [address, list] of lists) into.set(address, [...list].join(','));
       lists.clear();
+      // Each timed address's destinations in the directory's order, for the timer to rebuild it.
+      for (const [address, m] of times?.timed ?? []) {
+        const ends = (into.get(address)?.split(',') ?? []).map((d): [string, number] => [d, m.get(d) ?? Number.POSITIVE_INFINITY]);
+        if (ends.some(([, e]) => e !== Number.POSITIVE_INFINITY)) times!.timed.set(address, new Map(ends));
+        else times!.timed.delete(address);
+      }
     },
   };
 }
 
-/** Adds the rows of one kind in a full load to `data`; call finish() after the last. */
-export function rowAdder(data: DirectoryData, kind: ChangeKind): { add(r: Row): void; finish(): void } {
-  if (kind === 'alias') return aliasRowAdder(data.aliases);
+/** Adds the rows of one kind in a full load to `data`; call finish() after the last. `times`: see aliasRowAdder. */
+export function rowAdder(data: DirectoryData, kind: ChangeKind, times?: AliasTimes): { add(r: Row): void; finish(): void } {
+  if (kind === 'alias') return aliasRowAdder(data.aliases, times);
   return { add: (r) => addRow(data, kind, r), finish() {} };
 }
 

@@ -14,13 +14,14 @@
 // standby's connection to the primary (the doorbell) in primary-link.ts.
 
 import type pg from 'pg';
-import { emptyData, type ChangeKind, type Directory, type DirectoryData } from '../directory/directory.js';
+import { changeKinds, emptyData, type ChangeKind, type Directory, type DirectoryData } from '../directory/directory.js';
 import { fold } from '../directory/address.js';
 import { destroyClient } from '../db/client.js';
+import { sqlstate, sqlstateOf } from '../db/sqlstate.js';
 import { connectTarget, type Target } from '../db/target.js';
 import { createPrimaryLink } from './primary-link.js';
 import { errorMessage, type Logger } from '../log.js';
-import { secondsSince, type Metrics } from '../metrics.js';
+import { secondsSince, syncMetrics, type Metrics } from '../metrics.js';
 import {
   abortRead,
   beginRead,
@@ -41,10 +42,12 @@ import {
   type ReadHead,
 } from './changelog.js';
 import { advance, historyMismatch, horizon, prunedPast, readPosition, type Position } from './position.js';
-import { changeKinds, type Profile } from './profile.js';
-import { rowAdder, setEntry } from './rows.js';
+import { createAliasExpiry, systemClock, type Clock } from './alias-expiry.js';
+import type { Profile } from './profile.js';
+import { chooseLayout } from './profile-layout.js';
+import { isNative } from './profile-names.js';
+import { rowAdder, setEntry, type AliasTimes } from './rows.js';
 import { createPruner } from './pruner.js';
-import { syncMetrics } from './sync-metrics.js';
 
 const known: ReadonlySet<string> = new Set(changeKinds);
 
@@ -73,6 +76,8 @@ export interface SyncOptions {
   /** Called after every successful full load or catch-up with a JSON-serialisable position
    *  that covers everything now in the directory. */
   onApplied?: (position: unknown) => void;
+  /** When aliases with an expires_at end (tests inject one); default the system's. */
+  clock?: Clock;
 }
 
 export interface SyncStatus {
@@ -105,17 +110,22 @@ export interface Sync {
   kick(): Promise<void>;
 }
 
-/** SQLSTATE of a query cancelled by a recovery conflict on a standby (and of serialization failures). */
-const recoveryConflict = '40001';
-const insufficientPrivilege = '42501';
-
 /** Per kind: the keys a catch-up re-read, and the profile's rows for them. */
 type KeyReads = Array<[ChangeKind, string[], unknown[][]]>;
 
 // Long because it is one closure over the sync's state (the connection, the position, what
 // the last probe saw, the primary's connection); the steps inside it are held to the rule.
 export function createSync(opts: SyncOptions): Sync {
-  const { directory, logger, metrics, profile } = opts;
+  const { directory, logger, metrics } = opts;
+  // A panel with several layouts (Modoboa 1.0 and 2.x) is read as the one the database
+  // holds, chosen on every connection (chooseLayout).
+  let profile = opts.profile;
+  const clock = opts.clock ?? systemClock;
+  const expiry = createAliasExpiry(directory, clock);
+  // Whether the aliases with an end are all known: a full load reads them all; a daemon
+  // resumed from a saved position reads them once with its first catch-up.
+  let timedKnown = false;
+  const aliasTimes = (): AliasTimes | undefined => (/\bexpires_at\b/.test(profile.queries.alias) ? { now: clock.now(), timed: new Map() } : undefined);
   const sm = syncMetrics(metrics);
   const fetchSize = opts.fetchSize ?? 20000;
   const maxLagMs = opts.maxLagMs ?? 30_000;
@@ -225,7 +235,7 @@ export function createSync(opts: SyncOptions): Sync {
         return await fullLoadOnce(c, reason);
       } catch (err) {
         // A long read on a standby may be cancelled when replay needs the rows it holds.
-        if ((err as { code?: string }).code !== recoveryConflict || attempt >= 5 || stopped) throw err;
+        if (sqlstateOf(err) !== sqlstate.serializationFailure || attempt >= 5 || stopped) throw err;
         logger.warn('full load cancelled by a recovery conflict; retrying', { attempt });
       }
     }
@@ -234,11 +244,12 @@ export function createSync(opts: SyncOptions): Sync {
   async function fullLoadOnce(c: pg.Client, reason: string): Promise<void> {
     const t0 = process.hrtime.bigint();
     const data: DirectoryData = emptyData();
+    const times = aliasTimes();
     let head: ReadHead;
     let tail: Awaited<ReturnType<typeof loadedTail>>;
     try {
       head = (await openRead(c)).head;
-      for (const kind of changeKinds) await loadKind(c, profile, kind, data, fetchSize);
+      for (const kind of changeKinds) await loadKind(c, profile, kind, data, fetchSize, times);
       tail = await loadedTail(c, head.xmin);
       await endRead(c);
     } catch (err) {
@@ -247,6 +258,8 @@ export function createSync(opts: SyncOptions): Sync {
     }
     if (!status.standby) notePending(head);
     directory.replaceAll(data);
+    expiry.replaceAll(times?.timed ?? new Map());
+    timedKnown = true;
     position = {
       v: 1,
       ...identity(head),
@@ -280,7 +293,8 @@ export function createSync(opts: SyncOptions): Sync {
   }
 
   // The kinds whose change-log keys a join computes (a watch's key expression names another table).
-  const joinedKinds = new Set((profile.watches ?? []).filter((w) => /\{\{/.test(w.keyExpr)).map((w) => w.kind));
+  const joinedKindsOf = (p: Profile) => new Set((p.watches ?? []).filter((w) => /\{\{/.test(w.keyExpr)).map((w) => w.kind));
+  let joinedKinds = joinedKindsOf(profile);
 
   // Primary: what the sequence and the transaction counter said just before the last read.
   let mark: PrimaryMark | undefined;
@@ -311,7 +325,7 @@ export function createSync(opts: SyncOptions): Sync {
       } catch (err) {
         // A role without SELECT on the sequence: catch up on every poll instead. Only that
         // refusal: one on the change log itself would fail the plain read as well.
-        if ((err as { code?: string }).code !== insufficientPrivilege || !/changes_id_seq/.test(errorMessage(err))) throw err;
+        if (sqlstateOf(err) !== sqlstate.insufficientPrivilege || !/changes_id_seq/.test(errorMessage(err))) throw err;
         await abortRead(c);
         probeUnusable = true;
         mark = undefined;
@@ -371,16 +385,26 @@ export function createSync(opts: SyncOptions): Sync {
     return reads;
   }
 
+  /** A resumed daemon's aliases that have an end (the saved directory has no ends): re-read in the same snapshot. */
+  async function rereadTimedAliases(c: pg.Client): Promise<KeyReads> {
+    if (aliasTimes() === undefined) return [];
+    const r = await c.query<{ a: string }>(`SELECT DISTINCT q.address AS a FROM (${profile.queries.alias}) q WHERE q.expires_at IS NOT NULL`);
+    const keys = r.rows.map((x) => x.a);
+    return keys.length === 0 ? [] : [['alias', keys, await rereadKeys(c, profile, 'alias', keys)]];
+  }
+
   /** Applies everything one read found at once, so no lookup sees half a batch; returns the entries set. */
   function applyReads(reads: KeyReads): number {
     let n = 0;
     for (const [kind, keys, rows] of reads) {
       const data = emptyData();
-      const add = rowAdder(data, kind);
+      const times = kind === 'alias' ? aliasTimes() : undefined;
+      const add = rowAdder(data, kind, times);
       for (const r of rows) add.add(r);
       add.finish();
       const folded = new Set(keys.map(fold));
       for (const k of folded) setEntry(directory, data, kind, k);
+      if (times !== undefined) expiry.replaceKeys(folded, times.timed);
       metrics.changesApplied.inc({ table: kind }, folded.size);
       n += folded.size;
     }
@@ -391,6 +415,7 @@ export function createSync(opts: SyncOptions): Sync {
     const p = position;
     if (p === undefined) return fullLoad(c, 'start');
     let changes: ChangeRow[];
+    let readXids: Set<string>;
     let reads: KeyReads;
     let head: ReadHead;
     let ending: Promise<void>;
@@ -412,6 +437,8 @@ export function createSync(opts: SyncOptions): Sync {
       // A kind this daemon does not know was logged by a newer mailmapd's schema (hosts are
       // upgraded one at a time): it has nothing of that kind to update.
       changes = found.changes.filter((r) => known.has(r.kind));
+      // All of them are read, the unknown kinds' too: the poll must not find them again.
+      readXids = new Set(found.changes.map((r) => r.xid));
       if (changes.some((r) => r.key === null)) {
         await abortRead(c);
         return fullLoad(c, 'truncate');
@@ -423,6 +450,7 @@ export function createSync(opts: SyncOptions): Sync {
         return fullLoad(c, 'late');
       }
       reads = await rereadChanged(c, changes);
+      if (!timedKnown) reads.push(...(await rereadTimedAliases(c)));
       // Everything is read: the COMMIT of a read-only snapshot changes nothing of it, so
       // its round trip runs while the rows are applied (awaited below).
       ending = endRead(c);
@@ -433,10 +461,11 @@ export function createSync(opts: SyncOptions): Sync {
     }
     if (!status.standby) notePending(head);
     const entries = applyReads(reads);
+    timedKnown = true;
     for (const r of changes) metrics.syncLag.observe(Math.max(0, r.age));
     let last: ChangeRow | undefined;
     for (const r of changes) if (last === undefined || BigInt(r.id) > BigInt(last.id)) last = r;
-    position = advance(p, { ...head, ...(status.standby ? {} : { open: head.xip }) }, new Set(changes.map((r) => r.xid)), last);
+    position = advance(p, { ...head, ...(status.standby ? {} : { open: head.xip }) }, readXids, last);
     if (entries > 0) {
       updateCounts();
       logger.debug('changes applied', { entries });
@@ -475,9 +504,12 @@ export function createSync(opts: SyncOptions): Sync {
       setLag(s.lagSeconds, Math.max(0, Number(bytes)));
       return s.replayLsn !== seenReplay;
     }
-    if (probeUnusable || seenLastId === undefined) return true;
-    const pr = await primaryProbe(c);
-    if (pr.lastId !== seenLastId) return true;
+    if (probeUnusable || seenLastId === undefined || position === undefined) return true;
+    const pr = await primaryProbe(c, position);
+    // A committed row not applied yet: its transaction may have been invisible to the
+    // sequence and the snapshot list alike (it wrote before the last read).
+    if (pr.lastId !== seenLastId || pr.unapplied) return true;
+    // An open transaction of the last read ended: the position's xmin may move on.
     const xmin = BigInt(pr.xmin);
     return pendingXids.some((x) => BigInt(x) < xmin || !pr.xip.has(x));
   }
@@ -533,6 +565,17 @@ export function createSync(opts: SyncOptions): Sync {
     }
   }
 
+  /** Reads a panel as the layout the database holds; a change of layout (an upgrade of the panel) reloads in full. */
+  async function useLayout(c: pg.Client): Promise<void> {
+    if (opts.profile.layouts === undefined) return;
+    const chosen = await chooseLayout(c, opts.profile);
+    if (chosen === profile) return;
+    if (profile !== opts.profile) position = undefined;
+    profile = chosen;
+    joinedKinds = joinedKindsOf(profile);
+    logger.info('panel layout', { schema: profile.name, layout: profile.layout ?? '' });
+  }
+
   async function session(): Promise<void> {
     const t = await connectTarget(opts.databaseUrl, { applicationName: 'mailmapd', queryTimeoutMs });
     const c = t.client;
@@ -545,6 +588,7 @@ export function createSync(opts: SyncOptions): Sync {
     sm.standby.set(t.inRecovery ? 1 : 0);
     c.on('notification', ring);
     try {
+      await useLayout(c);
       // A primary rings its own doorbell; a standby cannot LISTEN.
       if (!t.inRecovery) await c.query('LISTEN mailmapd');
       else setLag(0, 0);
@@ -609,8 +653,8 @@ export function createSync(opts: SyncOptions): Sync {
         if (stopped) break;
         status.lastError = errorMessage(err);
         // The change log is missing: say what to run rather than only what failed.
-        if ((err as { code?: string }).code === '42P01' && /mailmapd\./.test(status.lastError)) {
-          status.lastError += profile.name === 'native' ? ' (run `mailmapd migrate`)' : ' (run `mailmapd triggers install`)';
+        if (sqlstateOf(err) === sqlstate.undefinedTable && /mailmapd\./.test(status.lastError)) {
+          status.lastError += isNative(profile) ? ' (run `mailmapd migrate`)' : ' (run `mailmapd triggers install`)';
         }
         logger.warn('database sync interrupted; serving the last good copy', {
           error: status.lastError,
@@ -630,6 +674,7 @@ export function createSync(opts: SyncOptions): Sync {
     },
     async stop() {
       stopped = true;
+      expiry.stop();
       wake?.();
       cancelSleep?.();
       const r = reader;

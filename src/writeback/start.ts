@@ -3,16 +3,17 @@
 // not to be a standby (the embedded default always is a primary).
 
 import type { Config } from '../config.js';
-import { redactUrl, type DatabaseHandle } from '../db/connect.js';
+import { primaryUrl, writeUrl, type DatabaseHandle } from '../db/connect.js';
+import { redactUrl } from '../db/conninfo.js';
 import type { Logger } from '../log.js';
 import type { Profile } from '../sync/profile.js';
-import type { WritebackMetrics } from './metrics.js';
+import type { WritebackMetrics } from '../metrics.js';
 import { statementsFor } from './statements.js';
 import { createWriter, type Writer } from './writer.js';
 
 export function startWriteback(config: Config, db: DatabaseHandle, profile: Profile, logger: Logger, metrics: WritebackMetrics): Writer {
-  const explicit = config.database_primary_url !== '';
-  const url = explicit ? config.database_primary_url : db.url;
+  const explicit = primaryUrl(config) !== undefined;
+  const url = writeUrl(config, db.url);
   logger.info('writing last logins and quota usage', {
     to: redactUrl(url),
     checked_not_standby: !explicit && !db.embedded,

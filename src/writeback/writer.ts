@@ -8,10 +8,11 @@
 import { isIP } from 'node:net';
 import type pg from 'pg';
 import { connectTarget } from '../db/target.js';
+import { isConnectionLoss, sqlstateOf } from '../db/sqlstate.js';
 import { errorMessage, type Logger } from '../log.js';
 import type { WriteStatements } from './statements.js';
 import { secondsSince } from '../metrics.js';
-import type { WritebackMetrics } from './metrics.js';
+import type { WritebackMetrics } from '../metrics.js';
 
 export interface WriterOptions {
   /** The primary; undefined: nothing is written (every value is dropped and counted). */
@@ -210,10 +211,10 @@ export function createWriter(opts: WriterOptions): Writer {
       try {
         await writeBatch(c, kind, rows);
       } catch (err) {
-        const code = (err as { code?: string }).code;
+        const code = sqlstateOf(err);
         // A connection error keeps the values for later; an error of the statement itself
         // (a missing table, a constraint) would fail the same way forever: drop that batch.
-        const statementError = typeof code === 'string' && !/^(08|57P|53)/.test(code) && client === c;
+        const statementError = code !== undefined && !isConnectionLoss(code) && client === c;
         if (statementError) {
           metrics.dropped.inc({ kind, reason: 'write_error' }, rows.length);
           logger.error('write-back statement failed; values dropped', { kind, rows: rows.length, error: errorMessage(err) });

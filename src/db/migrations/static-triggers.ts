@@ -1,3 +1,6 @@
+// Migration 2, as released (never edit): superseded by migration 7 (invoker-triggers.ts),
+// whose key functions run with the writer's rights and not as SECURITY DEFINER.
+//
 // Change triggers without dynamic SQL at write time. `mailmapd.watch_table` (run by the
 // administrator who installs the schema or a panel's triggers; EXECUTE revoked from
 // PUBLIC) writes one trigger function per watched table and kind with the key expression

@@ -11,8 +11,8 @@
 // Other comments and blank lines are ignored. Parsing checks only the shape; whether the
 // queries run and give the right columns is `mailmapd check`'s job (profile-check.ts).
 
-import type { ChangeKind } from '../../directory/directory.js';
-import { changeKinds, sectionName, type Profile, type Watch } from '../profile.js';
+import { changeKinds, type ChangeKind } from '../../directory/directory.js';
+import { sectionName, type Profile, type Watch } from '../profile.js';
 import { emptyQuery } from './empty.js';
 
 export class ProfileSyntaxError extends Error {}

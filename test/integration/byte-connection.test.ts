@@ -1,0 +1,159 @@
+// The socket path under the socketmap server, in both of its forms: straight on Node's
+// stream handle (the fast path this Node must take) and through the public stream API
+// (what a Node without those internals gets). Real sockets, TCP and UNIX, through the
+// daemon's listener: pieces and pipelining, replies that do not fit the kernel buffer
+// while the client is not reading (reading pauses, nothing is lost or reordered), a
+// half-closed client still gets its replies, and the idle timeout closes quiet
+// connections but not busy ones.
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { parseListenAddress } from '../../src/net/listen-address.js';
+import { createLogger } from '../../src/log.js';
+import { byteConnectionMode, openByteConnection } from '../../src/net/byte-connection.js';
+import { listen, type Listener } from '../../src/net/listener.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'mailmapd-bytes-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/**
+ * A line protocol: the request "N\n" is answered with N times "x" and "\n". Counts the
+ * reads it was handed, to see when reading pauses.
+ */
+async function lineServer(mode: 'handle' | 'stream', where: 'inet' | 'unix', idleTimeoutMs = 60_000) {
+  const stats = { reads: 0, requests: 0 };
+  const text = where === 'inet' ? 'inet:127.0.0.1:0' : `unix:${join(dir, `${mode}-${Math.random().toString(36).slice(2)}.sock`)}`;
+  const listener: Listener = await listen(
+    parseListenAddress(text),
+    'test',
+    (socket) => {
+      let line = '';
+      const conn = openByteConnection(
+        socket,
+        (buf, end) => {
+          stats.reads++;
+          line += buf.toString('latin1', 0, end);
+          let out = '';
+          for (let nl = line.indexOf('\n'); nl >= 0; nl = line.indexOf('\n')) {
+            stats.requests++;
+            out += 'x'.repeat(Number(line.slice(0, nl))) + '\n';
+            line = line.slice(nl + 1);
+          }
+          if (out !== '') conn.write(out);
+        },
+        mode,
+      );
+      return { shutdown: () => conn.end(), lastActive: () => conn.lastActive };
+    },
+    { maxConnections: 10, idleTimeoutMs },
+    { mode: 0o600, group: '' },
+    createLogger('error'),
+  );
+  const open = (): Promise<Socket> =>
+    new Promise((resolve, reject) => {
+      const s = where === 'inet' ? connect(listener.port!, '127.0.0.1') : connect(listener.address.kind === 'unix' ? listener.address.path : '');
+      s.once('connect', () => resolve(s));
+      s.once('error', reject);
+    });
+  return { listener, stats, open };
+}
+
+/** Collects what a socket receives until `bytes` have arrived. */
+function received(s: Socket, bytes: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let got = '';
+    const onData = (d: Buffer) => {
+      got += d.toString('latin1');
+      if (got.length >= bytes) {
+        s.off('data', onData);
+        resolve(got);
+      }
+    };
+    s.on('data', onData);
+    s.once('close', () => reject(new Error(`closed after ${got.length} of ${bytes} bytes`)));
+  });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+it('this Node takes the fast path (a Node upgrade that loses it must show up here, not as a slow daemon)', () => {
+  expect(byteConnectionMode()).toBe('handle');
+});
+
+describe.each([
+  ['handle', 'inet'],
+  ['handle', 'unix'],
+  ['stream', 'inet'],
+  ['stream', 'unix'],
+] as const)('%s path over %s', (mode, where) => {
+  it('answers requests split anywhere and pipelined, in order', async () => {
+    const { listener, open } = await lineServer(mode, where);
+    const s = await open();
+    const want = [3, 1, 7, 0, 12].map((n) => 'x'.repeat(n) + '\n').join('');
+    const got = received(s, want.length);
+    for (const piece of ['3', '\n1\n', '7\n0', '\n', '1', '2\n']) {
+      s.write(piece);
+      await sleep(5);
+    }
+    expect(await got).toBe(want);
+    s.destroy();
+    await listener.close(100);
+  });
+
+  it('stops reading while replies wait for a client that does not read, and loses nothing', async () => {
+    const { listener, stats, open } = await lineServer(mode, where);
+    const s = await open();
+    s.pause();
+    // 40 replies of 1 MB: far more than the kernel buffers hold while nobody reads.
+    const requests = 40;
+    for (let i = 0; i < requests; i++) {
+      s.write('1000000\n');
+      await sleep(2);
+    }
+    await sleep(200);
+    expect(stats.requests).toBeLessThan(requests); // the server stopped taking requests
+    const got = received(s, requests * 1_000_001);
+    s.resume();
+    const all = await got;
+    expect(stats.requests).toBe(requests);
+    expect(all).toBe(('x'.repeat(1_000_000) + '\n').repeat(requests));
+    s.destroy();
+    await listener.close(100);
+  });
+
+  it('a client that half-closes after its requests still gets every reply, then the connection closes', async () => {
+    const { listener, open } = await lineServer(mode, where);
+    const s = await open();
+    const closed = new Promise<void>((r) => s.once('close', () => r()));
+    const got = received(s, 5 + 6 + 2);
+    s.end('4\n5\n1\n');
+    expect(await got).toBe('xxxx\nxxxxx\nx\n');
+    await closed;
+    await listener.close(100);
+  });
+
+  it('closes a quiet connection after the idle timeout, but not a busy one older than it', async () => {
+    const { listener, open } = await lineServer(mode, where, 300);
+    const busy = await open();
+    const quiet = await open();
+    let quietClosedAt = 0;
+    const t0 = Date.now();
+    quiet.once('close', () => (quietClosedAt = Date.now() - t0));
+    let busyClosed = false;
+    busy.once('close', () => (busyClosed = true));
+    busy.on('data', () => {});
+    for (let i = 0; i < 12; i++) {
+      busy.write('1\n');
+      await sleep(100);
+    }
+    expect(busyClosed).toBe(false); // 1.2 s of traffic, 4 times the idle timeout
+    expect(quietClosedAt).toBeGreaterThanOrEqual(250);
+    expect(quietClosedAt).toBeLessThan(1000);
+    const busyGone = new Promise<void>((r) => busy.once('close', () => r()));
+    await busyGone; // and once it goes quiet, it is closed too
+    await listener.close(100);
+  });
+});
