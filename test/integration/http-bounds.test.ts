@@ -16,8 +16,8 @@ import { serveHttp, type HttpServer, type Route } from '../../src/http/server.js
 import { createLogger } from '../../src/log.js';
 import { createMetrics, type Metrics } from '../../src/metrics.js';
 import { parseListenAddress } from '../../src/net/listen-address.js';
-import { startDaemon, type Daemon } from './helpers/daemon.js';
-import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+import { startDaemon, type Daemon } from '../helpers/daemon.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 
 const PIPELINED = Buffer.from('GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n');
 
