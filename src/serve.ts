@@ -223,7 +223,8 @@ export async function serve(configPath: string | undefined): Promise<number> {
   const activeSync = snapshots ? snapshots.sync(db.url, syncOptions, createSync) : createSync(syncOptions);
   sync = activeSync;
   activeSync.start();
-  writer = startWriteback(config, db, profile, logger, writebackMetrics);
+  // Written only where the sync's history says the primary is: never to one a failover left behind.
+  writer = startWriteback(config, db, profile, logger, writebackMetrics, () => activeSync.status().history);
 
   logger.info('listening', { listeners: listeners.summary(), database: redactUrl(db.url), embedded: db.embedded, schema: config.schema });
   notifySystemd('READY=1\nSTATUS=listening; loading the directory', logger);

@@ -31,7 +31,8 @@ export function loginCredentials(user: Account, service: string): Credential[] {
     if (!appPasswordAllows(app.services, service)) continue;
     (isCheap(app.password) ? cheap : slow).push({ stored: app.password, name: app.name });
   }
-  if (user.password !== null && user.password !== '') cheap.push({ stored: user.password });
+  // `password` denied: the organisation requires tokens (or app passwords) for this mailbox.
+  if (user.password !== null && user.password !== '' && !user.disabledServices.includes('password')) cheap.push({ stored: user.password });
   return [...cheap, ...slow];
 }
 

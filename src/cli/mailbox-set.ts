@@ -1,9 +1,11 @@
 // `mailmapd mailbox set ADDRESS [--disable S,…] [--enable S,…] [--maintenance on|off]`:
-// per-service access and maintenance, in one UPDATE so nothing is half-written.
+// per-service access and maintenance, in one UPDATE so nothing is half-written. `password`
+// is not a service: it refuses the mailbox's own password, leaving app passwords and tokens.
 
 import { withAdminClient, type AdminDeps } from './admin-client.js';
 import { arity, checkAddress, onlyFlags, parseArgs } from './args.js';
 import { UsageError } from '../errors.js';
+import { mailboxDenials } from '../db/migrations/accounts.js';
 import { parseServices } from './services.js';
 
 const usage = 'mailbox set ADDRESS [--disable S,…] [--enable S,…] [--maintenance on|off]';
@@ -13,8 +15,8 @@ export async function mailboxSetCommand(args: string[], deps: AdminDeps): Promis
   onlyFlags(p, ['disable', 'enable', 'maintenance']);
   arity(p, 1, 1, usage);
   const address = checkAddress(p.positional[0]);
-  const disable = parseServices(p.flags.get('disable'), 'disable');
-  const enable = parseServices(p.flags.get('enable'), 'enable');
+  const disable = parseServices(p.flags.get('disable'), 'disable', mailboxDenials);
+  const enable = parseServices(p.flags.get('enable'), 'enable', mailboxDenials);
   const both = disable.filter((s) => enable.includes(s));
   if (both.length > 0) throw new UsageError(`${both.join(', ')} cannot be both disabled and enabled`);
   const m = p.flags.get('maintenance');

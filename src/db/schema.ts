@@ -13,7 +13,7 @@ import { changeKindsSql } from './change-kinds.js';
 import { routingSql } from './migrations/006-routing.js';
 import { migration2Sql, staticTriggerSql } from './migrations/static-triggers.js';
 import { pathSafeNamesSql } from './migrations/path-safe-names.js';
-import { accountsSql } from './migrations/accounts.js';
+import { accountsSql, passwordDenialSql } from './migrations/accounts.js';
 import { writebackTablesSql } from './migrations/writeback.js';
 import { invokerTriggerSql, migration7Sql } from './migrations/invoker-triggers.js';
 import { domainLimitsSerialSql } from './migrations/domain-limits-serial.js';
@@ -195,6 +195,11 @@ SELECT mailmapd.watch_table('mailmapd.aliases', 'alias', 'r.address');
     sql: migration7Sql,
   },
   { version: 8, description: 'domain limits hold under REPEATABLE READ: a stale count is a serialization failure', sql: domainLimitsSerialSql },
+  {
+    version: 9,
+    description: "accounts: the mailbox password may be refused (disabled_services 'password'), leaving app passwords and tokens",
+    sql: passwordDenialSql,
+  },
 ];
 
 /**

@@ -96,6 +96,9 @@ export interface SyncStatus {
   lagBytes: number;
   /** Whether a connection to the primary (LISTEN, pruning) is up. */
   primaryConnected: boolean;
+  /** The cluster and timeline the directory was last read on: a primary of the same
+   *  cluster on an older timeline is one a failover left behind (the write-back's test). */
+  history?: { system: string; timeline: number };
 }
 
 export interface Sync {
@@ -216,6 +219,7 @@ export function createSync(opts: SyncOptions): Sync {
   };
 
   const applied = () => {
+    if (position) status.history = { system: position.system, timeline: position.timeline };
     if (position && opts.onApplied) {
       try {
         opts.onApplied(structuredClone(position));

@@ -9,9 +9,17 @@ import type { Logger } from '../log.js';
 import type { Profile } from '../sync/profile.js';
 import type { WritebackMetrics } from '../metrics.js';
 import { statementsFor } from './statements.js';
-import { createWriter, type Writer } from './writer.js';
+import { createWriter, type History, type Writer } from './writer.js';
 
-export function startWriteback(config: Config, db: DatabaseHandle, profile: Profile, logger: Logger, metrics: WritebackMetrics): Writer {
+/** `history`: the cluster and timeline the sync last read on, so that only the current primary is written to. */
+export function startWriteback(
+  config: Config,
+  db: DatabaseHandle,
+  profile: Profile,
+  logger: Logger,
+  metrics: WritebackMetrics,
+  history?: () => History | undefined,
+): Writer {
   const explicit = primaryUrl(config) !== undefined;
   const url = writeUrl(config, db.url);
   logger.info('writing last logins and quota usage', {
@@ -30,5 +38,6 @@ export function startWriteback(config: Config, db: DatabaseHandle, profile: Prof
     maxPending: config.writeback_max_pending,
     flushIntervalMs: 1000,
     reconnectMaxDelayMs: config.reconnect_max_delay,
+    ...(history ? { history } : {}),
   });
 }

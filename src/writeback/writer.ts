@@ -8,6 +8,7 @@
 import { isIP } from 'node:net';
 import type pg from 'pg';
 import { connectTarget } from '../db/target.js';
+import { parseConnInfo } from '../db/conninfo.js';
 import { isConnectionLoss, sqlstateOf } from '../db/sqlstate.js';
 import { errorMessage, type Logger } from '../log.js';
 import type { WriteStatements } from './statements.js';
@@ -35,6 +36,18 @@ export interface WriterOptions {
   batchRows?: number;
   /** How often a standby is asked again whether it was promoted (default 30 s). */
   standbyRecheckMs?: number;
+  /**
+   * The cluster and timeline the directory was last read on (the sync's), undefined until
+   * known. Given, nothing is written before it is known, nor to a primary of that cluster
+   * on an older timeline: after a failover the old primary, started again, still takes
+   * writes, but the current primary is the promoted one.
+   */
+  history?: () => History | undefined;
+}
+
+export interface History {
+  system: string;
+  timeline: number;
 }
 
 // What waits is kept as the caller gave it (times as Date.now() numbers, the address as
@@ -70,6 +83,25 @@ const ipOrNull = (ip: string | undefined): string | null => (ip !== undefined &&
 
 /** How often a standby is asked again whether it was promoted. */
 const STANDBY_RECHECK_MS = 30_000;
+
+// A primary's timeline is the first part of its current WAL file's name (the sync reads it so).
+const historySql = `SELECT (SELECT system_identifier::text FROM pg_control_system()) AS system,
+  CASE WHEN pg_is_in_recovery() THEN NULL ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END AS timeline`;
+
+/** A server's cluster and, on a primary, its timeline. */
+interface Server {
+  system: string;
+  timeline: number | null;
+}
+
+/** Why `server` is not the current primary by `known`, or undefined when it may be written to. */
+function behind(server: Server, known: History | undefined): string | undefined {
+  if (known === undefined) return 'the current primary is not known yet';
+  if (server.system === known.system && server.timeline !== null && server.timeline < known.timeline) {
+    return `timeline ${server.timeline}, older than ${known.timeline}: a primary a failover left behind`;
+  }
+  return undefined;
+}
 
 // Long because it is one closure over the writer's state (the buffers, the connection, the
 // backoff); each step inside — put, connect, writeBatch, flushOnce — is a short function.
@@ -117,6 +149,42 @@ export function createWriter(opts: WriterOptions): Writer {
     return true;
   }
 
+  /** The server the directory's history says is current: the client and its timeline, or why none is. */
+  async function current(c: pg.Client): Promise<Server | undefined | string> {
+    if (!opts.history) return undefined;
+    const r = await c.query<Server>(historySql);
+    const server = r.rows[0]!;
+    return behind(server, opts.history()) ?? server;
+  }
+
+  /**
+   * A connection to the current primary: each host of the URL in order (read-write ones
+   * only, unless the URL names the primary explicitly), the first that the directory's
+   * history calls current. Undefined, with why, when only older primaries answer.
+   */
+  async function connectCurrent(url: string): Promise<{ c?: pg.Client; server?: Server; held?: string; why?: string }> {
+    const target = { applicationName: 'mailmapd-writeback', connectTimeoutMs: 5000, queryTimeoutMs: 30_000 };
+    let why: string | undefined;
+    let held: string | undefined;
+    for (const h of parseConnInfo(url).hosts) {
+      let c: pg.Client | undefined;
+      try {
+        c = (await connectTarget(h.url, opts.checkRecovery ? { ...target, targetSessionAttrs: 'read-write' } : target)).client;
+        const ok = await current(c);
+        if (typeof ok !== 'string') return { c, ...(ok ? { server: ok } : {}) };
+        held = `${h.host}:${h.port}: ${ok}`;
+      } catch (err) {
+        why ??= errorMessage(err);
+      }
+      await c?.end().catch(() => {});
+    }
+    return held !== undefined ? { held } : { why: why ?? 'no host' };
+  }
+
+  /** The server written to, as it said when connected (with a history to compare with). */
+  let connected: Server | undefined;
+  let heldWhy: string | undefined;
+
   async function connect(): Promise<pg.Client | undefined> {
     if (client) return client;
     if (Date.now() < retryAt) return undefined;
@@ -128,9 +196,19 @@ export function createWriter(opts: WriterOptions): Writer {
         const url = opts.url ?? '';
         let c: pg.Client | undefined;
         try {
-          c = opts.checkRecovery
-            ? (await connectTarget(url, { ...target, targetSessionAttrs: 'read-write' }).catch(() => connectTarget(url, target))).client
-            : (await connectTarget(url, target)).client;
+          const found = await connectCurrent(url);
+          if (found.held !== undefined) {
+            // A primary answers but is not (known to be) the current one: hold the values.
+            if (heldWhy !== found.held)
+              logger.warn('write-back: holding values until the current primary is known', { why: found.held, pending: pendingCount() });
+            heldWhy = found.held;
+            retryAt = Date.now() + Math.min(opts.reconnectMaxDelayMs, opts.flushIntervalMs);
+            return undefined;
+          }
+          heldWhy = undefined;
+          c = found.c ?? (opts.checkRecovery ? (await connectTarget(url, target)).client : undefined);
+          if (!c) throw new Error(found.why);
+          connected = found.server;
           const conn = c;
           conn.on('error', (err) => {
             logger.warn('write-back connection lost', { error: errorMessage(err) });
@@ -171,6 +249,11 @@ export function createWriter(opts: WriterOptions): Writer {
     return connecting;
   }
 
+  /** A failover since the connection was made: the server it reaches is no longer the current primary. */
+  function superseded(): boolean {
+    return connected !== undefined && behind(connected, opts.history?.()) !== undefined;
+  }
+
   /** Puts back what a failed batch held, unless a newer value arrived meanwhile. */
   function restore<T>(map: Map<string, T>, kind: 'last_login' | 'quota_usage', rows: [string, T][]): void {
     for (const [a, v] of rows) if (!map.has(a)) put(map, kind, a, v);
@@ -196,6 +279,13 @@ export function createWriter(opts: WriterOptions): Writer {
 
   async function flushOnce(): Promise<void> {
     if (pendingCount() === 0) return;
+    if (client && superseded()) {
+      logger.warn('write-back: the directory is now read on a newer timeline; reconnecting to the current primary', {});
+      const old = client;
+      client = undefined;
+      metrics.connected.set(0);
+      await old.end().catch(() => {});
+    }
     const c = await connect();
     if (!c) return;
     const takenLogins = [...logins];

@@ -89,7 +89,9 @@ describe('OAuth2 bearer tokens: a real OpenID provider, Postfix SMTP AUTH and Do
       INSERT INTO mailmapd.alias_domains (name, target) VALUES ('example.net', 'example.org');
       INSERT INTO mailmapd.mailboxes (address, password, active) VALUES
         ('alice@example.org', '{PLAIN}alice-pw', true), ('bob@example.org', '{PLAIN}bob-pw', false), ('carol@example.org', '{PLAIN}carol-pw', true);
-      UPDATE mailmapd.mailboxes SET disabled_services = '{smtp,imap}' WHERE address = 'carol@example.org';`);
+      UPDATE mailmapd.mailboxes SET disabled_services = '{smtp,imap}' WHERE address = 'carol@example.org';
+      INSERT INTO mailmapd.mailboxes (address, password, active, disabled_services) VALUES ('dave@example.org', '{PLAIN}dave-pw', true, '{password}');
+      INSERT INTO mailmapd.app_passwords (mailbox, name, password) VALUES ('dave@example.org', 'phone', '{PLAIN}dave-app-pw');`);
     dc = dovecotInstance(dovecot23Target, 'mailmapd-oauth2-');
     mkdirSync(join(dc.dir, 'vmail', 'example.org'), { recursive: true });
     daemon = await startDaemon({
@@ -188,6 +190,23 @@ describe('OAuth2 bearer tokens: a real OpenID provider, Postfix SMTP AUTH and Do
     expect((await smtpAuth('XOAUTH2', xoauth2('carol@example.org', await token('carol@example.org')))).code).toBe(535);
     expect((await smtpAuth('XOAUTH2', xoauth2('bob@example.org', await token('bob@example.org')))).code).toBe(535);
     expect((await smtpAuth('XOAUTH2', xoauth2('nobody@example.org', await token('nobody@example.org')))).code).toBe(535);
+  });
+
+  it("a mailbox whose own password is refused ('password' in disabled_services) still logs in with a token or an app password", async () => {
+    const plainAuth = async (user: string, pw: string) => {
+      const s = await smtpSession(smtpPort);
+      try {
+        await s.command('EHLO client.test');
+        return (await s.command(`AUTH PLAIN ${b64(`\0${user}\0${pw}`)}`)).code;
+      } finally {
+        await s.close().catch(() => {});
+      }
+    };
+    expect(await plainAuth('dave@example.org', 'dave-pw')).toBe(535);
+    expect(await plainAuth('dave@example.org', 'dave-app-pw')).toBe(235);
+    expect((await smtpAuth('XOAUTH2', xoauth2('dave@example.org', await token('dave@example.org')))).code).toBe(235);
+    expect(await imapAuth('PLAIN', b64('\0dave@example.org\0dave-pw'))).toMatch(/^a1 NO/);
+    expect(await imapAuth('XOAUTH2', xoauth2('dave@example.org', await token('dave@example.org')))).toMatch(/^a1 OK/);
   });
 
   it('a mailbox deactivated after its token was verified is refused at once, cached token or not', async () => {

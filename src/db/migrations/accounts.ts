@@ -13,6 +13,20 @@ export type ServiceName = (typeof serviceNames)[number];
 
 const serviceList = serviceNames.map((s) => `'${s}'`).join(', ');
 
+/**
+ * What `mailboxes.disabled_services` may hold: the services, and `password` — the mailbox's
+ * own password refused for every login, leaving its app passwords and OAuth2 bearer tokens
+ * (an organisation that requires tokens; Mailu's AUTH_REQUIRE_TOKENS).
+ */
+export const mailboxDenials = [...serviceNames, 'password'] as const;
+
+/** Migration 9: `password` joins the names disabled_services may hold. */
+export const passwordDenialSql = `
+ALTER TABLE mailmapd.mailboxes DROP CONSTRAINT IF EXISTS mailboxes_disabled_services_check;
+ALTER TABLE mailmapd.mailboxes ADD CONSTRAINT mailboxes_disabled_services_check
+  CHECK (disabled_services <@ ARRAY[${mailboxDenials.map((s) => `'${s}'`).join(', ')}]::text[] AND array_position(disabled_services, NULL) IS NULL);
+`;
+
 export const accountsSql = `
 ALTER TABLE mailmapd.mailboxes
   ADD COLUMN disabled_services text[] NOT NULL DEFAULT '{}'
