@@ -29,6 +29,14 @@ const peers = [
   // Dovecot's own SQL passdb, the reference test/compare/compare-dovecot.test.ts checks logins against.
   ['dovecot-pgsql', '/usr/lib/dovecot/modules/auth/libdriver_pgsql.so'],
   ['systemd', '/usr/bin/systemd-analyze'],
+  // DKIM (test/interop/dkim-signing.test.ts): the signer as a Postfix milter, an authoritative DNS
+  // server for the zone `mailmapd dns` prints, and an independent verifier (dkimpy, with
+  // PyNaCl for Ed25519 and dnspython to ask that server).
+  ['opendkim', '/usr/sbin/opendkim'],
+  ['knot', '/usr/sbin/knotd'],
+  ['python3-dkim', '/usr/bin/dkimverify'],
+  ['python3-nacl', '/usr/lib/python3/dist-packages/nacl/__init__.py'],
+  ['python3-dnspython', '/usr/lib/python3/dist-packages/dns/resolver.py'],
 ];
 
 const dovecot24Root = process.env.MAILMAPD_DOVECOT24_ROOT ?? '/var/cache/mailmapd/dovecot24';

@@ -8,7 +8,6 @@ import { readFileSync } from 'node:fs';
 import { ConfigError } from './errors.js';
 import { parseListenList, type ListenAddress } from './net/listen-address.js';
 import { checkIssuerUrl } from './oauth2/keys.js';
-import { builtinProfileNames, CUSTOM_PREFIX, isBuiltinProfileName, NATIVE } from './sync/profile-names.js';
 
 const DEFAULT_CONFIG_PATH = '/etc/mailmapd/mailmapd.conf';
 
@@ -51,6 +50,22 @@ function oneOf<T extends string>(...values: T[]): Parser<T> {
     if (!(values as string[]).includes(s)) throw new Error(`expected one of ${values.join(', ')}, got ${JSON.stringify(s)}`);
     return s as T;
   };
+}
+
+// The names `schema =` accepts: the built-in profiles (one file each under src/sync/profiles/)
+// and `custom:/path`. src/sync/profile-select.ts maps each name to its profile through a
+// record over this list, so a name without a profile does not compile.
+export const builtinProfileNames = ['native', 'postfixadmin', 'modoboa', 'dinomail', 'django', 'laravel'] as const;
+
+export type BuiltinProfileName = (typeof builtinProfileNames)[number];
+
+/** mailmapd's own tables, whose change triggers come with `mailmapd migrate`. */
+export const NATIVE: BuiltinProfileName = 'native';
+
+export const CUSTOM_PREFIX = 'custom:';
+
+export function isBuiltinProfileName(name: string): name is BuiltinProfileName {
+  return (builtinProfileNames as readonly string[]).includes(name);
 }
 
 const schemaName: Parser<string> = (s) => {
@@ -134,9 +149,15 @@ const keys = {
   snapshot_max_age: { default: '7d', parse: duration },
 
   dict_listen: { default: '', parse: listen },
+  policy_listen: { default: '', parse: listen },
   last_logins: { default: 'yes', parse: bool },
   last_login_interval: { default: '60s', parse: duration },
   writeback_max_pending: { default: '100000', parse: int(100, 10_000_000) },
+
+  dkim_dir: { default: '/var/lib/mailmapd/dkim', parse: str },
+  dkim_group: { default: 'opendkim', parse: str },
+  dkim_reload_command: { default: 'systemctl reload opendkim', parse: str },
+  dkim_keep_rotated: { default: '7d', parse: duration },
 
   http_secret: { default: '', parse: str },
   oauth2_issuer: { default: '', parse: oauth2Issuer },
@@ -175,6 +196,7 @@ export const listenerKeys = {
   auth: 'auth_listen',
   checkpassword: 'checkpassword_listen',
   dict: 'dict_listen',
+  policy: 'policy_listen',
   http: 'http_listen',
 } as const satisfies Record<string, ConfigKey>;
 

@@ -17,6 +17,8 @@ import { accountsSql, passwordDenialSql } from './migrations/accounts.js';
 import { writebackTablesSql } from './migrations/writeback.js';
 import { invokerTriggerSql, migration7Sql } from './migrations/invoker-triggers.js';
 import { domainLimitsSerialSql } from './migrations/domain-limits-serial.js';
+import { sendAsSql } from './migrations/send-as.js';
+import { dkimKeysSql } from './migrations/dkim.js';
 import { inTransaction } from './client.js';
 
 export interface Migration {
@@ -200,6 +202,8 @@ SELECT mailmapd.watch_table('mailmapd.aliases', 'alias', 'r.address');
     description: "accounts: the mailbox password may be refused (disabled_services 'password'), leaving app passwords and tokens",
     sql: passwordDenialSql,
   },
+  { version: 10, description: 'send-as grants and BCC copies', sql: sendAsSql },
+  { version: 11, description: 'DKIM keys, private keys readable only where granted', sql: dkimKeysSql },
 ];
 
 /**

@@ -2,10 +2,11 @@
 // the answers every protocol gives from them. Pure: no I/O, no clock, no globals. The sync
 // fills and patches it; socketmap, auth, checkpassword and the Dovecot lookup read it.
 
-import { domainOf, fold, localOf, splitExtension, withExtension } from './address.js';
+import { domainOf, fold, splitExtension, withExtension } from './address.js';
 import type { AppPassword } from './account.js';
 import { bindMaps, type MapName } from './maps.js';
 import { createRouteTable, routeLookups, type RouteTable } from './routes.js';
+import { createSenders } from './senders.js';
 import { createAliasTable, createMailboxTable, MAINTENANCE, RECIPIENT, type AliasTable, type MailboxRecord, type MailboxTable } from './tables.js';
 
 export type { AliasTable, MailboxRecord, MailboxTable } from './tables.js';
@@ -207,29 +208,15 @@ export function createDirectory(options: DirectoryOptions): Directory {
 
   const alias = (key: string): string | undefined => resolveAlias(fold(key), 0);
 
-  // Logins allowed to send as an address: the mailbox itself and the mailboxes its alias
-  // delivers to. Deliberately not the catch-all: owning @domain must not mean being
-  // allowed to send as every address of it.
-  const senders = (key: string): string | undefined => {
-    const a = fold(key);
-    if (a.lastIndexOf('@') <= 0) return undefined;
-    const out: string[] = [];
-    const add = (addr: string) => {
-      if (activeMailbox(addr) && !out.includes(addr)) out.push(addr);
-    };
-    const collect = (addr: string) => {
-      add(addr);
-      const targets = aliasTargets(addr);
-      if (targets !== undefined) for (const t of targets.split(',')) add(t);
-    };
-    collect(a);
-    const split = splitExtension(a, delimiters);
-    if (split) collect(split.base);
-    const base = split ? split.base : a;
-    const target = aliasDomainTarget(domainOf(base));
-    if (target !== undefined) collect(`${localOf(base)}@${target}`);
-    return out.length === 0 ? undefined : out.join(',');
-  };
+  // Logins allowed to send as an address (senders.ts).
+  const senders = createSenders({
+    delimiters: () => delimiters,
+    activeMailbox,
+    aliasOf: aliasTargets,
+    aliasDomainTarget,
+    unserved: (d) => (data.domains.has(d) || data.aliasDomains.has(d)) && !servesDomain(d),
+    grants: (address) => data.routes.lookup('send_as', address),
+  });
 
   const account = (address: string, mb: MailboxRecord): Account => ({
     address,

@@ -1,5 +1,7 @@
 // The routing maps' answers: per-domain transports, relay domains and their recipients,
-// sender-dependent relay hosts and their credentials. Pure, like the rest of the directory.
+// sender-dependent relay hosts and their credentials, BCC copies by sender and by recipient;
+// and the send-as grants the `senders` map reads (directory.ts). Pure, like the rest of the
+// directory.
 //
 // Every routing entry is one string key naming its source and its subject, e.g.
 // `relay_domain:example.net` → its transport (or '' for none), so that the sync carries all
@@ -10,8 +12,25 @@
 import { atIndex, splitExtension } from './address.js';
 
 /** The sources a routing key starts with, each followed by `:` and a folded name or address. */
-const routeSources = ['domain_transport', 'relay_domain', 'relay_recipient', 'sender_relayhost', 'sender_credentials'] as const;
+const routeSources = [
+  'domain_transport',
+  'relay_domain',
+  'relay_recipient',
+  'sender_relayhost',
+  'sender_credentials',
+  'sender_bcc',
+  'recipient_bcc',
+  'send_as',
+] as const;
 export type RouteSource = (typeof routeSources)[number];
+
+/**
+ * Whether a routing key's value is a comma-joined list built from several rows (a send-as
+ * grant: `send_as:<address>` → the granted mailboxes) rather than one row's value.
+ */
+export function isListRoute(key: string): boolean {
+  return key.startsWith('send_as:');
+}
 
 export interface RouteTable {
   readonly size: number;
@@ -98,6 +117,8 @@ export interface RouteLookups {
   relayRecipient(key: string): string | undefined;
   senderRelayhost(key: string): string | undefined;
   senderCredentials(key: string): string | undefined;
+  senderBcc(key: string): string | undefined;
+  recipientBcc(key: string): string | undefined;
 }
 
 /**
@@ -149,5 +170,7 @@ export function routeLookups(routes: () => RouteTable, delimiters: () => string)
     },
     senderRelayhost: (key) => nonEmpty(byAddress('sender_relayhost', key)),
     senderCredentials: (key) => nonEmpty(byAddress('sender_credentials', key)),
+    senderBcc: (key) => nonEmpty(byAddress('sender_bcc', key)),
+    recipientBcc: (key) => nonEmpty(byAddress('recipient_bcc', key)),
   };
 }

@@ -17,7 +17,7 @@
 // `SELECT * FROM (<query>) q WHERE q.<key> = ANY($1)` to re-read the keys a change touched.
 
 import type { ChangeKind } from '../directory/directory.js';
-import { NATIVE } from './profile-names.js';
+import { NATIVE } from '../config.js';
 
 /**
  * One table whose changes must reach the daemon: `mailmapd triggers install` puts the
@@ -83,7 +83,9 @@ const nativeRouteQuery = `SELECT 'domain_transport:' || name AS key, transport A
   UNION ALL SELECT 'relay_domain:' || name, coalesce(transport, '') FROM mailmapd.relay_domains WHERE active
   UNION ALL SELECT 'relay_recipient:' || address, '' FROM mailmapd.relay_recipients
   UNION ALL SELECT 'sender_relayhost:' || sender, relayhost FROM mailmapd.sender_relayhosts WHERE active AND relayhost IS NOT NULL
-  UNION ALL SELECT 'sender_credentials:' || sender, credentials FROM mailmapd.sender_relayhosts WHERE active AND credentials IS NOT NULL`;
+  UNION ALL SELECT 'sender_credentials:' || sender, credentials FROM mailmapd.sender_relayhosts WHERE active AND credentials IS NOT NULL
+  UNION ALL SELECT 'send_as:' || address, mailbox FROM mailmapd.send_as WHERE active
+  UNION ALL SELECT direction || '_bcc:' || address, bcc FROM mailmapd.bcc WHERE active`;
 
 export const nativeProfile: Profile = {
   name: NATIVE,
@@ -110,3 +112,12 @@ export const sectionName: Record<ChangeKind, string> = {
   route: 'routes',
   master_user: 'master_users',
 };
+
+/**
+ * Whether the directory is read from mailmapd's own tables, whose change triggers come with
+ * `mailmapd migrate` (nothing for `triggers install` to do): `schema = native` as the config
+ * says it, or the profile that name selects. The one such test.
+ */
+export function isNative(schema: string | { name: string; watches?: readonly unknown[] }): boolean {
+  return typeof schema === 'string' ? schema === NATIVE : schema.name === NATIVE && schema.watches === undefined;
+}

@@ -42,6 +42,12 @@ export const postfixadminProfile: Profile = {
     { table: 'mailbox', kind: 'mailbox', keyExpr: 'lower(r.username)' },
     { table: 'alias', kind: 'alias', keyExpr: 'lower(r.address)' },
   ],
+  expects: {
+    domain: { domain: 'text', active: 'boolean', backupmx: 'boolean', transport: 'text' },
+    alias_domain: { alias_domain: 'text', target_domain: 'text', active: 'boolean' },
+    mailbox: { username: 'text', password: 'text', quota: 'integer', active: 'boolean' },
+    alias: { address: 'text', goto: 'text', active: 'boolean' },
+  },
   // quota2 is what PostfixAdmin's mailbox list shows as usage (Dovecot's quota-clone or
   // dict quota fill it elsewhere). It has no place for a last login: those go to the native table.
   writes: {
