@@ -14,12 +14,13 @@
 // deadline, or input past the bound, closes it.
 
 import type { Socket } from 'node:net';
-import { performance } from 'node:perf_hooks';
 import { errorMessage, type Logger } from '../log.js';
 import { limitRepeats, type LimitedLogger } from '../log-limit.js';
 import type { Metrics } from '../metrics.js';
 import type { ListenAddress } from '../net/listen-address.js';
-import { endConnection, listen, type ConnectionControl, type UnixSocketOptions } from '../net/listener.js';
+import { endConnection } from '../net/byte-connection.js';
+import type { Clock } from '../net/clock.js';
+import { listen, type ConnectionControl, type UnixSocketOptions } from '../net/listener.js';
 import { continueReply, isHeadError, MAX_HEADER_BYTES, parseRequestHead, replyHead, type RequestHead } from './codec.js';
 import { sendChunked } from './stream.js';
 
@@ -157,7 +158,7 @@ function refuse(socket: Socket, status: 400 | 413 | 431 | 501, reason: string, s
 
 // Long because it is one connection's state machine (buffer, busy, partial-request clock)
 // and its three events (bytes, reply done, shutdown); each step is a short block.
-function openConnection(socket: Socket, shared: Shared): ConnectionControl {
+function openConnection(socket: Socket, shared: Shared, clock: Clock): ConnectionControl {
   const { limits } = shared;
   // Input held at most: one request's head and body, plus one read taken while busy.
   const inputBound = MAX_HEADER_BYTES + limits.maxBodyBytes + 64 * 1024;
@@ -166,7 +167,7 @@ function openConnection(socket: Socket, shared: Shared): ConnectionControl {
   let closing = false;
   let continued = false; // 100 Continue sent for the request being received
   let partialSince: number | undefined;
-  let lastActive = performance.now();
+  let lastActive = clock.now();
 
   const reject = (status: 400 | 413 | 431 | 501, reason: string): void => {
     closing = true;
@@ -190,7 +191,7 @@ function openConnection(socket: Socket, shared: Shared): ConnectionControl {
       return;
     }
     if (head === undefined || buf.length < head.headBytes + head.bodyBytes) {
-      partialSince = buf.length === 0 ? undefined : (partialSince ?? performance.now());
+      partialSince = buf.length === 0 ? undefined : (partialSince ?? clock.now());
       if (head !== undefined && !continued && head.headers.expect?.toLowerCase() === '100-continue') {
         continued = true;
         socket.write(continueReply);
@@ -212,12 +213,35 @@ function openConnection(socket: Socket, shared: Shared): ConnectionControl {
   };
 
   socket.on('data', (chunk: Buffer) => {
-    lastActive = performance.now();
+    lastActive = clock.now();
     if (closing) return;
     buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
     if (buf.length > inputBound) reject(413, busy ? 'pipelined' : 'oversized');
     else next();
   });
+  // The clocks: a request still incomplete past the deadline, or a connection with no
+  // request and no byte for the idle timeout, is closed. One timer, checked a few times
+  // per period (HTTP carries few requests; the socket doors arm nothing on their fast path).
+  const period = Math.max(50, Math.min(1000, Math.floor(Math.min(limits.idleTimeoutMs, limits.requestTimeoutMs) / 4)));
+  let timer: unknown;
+  const tick = (): void => {
+    if (socket.destroyed) return;
+    const now = clock.now();
+    if (partialSince !== undefined && now - partialSince >= limits.requestTimeoutMs) {
+      shared.metrics.badInput.inc({ listener: 'http', reason: 'request_timeout' });
+      shared.log.warn('closing connection: request not complete within the request deadline', { listener: 'http', timeout_ms: limits.requestTimeoutMs });
+      socket.destroy();
+      return;
+    }
+    if (!busy && partialSince === undefined && now - lastActive >= limits.idleTimeoutMs) {
+      socket.destroy();
+      return;
+    }
+    timer = clock.setTimeout(tick, period);
+  };
+  timer = clock.setTimeout(tick, period);
+  socket.once('close', () => clock.clearTimeout(timer));
+
   socket.on('end', () => {
     // The client is done sending: finish what is in flight, then close.
     closing = true;
@@ -251,12 +275,11 @@ export async function serveHttp(
     closed: () => metrics.connectionsOpen.dec({ listener: 'http' }),
     refused: () => metrics.connectionsRefused.inc({ listener: 'http' }),
     evicted: () => metrics.connectionsEvicted.inc({ listener: 'http' }),
-    requestTimedOut: () => metrics.badInput.inc({ listener: 'http', reason: 'request_timeout' }),
   };
   const listener = await listen(
     address,
     'http',
-    (socket) => openConnection(socket, shared),
+    (socket, ctx) => openConnection(socket, shared, ctx.clock),
     { maxConnections: limits.maxConnections, idleTimeoutMs: limits.idleTimeoutMs, requestTimeoutMs: limits.requestTimeoutMs },
     unix,
     logger,
