@@ -11,6 +11,7 @@ import { withClient } from './db/client.js';
 import { migrate } from './db/schema.js';
 import { createDirectory, type Directory } from './directory/directory.js';
 import type { Route } from './http/server.js';
+import { createMetricsRoute } from './http/metrics-route.js';
 import { createLogger, errorMessage, type Logger } from './log.js';
 import { createMetrics, createWritebackMetrics, secondsSince } from './metrics.js';
 import { profileFor } from './sync/profile-select.js';
@@ -108,7 +109,12 @@ export async function serve(configPath: string | undefined, opts: { policyServic
   // The signer's key files under dkim_dir: set once the database is open.
   let dkim: DkimKeeper | undefined;
   // One limiter for every door: Dovecot's policy reports and SMTP AUTH on the auth socket.
-  const limiter = config.policy_enabled ? createLimiter(settingsFrom(config), metrics) : undefined;
+  // Counted per mailbox: every spelling of a login (alias domains, case) shares one count.
+  const canonical = (login: string) => {
+    const u = directory.user(login);
+    return u.status === 'unknown' ? login : u.address;
+  };
+  const limiter = config.policy_enabled ? createLimiter(settingsFrom(config), metrics, Date.now, canonical) : undefined;
   const oauth2 = oauth2From(config, logger);
   const authenticator = createAuthenticator({
     tokens: oauth2?.verifier,
@@ -185,11 +191,7 @@ export async function serve(configPath: string | undefined, opts: { policyServic
   if (limiter) for (const [k, r] of createPolicyRoutes({ limiter, config, logger, metrics })) routes.set(k, r);
   for (const [k, r] of createDovecotRoutes({ authenticator, directory, config, logger, metrics })) routes.set(k, r);
   if (config.metrics) {
-    routes.set('GET /metrics', async () => ({
-      status: 200,
-      body: await metrics.registry.metrics(),
-      contentType: metrics.registry.contentType,
-    }));
+    routes.set('GET /metrics', createMetricsRoute({ render: () => metrics.registry.metrics(), contentType: metrics.registry.contentType }));
   }
 
   const listeners = createListeners({ services, routes, config: () => config, logger, metrics });

@@ -18,8 +18,11 @@ import type { Limiter } from '../policy/limiter.js';
 import { loginCredentials, masterKey, sameCredentials, type Credential } from './credentials.js';
 import type { AuthContext, AuthOutcome, Authenticator, LookupOutcome } from './types.js';
 
-/** The part of the policy limiter a login needs: refuse before checking, report after. */
-export type LoginLimiter = Pick<Limiter, 'check' | 'report'>;
+/** Services where a client authenticates with SMTP AUTH: Postfix's smtp, Dovecot's submission. */
+const SMTP_AUTH_SERVICES = new Set(['smtp', 'submission']);
+
+/** The part of the policy limiter a login needs: count the attempt before checking, settle after. */
+export type LoginLimiter = Pick<Limiter, 'reserve'>;
 
 export interface AuthenticatorDeps {
   directory: Directory;
@@ -86,6 +89,9 @@ export function createAuthenticator(deps: AuthenticatorDeps): AuthenticatorHandl
   /** The credentials a login may present, cheap hashes first: see credentials.ts. */
   const credentialsOf = (user: Account, service: string, master: string | undefined): Credential[] | undefined => {
     if (master === undefined) return loginCredentials(user, service);
+    // The contract: a master login never over SMTP AUTH, whichever door asks (the Lua
+    // endpoint passes the service Dovecot names). Answered like an unknown user.
+    if (SMTP_AUTH_SERVICES.has(service)) return undefined;
     const m = directory.masterUser(fold(master));
     if (m === undefined || !m.active || m.password === null) return undefined;
     return [{ stored: m.password, name: `master ${fold(master)}` }];
@@ -189,15 +195,23 @@ export function createAuthenticator(deps: AuthenticatorDeps): AuthenticatorHandl
     }
     const bearer = deps.tokens !== undefined && ctx.master === undefined && (ctx.bearer === true || looksLikeJwt(password));
     if (ctx.bearer === true && !bearer) return { result: 'fail', why: 'bad_token' };
-    // A master login's guesses are counted against the master user.
-    const limitKey = bearer ? tokenLimitKey(login, password) : ctx.master === undefined ? login : `${ctx.master}`;
-    const refused = limiter?.check(limitKey, ctx);
-    if (refused !== undefined) return { result: 'refused', retryAfterSeconds: refused.retryAfterSeconds };
-    const outcome = bearer ? await checkToken(login, password, ctx.service) : await check(login, password, ctx.service, ctx.master, 0);
-    // The right password for a service the mailbox may not use is no guess: not counted.
-    const counted = outcome.result !== 'temp' && !(outcome.result === 'fail' && outcome.why === 'service_disabled');
-    if (limiter !== undefined && counted) limiter.report(limitKey, ctx, outcome.result === 'ok', tagOf(password));
-    return outcome;
+    // Counted before the password is checked, so that guesses in flight cannot all pass
+    // the bound; a master login's guesses are counted against the master user (the limiter
+    // keys it apart from a plain login of the same name), a plain one against the mailbox
+    // it resolves to.
+    const limitKey = bearer ? tokenLimitKey(login, password) : login;
+    const master = !bearer && ctx.master !== undefined ? fold(ctx.master) : undefined;
+    const reserved = limiter?.reserve(limitKey, { remoteIp: ctx.remoteIp, master }, tagOf(password));
+    if (reserved !== undefined && 'refused' in reserved) return { result: 'refused', retryAfterSeconds: reserved.refused.retryAfterSeconds };
+    let outcome: AuthOutcome | undefined;
+    try {
+      outcome = bearer ? await checkToken(login, password, ctx.service) : await check(login, password, ctx.service, ctx.master, 0);
+      return outcome;
+    } finally {
+      // The right password for a service the mailbox may not use is no guess: not counted.
+      const counted = outcome !== undefined && outcome.result !== 'temp' && !(outcome.result === 'fail' && outcome.why === 'service_disabled');
+      reserved?.attempt.settle(!counted ? 'uncounted' : outcome?.result === 'ok' ? 'success' : 'failure');
+    }
   };
 
   return {

@@ -59,7 +59,7 @@ export function createListeners(deps: { services: Service[]; routes: Map<string,
       name: 'http',
       wanted: () => config()[listenerKeys.http],
       open: async (address: ListenAddress): Promise<Open> => {
-        const limits = { maxConnections: config().max_connections, maxBodyBytes: 65536, idleTimeoutMs: 5000 };
+        const limits = { maxConnections: config().max_connections, maxBodyBytes: 65536, idleTimeoutMs: 5000, requestTimeoutMs: config().request_timeout };
         const h: HttpServer = await serveHttp(address, routes, limits, unixOptions(), logger, metrics);
         return { name: 'http', address, close: (g) => h.close(g) };
       },

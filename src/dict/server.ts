@@ -21,7 +21,8 @@ const MESSAGES_KEY = 'priv/quota/messages';
 
 export interface DictDeps {
   /** Where committed usage goes (the write-back buffer). */
-  usage(address: string, bytes: number | undefined, messages: number | undefined): void;
+  /** Counts as the decimal text Dovecot sent: above 2^53 a JS number would change them. */
+  usage(address: string, bytes: string | undefined, messages: string | undefined): void;
   /** The mailbox a Dovecot user name belongs to, canonical; undefined: not a mailbox here. */
   mailbox(user: string): string | undefined;
   logger: Logger;
@@ -38,8 +39,8 @@ const LISTENER = 'dict';
 
 interface Transaction {
   user: string;
-  bytes?: number;
-  messages?: number;
+  bytes?: string;
+  messages?: string;
   /** Why the commit must fail: a write the server does not keep. */
   refused?: string;
 }
@@ -63,8 +64,9 @@ function recordWrite(tx: Transaction | undefined, w: Extract<DictCommand, { kind
     tx.refused = `not a count: ${JSON.stringify((value ?? '').slice(0, 40))}`;
     return;
   }
-  if (key === STORAGE_KEY) tx.bytes = Number(value);
-  else tx.messages = Number(value);
+  // Kept as text (at most 18 digits: always a bigint) and handed to PostgreSQL as such.
+  if (key === STORAGE_KEY) tx.bytes = value;
+  else tx.messages = value;
 }
 
 export function createDictHandler(deps: DictDeps): ConnectionHandler {

@@ -12,6 +12,12 @@
 // the address: one where this login succeeded within policy_known_source_ttl is "known"
 // for it and is judged only by its own failures for that login (policy_reject_after),
 // never by failures from elsewhere.
+//
+// Three ways around the per-login bound are closed here (issue 29): an attempt is counted
+// when it is reserved, before its password is verified, so guesses in flight cannot all
+// pass the check (reserve, then settle); a login is keyed by the mailbox it resolves to
+// (`canonical`), so alias domains share one count; and a master login is keyed in its own
+// namespace, so a plain login of the same bare name cannot lock the master user out.
 
 import { createHash } from 'node:crypto';
 import { BlockList, isIP } from 'node:net';
@@ -39,12 +45,29 @@ export type Decision =
   | { action: 'delay'; seconds: number; reason: 'address' }
   | { action: 'reject'; retryAfterSeconds: number; reason: 'address' | 'prefix' | 'login' };
 
+/** Where an attempt comes from and, for a Dovecot master login, the master user it uses. */
+export interface AttemptContext {
+  remoteIp?: string;
+  master?: string;
+}
+
+/** A reserved attempt: counted as a failure until settled. */
+export interface Attempt {
+  /** 'uncounted': no evidence either way (a temporary failure, a service the mailbox may not use). */
+  settle(result: 'success' | 'failure' | 'uncounted'): void;
+}
+
 export interface Limiter {
   /** The full decision, for the Dovecot policy endpoint. */
   decide(login: string, remoteIp: string | undefined): Decision;
   /** The authenticator's question: refuse before checking any password? */
-  check(login: string, ctx: { remoteIp?: string }): { retryAfterSeconds: number } | undefined;
-  report(login: string, ctx: { remoteIp?: string }, success: boolean, passwordTag: string): void;
+  check(login: string, ctx: AttemptContext): { retryAfterSeconds: number } | undefined;
+  report(login: string, ctx: AttemptContext, success: boolean, passwordTag: string): void;
+  /**
+   * Check and count in one step, before the password is verified: either refused, or an
+   * attempt counted as a failure (in every table a failure counts in) until settled.
+   */
+  reserve(login: string, ctx: AttemptContext, passwordTag: string): { refused: { retryAfterSeconds: number } } | { attempt: Attempt };
   size(): { address: number; prefix: number; login: number; repeat: number; source: number; known: number };
   /** Bytes held by all tables, as counted for maxBytes. */
   bytes(): number;
@@ -101,14 +124,26 @@ function prefixOf(ip: string, family: 4 | 6): string {
 }
 
 /** Logins are keys: a long one is kept as its digest, so each entry's size is bounded. */
-function loginKey(login: string): string {
+function boundedKey(login: string): string {
   const l = login.toLowerCase();
   return l.length <= 128 ? l : `#${createHash('sha256').update(l).digest('base64')}`;
 }
 
+/** The kinds a failure counts in, and so an attempt in flight is reserved in. */
+type Counted = 'login' | 'source' | 'address' | 'prefix';
+
 // Long because it is a closure holding the module's private state; the functions inside
 // it are short and each does one thing.
-export function createLimiter(settings: LimiterSettings, metrics?: Metrics, now: () => number = Date.now): Limiter {
+/**
+ * `canonical` maps a login to the mailbox it resolves to (alias domains, case), so that every
+ * spelling of one mailbox shares one count; a login it does not know is counted as typed.
+ */
+export function createLimiter(
+  settings: LimiterSettings,
+  metrics?: Metrics,
+  now: () => number = Date.now,
+  canonical: (login: string) => string = (login) => login,
+): Limiter {
   const allowed = allowList(settings.allowList);
   const perKind = Math.max(1, Math.floor(settings.maxEntries / kinds.length));
   const bytesPerKind = Math.max(4096, Math.floor(settings.maxBytes / kinds.length));
@@ -125,8 +160,28 @@ export function createLimiter(settings: LimiterSettings, metrics?: Metrics, now:
     BoundedTable
   >;
   const windowOf = (kind: Kind) => (kind === 'known' ? settings.knownSourceMs : settings.windowMs);
+  // Attempts reserved and not yet settled, per counted key: they count as failures.
+  const pending = Object.fromEntries((['login', 'source', 'address', 'prefix'] as const).map((k) => [k, new Map<string, number>()])) as Record<
+    Counted,
+    Map<string, number>
+  >;
+  const inFlight = (kind: Counted, key: string) => pending[kind].get(key) ?? 0;
+  const hold = (kind: Counted, key: string, delta: number) => {
+    const n = inFlight(kind, key) + delta;
+    if (n > 0) pending[kind].set(key, n);
+    else pending[kind].delete(key);
+  };
+  /** The key of a login: plain ones by the mailbox they resolve to, master ones apart (`m:`). */
+  const keyOf = (login: string, master?: string): string => (master === undefined ? `l:${boundedKey(canonical(login))}` : `m:${boundedKey(master)}`);
 
   const recent = (kind: Kind, key: string): readonly number[] => tables[kind].recent(key, now() - windowOf(kind));
+  /** Seconds to wait when failures recorded plus attempts in flight reach `limit`, else undefined. */
+  const over = (kind: Counted, key: string, limit: number): number | undefined => {
+    const t = recent(kind, key);
+    if (t.length >= limit) return retryAfter(t, limit);
+    // Reached only with attempts in flight, which settle within a login's time.
+    return t.length + inFlight(kind, key) >= limit ? 1 : undefined;
+  };
   const add = (kind: Kind, key: string, cap: number) => {
     tables[kind].add(key, now(), now() - windowOf(kind), cap);
     metrics?.policyEntries.set({ kind }, tables[kind].size);
@@ -140,25 +195,20 @@ export function createLimiter(settings: LimiterSettings, metrics?: Metrics, now:
 
   const isAllowed = (addr: { ip: string; family: 4 | 6 } | undefined) => addr !== undefined && allowed.check(addr.ip, addr.family === 4 ? 'ipv4' : 'ipv6');
 
-  const decide = (login: string, remoteIp: string | undefined): Decision => {
-    const addr = remoteIp ? normalise(remoteIp) : undefined;
-    const l = loginKey(login);
+  const decideFor = (l: string, addr: { ip: string; family: 4 | 6 } | undefined): Decision => {
     if (addr && recent('known', `${l}\0${addr.ip}`).length > 0) {
       // The owner's own address: only its own failures for this login count.
-      const mine = recent('source', `${l}\0${addr.ip}`);
-      if (mine.length >= settings.rejectAfter) return { action: 'reject', retryAfterSeconds: retryAfter(mine, settings.rejectAfter), reason: 'address' };
-      return { action: 'allow' };
+      const mine = over('source', `${l}\0${addr.ip}`, settings.rejectAfter);
+      return mine === undefined ? { action: 'allow' } : { action: 'reject', retryAfterSeconds: mine, reason: 'address' };
     }
-    const byLogin = recent('login', l);
-    if (byLogin.length >= settings.loginRejectAfter)
-      return { action: 'reject', retryAfterSeconds: retryAfter(byLogin, settings.loginRejectAfter), reason: 'login' };
+    const byLogin = over('login', l, settings.loginRejectAfter);
+    if (byLogin !== undefined) return { action: 'reject', retryAfterSeconds: byLogin, reason: 'login' };
     if (!addr || isAllowed(addr)) return { action: 'allow' };
+    const byAddrRetry = over('address', addr.ip, settings.rejectAfter);
+    if (byAddrRetry !== undefined) return { action: 'reject', retryAfterSeconds: byAddrRetry, reason: 'address' };
+    const byPrefix = over('prefix', prefixOf(addr.ip, addr.family), settings.prefixRejectAfter);
+    if (byPrefix !== undefined) return { action: 'reject', retryAfterSeconds: byPrefix, reason: 'prefix' };
     const byAddr = recent('address', addr.ip);
-    if (byAddr.length >= settings.rejectAfter) return { action: 'reject', retryAfterSeconds: retryAfter(byAddr, settings.rejectAfter), reason: 'address' };
-    const byPrefix = recent('prefix', prefixOf(addr.ip, addr.family));
-    if (byPrefix.length >= settings.prefixRejectAfter) {
-      return { action: 'reject', retryAfterSeconds: retryAfter(byPrefix, settings.prefixRejectAfter), reason: 'prefix' };
-    }
     if (byAddr.length >= settings.delayAfter) {
       // Doubling from one second, capped: a person mistyping twice waits a moment, a script crawls.
       const seconds = Math.min(settings.maxDelayMs / 1000, 2 ** (byAddr.length - settings.delayAfter));
@@ -167,31 +217,60 @@ export function createLimiter(settings: LimiterSettings, metrics?: Metrics, now:
     return { action: 'allow' };
   };
 
+  /** The counted keys a failure of login key `l` from `addr` lands in. */
+  const countedKeys = (l: string, addr: { ip: string; family: 4 | 6 } | undefined): [Counted, string, number][] => {
+    const keys: [Counted, string, number][] = [['login', l, settings.loginRejectAfter + 1]];
+    if (addr) keys.push(['source', `${l}\0${addr.ip}`, settings.rejectAfter + 1]);
+    if (addr && !isAllowed(addr)) {
+      keys.push(['address', addr.ip, settings.rejectAfter + 1]);
+      keys.push(['prefix', prefixOf(addr.ip, addr.family), settings.prefixRejectAfter + 1]);
+    }
+    return keys;
+  };
+  /** The same wrong password from the same place again: refreshed, true, and not counted again. */
+  const repeated = (l: string, addr: { ip: string } | undefined, passwordTag: string): boolean => {
+    if (passwordTag === '') return false;
+    const repeatKey = `${l}\0${addr?.ip ?? ''}\0${passwordTag}`;
+    const seen = recent('repeat', repeatKey).length > 0;
+    add('repeat', repeatKey, 1); // refresh: the same stale password keeps counting once
+    return seen;
+  };
+  const record = (l: string, addr: { ip: string; family: 4 | 6 } | undefined, success: boolean, passwordTag: string) => {
+    if (success) {
+      if (addr) add('known', `${l}\0${addr.ip}`, 1);
+      return;
+    }
+    if (repeated(l, addr, passwordTag)) return;
+    for (const [kind, key, cap] of countedKeys(l, addr)) add(kind, key, cap);
+  };
+
   return {
-    decide,
+    decide: (login, remoteIp) => decideFor(keyOf(login), remoteIp ? normalise(remoteIp) : undefined),
     check(login, ctx) {
-      const d = decide(login, ctx.remoteIp);
+      const d = decideFor(keyOf(login, ctx.master), ctx.remoteIp ? normalise(ctx.remoteIp) : undefined);
       return d.action === 'reject' ? { retryAfterSeconds: d.retryAfterSeconds } : undefined;
     },
     report(login, ctx, success, passwordTag) {
+      record(keyOf(login, ctx.master), ctx.remoteIp ? normalise(ctx.remoteIp) : undefined, success, passwordTag);
+    },
+    reserve(login, ctx, passwordTag) {
+      const l = keyOf(login, ctx.master);
       const addr = ctx.remoteIp ? normalise(ctx.remoteIp) : undefined;
-      const l = loginKey(login);
-      if (success) {
-        if (addr) add('known', `${l}\0${addr.ip}`, 1);
-        return;
-      }
-      const repeatKey = `${l}\0${addr?.ip ?? ''}\0${passwordTag}`;
-      if (passwordTag !== '' && recent('repeat', repeatKey).length > 0) {
-        add('repeat', repeatKey, 1); // refresh: the same stale password keeps counting once
-        return;
-      }
-      if (passwordTag !== '') add('repeat', repeatKey, 1);
-      add('login', l, settings.loginRejectAfter + 1);
-      if (addr) add('source', `${l}\0${addr.ip}`, settings.rejectAfter + 1);
-      if (addr && !isAllowed(addr)) {
-        add('address', addr.ip, settings.rejectAfter + 1);
-        add('prefix', prefixOf(addr.ip, addr.family), settings.prefixRejectAfter + 1);
-      }
+      const d = decideFor(l, addr);
+      if (d.action === 'reject') return { refused: { retryAfterSeconds: d.retryAfterSeconds } };
+      const held = countedKeys(l, addr);
+      for (const [kind, key] of held) hold(kind, key, 1);
+      let settled = false;
+      return {
+        attempt: {
+          settle(result) {
+            if (settled) return;
+            settled = true;
+            for (const [kind, key] of held) hold(kind, key, -1);
+            if (result !== 'uncounted') record(l, addr, result === 'success', passwordTag);
+          },
+        },
+      };
     },
     size: () => ({
       address: tables.address.size,

@@ -18,7 +18,7 @@ import type { DatabaseIdentity, SnapshotHeader, SnapshotSource } from './format.
 import { gateSync, type Resume } from './gate.js';
 import { queryIdentity, sameIdentity } from './identity.js';
 import { readSnapshot } from './read.js';
-import { BACKGROUND_SHARE, writeSnapshot } from './write.js';
+import { BACKGROUND_SHARE, removeStaleTemps, writeSnapshot } from './write.js';
 
 export interface SnapshotKeeperOptions {
   path: string;
@@ -207,6 +207,9 @@ export function createSnapshotKeeper(o: SnapshotKeeperOptions): SnapshotKeeper {
   return {
     restore() {
       const t0 = performance.now();
+      // A kill during a write leaves its temp file (password hashes in it) behind.
+      const stale = removeStaleTemps(path);
+      if (stale.length > 0) logger.info('removed snapshot temp files left by an interrupted write', { file: path, count: stale.length });
       const r = readSnapshot(path, check);
       if (r.status === 'missing') {
         logger.info('no snapshot to start from', { file: path });

@@ -9,9 +9,9 @@
 // rename over the old one, fsync the directory. A reader sees the old file or the new one,
 // never half of one.
 
-import { constants } from 'node:fs';
+import { constants, readdirSync, unlinkSync } from 'node:fs';
 import { open, rename, rm, type FileHandle } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { DirectoryData } from '../directory/directory.js';
 import type { ByteTable } from '../directory/byte-table.js';
@@ -49,8 +49,52 @@ function frameHead(count: number, headBytes: number, bytes: number): Buffer {
   return b;
 }
 
+/** The temp file a process writes a snapshot to before renaming it into place. */
+const tempOf = (path: string, pid: number) => `${path}.tmp-${pid}`;
+
+/** True while process `pid` exists (signal 0 checks without signalling). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes temp files of `path` left by a process killed during a write (each holds a
+ * copy of the password hashes); a live process's temp file is its write in progress and
+ * stays. Returns the names removed.
+ */
+export function removeStaleTemps(path: string): string[] {
+  const dir = dirname(path);
+  const prefix = `${basename(path)}.tmp-`;
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
+    const digits = name.slice(prefix.length);
+    const pid = Number(digits);
+    if (!/^\d{1,10}$/.test(digits) || pid <= 0) continue;
+    if (pid !== process.pid && alive(pid)) continue;
+    try {
+      unlinkSync(join(dir, name));
+      removed.push(name);
+    } catch {
+      /* gone meanwhile, or not ours to remove: the next start tries again */
+    }
+  }
+  return removed;
+}
+
 export async function writeSnapshot(o: WriteOptions): Promise<WriteResult> {
-  const tmp = `${o.path}.tmp-${process.pid}`;
+  const tmp = tempOf(o.path, process.pid);
   await rm(tmp, { force: true });
   const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
   let done = false;

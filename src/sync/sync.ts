@@ -562,10 +562,13 @@ export function createSync(opts: SyncOptions): Sync {
         if (sqlstateOf(err) === sqlstate.undefinedTable && /mailmapd\./.test(status.lastError)) {
           status.lastError += isNative(profile) ? ' (run `mailmapd migrate`)' : ' (run `mailmapd triggers install`)';
         }
-        logger.warn('database sync interrupted; serving the last good copy', {
+        // Only a loaded directory is a last good copy; before the first load every answer
+        // is a temporary failure, and the log says so.
+        const serving = directory.loaded ? 'serving the last good copy' : 'nothing loaded yet, every answer is a temporary failure';
+        logger.warn(`database sync interrupted; ${serving}`, {
           error: status.lastError,
           retry_ms: backoff.delay,
-          loaded: status.loaded,
+          loaded: directory.loaded,
         });
       }
       if (stopped) break;

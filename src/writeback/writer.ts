@@ -73,9 +73,12 @@ interface Login {
   remoteIp: string | undefined;
 }
 
+/** A count for a bigint column: decimal text (exact past 2^53) or a number. */
+type Count = string | number;
+
 interface Usage {
-  bytes: number | null;
-  messages: number | null;
+  bytes: Count | null;
+  messages: Count | null;
   at: number;
 }
 
@@ -83,7 +86,7 @@ export interface Writer {
   /** A successful login; recorded at most once per last_login_interval per mailbox. */
   login(address: string, service: string, remoteIp: string | undefined): void;
   /** What Dovecot reports of a mailbox's usage; either figure may be absent. */
-  usage(address: string, bytes: number | undefined, messages: number | undefined): void;
+  usage(address: string, bytes: Count | undefined, messages: Count | undefined): void;
   /** Writes what is buffered now; resolves when done or failed (the values stay then). */
   flush(): Promise<void>;
   /** Values waiting to be written. */

@@ -160,6 +160,15 @@ describe('written back through the daemon', { timeout: 30_000 }, () => {
     c.socket.end();
   });
 
+  it('keeps counts above 2^53 exact (issue 29, item 7)', async () => {
+    const c = await dictClient(dictPort);
+    c.send(['H3\t2\t0\t\tquota', 'B2\tbob@example.org', 'S2\tpriv/quota/storage\t9007199254740993', 'S2\tpriv/quota/messages\t900000000000000001', 'C2']);
+    expect(await c.reply()).toBe('O2');
+    await waitFor(async () => (await usage('bob@example.org'))?.messages === '900000000000000001', 5000, 'usage written');
+    expect(await usage('bob@example.org')).toEqual({ bytes: '9007199254740993', messages: '900000000000000001' });
+    c.socket.end();
+  });
+
   it("takes Dovecot 2.4's (protocol 4: BEGIN with an expiry, V) and canonicalizes the user", async () => {
     const c = await dictClient(dictPort);
     c.send([

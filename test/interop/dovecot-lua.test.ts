@@ -55,7 +55,7 @@ async function startStack(directory: Directory, pool: HashPool, extra: string[] 
   const http = await serveHttp(
     config.http_listen[0]!,
     routes,
-    { maxConnections: 100, maxBodyBytes: 65536, idleTimeoutMs: 5000 },
+    { maxConnections: 100, maxBodyBytes: 65536, idleTimeoutMs: 5000, requestTimeoutMs: 10_000 },
     { mode: 0o660, group: '' },
     logger,
     metrics,

@@ -140,7 +140,7 @@ for (const d of [dovecot23, dovecot24]) {
       http = await serveHttp(
         config.http_listen[0]!,
         createDovecotRoutes({ authenticator: auth, directory, config, logger, metrics }),
-        { maxConnections: 100, maxBodyBytes: 65536, idleTimeoutMs: 5000 },
+        { maxConnections: 100, maxBodyBytes: 65536, idleTimeoutMs: 5000, requestTimeoutMs: 10_000 },
         { mode: 0o660, group: '' },
         logger,
         metrics,

@@ -40,7 +40,7 @@ async function stack(secret: string): Promise<{ http: HttpServer; port: number; 
   const http = await serveHttp(
     config.http_listen[0]!,
     routes,
-    { maxConnections: 100, maxBodyBytes: 65536, idleTimeoutMs: 60_000 },
+    { maxConnections: 100, maxBodyBytes: 65536, idleTimeoutMs: 60_000, requestTimeoutMs: 30_000 },
     { mode: 0o660, group: '' },
     logger,
     metrics,

@@ -221,8 +221,10 @@ describe('overload and the limiter', () => {
     let refuse = false;
     auth = make({
       limiter: {
-        check: () => (refuse ? { retryAfterSeconds: 7 } : undefined),
-        report: (login, _ctx, success, tag) => reports.push({ login, success, tag }),
+        reserve: (login, _ctx, tag) =>
+          refuse
+            ? { refused: { retryAfterSeconds: 7 } }
+            : { attempt: { settle: (result) => void reports.push({ login, success: result === 'success', tag }) } },
       },
     });
     await auth.authenticate('user@example.org', 'wrong', ctx);
