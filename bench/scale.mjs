@@ -201,28 +201,42 @@ async function lookups(c, keys, count) {
 async function trickle(url, c, n) {
   const d = domainsFor(n);
   const latencies = [];
+  const byKind = new Map();
   let lost = 0;
   await withClient(url, async (db) => {
     for (let k = 0; k < CHANGES; k++) {
       const next = performance.now() + CHANGE_EVERY_MS;
       const i = ((k * 7919) % n) + 1; // spread over the directory
       const change = [
-        { map: 'mailboxes', key: `new${k}@d${(k % d) + 1}.test`, sql: `INSERT INTO mailmapd.mailboxes (address, password) VALUES ($1, 'x')` },
-        { map: 'aliases', key: `newalias${k}@d${(k % d) + 1}.test`, sql: `INSERT INTO mailmapd.aliases (address, destination) VALUES ($1, 'user1@d2.test')` },
-        { map: 'aliases', key: alias(i, d), sql: `UPDATE mailmapd.aliases SET destination = 'moved${k}@d1.test' WHERE address = $1` },
-        { map: 'mailboxes', key: mailbox(i, d), sql: 'UPDATE mailmapd.mailboxes SET active = false WHERE address = $1' },
+        {
+          kind: 'new mailbox',
+          map: 'mailboxes',
+          key: `new${k}@d${(k % d) + 1}.test`,
+          sql: `INSERT INTO mailmapd.mailboxes (address, password) VALUES ($1, 'x')`,
+        },
+        {
+          kind: 'new alias',
+          map: 'aliases',
+          key: `newalias${k}@d${(k % d) + 1}.test`,
+          sql: `INSERT INTO mailmapd.aliases (address, destination) VALUES ($1, 'user1@d2.test')`,
+        },
+        { kind: 'alias moved', map: 'aliases', key: alias(i, d), sql: `UPDATE mailmapd.aliases SET destination = 'moved${k}@d1.test' WHERE address = $1` },
+        { kind: 'mailbox inactive', map: 'mailboxes', key: mailbox(i, d), sql: 'UPDATE mailmapd.mailboxes SET active = false WHERE address = $1' },
       ][k % 4];
       const before = await c.query(change.map, change.key);
       const t = performance.now();
       await db.query(change.sql, [change.key]);
       let seen = false;
       while (!seen && performance.now() - t < 5000) seen = (await c.query(change.map, change.key)) !== before;
-      if (seen) latencies.push(performance.now() - t);
-      else lost++;
+      if (seen) {
+        const ms = performance.now() - t;
+        latencies.push(ms);
+        byKind.set(change.kind, [...(byKind.get(change.kind) ?? []), ms]);
+      } else lost++;
       await sleep(Math.max(0, next - performance.now()));
     }
   });
-  return { latencies, lost };
+  return { latencies, lost, byKind };
 }
 
 // Long because it is one size's run in the order the measurements need (ready, memory,
@@ -271,6 +285,8 @@ async function measure(cluster, n, log) {
       r.miss = { n: missing.length, p50: pct(missing, 50), p99: pct(missing, 99) };
       const t = await trickle(url, c, n);
       r.visible = { n: t.latencies.length, lost: t.lost, p50: pct(t.latencies, 50), p99: pct(t.latencies, 99) };
+      const kinds = [...t.byKind].map(([kind, xs]) => `${kind} ${pct(xs, 50).toFixed(1)}/${pct(xs, 99).toFixed(1)}`);
+      log(`scale ${label(n)}: commit-to-visible p50/p99 by change (ms): ${kinds.join(', ')}`);
     } finally {
       c.close();
     }
@@ -318,6 +334,27 @@ async function measure(cluster, n, log) {
     await withClient(cluster.url, (c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
   }
   return r;
+}
+
+/** Ready time over an empty directory: what every size's ready time includes regardless of size. */
+async function baseline(cluster) {
+  const name = 'mailmapd_scale_empty';
+  await withClient(cluster.url, (c) => c.query(`CREATE DATABASE ${name}`));
+  const url = cluster.url.replace(/\/postgres$/, `/${name}`);
+  const { migrate } = await load('db/schema.js');
+  await withClient(url, (c) => migrate(c));
+  const dir = mkdtempSync(join(tmpdir(), 'mailmapd-bench-scale-'));
+  let daemon;
+  try {
+    daemon = await startDaemon(dir, url);
+    const dm = daemon;
+    await until('ready, empty', 60_000, dm, async () => ((await httpGet(dm.ports.http, '/readyz')).status === 200 ? true : undefined), 20);
+    return (performance.now() - dm.started) / 1000;
+  } finally {
+    await daemon?.stop(10_000);
+    rmSync(dir, { recursive: true, force: true });
+    await withClient(cluster.url, (c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
+  }
 }
 
 function table(results, log) {
@@ -368,6 +405,7 @@ export async function run(log = console.log, sizes = [100_000, 1_000_000]) {
   };
   process.once('SIGINT', interrupted).once('SIGTERM', interrupted);
   try {
+    log(`scale: empty directory: ready from PostgreSQL in ${(await baseline(cluster)).toFixed(2)} s (the daemon's fixed start cost here and now)`);
     for (const n of sizes) results.push(await measure(cluster, n, log));
   } finally {
     process.off('SIGINT', interrupted).off('SIGTERM', interrupted);
