@@ -7,8 +7,11 @@
 // of the distance to the floor is the architecture rather than the work done per lookup; a
 // fourth, the naive Node server the issue measured, shows how this machine stretches or
 // squeezes the ratios compared to the one the target was set on.
-// Runnable alone: node bench/socketmap.mjs [rounds]   (needs `npm run build`, postmap with
-// pgsql support, cc for the floor, PostgreSQL at MAILMAPD_BENCH_PG or 127.0.0.1:5432)
+// The same run asks the senders and sender_bcc maps beside Postfix's pgsql: table running
+// mailcow's sender query (and a BCC query) on the same data: target ≥ 3× mailcow's lookups/s.
+// Runnable alone: node bench/socketmap.mjs [rounds] [senders]   (`senders`: that part alone;
+// needs `npm run build`, postmap with pgsql support, cc for the floor, PostgreSQL at
+// MAILMAPD_BENCH_PG or 127.0.0.1:5432)
 
 import { execFileSync, fork, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -22,6 +25,9 @@ const MAILBOXES = 100_000;
 const DOMAINS = 1000;
 const CLIENTS = 8;
 const KEYS_PER_CLIENT = 20_000;
+const ALIASES = 20_000;
+/** Keys per client for the senders and BCC maps (mailcow's query is slower: fewer keys keep the run short). */
+const SENDER_KEYS_PER_CLIENT = 5_000;
 const POSTMAP = process.env.POSTMAP ?? '/usr/sbin/postmap';
 
 async function prepareDatabase() {
@@ -40,9 +46,69 @@ async function prepareDatabase() {
        SELECT 'user' || i || '@d' || (i % ${DOMAINS} + 1) || '.test', '{PLAIN}x', i % 50 <> 0
          FROM generate_series(1, ${MAILBOXES}) i`,
     );
+    await prepareSenderControl(c);
     await c.query('ANALYZE');
   });
 }
+
+/**
+ * The senders and BCC maps' data on top of the mailboxes: aliases (every tenth nested, one to
+ * many), 100 alias domains, send-as grants of addresses and of domains, BCC copies by sender
+ * and by domain; and the same directory in mailcow's tables (schema mailcow: domain,
+ * alias_domain, alias with its per-mailbox self rows and comma-joined goto, mailbox,
+ * sender_acl), for mailcow's own sender query.
+ */
+async function prepareSenderControl(c) {
+  const dom = (i) => `'d' || (${i} % ${DOMAINS} + 1) || '.test'`;
+  await c.query(`INSERT INTO mailmapd.alias_domains (name, target) SELECT 'a' || j || '.test', 'd' || j || '.test' FROM generate_series(1, 100) j`);
+  await c.query(
+    `INSERT INTO mailmapd.aliases (address, destination)
+     SELECT 'alias' || i || '@' || ${dom('i')}, 'user' || i || '@' || ${dom('i')} FROM generate_series(1, ${ALIASES}) i
+     UNION ALL SELECT 'team' || i || '@' || ${dom('i')}, 'alias' || i || '@' || ${dom('i')} FROM generate_series(10, ${ALIASES}, 10) i
+     UNION ALL SELECT 'team' || i || '@' || ${dom('i')}, 'user' || (i + 1) || '@' || ${dom('i + 1')} FROM generate_series(10, ${ALIASES}, 10) i`,
+  );
+  await c.query(
+    `INSERT INTO mailmapd.send_as (mailbox, address)
+     SELECT 'user' || i || '@' || ${dom('i')}, 'shared' || i || '@' || ${dom('i')} FROM generate_series(1, ${ALIASES}) i WHERE i % 50 <> 0
+     UNION ALL SELECT 'user' || i || '@' || ${dom('i')}, '@s' || i || '.test' FROM generate_series(1, ${ALIASES}, 100) i`,
+  );
+  await c.query(
+    `INSERT INTO mailmapd.bcc (address, direction, bcc)
+     SELECT 'user' || i || '@' || ${dom('i')}, 'sender', 'sent' || i || '@archive.test' FROM generate_series(1, ${MAILBOXES}, 2) i
+     UNION ALL SELECT '@d' || j || '.test', 'sender', 'all-sent@archive.test' FROM generate_series(1, 100) j`,
+  );
+  await c.query(`
+    CREATE SCHEMA mailcow;
+    CREATE TABLE mailcow.domain (domain text PRIMARY KEY, active smallint NOT NULL DEFAULT 1);
+    CREATE TABLE mailcow.alias_domain (alias_domain text PRIMARY KEY, target_domain text NOT NULL, active smallint NOT NULL DEFAULT 1);
+    CREATE TABLE mailcow.alias (id serial PRIMARY KEY, address text NOT NULL UNIQUE, goto text NOT NULL, domain text NOT NULL, active smallint NOT NULL DEFAULT 1);
+    CREATE TABLE mailcow.mailbox (username text PRIMARY KEY, domain text NOT NULL, active smallint NOT NULL DEFAULT 1);
+    CREATE TABLE mailcow.sender_acl (id serial PRIMARY KEY, logged_in_as text NOT NULL, send_as text NOT NULL, external smallint NOT NULL DEFAULT 0);
+    -- mailcow has no index on send_as; one here only makes the comparison kinder to pgsql.
+    CREATE INDEX ON mailcow.sender_acl (send_as);
+    INSERT INTO mailcow.domain SELECT name, active::int FROM mailmapd.domains;
+    INSERT INTO mailcow.alias_domain SELECT name, target, active::int FROM mailmapd.alias_domains;
+    INSERT INTO mailcow.mailbox SELECT address, domain, active::int FROM mailmapd.mailboxes;
+    INSERT INTO mailcow.alias (address, goto, domain, active)
+      SELECT address, address, domain, active::int FROM mailmapd.mailboxes
+      UNION ALL SELECT address, string_agg(destination, ','), split_part(address, '@', 2), 1 FROM mailmapd.aliases GROUP BY address;
+    INSERT INTO mailcow.sender_acl (logged_in_as, send_as) SELECT mailbox, address FROM mailmapd.send_as;`);
+}
+
+/** mailcow's smtpd_sender_login_maps query (data/Dockerfiles/postfix/postfix.sh), in PostgreSQL's spelling. */
+const mailcowSenderQuery = `SELECT goto FROM mailcow.alias WHERE address='%s' AND active='1' AND (domain IN
+ (SELECT domain FROM mailcow.domain WHERE domain='%d' AND active='1') OR domain in
+ (SELECT alias_domain FROM mailcow.alias_domain WHERE alias_domain='%d' AND active='1'))
+ UNION SELECT logged_in_as FROM mailcow.sender_acl WHERE send_as='@%d' OR send_as='%s' OR send_as='*'
+ OR send_as IN (SELECT CONCAT('@',target_domain) FROM mailcow.alias_domain WHERE alias_domain = '%d')
+ OR send_as IN (SELECT CONCAT('%u','@',target_domain) FROM mailcow.alias_domain WHERE alias_domain = '%d')
+ AND logged_in_as NOT IN (SELECT goto FROM mailcow.alias WHERE address='%s')
+ UNION SELECT username FROM mailcow.mailbox, mailcow.alias_domain WHERE alias_domain.alias_domain = '%d'
+ AND mailbox.username = CONCAT('%u','@',alias_domain.target_domain) AND mailbox.active ='1' AND alias_domain.active='1'`.replace(/\n/g, '');
+
+/** The sender_bcc map's answer in one query: the address, then without its extension, then @domain. */
+const bccQuery = `SELECT b.bcc FROM (SELECT 1 AS o, '%s' AS a UNION ALL SELECT 2, substring('%u' from '^(.[^+]*)[+]') || '@%d'
+ UNION ALL SELECT 3, '@%d') c JOIN mailmapd.bcc b ON b.address = c.a AND b.direction = 'sender' AND b.active ORDER BY c.o LIMIT 1`;
 
 // The issue's own yardstick: the socketmap server a Node programmer writes first (net.Socket
 // streams, the netstring parsed as a string, a Map of the same mailboxes). Where it lands
@@ -92,6 +158,48 @@ function keysFor(client) {
     keys.push(rnd() < 0.1 ? `nobody${n}@d${(n % DOMAINS) + 1}.test` : `user${n}@d${(n % DOMAINS) + 1}.test`);
   }
   return keys.join('\n') + '\n';
+}
+
+/** Keys for the senders map: own addresses (some with an extension or in an alias domain), aliases, nested aliases, grants, unknown. */
+function senderKeysFor(client) {
+  const rnd = xorshift(client + 101);
+  const keys = [];
+  for (let i = 0; i < SENDER_KEYS_PER_CLIENT; i++) {
+    const n = 1 + Math.floor(rnd() * ALIASES);
+    const d = `d${(n % DOMAINS) + 1}.test`;
+    const r = rnd();
+    if (r < 0.3) keys.push(`user${n}@${d}`);
+    else if (r < 0.4) keys.push(`user${n}+tag@${d}`);
+    else if (r < 0.45) keys.push(`user${n}@a${(n % 100) + 1}.test`);
+    else if (r < 0.65) keys.push(`alias${n}@${d}`);
+    else if (r < 0.75) keys.push(`team${n - (n % 10) || 10}@d${((n - (n % 10) || 10) % DOMAINS) + 1}.test`);
+    else if (r < 0.9) keys.push(`shared${n}@${d}`);
+    else keys.push(`nobody${n}@${d}`);
+  }
+  return keys.join('\n') + '\n';
+}
+
+/** Keys for the BCC map: senders with a copy, with an extension, and others falling back to @domain or to nothing. */
+function bccKeysFor(client) {
+  const rnd = xorshift(client + 202);
+  const keys = [];
+  for (let i = 0; i < SENDER_KEYS_PER_CLIENT; i++) {
+    const n = 1 + Math.floor(rnd() * MAILBOXES);
+    const d = `d${(n % DOMAINS) + 1}.test`;
+    const r = rnd();
+    keys.push(r < 0.6 ? `user${n}@${d}` : r < 0.8 ? `user${n}+tag@${d}` : `nobody${n}@${d}`);
+  }
+  return keys.join('\n') + '\n';
+}
+
+function xorshift(seed) {
+  let x = 2463534242 + seed * 7919;
+  return () => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return (x >>> 0) / 4294967296;
+  };
 }
 
 // What both C reference servers share: a loopback listener on a free port (printed for the
@@ -316,7 +424,56 @@ async function postmapRound(table, inputs, configDir) {
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-export async function run(log = console.log, rounds = 5) {
+/**
+ * The senders and BCC lines: lookups per second of each, the ratios to their pgsql: tables
+ * (target ≥ 3× mailcow's sender query), and whether the BCC answers were the same. The
+ * senders answers are not compared: mailcow's query answers its own rules (one alias level, no
+ * extensions), mailmapd the README's.
+ */
+function senderReport(log, results, answers, lookups) {
+  const rate = (name) => lookups / median(results[name].seconds);
+  const paired = (a, b) => median(results[a].seconds.map((v, i) => v / results[b].seconds[i]));
+  const found = (name) => answers[name].reduce((n, o) => n + o.split('\n').filter(Boolean).length, 0);
+  for (const name of ['mailcow-senders', 'senders', 'pgsql-bcc', 'sender_bcc']) {
+    const cpu = median(results[name].cpu);
+    log(
+      `socketmap: ${name.padEnd(15)} ${CLIENTS} × postmap -q - × ${SENDER_KEYS_PER_CLIENT.toLocaleString('en')} keys: median ${median(results[name].seconds).toFixed(2)} s ` +
+        `(runs ${results[name].seconds.map((v) => v.toFixed(2)).join(', ')}), ${Math.round(rate(name)).toLocaleString('en')} lookups/s, ` +
+        `${found(name).toLocaleString('en')} found` +
+        (Number.isNaN(cpu) ? '' : `, server CPU ${((cpu / lookups) * 1e6).toFixed(1)} µs/lookup`),
+    );
+  }
+  const sendersVsMailcow = paired('mailcow-senders', 'senders');
+  const bccVsPgsql = paired('pgsql-bcc', 'sender_bcc');
+  const bccSame = answers['pgsql-bcc'].every((o, i) => o === answers.sender_bcc[i]);
+  log(
+    `socketmap: senders is ${sendersVsMailcow.toFixed(2)}× as fast as mailcow's sender query in pgsql: (target ≥ 3×: ${sendersVsMailcow >= 3 ? 'met' : 'MISSED'}); ` +
+      `sender_bcc ${bccVsPgsql.toFixed(2)}× its pgsql: table, answers ${bccSame ? 'identical' : 'DIFFERENT'} (medians of per-round ratios)`,
+  );
+  if (!bccSame) throw new Error('mailmapd and the pgsql BCC table answered differently');
+  return { sendersVsMailcow, bccVsPgsql, bccSame };
+}
+
+/** A pgsql: table's .cf file in `dir` for `query` on the bench database. */
+function pgsqlTable(dir, name, query) {
+  const file = join(dir, `pgsql-${name}.cf`);
+  const u = new URL(dbUrl(DB));
+  writeFileSync(
+    file,
+    [
+      `hosts = inet:${u.hostname}:${u.port || 5432}`,
+      `user = ${decodeURIComponent(u.username || 'postgres')}`,
+      `password = ${decodeURIComponent(u.password)}`,
+      `dbname = ${DB}`,
+      `query = ${query}`,
+      '',
+    ].join('\n'),
+  );
+  return `pgsql:${file}`;
+}
+
+/** `only` = 'senders': the senders and BCC comparison alone (the mailbox targets are skipped). */
+export async function run(log = console.log, rounds = 5, only = undefined) {
   if (!execFileSync('postconf', ['-m'], { encoding: 'utf8' }).split('\n').includes('pgsql')) {
     throw new Error('Postfix has no pgsql: table type here (Debian: apt-get install postfix-pgsql); the comparison needs it');
   }
@@ -357,32 +514,46 @@ export async function run(log = console.log, rounds = 5) {
 
     const inputs = Array.from({ length: CLIENTS }, (_, i) => keysFor(i));
     const lookups = CLIENTS * KEYS_PER_CLIENT;
-    const targets = [
+    const senderInputs = Array.from({ length: CLIENTS }, (_, i) => senderKeysFor(i));
+    const bccInputs = Array.from({ length: CLIENTS }, (_, i) => bccKeysFor(i));
+    const senderLookups = CLIENTS * SENDER_KEYS_PER_CLIENT;
+    const sm = (name) => `socketmap:inet:127.0.0.1:${mailmapd.port}:${name}`;
+    const mailboxTargets = [
       { name: 'pgsql', table: `pgsql:${pgcf}`, pid: undefined },
       { name: 'mailmapd', table: `socketmap:inet:127.0.0.1:${mailmapd.port}:mailboxes`, pid: mailmapd.pid },
       { name: 'floor', table: `socketmap:inet:127.0.0.1:${floor.port}:mailboxes`, pid: floor.pid },
       { name: 'nometric', table: `socketmap:inet:127.0.0.1:${bare.port}:mailboxes`, pid: bare.pid },
       { name: 'loopfloor', table: `socketmap:inet:127.0.0.1:${loopFloor.port}:mailboxes`, pid: loopFloor.pid },
       { name: 'naive', table: `socketmap:inet:127.0.0.1:${naive.port}:mailboxes`, pid: naive.pid },
-    ];
+    ].map((x) => ({ ...x, inputs, lookups }));
+    // The senders and BCC maps beside mailcow's sender query and a BCC query, on the same data.
+    const senderTargets = [
+      { name: 'mailcow-senders', table: pgsqlTable(dir, 'mailcow-senders', mailcowSenderQuery), pid: undefined, inputs: senderInputs },
+      { name: 'senders', table: sm('senders'), pid: mailmapd.pid, inputs: senderInputs },
+      { name: 'pgsql-bcc', table: pgsqlTable(dir, 'bcc', bccQuery), pid: undefined, inputs: bccInputs },
+      { name: 'sender_bcc', table: sm('sender_bcc'), pid: mailmapd.pid, inputs: bccInputs },
+    ].map((x) => ({ ...x, lookups: senderLookups }));
+    const targets = only === 'senders' ? senderTargets : [...mailboxTargets, ...senderTargets];
     const results = Object.fromEntries(targets.map((x) => [x.name, { seconds: [], cpu: [] }]));
     const answers = {};
     // Warm-up (first connection, JIT, PostgreSQL caches), then rounds interleaved so that
     // every target sees the same machine state.
-    for (const x of targets) answers[x.name] = (await postmapRound(x.table, inputs)).outputs;
+    for (const x of targets) answers[x.name] = (await postmapRound(x.table, x.inputs)).outputs;
     for (let r = 0; r < rounds; r++) {
       for (const x of targets) {
         const c0 = cpuSeconds(x.pid);
-        const { seconds } = await postmapRound(x.table, inputs);
+        const { seconds } = await postmapRound(x.table, x.inputs);
         results[x.name].seconds.push(seconds);
         results[x.name].cpu.push(cpuSeconds(x.pid) - c0);
       }
     }
+    const senderSummary = senderReport(log, results, answers, senderLookups);
+    if (only === 'senders') return senderSummary;
 
     const same = answers.pgsql.every((o, i) => o === answers.mailmapd[i]);
     const found = answers.mailmapd.reduce((n, o) => n + o.split('\n').filter(Boolean).length, 0);
     const summary = {};
-    for (const x of targets) {
+    for (const x of mailboxTargets) {
       const s = median(results[x.name].seconds);
       const cpu = median(results[x.name].cpu);
       summary[x.name] = { seconds: s, cpuMicros: (cpu / lookups) * 1e6 };
@@ -429,7 +600,7 @@ export async function run(log = console.log, rounds = 5) {
         `(target ≤ 10%); server CPU ${summary.mailmapd.cpuMicros.toFixed(1)} vs ${summary.nometric.cpuMicros.toFixed(1)} µs/lookup`,
     );
     if (!same) throw new Error('mailmapd and the pgsql table answered differently');
-    return { ...summary, vsPgsql, vsFloor, loopVsFloor, vsLoopFloor, naiveVsFloor, naiveVsPgsql, vsNaive, metricsCost, same };
+    return { ...summary, vsPgsql, vsFloor, loopVsFloor, vsLoopFloor, naiveVsFloor, naiveVsPgsql, vsNaive, metricsCost, same, ...senderSummary };
   } finally {
     for (const stop of stops) stop();
     rmSync(dir, { recursive: true, force: true });
@@ -444,5 +615,5 @@ if (process.argv[2] === '--server') {
   });
 } else if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const rounds = Number(process.argv[2]) || undefined;
-  await run(console.log, rounds);
+  await run(console.log, rounds, process.argv[3]);
 }

@@ -9,14 +9,22 @@
 -- The format
 -- * A section starts with a comment line holding only its name and a colon, e.g. the
 --   line "-- domains" followed by a colon. Sections: domains, alias_domains, mailboxes,
---   aliases. domains and mailboxes are required; a missing alias_domains or aliases
---   section means "none".
+--   aliases, routes. domains and mailboxes are required; a missing alias_domains, aliases
+--   or routes section means "none".
 -- * Each section holds one SELECT, whose columns must come in exactly this order (the
 --   names matter too; extra columns after them are ignored):
 --     domains:        name text, active boolean
 --     alias_domains:  name text, target text, active boolean
 --     mailboxes:      address text, password text, quota_bytes integer, active boolean
 --     aliases:        address text, destination text, active boolean  (one destination per row)
+--     routes:         key text, value text  (optional; among them send-as grants and copies:
+--                     `send_as:<address or @domain>` -> a mailbox that may send as it, one
+--                     row per grant; `sender_bcc:<address or @domain>` and
+--                     `recipient_bcc:<address or @domain>` -> the address that gets a copy)
+--   mailboxes may go on, in this order: disabled_services text[], maintenance boolean,
+--   app_passwords json, send_limit_hour integer, send_limit_day integer (the mailbox's own
+--   sending limits, NULL: its domain's); a routes section may give a domain's sending limits
+--   as key 'send_limits:' || domain, value 'HOUR,DAY,TOTAL' (each part empty for none).
 --   Passwords are `{SCHEME}hash` or a bare crypt string; quota_bytes 0 = no limit;
 --   an alias address `@domain` is a catch-all. Lower-case the first column (the key):
 --   mailmapd re-reads changed entries with WHERE <key> = ANY(<changed keys>).
@@ -70,3 +78,15 @@ SELECT lower(al.address) AS address, lower(alr.address) AS destination, al.enabl
 -- watch admin_domain mailboxes unnest(ARRAY(SELECT lower(mb.address || '@' || r.name) FROM {{admin_mailbox}} mb WHERE mb.domain_id = r.id))
 -- watch admin_alias aliases lower(r.address)
 -- watch modoboa_admin_aliasrecipient aliases lower((SELECT al.address FROM {{admin_alias}} al WHERE al.id = r.alias_id))
+
+-- routes:
+-- The "sender addresses" Modoboa lets a mailbox use (admin_senderaddress): send-as grants.
+-- Leave this section out if your Modoboa has no such table.
+SELECT 'send_as:' || lower(sa.address) AS key, lower(mb.address || '@' || d.name) AS value
+  FROM admin_senderaddress sa
+  JOIN admin_mailbox mb ON mb.id = sa.mailbox_id
+  JOIN admin_domain d ON d.id = mb.domain_id;
+
+-- watch admin_senderaddress routes 'send_as:' || lower(r.address)
+-- watch admin_mailbox routes unnest(ARRAY(SELECT 'send_as:' || lower(sa.address) FROM {{admin_senderaddress}} sa WHERE sa.mailbox_id = r.id))
+-- watch admin_domain routes unnest(ARRAY(SELECT 'send_as:' || lower(sa.address) FROM {{admin_senderaddress}} sa JOIN {{admin_mailbox}} mb ON mb.id = sa.mailbox_id WHERE mb.domain_id = r.id))

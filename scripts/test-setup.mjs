@@ -23,12 +23,20 @@ const peers = [
   ['postfix-pgsql', '/usr/lib/postfix/postfix-pgsql.so'],
   ['dovecot-core', '/usr/bin/doveadm'],
   ['dovecot-lmtpd', '/usr/lib/dovecot/lmtp'],
-  // IMAP logins with bearer tokens (test/oauth2.test.ts) go through Dovecot's imap-login.
+  // IMAP logins with bearer tokens (test/interop/oauth2.test.ts) go through Dovecot's imap-login.
   ['dovecot-imapd', '/usr/lib/dovecot/imap'],
   ['dovecot-auth-lua', '/usr/lib/x86_64-linux-gnu/dovecot/libauthdb_lua.so', '/usr/lib/dovecot/modules/auth/libauthdb_lua.so'],
   // Dovecot's own SQL passdb, the reference test/compare/compare-dovecot.test.ts checks logins against.
   ['dovecot-pgsql', '/usr/lib/dovecot/modules/auth/libdriver_pgsql.so'],
   ['systemd', '/usr/bin/systemd-analyze'],
+  // DKIM (test/interop/dkim-signing.test.ts): the signer as a Postfix milter, an authoritative DNS
+  // server for the zone `mailmapd dns` prints, and an independent verifier (dkimpy, with
+  // PyNaCl for Ed25519 and dnspython to ask that server).
+  ['opendkim', '/usr/sbin/opendkim'],
+  ['knot', '/usr/sbin/knotd'],
+  ['python3-dkim', '/usr/bin/dkimverify'],
+  ['python3-nacl', '/usr/lib/python3/dist-packages/nacl/__init__.py'],
+  ['python3-dnspython', '/usr/lib/python3/dist-packages/dns/resolver.py'],
 ];
 
 const dovecot24Root = process.env.MAILMAPD_DOVECOT24_ROOT ?? '/var/cache/mailmapd/dovecot24';

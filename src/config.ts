@@ -8,7 +8,6 @@ import { readFileSync } from 'node:fs';
 import { ConfigError } from './errors.js';
 import { parseListenList, type ListenAddress } from './net/listen-address.js';
 import { checkIssuerUrl } from './oauth2/keys.js';
-import { builtinProfileNames, CUSTOM_PREFIX, isBuiltinProfileName, NATIVE } from './sync/profile-names.js';
 
 const DEFAULT_CONFIG_PATH = '/etc/mailmapd/mailmapd.conf';
 
@@ -53,6 +52,22 @@ function oneOf<T extends string>(...values: T[]): Parser<T> {
   };
 }
 
+// The names `schema =` accepts: the built-in profiles (one file each under src/sync/profiles/)
+// and `custom:/path`. src/sync/profile-select.ts maps each name to its profile through a
+// record over this list, so a name without a profile does not compile.
+export const builtinProfileNames = ['native', 'postfixadmin', 'modoboa', 'dinomail', 'django', 'laravel'] as const;
+
+export type BuiltinProfileName = (typeof builtinProfileNames)[number];
+
+/** mailmapd's own tables, whose change triggers come with `mailmapd migrate`. */
+export const NATIVE: BuiltinProfileName = 'native';
+
+export const CUSTOM_PREFIX = 'custom:';
+
+export function isBuiltinProfileName(name: string): name is BuiltinProfileName {
+  return (builtinProfileNames as readonly string[]).includes(name);
+}
+
 const schemaName: Parser<string> = (s) => {
   if (isBuiltinProfileName(s) || (s.startsWith(`${CUSTOM_PREFIX}/`) && s.length > CUSTOM_PREFIX.length + 1)) return s;
   throw new Error(`expected ${builtinProfileNames.join(', ')} or ${CUSTOM_PREFIX}/path/to/file.sql, got ${JSON.stringify(s)}`);
@@ -80,6 +95,21 @@ const passwordScheme: Parser<string> = (s) => {
   const v = s.toUpperCase();
   if (!/^[A-Z0-9-]+$/.test(v)) throw new Error(`bad password scheme ${JSON.stringify(s)}`);
   return v;
+};
+
+/** `quota_grace`: a share of each mailbox's quota (`10%`) or a size in bytes (`50M`). */
+export interface QuotaGrace {
+  percent: number;
+  bytes: number;
+}
+
+const quotaGrace: Parser<QuotaGrace> = (s) => {
+  const pct = /^(\d+(?:\.\d+)?)%$/.exec(s);
+  if (pct) return { percent: Number(pct[1]), bytes: 0 };
+  const size = /^(\d+)([KMG]?)$/i.exec(s);
+  if (!size) throw new Error(`expected a percentage like 10% or a size like 50M, got ${JSON.stringify(s)}`);
+  const unit = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 }[size[2]!.toUpperCase() as ''];
+  return { percent: 0, bytes: Number(size[1]) * unit };
 };
 
 const ipList: Parser<string[]> = (s) =>
@@ -134,9 +164,15 @@ const keys = {
   snapshot_max_age: { default: '7d', parse: duration },
 
   dict_listen: { default: '', parse: listen },
+  policy_listen: { default: '', parse: listen },
   last_logins: { default: 'yes', parse: bool },
   last_login_interval: { default: '60s', parse: duration },
   writeback_max_pending: { default: '100000', parse: int(100, 10_000_000) },
+
+  dkim_dir: { default: '/var/lib/mailmapd/dkim', parse: str },
+  dkim_group: { default: 'opendkim', parse: str },
+  dkim_reload_command: { default: 'systemctl reload opendkim', parse: str },
+  dkim_keep_rotated: { default: '7d', parse: duration },
 
   http_secret: { default: '', parse: str },
   oauth2_issuer: { default: '', parse: oauth2Issuer },
@@ -157,6 +193,11 @@ const keys = {
   policy_max_memory: { default: '67108864', parse: int(1_048_576, 1_099_511_627_776) },
   policy_known_source_ttl: { default: '30d', parse: duration },
 
+  send_limit_hour: { default: '0', parse: int(0, 1_000_000_000) },
+  send_limit_day: { default: '0', parse: int(0, 1_000_000_000) },
+  send_max_recipients: { default: '0', parse: int(0, 1_000_000) },
+  quota_grace: { default: '10%', parse: quotaGrace },
+
   log_level: { default: 'info', parse: oneOf('debug', 'info', 'warn', 'error') },
 } satisfies Record<string, KeySpec<unknown>>;
 
@@ -175,6 +216,7 @@ export const listenerKeys = {
   auth: 'auth_listen',
   checkpassword: 'checkpassword_listen',
   dict: 'dict_listen',
+  policy: 'policy_listen',
   http: 'http_listen',
 } as const satisfies Record<string, ConfigKey>;
 

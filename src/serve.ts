@@ -1,7 +1,7 @@
 // `mailmapd serve`: the composition root. Config → database → directory + sync → the
 // protocol listeners (each a thin adapter over the directory or the authenticator) → HTTP.
-// Where a socketmap request goes: listener (net/listener.ts) → socketmap/server.ts →
-// directory/directory.ts. Nothing else in the daemon wires modules together; the lifecycle
+// Where a socketmap request goes: listener (net/listener.ts) → its connection
+// (net/connection.ts) → socketmap/netstring.ts → socketmap/server.ts → directory/directory.ts. Nothing else in the daemon wires modules together; the lifecycle
 // pieces (listeners, readiness, reload) live in daemon/.
 
 import { loadConfig, type Config } from './config.js';
@@ -32,9 +32,13 @@ import { returnFreedMemoryToOs } from './memory/malloc.js';
 import { embeddedUrl } from './db/connect.js';
 import { createSnapshotKeeper } from './snapshot/keeper.js';
 import { createDictHandler } from './dict/server.js';
+import { createPolicyHandler } from './smtpd-policy/protocol.js';
+import type { PolicyService } from './smtpd-policy/types.js';
 import { oauth2From } from './oauth2/start.js';
 import { startWriteback } from './writeback/start.js';
 import type { Writer } from './writeback/writer.js';
+import { createDkimKeeper, type DkimKeeper } from './dkim/keeper.js';
+import { createPolicy } from './smtpd-policy/start.js';
 
 async function prepareDatabase(config: Config, logger: Logger): Promise<DatabaseHandle> {
   const db = await openDatabase(config, logger);
@@ -62,7 +66,7 @@ function announceReady(directory: Directory, listeners: Listeners, started: bigi
 
 // Long because it is the daemon's list of wiring steps, read top to bottom; each step is
 // one call into the module that owns it. Add a step as a line here.
-export async function serve(configPath: string | undefined): Promise<number> {
+export async function serve(configPath: string | undefined, opts: { policyService?: PolicyService } = {}): Promise<number> {
   let config = loadConfig({ path: configPath });
   const logger = createLogger(config.log_level);
   const profile = await profileFor(config.schema); // a broken custom profile is a config error
@@ -101,6 +105,8 @@ export async function serve(configPath: string | undefined): Promise<number> {
   // Last logins and quota usage: set once the database is open; nothing waits for it.
   const writebackMetrics = createWritebackMetrics(metrics.registry);
   let writer: Writer | undefined;
+  // The signer's key files under dkim_dir: set once the database is open.
+  let dkim: DkimKeeper | undefined;
   // One limiter for every door: Dovecot's policy reports and SMTP AUTH on the auth socket.
   const limiter = config.policy_enabled ? createLimiter(settingsFrom(config), metrics) : undefined;
   const oauth2 = oauth2From(config, logger);
@@ -125,6 +131,10 @@ export async function serve(configPath: string | undefined): Promise<number> {
     onLogin: config.last_logins ? (address, ctx) => writer?.login(address, ctx.service, ctx.remoteIp) : undefined,
   });
 
+  // Postfix's policy service (sending limits, quota at RCPT) behind the `policy_listen` door:
+  // answers from memory; follows the database once it is open.
+  const policy = createPolicy(() => config, directory, profile, logger, metrics.registry);
+
   const services: Service[] = [
     {
       name: 'socketmap',
@@ -148,7 +158,10 @@ export async function serve(configPath: string | undefined): Promise<number> {
     {
       name: 'dict',
       handler: createDictHandler({
-        usage: (address, bytes, messages) => writer?.usage(address, bytes, messages),
+        usage: (address, bytes, messages) => {
+          writer?.usage(address, bytes, messages);
+          policy.reported(address, bytes);
+        },
         mailbox: (user) => {
           const u = directory.user(user);
           return u.status === 'unknown' ? undefined : u.address;
@@ -159,6 +172,10 @@ export async function serve(configPath: string | undefined): Promise<number> {
         maxRequestBytes: config.max_request_bytes,
         lookup: oauth2?.dovecotKeys,
       }),
+    },
+    {
+      name: 'policy',
+      handler: createPolicyHandler({ service: opts.policyService ?? policy.service, loaded: () => directory.loaded, logger, metrics }),
     },
   ];
 
@@ -183,7 +200,9 @@ export async function serve(configPath: string | undefined): Promise<number> {
     await listeners.close(graceMs);
     await sync?.stop();
     await snapshots?.close();
+    await policy.stop();
     await writer?.stop();
+    await dkim?.stop();
     authenticator.close();
     await pool.close();
     await db?.stop().catch((err) => logger.warn('stopping the embedded database failed', { error: errorMessage(err) }));
@@ -223,6 +242,19 @@ export async function serve(configPath: string | undefined): Promise<number> {
   activeSync.start();
   // Written only where the sync's history says the primary is: never to one a failover left behind.
   writer = startWriteback(config, db, profile, logger, writebackMetrics, () => activeSync.status().history);
+  if (config.dkim_dir !== '') {
+    dkim = createDkimKeeper({
+      databaseUrl: db.url,
+      dir: config.dkim_dir,
+      group: config.dkim_group,
+      reloadCommand: config.dkim_reload_command,
+      logger,
+      pollMs: 10_000,
+      reconnectMaxDelayMs: config.reconnect_max_delay,
+    });
+    dkim.start();
+  }
+  policy.start(db.url, writer);
 
   logger.info('listening', { listeners: listeners.summary(), database: redactUrl(db.url), embedded: db.embedded, schema: config.schema });
   notifySystemd('READY=1\nSTATUS=listening; loading the directory', logger);

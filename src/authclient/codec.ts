@@ -1,33 +1,8 @@
-// The Dovecot auth-client protocol as bytes in, messages out, and messages in, lines out:
-// no sockets here. Lines are LF-terminated, fields TAB-separated and tab-escaped
-// (\001 → \0011, TAB → \001t, LF → \001n, CR → \001r), as Dovecot 2.3 and Postfix 3.7
-// send them.
+// The Dovecot auth-client protocol as lines in, messages out, and messages in, lines out:
+// no sockets here. Lines and their tab-escaping are the Dovecot tab-line codec's
+// (net/tab-line.ts), as Dovecot 2.3 and Postfix 3.7 send them.
 
-/** Escapes one field value for the wire. */
-export function tabEscape(value: string): string {
-  return value.replace(/[\x01\t\n\r]/g, (c) => (c === '\x01' ? '\x011' : c === '\t' ? '\x01t' : c === '\n' ? '\x01n' : '\x01r'));
-}
-
-/** Undoes tabEscape; an unknown escape keeps the character after \001, as Dovecot does. */
-export function tabUnescape(value: string): string {
-  if (!value.includes('\x01')) return value;
-  return value.replace(/\x01(.?)/gs, (_, c: string) => {
-    switch (c) {
-      case '1':
-        return '\x01';
-      case 't':
-        return '\t';
-      case 'n':
-        return '\n';
-      case 'r':
-        return '\r';
-      case '0':
-        return '\0';
-      default:
-        return c;
-    }
-  });
-}
+import { tabEscape, tabUnescape } from '../net/tab-line.js';
 
 export type ClientMessage =
   | { kind: 'version'; major: number; minor: number }
@@ -194,38 +169,4 @@ const strictBase64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{
 /** Decodes canonical, padded base64; undefined for anything else (Node's decoder would guess). */
 export function decodeBase64(text: string): Buffer | undefined {
   return strictBase64.test(text) ? Buffer.from(text, 'base64') : undefined;
-}
-
-/**
- * Splits a byte stream into lines with a bound: `push` returns the complete lines, or
- * `undefined` once a line (or a partial one) exceeds `maxBytes`, after which the caller
- * drops the connection.
- */
-export function createLineSplitter(maxBytes: number): { push(chunk: Buffer): string[] | undefined } {
-  let pending: Buffer[] = [];
-  let pendingBytes = 0;
-  return {
-    push(chunk) {
-      const lines: string[] = [];
-      let start = 0;
-      for (;;) {
-        const nl = chunk.indexOf(0x0a, start);
-        if (nl < 0) break;
-        const piece = chunk.subarray(start, nl);
-        if (pendingBytes + piece.length > maxBytes) return undefined;
-        const whole = pendingBytes === 0 ? piece : Buffer.concat([...pending, piece]);
-        pending = [];
-        pendingBytes = 0;
-        lines.push(whole.toString('utf8'));
-        start = nl + 1;
-      }
-      const rest = chunk.subarray(start);
-      if (rest.length > 0) {
-        if (pendingBytes + rest.length > maxBytes) return undefined;
-        pending.push(Buffer.from(rest)); // copied: the socket may reuse its buffer
-        pendingBytes += rest.length;
-      }
-      return lines;
-    },
-  };
 }

@@ -1,17 +1,17 @@
-// The daemon's side of `checkpassword_listen`: `mailmapd-checkpassword`, forked by Dovecot
-// for every login, sends one request (wire.ts) and exits with what we answer. Password
-// checks go to the authenticator; AUTHORIZED=1 lookups are answered from memory. No failure
-// delay here: Dovecot applies its own auth_failure_delay to what the program reports.
+// The daemon's side of `checkpassword_listen`, on the connection layer (net/connection.ts):
+// `mailmapd-checkpassword`, forked by Dovecot for every login, sends one request (wire.ts)
+// and exits with what we answer. Password checks go to the authenticator; AUTHORIZED=1
+// lookups are answered from memory. No failure delay here: Dovecot applies its own
+// auth_failure_delay to what the program reports. Requests on one connection are answered
+// in order, one at a time: a connection is `idle`, or `answering` with a queue behind.
 
-import type { Socket } from 'node:net';
 import type { AuthContext, AuthOutcome, Authenticator, LookupOutcome } from '../auth/types.js';
 import type { UserdbFields } from '../directory/userdb.js';
 import { errorMessage, type Logger } from '../log.js';
-import { limitRepeats } from '../log-limit.js';
-import { performance } from 'node:perf_hooks';
 import { secondsSince, type Metrics, type Result } from '../metrics.js';
-import { endConnection, type ConnectionControl, type ConnectionHandler } from '../net/listener.js';
-import { createFrameReader, decodeRequest, encodeReply, type CheckpasswordReply, type CheckpasswordRequest, type WireFault } from './wire.js';
+import { doorHandler, type Conn, type Protocol } from '../net/connection.js';
+import type { ConnectionHandler } from '../net/listener.js';
+import { createRequestDecoder, encodeReply, type CheckpasswordReply, type CheckpasswordRequest } from './wire.js';
 
 export interface CheckpasswordDeps {
   authenticator: Authenticator;
@@ -25,12 +25,9 @@ const LISTENER = 'checkpassword';
 /**
  * Requests one connection may have waiting or being answered before it is no longer read.
  * The program sends one request per connection; a client that pipelines thousands without
- * reading the answers is read again only once its queue is empty and its replies have
- * drained, so it holds at most the requests of one read (64 KiB) and their replies.
+ * reading the answers holds at most the requests of one read (64 KiB) and their replies.
  */
 const MAX_QUEUED_REQUESTS = 16;
-/** Unsent reply bytes past which the connection is not read until they have drained. */
-export const MAX_PENDING_OUTPUT_BYTES = 64 * 1024;
 
 function okReply(f: UserdbFields): CheckpasswordReply {
   const fields: [string, string][] = [
@@ -87,101 +84,49 @@ async function answer(auth: Authenticator, req: CheckpasswordRequest, logger: Lo
   }
 }
 
-// Long because it is the per-connection state machine as one closure (the frame buffer,
-// the reply queue, the shutdown flag); each step inside is a short function.
 export function createCheckpasswordHandler(deps: CheckpasswordDeps): ConnectionHandler {
+  return doorHandler<CheckpasswordRequest>({ name: LISTENER, logger: deps.logger, metrics: deps.metrics, open: (conn) => openCheckpassword(conn, deps) });
+}
+
+function openCheckpassword(conn: Conn, deps: CheckpasswordDeps): Protocol<CheckpasswordRequest> {
   const { authenticator, logger, metrics } = deps;
-  const log = limitRepeats(logger);
-  return (socket: Socket): ConnectionControl => {
-    const reader = createFrameReader(deps.maxRequestBytes);
-    // Requests on one connection are answered in order, one at a time.
-    let queue: Promise<void> = Promise.resolve();
-    let inFlight = 0;
-    let closing = false;
-    let dead = false;
-    let lastActive = performance.now();
-    let partialSince: number | undefined;
-    let paused = false;
-    let waitingDrain = false;
+  const queue: CheckpasswordRequest[] = [];
+  /** idle: nothing to answer; answering: the head of `queue` is with the authenticator. */
+  let phase: 'idle' | 'answering' = 'idle';
 
-    // Reading resumes when both the queue and the unsent replies are back under their bounds.
-    const pauseIfFull = () => {
-      if (paused || dead) return;
-      if (inFlight < MAX_QUEUED_REQUESTS && socket.writableLength <= MAX_PENDING_OUTPUT_BYTES) return;
-      paused = true;
-      socket.pause();
-    };
-    const resumeIfDrained = () => {
-      if (!paused || dead || inFlight > 0) return;
-      if (socket.writableLength > MAX_PENDING_OUTPUT_BYTES) {
-        if (!waitingDrain) {
-          waitingDrain = true;
-          socket.once('drain', () => {
-            waitingDrain = false;
-            resumeIfDrained();
-          });
-        }
-        return;
-      }
-      paused = false;
-      socket.resume();
-    };
-
-    const drop = ({ fault, reason }: { fault: WireFault['fault'] | 'internal'; reason: string }) => {
-      if (dead) return;
-      dead = true;
-      metrics.badInput.inc({ listener: LISTENER, reason: fault });
-      log.warn('checkpassword: closing connection', { reason });
-      socket.destroy();
-    };
-
-    const handle = async (body: Buffer) => {
-      const req = decodeRequest(body);
-      if ('fault' in req) return drop(req);
-      const started = process.hrtime.bigint();
-      const [reply, result] = await answer(authenticator, req, logger);
-      metrics.lookupDuration.observe({ protocol: 'checkpassword', map: req.mode === 'auth' ? 'passdb' : 'userdb', result }, secondsSince(started));
-      if (!dead) socket.write(encodeReply(reply));
-    };
-
-    socket.on('data', (chunk: Buffer) => {
-      if (dead) return;
-      lastActive = performance.now();
-      const frames = reader.push(chunk);
-      if (!Array.isArray(frames)) return drop(frames);
-      if (reader.pending === 0) partialSince = undefined;
-      else if (frames.length > 0 || partialSince === undefined) partialSince = lastActive;
-      for (const body of frames) {
-        inFlight++;
-        queue = queue
-          .then(() => handle(body))
-          .catch((err: unknown) => {
-            logger.error('checkpassword: request failed', { error: errorMessage(err) });
-            drop({ fault: 'internal', reason: 'internal error' });
-          })
-          .finally(() => {
-            inFlight--;
-            if (closing && inFlight === 0 && !dead) endConnection(socket);
-            else {
-              pauseIfFull();
-              resumeIfDrained();
-            }
-          });
-      }
-      pauseIfFull();
-    });
-    socket.once('close', () => {
-      dead = true;
-    });
-
-    return {
-      shutdown() {
-        closing = true;
-        if (inFlight === 0) endConnection(socket);
+  const next = () => {
+    const req = queue[0];
+    if (req === undefined) {
+      phase = 'idle';
+      conn.settled();
+      return;
+    }
+    phase = 'answering';
+    const started = process.hrtime.bigint();
+    answer(authenticator, req, logger).then(
+      ([reply, result]) => {
+        metrics.lookupDuration.observe({ protocol: 'checkpassword', map: req.mode === 'auth' ? 'passdb' : 'userdb', result }, secondsSince(started));
+        conn.send(encodeReply(reply));
+        queue.shift();
+        next();
       },
-      lastActive: () => lastActive,
-      partialSince: () => partialSince,
-      busy: () => inFlight > 0,
-    };
+      (err: unknown) => {
+        logger.error('checkpassword: request failed', { error: errorMessage(err) });
+        conn.refuse('internal', 'internal error');
+      },
+    );
+  };
+
+  return {
+    decoder: createRequestDecoder(deps.maxRequestBytes),
+    handle(req) {
+      queue.push(req);
+      if (phase === 'idle') next();
+    },
+    busy: () => phase === 'answering',
+    full: () => queue.length >= MAX_QUEUED_REQUESTS,
+    closed() {
+      queue.length = 0;
+    },
   };
 }

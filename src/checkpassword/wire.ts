@@ -11,6 +11,8 @@
 //
 // The C side maps codes to Dovecot's exit codes (auth 0/1/111, lookup 2/3/111).
 
+import type { Decoder } from '../net/connection.js';
+
 const WIRE_VERSION = '1';
 /** The C program refuses replies larger than this. */
 const CHECKPASSWORD_MAX_REPLY_BYTES = 65536;
@@ -156,6 +158,26 @@ export function createFrameReader(maxBytes: number): { push(chunk: Buffer): Buff
       }
       if (buf.length > 4 + maxBytes) return { fault: 'too_large', reason: 'request too large' };
       return out;
+    },
+  };
+}
+
+/** Requests as a connection layer's Decoder: frames of at most `maxBytes`, each decoded or refused. */
+export function createRequestDecoder(maxBytes: number): Decoder<CheckpasswordRequest> {
+  const reader = createFrameReader(maxBytes);
+  return {
+    push(chunk, end, take) {
+      const frames = reader.push(chunk.subarray(0, end));
+      if (!Array.isArray(frames)) return { fault: frames.fault, detail: frames.reason };
+      for (const body of frames) {
+        const req = decodeRequest(body);
+        if ('fault' in req) return { fault: req.fault, detail: req.reason };
+        take(req);
+      }
+      return undefined;
+    },
+    get idle() {
+      return reader.pending === 0;
     },
   };
 }

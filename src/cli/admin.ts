@@ -19,39 +19,17 @@ function parseQuota(raw: string): number {
   return n;
 }
 
-async function requireDomain(c: pg.Client, domain: string): Promise<void> {
+export async function requireDomain(c: pg.Client, domain: string): Promise<void> {
   const r = await c.query('SELECT 1 FROM mailmapd.domains WHERE name = $1', [domain]);
   if (r.rowCount === 0) throw new UsageError(`domain ${domain} does not exist (add it with: mailmapd domain add ${domain})`);
 }
 
 export async function domainCommand(args: string[], deps: AdminDeps): Promise<number> {
   const [verb, ...rest] = args;
-  const p = parseArgs(rest, ['alias-of']);
+  // add: the domain, its DKIM keys and the DNS records to publish (domain-add.ts).
+  if (verb === 'add') return (await import('./domain-add.js')).domainAdd(rest, deps);
+  const p = parseArgs(rest, []);
   switch (verb) {
-    case 'add': {
-      onlyFlags(p, ['alias-of', 'inactive']);
-      arity(p, 1, 1, 'domain add DOMAIN [--alias-of TARGET] [--inactive]');
-      const name = checkDomain(p.positional[0]);
-      const active = !p.flags.has('inactive');
-      const target = p.flags.get('alias-of');
-      return withAdminClient(deps.url, async (c) => {
-        await inTransaction(c, async () => {
-          if (typeof target === 'string') {
-            const t = checkDomain(target);
-            await requireDomain(c, t);
-            const clash = await c.query('SELECT 1 FROM mailmapd.domains WHERE name = $1', [name]);
-            if (clash.rowCount) throw new UsageError(`${name} is already a domain`);
-            await c.query('INSERT INTO mailmapd.alias_domains (name, target, active) VALUES ($1, $2, $3)', [name, t, active]);
-          } else {
-            const clash = await c.query('SELECT 1 FROM mailmapd.alias_domains WHERE name = $1', [name]);
-            if (clash.rowCount) throw new UsageError(`${name} is already an alias domain`);
-            await c.query('INSERT INTO mailmapd.domains (name, active) VALUES ($1, $2)', [name, active]);
-          }
-        });
-        deps.out(typeof target === 'string' ? `added alias domain ${name} -> ${checkDomain(target)}` : `added domain ${name}`);
-        return 0;
-      });
-    }
     case 'rm': {
       onlyFlags(p, []);
       arity(p, 1, 1, 'domain rm DOMAIN');

@@ -6,7 +6,7 @@ import type pg from 'pg';
 import type { Config } from '../config.js';
 import { currentVersion, latestVersion } from '../db/schema.js';
 import { ExitCode } from '../errors.js';
-import { isNative } from '../sync/profile-names.js';
+import { isNative } from '../sync/profile.js';
 import { withDatabaseClient } from './database.js';
 
 /** Rows written before the schema refused names that climb out of a home directory. */
@@ -21,6 +21,20 @@ async function unsafeNames(c: pg.ClientBase): Promise<string[]> {
   return found;
 }
 
+/**
+ * Roles other than the table's owner and superusers that may read DKIM private keys — by a
+ * column grant, or by a table-wide grant such as GRANT SELECT ON ALL TABLES IN SCHEMA. Said,
+ * not counted as a problem: the daemon's role needs it where it writes dkim_dir.
+ */
+async function privateKeyReaders(c: pg.ClientBase): Promise<string[]> {
+  const r = await c.query<{ rolname: string }>(
+    `SELECT r.rolname FROM pg_roles r, pg_class t
+      WHERE t.oid = to_regclass('mailmapd.dkim_keys') AND NOT r.rolsuper AND r.oid <> t.relowner AND r.rolname !~ '^pg_'
+        AND has_column_privilege(r.oid, t.oid, 'private_key', 'SELECT') ORDER BY 1`,
+  );
+  return r.rows.map((x) => x.rolname);
+}
+
 export async function checkCommand(config: Config, out: (line: string) => void): Promise<number> {
   out(`config ${config.source}: ok`);
   return withDatabaseClient(config, 'mailmapd-check', async (c) => {
@@ -32,6 +46,8 @@ export async function checkCommand(config: Config, out: (line: string) => void):
       else if (v < latestVersion) problems.push(`the native schema is version ${v}, this mailmapd wants ${latestVersion}: run \`mailmapd migrate\``);
       else out(`native schema: version ${v}`);
       if (v >= 2) problems.push(...(await unsafeNames(c)));
+      const readers = await privateKeyReaders(c);
+      if (readers.length > 0) out(`roles that may read DKIM private keys (mailmapd.dkim_keys.private_key): ${readers.join(', ')}`);
     } else {
       const { profileFor } = await import('../sync/profile-select.js');
       const { checkProfile } = await import('../sync/profile-check.js');

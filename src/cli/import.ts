@@ -15,7 +15,7 @@ import { currentVersion } from '../db/schema.js';
 import { checkAddress, checkDomain } from './args.js';
 import { inTransaction } from '../db/client.js';
 import { UsageError } from '../errors.js';
-import { isNative } from '../sync/profile-names.js';
+import { isNative } from '../sync/profile.js';
 
 type Out = (line: string) => void;
 

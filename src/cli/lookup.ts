@@ -9,7 +9,7 @@ import { createNetstringDecoder, encodeNetstring } from '../socketmap/netstring.
 import { MAX_REPLY_BYTES } from '../socketmap/server.js';
 
 const USAGE =
-  'usage: mailmapd lookup MAP KEY   (MAP: domains, mailboxes, aliases, senders, transport, relay_domains, relay_recipients, sender_relayhost, sender_relay_credentials)';
+  'usage: mailmapd lookup MAP KEY   (MAP: domains, mailboxes, aliases, senders, transport, relay_domains, relay_recipients, sender_relayhost, sender_relay_credentials, sender_bcc, recipient_bcc)';
 /** Postfix waits 100 s; a person at a terminal wants to know sooner. */
 const TIMEOUT_MS = 10_000;
 

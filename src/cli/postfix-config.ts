@@ -7,6 +7,7 @@ import type { Config } from '../config.js';
 import type { ListenAddress } from '../net/listen-address.js';
 import { postfixLmtpTransport } from './dovecot-lmtp-config.js';
 import { submissionSection } from './postfix-submission-config.js';
+import { policyServiceLines } from './postfix-policy-config.js';
 
 /** The Postfix table name for one socketmap name on `address`. */
 function socketmapTable(address: ListenAddress, name: string): string {
@@ -43,7 +44,8 @@ export function postfixConfig(config: Config): string {
     '# would defer every message that smtpd accepted.',
     `virtual_transport = ${postfixLmtpTransport}`,
   );
-  lines.push(...routingLines(address, t));
+  lines.push(...routingLines(address, t), ...bccLines(t));
+  lines.push(...policyServiceLines(config.policy_listen[0]));
   if (config.socketmap_listen.length > 1) {
     lines.push(
       `# (other socketmap listeners: ${config.socketmap_listen
@@ -60,7 +62,19 @@ export function postfixConfig(config: Config): string {
  * service under its own heading (postfixConfig alone is main.cf, as the tests paste it).
  */
 export function postfixConfigOutput(config: Config): string {
-  return postfixConfig(config) + submissionSection().join('\n') + '\n';
+  const address = config.socketmap_listen[0];
+  const senders = address === undefined ? null : socketmapTable(address, 'senders');
+  return postfixConfig(config) + submissionSection(senders).join('\n') + '\n';
+}
+
+/** The copy maps, commented out: they copy mail, an operator turns them on knowingly. */
+function bccLines(t: (name: string) => string): string[] {
+  return [
+    '# Copies (BCC) of mail from an address (sender_bcc_maps) or to it (recipient_bcc_maps), as',
+    '# `mailmapd bcc` sets them. They copy mail to another mailbox: turn them on knowingly.',
+    `# sender_bcc_maps = ${t('sender_bcc')}`,
+    `# recipient_bcc_maps = ${t('recipient_bcc')}`,
+  ];
 }
 
 /**

@@ -1,21 +1,25 @@
 // The master.cf `submission` service `mailmapd postfix-config` prints: port 587 for the
 // users' own mail clients, SMTP AUTH only (through mailmapd's auth socket, set in main.cf by
 // `mailmapd dovecot-config`) and only after STARTTLS, and a sender only from the addresses
-// the login owns (smtpd_sender_login_maps, the `senders` map).
+// the login owns or was granted (smtpd_sender_login_maps, the `senders` map).
 
-const submissionService = [
+/** `senders`: the Postfix table of mailmapd's senders map, as main.cf names it (null: no listener). */
+const submissionService = (senders: string | null) => [
   'submission inet n       -       y       -       -       smtpd',
   '  -o syslog_name=postfix/submission',
   '  -o smtpd_tls_security_level=encrypt',
   '  -o smtpd_sasl_auth_enable=yes',
   '  -o smtpd_tls_auth_only=yes',
   '  -o smtpd_client_restrictions=permit_sasl_authenticated,reject',
-  '  -o smtpd_sender_restrictions=reject_sender_login_mismatch',
+  // Every client here is authenticated; the map is main.cf's too, so that proxymap's
+  // default proxy_read_maps allows it.
+  ...(senders === null ? [] : [`  -o smtpd_sender_login_maps=${senders}`]),
+  '  -o smtpd_sender_restrictions=reject_authenticated_sender_login_mismatch',
   '  -o smtpd_relay_restrictions=permit_sasl_authenticated,reject',
   '  -o milter_macro_daemon_name=ORIGINATING',
 ];
 
-export function submissionSection(): string[] {
+export function submissionSection(senders: string | null): string[] {
   return [
     '',
     '# ---- /etc/postfix/master.cf: mail submission by your users on port 587 ----',
@@ -26,6 +30,8 @@ export function submissionSection(): string[] {
     "# (Debian's default is the ssl-cert package's snakeoil pair). Without a usable one smtpd",
     '# offers no STARTTLS and therefore no AUTH, and says why only in its log.',
     '# The SASL lines (smtpd_sasl_type, smtpd_sasl_path) come from `mailmapd dovecot-config`.',
-    ...submissionService,
+    '# A login may use as MAIL FROM only what the senders map gives it: its own addresses, the',
+    '# aliases it receives, and its grants (`mailmapd send-as`).',
+    ...submissionService(senders),
   ];
 }

@@ -12,11 +12,10 @@ import { changeLogSql, currentVersion, latestVersion, migrate } from '../db/sche
 import { dropUnusedLogFunctionsSql } from '../db/migrations/static-triggers.js';
 import { triggerFunctionPattern, watchSuffixes } from '../db/migrations/invoker-triggers.js';
 import { checkProfile, resolveWatches, type ResolvedWatch } from '../sync/profile-check.js';
-import { sectionName } from '../sync/profile.js';
+import { isNative, sectionName } from '../sync/profile.js';
 import { changeKinds } from '../directory/directory.js';
 import type { Profile } from '../sync/profile.js';
 import { chooseLayout } from '../sync/profile-layout.js';
-import { isNative } from '../sync/profile-names.js';
 import { profileFor } from '../sync/profile-select.js';
 import { inTransaction } from '../db/client.js';
 import { UsageError } from '../errors.js';

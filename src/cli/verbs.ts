@@ -52,7 +52,7 @@ export const verbs: readonly Verb[] = [
   },
   {
     name: 'domain',
-    help: [['domain add|rm|list', 'manage domains (add DOMAIN [--alias-of TARGET] [--inactive])']],
+    help: [['domain add|rm|list', 'manage domains (add DOMAIN [--alias-of TARGET] [--inactive] [--ip ADDR]… [--mx HOST] [--no-dkim]: DKIM keys, DNS records)']],
     run: async (ctx) => admin(ctx, (await import('./admin.js')).domainCommand),
   },
   {
@@ -84,6 +84,16 @@ export const verbs: readonly Verb[] = [
     run: async (ctx) => admin(ctx, (await import('./master.js')).masterCommand),
   },
   {
+    name: 'send-as',
+    help: [['send-as add|rm|list', 'who may send as whom (add MAILBOX ADDRESS|@DOMAIN [--inactive])']],
+    run: async (ctx) => admin(ctx, (await import('./send-as.js')).sendAsCommand),
+  },
+  {
+    name: 'bcc',
+    help: [['bcc add|rm|list', 'copies of mail (add sender|recipient ADDRESS|@DOMAIN COPY-TO [--inactive])']],
+    run: async (ctx) => admin(ctx, (await import('./send-as.js')).bccCommand),
+  },
+  {
     name: 'check',
     help: [['check', 'validate the config and the database, print what is wrong']],
     run: async (ctx) => (await import('./check.js')).checkCommand(ctx.config(), ctx.out),
@@ -100,7 +110,12 @@ export const verbs: readonly Verb[] = [
   },
   {
     name: 'lookup',
-    help: [['lookup MAP KEY', 'ask the running daemon, like postmap -q (maps: domains, mailboxes, aliases, senders, transport, relay_domains, …)']],
+    help: [
+      [
+        'lookup MAP KEY',
+        'ask the running daemon, like postmap -q (maps: domains, mailboxes, aliases, senders, transport, relay_domains, …, sender_bcc, recipient_bcc)',
+      ],
+    ],
     run: async (ctx) => (await import('./lookup.js')).lookupCommand(ctx.config(), ctx.args, ctx.out),
   },
   {
@@ -135,6 +150,51 @@ export const verbs: readonly Verb[] = [
     name: 'prune',
     help: [['prune [--older-than D]', 'prune the change log (default changes_retention); safe from cron']],
     run: async (ctx) => (await import('./prune.js')).pruneCommand(ctx.config(), ctx.args, ctx.out),
+  },
+  {
+    name: 'dkim',
+    help: [['dkim add|rotate|rm|list', 'DKIM keys (add DOMAIN [--selector S] [--algorithm rsa-2048|ed25519] prints the DNS record)']],
+    run: async (ctx) => {
+      const config = ctx.config();
+      const { withDatabaseUrl } = await import('./database.js');
+      const { dkimCommand } = await import('./dkim.js');
+      return withDatabaseUrl(config, (url) => dkimCommand(ctx.args, { url, out: ctx.out, keepMs: config.dkim_keep_rotated }));
+    },
+  },
+  {
+    name: 'dns',
+    help: [
+      ['dns DOMAIN [--ip ADDR]… [--mx HOST]', 'print the zone lines a mail domain needs (MX, SPF, DKIM, DMARC, SRV)'],
+      ['dns check DOMAIN [same] [--server IP[:PORT]]', 'ask DNS for each of them; exit 1 when one is not right'],
+    ],
+    run: async (ctx) => {
+      const { withDatabaseUrl } = await import('./database.js');
+      const { dnsCommand } = await import('./dns.js');
+      return withDatabaseUrl(ctx.config(), (url) => dnsCommand(ctx.args, { url, out: ctx.out }));
+    },
+  },
+  {
+    name: 'dkim-config',
+    help: [['dkim-config', 'print the OpenDKIM, rspamd and Postfix lines for the keys under dkim_dir']],
+    run: async (ctx) => {
+      if (ctx.args.length > 0) throw new UsageError('usage: mailmapd dkim-config');
+      process.stdout.write((await import('./dkim-config.js')).dkimConfig(ctx.config()));
+      return ExitCode.ok;
+    },
+  },
+  {
+    name: 'send-usage',
+    help: [
+      ['send-usage [ADDRESS|@DOMAIN]', "recipients sent in the last hour and day (every host's counts)"],
+      ['send-usage reset ADDRESS|@DOMAIN', 'clear them'],
+    ],
+    run: async (ctx) => {
+      const { parseSendUsageArgs, sendUsageCommand } = await import('./send-usage.js');
+      const { withDatabaseClient } = await import('./database.js');
+      // A typo is a usage error before any connection is tried.
+      const parsed = parseSendUsageArgs(ctx.args);
+      return withDatabaseClient(ctx.config(), 'mailmapd-send-usage', (c) => sendUsageCommand(c, parsed, ctx.out));
+    },
   },
 ];
 

@@ -42,7 +42,6 @@ export function createListeners(deps: { services: Service[]; routes: Map<string,
     closed: (l: string) => metrics.connectionsOpen.dec({ listener: l }),
     refused: (l: string) => metrics.connectionsRefused.inc({ listener: l }),
     evicted: (l: string) => metrics.connectionsEvicted.inc({ listener: l }),
-    requestTimedOut: (l: string) => metrics.badInput.inc({ listener: l, reason: 'request_timeout' }),
   };
   const unixOptions = () => ({ mode: config().unix_socket_mode, group: config().unix_socket_group });
   // Each entry of `groups` is one kind of listener: a service, or HTTP.

@@ -17,6 +17,9 @@ import { accountsSql, passwordDenialSql } from './migrations/accounts.js';
 import { writebackTablesSql } from './migrations/writeback.js';
 import { invokerTriggerSql, migration7Sql } from './migrations/invoker-triggers.js';
 import { domainLimitsSerialSql } from './migrations/domain-limits-serial.js';
+import { sendAsSql } from './migrations/send-as.js';
+import { dkimKeysSql } from './migrations/dkim.js';
+import { sendCountTablesSql, sendLimitsSql } from './migrations/send-limits.js';
 import { inTransaction } from './client.js';
 
 export interface Migration {
@@ -200,6 +203,9 @@ SELECT mailmapd.watch_table('mailmapd.aliases', 'alias', 'r.address');
     description: "accounts: the mailbox password may be refused (disabled_services 'password'), leaving app passwords and tokens",
     sql: passwordDenialSql,
   },
+  { version: 10, description: 'send-as grants and BCC copies', sql: sendAsSql },
+  { version: 11, description: 'DKIM keys, private keys readable only where granted', sql: dkimKeysSql },
+  { version: 12, description: 'sending limits, send counts and usage', sql: sendLimitsSql },
 ];
 
 /**
@@ -207,7 +213,7 @@ SELECT mailmapd.watch_table('mailmapd.aliases', 'alias', 'r.address');
  * (`mailmapd triggers install` runs it in one transaction, so the first part's generic
  * function never outlives it).
  */
-export const changeLogSql = changeLogSqlV1 + staticTriggerSql + changeKindsSql + invokerTriggerSql;
+export const changeLogSql = changeLogSqlV1 + staticTriggerSql + changeKindsSql + invokerTriggerSql + sendCountTablesSql;
 
 // migrate() applies them in array order and records the highest: versions must ascend.
 migrations.forEach((m, i) => {

@@ -1,5 +1,5 @@
 // What a mailbox carries beyond its password and quota: the services it may not use,
-// maintenance, and its active app passwords — and how that is packed into the mailbox
+// maintenance, its active app passwords and its own sending limits — and how that is packed into the mailbox
 // table's one value string without costing the mailboxes that use none of it anything.
 
 export interface AppPassword {
@@ -11,9 +11,17 @@ export interface AppPassword {
   services: readonly string[];
 }
 
+/** A mailbox's own sending limits (recipients per hour, per day); null: its domain's. */
+export interface SendLimits {
+  hour: number | null;
+  day: number | null;
+}
+
 export interface AccountExtras {
   disabledServices: readonly string[];
   appPasswords: readonly AppPassword[];
+  /** Absent: none of its own. */
+  sendLimits?: SendLimits;
 }
 
 // PostgreSQL text never holds NUL, so no stored password hash starts with one: a value
@@ -22,18 +30,29 @@ const PACKED = '\u0000';
 
 /** The table value for a password and extras: the plain password when there are none. */
 export function packValue(password: string | null, extras: AccountExtras): string | null {
-  if (extras.disabledServices.length === 0 && extras.appPasswords.length === 0) return password;
-  return PACKED + JSON.stringify([password, extras.disabledServices, extras.appPasswords.map((a) => [a.name, a.password, a.services])]);
+  const limits = extras.sendLimits;
+  if (extras.disabledServices.length === 0 && extras.appPasswords.length === 0 && limits === undefined) return password;
+  const packed: unknown[] = [password, extras.disabledServices, extras.appPasswords.map((a) => [a.name, a.password, a.services])];
+  // A fourth element only when there are limits: values packed before them read back the same.
+  if (limits !== undefined) packed.push([limits.hour, limits.day]);
+  return PACKED + JSON.stringify(packed);
 }
 
 export function unpackValue(value: string | null): { password: string | null } & AccountExtras {
   if (value === null || !value.startsWith(PACKED)) return { password: value, disabledServices: [], appPasswords: [] };
-  const [password, disabled, apps] = JSON.parse(value.slice(1)) as [string | null, string[], Array<[string, string, string[]]>];
-  return {
+  const [password, disabled, apps, limits] = JSON.parse(value.slice(1)) as [
+    string | null,
+    string[],
+    Array<[string, string, string[]]>,
+    [number | null, number | null] | undefined,
+  ];
+  const out: { password: string | null } & AccountExtras = {
     password,
     disabledServices: disabled,
     appPasswords: apps.map(([name, pw, services]) => ({ name, password: pw, services })),
   };
+  if (limits !== undefined) out.sendLimits = { hour: limits[0], day: limits[1] };
+  return out;
 }
 
 /**

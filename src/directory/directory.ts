@@ -2,14 +2,15 @@
 // the answers every protocol gives from them. Pure: no I/O, no clock, no globals. The sync
 // fills and patches it; socketmap, auth, checkpassword and the Dovecot lookup read it.
 
-import { domainOf, fold, localOf, splitExtension, withExtension } from './address.js';
-import type { AppPassword } from './account.js';
+import { domainOf, fold, splitExtension, withExtension } from './address.js';
+import type { AppPassword, SendLimits } from './account.js';
 import { bindMaps, type MapName } from './maps.js';
-import { createRouteTable, routeLookups, type RouteTable } from './routes.js';
+import { createRouteTable, routeLookups, type DomainSendLimits, type RouteTable } from './routes.js';
+import { createSenders } from './senders.js';
 import { createAliasTable, createMailboxTable, MAINTENANCE, RECIPIENT, type AliasTable, type MailboxRecord, type MailboxTable } from './tables.js';
 
 export type { AliasTable, MailboxRecord, MailboxTable } from './tables.js';
-export type { RouteTable } from './routes.js';
+export type { DomainSendLimits, RouteTable } from './routes.js';
 export { mapNames, type MapName } from './maps.js';
 
 export interface AliasDomainRecord {
@@ -57,6 +58,8 @@ export interface Account {
   disabledServices: readonly string[];
   maintenance: boolean;
   appPasswords: readonly AppPassword[];
+  /** Its own sending limits; null where its domain's apply. */
+  sendLimits: SendLimits;
 }
 
 export type ChangeListener = (kind: ChangeKind, key: string | null) => void;
@@ -91,6 +94,13 @@ export interface Directory {
   mailbox(key: string): string | undefined;
   alias(key: string): string | undefined;
   senders(key: string): string | undefined;
+  /**
+   * The mailbox an address delivers to by itself (its extension stripped), without aliases:
+   * its address, MAINTENANCE_ANSWER, or undefined when it is no recipient mailbox here.
+   */
+  recipientMailbox(key: string): string | undefined;
+  /** A domain's sending limits (the policy service's). */
+  domainSendLimits(domain: string): DomainSendLimits;
   user(login: string): UserLookup;
   masterUser(name: string): MasterUserRecord | undefined;
   /** Every mailbox address, for Dovecot's user iteration. */
@@ -147,7 +157,7 @@ export function createDirectory(options: DirectoryOptions): Directory {
     return servesDomain(d) ? d : undefined;
   };
 
-  const mailbox = (key: string): string | undefined => {
+  const recipientMailbox = (key: string): string | undefined => {
     const a = fold(key);
     let found: string | undefined;
     let d = delivery(a);
@@ -160,7 +170,12 @@ export function createDirectory(options: DirectoryOptions): Directory {
       }
     }
     if (found === undefined) return undefined;
-    if (d === MAINTENANCE) return MAINTENANCE_ANSWER;
+    return d === MAINTENANCE ? MAINTENANCE_ANSWER : found;
+  };
+
+  const mailbox = (key: string): string | undefined => {
+    const found = recipientMailbox(key);
+    if (found === undefined || found === MAINTENANCE_ANSWER) return found;
     const at = found.lastIndexOf('@');
     return `${found.slice(at + 1)}/${found.slice(0, at)}/`;
   };
@@ -207,29 +222,15 @@ export function createDirectory(options: DirectoryOptions): Directory {
 
   const alias = (key: string): string | undefined => resolveAlias(fold(key), 0);
 
-  // Logins allowed to send as an address: the mailbox itself and the mailboxes its alias
-  // delivers to. Deliberately not the catch-all: owning @domain must not mean being
-  // allowed to send as every address of it.
-  const senders = (key: string): string | undefined => {
-    const a = fold(key);
-    if (a.lastIndexOf('@') <= 0) return undefined;
-    const out: string[] = [];
-    const add = (addr: string) => {
-      if (activeMailbox(addr) && !out.includes(addr)) out.push(addr);
-    };
-    const collect = (addr: string) => {
-      add(addr);
-      const targets = aliasTargets(addr);
-      if (targets !== undefined) for (const t of targets.split(',')) add(t);
-    };
-    collect(a);
-    const split = splitExtension(a, delimiters);
-    if (split) collect(split.base);
-    const base = split ? split.base : a;
-    const target = aliasDomainTarget(domainOf(base));
-    if (target !== undefined) collect(`${localOf(base)}@${target}`);
-    return out.length === 0 ? undefined : out.join(',');
-  };
+  // Logins allowed to send as an address (senders.ts).
+  const senders = createSenders({
+    delimiters: () => delimiters,
+    activeMailbox,
+    aliasOf: aliasTargets,
+    aliasDomainTarget,
+    unserved: (d) => (data.domains.has(d) || data.aliasDomains.has(d)) && !servesDomain(d),
+    grants: (address) => data.routes.lookup('send_as', address),
+  });
 
   const account = (address: string, mb: MailboxRecord): Account => ({
     address,
@@ -238,6 +239,7 @@ export function createDirectory(options: DirectoryOptions): Directory {
     disabledServices: mb.disabledServices ?? [],
     maintenance: mb.maintenance === true,
     appPasswords: mb.appPasswords ?? [],
+    sendLimits: mb.sendLimits ?? { hour: null, day: null },
   });
 
   const user = (login: string): UserLookup => {
@@ -276,6 +278,8 @@ export function createDirectory(options: DirectoryOptions): Directory {
     mailbox,
     alias,
     senders,
+    recipientMailbox,
+    domainSendLimits: (domain) => routes.domainSendLimits(fold(domain)),
     user,
     masterUser: (name) => data.masterUsers.get(name),
     users: () => data.mailboxes.keys(),

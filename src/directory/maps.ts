@@ -28,6 +28,8 @@ const mapLookups = {
   relay_recipients: (s, key) => s.routes.relayRecipient(fold(key)),
   sender_relayhost: (s, key) => s.routes.senderRelayhost(fold(key)),
   sender_relay_credentials: (s, key) => s.routes.senderCredentials(fold(key)),
+  sender_bcc: (s, key) => s.routes.senderBcc(fold(key)),
+  recipient_bcc: (s, key) => s.routes.recipientBcc(fold(key)),
 } satisfies Record<string, MapLookup>;
 
 export type MapName = keyof typeof mapLookups;

@@ -1,5 +1,7 @@
 // The routing maps' answers: per-domain transports, relay domains and their recipients,
-// sender-dependent relay hosts and their credentials. Pure, like the rest of the directory.
+// sender-dependent relay hosts and their credentials, BCC copies by sender and by recipient;
+// and the send-as grants the `senders` map reads (directory.ts). Pure, like the rest of the
+// directory.
 //
 // Every routing entry is one string key naming its source and its subject, e.g.
 // `relay_domain:example.net` → its transport (or '' for none), so that the sync carries all
@@ -10,8 +12,28 @@
 import { atIndex, splitExtension } from './address.js';
 
 /** The sources a routing key starts with, each followed by `:` and a folded name or address. */
-const routeSources = ['domain_transport', 'relay_domain', 'relay_recipient', 'sender_relayhost', 'sender_credentials'] as const;
+// `send_limits` is no Postfix map: a domain's sending limits (`hour,day,total`), carried here
+// because they come from the domains table like its transport (domainSendLimits below).
+const routeSources = [
+  'domain_transport',
+  'relay_domain',
+  'relay_recipient',
+  'sender_relayhost',
+  'sender_credentials',
+  'sender_bcc',
+  'recipient_bcc',
+  'send_as',
+  'send_limits',
+] as const;
 export type RouteSource = (typeof routeSources)[number];
+
+/**
+ * Whether a routing key's value is a comma-joined list built from several rows (a send-as
+ * grant: `send_as:<address>` → the granted mailboxes) rather than one row's value.
+ */
+export function isListRoute(key: string): boolean {
+  return key.startsWith('send_as:');
+}
 
 export interface RouteTable {
   readonly size: number;
@@ -92,12 +114,34 @@ export function createRouteTable(): RouteTable {
   return table;
 }
 
+/** A domain's sending limits; null: not set (the config's, or none for the total). */
+export interface DomainSendLimits {
+  mailboxHour: number | null;
+  mailboxDay: number | null;
+  /** All its mailboxes together, per day. */
+  totalDay: number | null;
+}
+
+const NO_DOMAIN_LIMITS: DomainSendLimits = { mailboxHour: null, mailboxDay: null, totalDay: null };
+
+/** `hour,day,total` as the profiles write it, each part empty for NULL; anything else is NULL. */
+export function parseDomainSendLimits(value: string | undefined): DomainSendLimits {
+  if (value === undefined) return NO_DOMAIN_LIMITS;
+  const part = (s: string | undefined): number | null => (s !== undefined && /^\d{1,10}$/.test(s.trim()) ? Number(s.trim()) : null);
+  const [hour, day, total] = value.split(',');
+  return { mailboxHour: part(hour), mailboxDay: part(day), totalDay: part(total) };
+}
+
 export interface RouteLookups {
   transport(key: string): string | undefined;
   relayDomain(key: string): string | undefined;
   relayRecipient(key: string): string | undefined;
   senderRelayhost(key: string): string | undefined;
   senderCredentials(key: string): string | undefined;
+  senderBcc(key: string): string | undefined;
+  recipientBcc(key: string): string | undefined;
+  /** The sending limits of a (folded) domain. */
+  domainSendLimits(domain: string): DomainSendLimits;
 }
 
 /**
@@ -149,5 +193,8 @@ export function routeLookups(routes: () => RouteTable, delimiters: () => string)
     },
     senderRelayhost: (key) => nonEmpty(byAddress('sender_relayhost', key)),
     senderCredentials: (key) => nonEmpty(byAddress('sender_credentials', key)),
+    senderBcc: (key) => nonEmpty(byAddress('sender_bcc', key)),
+    recipientBcc: (key) => nonEmpty(byAddress('recipient_bcc', key)),
+    domainSendLimits: (domain) => parseDomainSendLimits(entry('send_limits', domain)),
   };
 }

@@ -2,7 +2,7 @@
 // (byte-table.ts): the same get/set/has/delete the sync and the tests use on a Map, with
 // the data kept off the JavaScript heap.
 
-import { packValue, unpackValue, type AppPassword } from './account.js';
+import { packValue, unpackValue, type AppPassword, type SendLimits } from './account.js';
 import { createByteTable, type ByteTable } from './byte-table.js';
 
 export interface MailboxRecord {
@@ -17,6 +17,8 @@ export interface MailboxRecord {
   maintenance?: boolean;
   /** Its active app passwords; absent: none. */
   appPasswords?: readonly AppPassword[];
+  /** Its own sending limits; absent: its domain's. */
+  sendLimits?: SendLimits;
 }
 
 export interface MailboxTable {
@@ -66,12 +68,13 @@ export function createMailboxTable(): MailboxTable {
       const id = t.find(address);
       if (id < 0) return undefined;
       const flags = t.flags(id);
-      const { password, disabledServices, appPasswords } = unpackValue(t.value(id));
+      const { password, disabledServices, appPasswords, sendLimits } = unpackValue(t.value(id));
       const r: MailboxRecord = { password, quotaBytes: t.num(id), active: (flags & ACTIVE) !== 0 };
       // Only what is set, so a plain mailbox reads back exactly as it was written.
       if (disabledServices.length > 0) r.disabledServices = disabledServices;
       if ((flags & MAINTENANCE_FLAG) !== 0) r.maintenance = true;
       if (appPasswords.length > 0) r.appPasswords = appPasswords;
+      if (sendLimits !== undefined) r.sendLimits = sendLimits;
       return r;
     },
     delivery(address) {
@@ -89,7 +92,8 @@ export function createMailboxTable(): MailboxTable {
     set(address, r) {
       const disabledServices = r.disabledServices ?? [];
       const flags = (r.active ? ACTIVE : 0) | (r.maintenance === true ? MAINTENANCE_FLAG : 0) | (disabledServices.includes('receive') ? NO_RECEIVE : 0);
-      t.put(address, packValue(r.password, { disabledServices, appPasswords: r.appPasswords ?? [] }), r.quotaBytes, flags);
+      const extras = { disabledServices, appPasswords: r.appPasswords ?? [], sendLimits: r.sendLimits };
+      t.put(address, packValue(r.password, extras), r.quotaBytes, flags);
       return table;
     },
     delete: (address) => t.delete(address),

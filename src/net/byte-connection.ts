@@ -1,5 +1,6 @@
-// Bytes in, strings out, for a request/reply protocol on an accepted socket, without
-// net.Socket's stream machinery where Node allows it.
+// The transport under every door's connection (connection.ts): bytes in, strings or bytes
+// out, on an accepted socket, without net.Socket's stream machinery where Node allows it.
+// It moves bytes and says when its queue has drained; bounds and clocks are the layer's.
 //
 // Why: on the socketmap path every lookup is one small read and one small write, and the
 // stream layer (a fresh 64 KiB buffer per read, Readable's push/emit, Writable's queue and
@@ -14,21 +15,41 @@
 // stream API; `byteConnectionMode()` says which path a process uses (a test pins it, so
 // a Node upgrade that loses the fast path shows up in CI rather than as a slow daemon).
 
-import { performance } from 'node:perf_hooks';
 import type { Socket } from 'node:net';
-import { endConnection } from './listener.js';
+
+/**
+ * Sends what is queued and a FIN, then closes the socket without waiting for the peer's
+ * FIN. Postfix and Dovecot processes keep idle connections they only read on their next
+ * request: a half-close alone left each of them open until the shutdown grace ran out.
+ */
+export function endConnection(socket: Socket): void {
+  socket.end(() => socket.destroy());
+}
 
 export interface ByteConnection {
-  /** Sends `data` as UTF-8. When the kernel cannot take it at once, reading pauses until it has. */
-  write(data: string): void;
+  /**
+   * Hands `data` to the kernel (strings as UTF-8), or queues it where the kernel cannot take
+   * it at once. Never pauses reading by itself: what to do with a full queue is the
+   * connection layer's rule (connection.ts), not the transport's.
+   */
+  write(data: string | Buffer): void;
   /** Bytes accepted by write() that the kernel has not taken yet. */
   readonly queuedBytes: number;
-  /** Stops delivering bytes; nothing more is read from this connection. */
+  /** Stops delivering bytes until resumeReading(). */
+  pauseReading(): void;
+  resumeReading(): void;
+  /** Stops delivering bytes for good. */
   stopReading(): void;
   /** Sends what is queued, then closes the connection. */
   end(): void;
-  /** performance.now() of the last bytes received. */
-  readonly lastActive: number;
+}
+
+/** What the transport calls back. */
+export interface ByteEvents {
+  /** Receives `buf[0, end)`; the buffer is reused for the next read, so keep no reference. */
+  bytes: BytesHandler;
+  /** Everything queued has been taken by the kernel (called after a write that had to queue). */
+  drained?(): void;
 }
 
 /** Receives `buf[0, end)`; the buffer is reused for the next read, so keep no reference. */
@@ -54,6 +75,7 @@ interface StreamHandle {
   readStart(): number;
   readStop(): number;
   writeUtf8String(req: WriteRequest, data: string): number;
+  writeBuffer(req: WriteRequest, data: Uint8Array): number;
   writeQueueSize?: number;
 }
 
@@ -85,7 +107,7 @@ function fastHandle(socket: Socket): StreamHandle | undefined {
   const h = (socket as unknown as { _handle?: Partial<StreamHandle> | null })._handle;
   if (binding === undefined || h == null) return undefined;
   if (typeof h.useUserBuffer !== 'function' || typeof h.readStart !== 'function' || typeof h.readStop !== 'function') return undefined;
-  if (typeof h.writeUtf8String !== 'function') return undefined;
+  if (typeof h.writeUtf8String !== 'function' || typeof h.writeBuffer !== 'function') return undefined;
   return h as StreamHandle;
 }
 
@@ -98,25 +120,24 @@ export function byteConnectionMode(): 'handle' | 'stream' {
 // keeps, so every connection of the process can read into the same buffer.
 let sharedReadBuffer: Buffer | undefined;
 
-function openOnHandle(socket: Socket, h: StreamHandle, b: StreamBinding, onBytes: BytesHandler): ByteConnection {
+function openOnHandle(socket: Socket, h: StreamHandle, b: StreamBinding, on: ByteEvents): ByteConnection {
   const buf = (sharedReadBuffer ??= Buffer.allocUnsafe(64 * 1024));
-  let lastActive = performance.now();
   let stopped = false;
+  let paused = false;
   let inFlight = 0; // writes the kernel has not finished taking
   let req = new b.WriteWrap();
 
   const afterWrite = (status: number) => {
     inFlight--;
     if (status < 0) socket.destroy();
-    else if (inFlight === 0 && !stopped && !socket.destroyed) h.readStart();
+    else if (inFlight === 0 && !socket.destroyed) on.drained?.();
   };
 
   h.useUserBuffer(buf);
   h.onread = () => {
     const n = b.state[b.kReadBytesOrError]!;
     if (n > 0) {
-      lastActive = performance.now();
-      if (!stopped) onBytes(buf, n);
+      if (!stopped) on.bytes(buf, n);
       return;
     }
     if (n < 0) {
@@ -136,21 +157,29 @@ function openOnHandle(socket: Socket, h: StreamHandle, b: StreamBinding, onBytes
       if (socket.destroyed) return;
       req.handle = h;
       req.oncomplete = afterWrite;
-      const err = h.writeUtf8String(req, data);
+      const err = typeof data === 'string' ? h.writeUtf8String(req, data) : h.writeBuffer(req, data);
       if (err !== 0) {
         socket.destroy();
         return;
       }
       if (b.state[b.kLastWriteWasAsync] === 1) {
-        // The request object now belongs to the pending write; a client that sends
-        // faster than it reads waits, unread, until its replies have drained.
+        // The request object now belongs to the pending write.
         req = new b.WriteWrap();
         inFlight++;
-        h.readStop();
       }
     },
     get queuedBytes() {
-      return h.writeQueueSize ?? 0;
+      return inFlight === 0 ? 0 : (h.writeQueueSize ?? 0);
+    },
+    pauseReading() {
+      if (paused || stopped) return;
+      paused = true;
+      if (!socket.destroyed) h.readStop();
+    },
+    resumeReading() {
+      if (!paused || stopped) return;
+      paused = false;
+      if (!socket.destroyed) h.readStart();
     },
     stopReading() {
       stopped = true;
@@ -161,30 +190,27 @@ function openOnHandle(socket: Socket, h: StreamHandle, b: StreamBinding, onBytes
       // uv_shutdown waits for the writes already queued on the handle.
       endConnection(socket);
     },
-    get lastActive() {
-      return lastActive;
-    },
   };
 }
 
-function openOnStream(socket: Socket, onBytes: BytesHandler): ByteConnection {
-  let lastActive = performance.now();
+function openOnStream(socket: Socket, on: ByteEvents): ByteConnection {
   let stopped = false;
   socket.on('data', (chunk: Buffer) => {
-    lastActive = performance.now();
-    if (!stopped) onBytes(chunk, chunk.length);
+    if (!stopped) on.bytes(chunk, chunk.length);
   });
+  socket.on('drain', () => on.drained?.());
   return {
     write(data) {
-      if (!socket.write(data)) {
-        socket.pause();
-        socket.once('drain', () => {
-          if (!stopped) socket.resume();
-        });
-      }
+      if (!socket.destroyed) socket.write(data);
     },
     get queuedBytes() {
       return socket.writableLength;
+    },
+    pauseReading() {
+      socket.pause();
+    },
+    resumeReading() {
+      if (!stopped) socket.resume();
     },
     stopReading() {
       stopped = true;
@@ -194,17 +220,14 @@ function openOnStream(socket: Socket, onBytes: BytesHandler): ByteConnection {
       this.stopReading();
       endConnection(socket);
     },
-    get lastActive() {
-      return lastActive;
-    },
   };
 }
 
 /**
- * Starts delivering the socket's bytes to `onBytes`; call once, before any other reader.
+ * Starts delivering the socket's bytes to `on.bytes`; call once, before any other reader.
  * `mode` 'stream' forces the public-API path (tests run both).
  */
-export function openByteConnection(socket: Socket, onBytes: BytesHandler, mode: 'handle' | 'stream' = 'handle'): ByteConnection {
+export function openByteConnection(socket: Socket, on: ByteEvents, mode: 'handle' | 'stream' = 'handle'): ByteConnection {
   const h = mode === 'handle' ? fastHandle(socket) : undefined;
-  return h !== undefined && binding !== undefined ? openOnHandle(socket, h, binding, onBytes) : openOnStream(socket, onBytes);
+  return h !== undefined && binding !== undefined ? openOnHandle(socket, h, binding, on) : openOnStream(socket, on);
 }

@@ -1,8 +1,9 @@
 // Listening on the configured addresses with the limits every listener shares: loopback
 // or UNIX sockets only (checked by the config), socket mode and group for UNIX sockets,
-// a cap on open connections, an idle timeout, a deadline per request, and a close() that
-// stops accepting and waits for open connections to finish. Protocols plug in a
-// per-connection handler and know nothing of sockets' life cycle.
+// a cap on open connections, and a close() that stops accepting and waits for open
+// connections to finish. Each accepted socket goes to the door's handler — the connection
+// layer (connection.ts), which runs its idle and request clocks from the limits and the
+// clock handed over here.
 //
 // At the cap a new connection is not refused while some open one is idle: the idle
 // connection quiet for longest is closed to make room. Every peer of a loopback or UNIX
@@ -13,13 +14,13 @@
 // and Dovecot's clients, which send their request as soon as they connect, are served
 // (and reconnect transparently when an idle connection of theirs was the one closed).
 
-import { performance } from 'node:perf_hooks';
 import { chmodSync, chownSync, lstatSync, unlinkSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { ListenAddress } from './listen-address.js';
 import type { Logger } from '../log.js';
 import { limitRepeats } from '../log-limit.js';
+import { systemClock, type Clock } from './clock.js';
 
 export interface ListenerLimits {
   maxConnections: number;
@@ -43,8 +44,6 @@ export interface ListenerEvents {
   refused?(listener: string): void;
   /** An idle connection closed to make room for a new one at the cap. */
   evicted?(listener: string): void;
-  /** A connection closed because its request was not complete within the request deadline. */
-  requestTimedOut?(listener: string): void;
 }
 
 export interface Listener {
@@ -56,31 +55,25 @@ export interface Listener {
   close(graceMs?: number): Promise<void>;
 }
 
-/**
- * Sends what is queued and a FIN, then closes the socket without waiting for the peer's
- * FIN. Postfix and Dovecot processes keep idle connections they only read on their next
- * request: a half-close alone left each of them open until the shutdown grace ran out.
- */
-export function endConnection(socket: Socket): void {
-  socket.end(() => socket.destroy());
-}
-
-/** What a protocol tells the listener about one connection. */
+/** What a connection tells the listener. */
 export interface ConnectionControl {
   /** Called at shutdown: finish the request in flight, if any, then end the connection. */
   shutdown(): void;
-  /**
-   * performance.now() of the connection's last request, for protocols that read past
-   * net.Socket's stream layer (which is what refreshes its idle timer).
-   */
-  lastActive?(): number;
-  /** performance.now() of the first byte of a request not yet received in full, if any. */
-  partialSince?(): number | undefined;
+  /** The clock's time of the last bytes received. */
+  lastActive(): number;
+  /** The clock's time of the first byte of a request not yet received in full, if any. */
+  partialSince(): number | undefined;
   /** True while a request is being answered: such a connection is never closed to make room. */
-  busy?(): boolean;
+  busy(): boolean;
 }
 
-export type ConnectionHandler = (socket: Socket) => ConnectionControl | undefined;
+/** What the listener hands each connection: the limits its clocks run on, and the clock. */
+export interface ConnectionContext {
+  limits: ListenerLimits;
+  clock: Clock;
+}
+
+export type ConnectionHandler = (socket: Socket, ctx: ConnectionContext) => ConnectionControl;
 
 function groupId(group: string): number {
   if (/^\d+$/.test(group)) return Number(group);
@@ -107,8 +100,8 @@ export function applySocketPermissions(path: string, unix: UnixSocketOptions): v
   if (unix.group !== '') chownSync(path, process.getuid?.() ?? 0, groupId(unix.group));
 }
 
-// Long because binding, the connection cap, idle timeouts and the graceful close share the
-// set of open sockets; each part is a short block.
+// Long because binding, the connection cap and the graceful close share the set of open
+// sockets; each part is a short block.
 export async function listen(
   address: ListenAddress,
   name: string,
@@ -117,10 +110,10 @@ export async function listen(
   unix: UnixSocketOptions,
   logger: Logger,
   events: ListenerEvents = {},
+  clock: Clock = systemClock,
 ): Promise<Listener> {
   const connections = new Set<Socket>();
   const controls = new WeakMap<Socket, ConnectionControl>();
-  const opened = new WeakMap<Socket, number>();
   const log = limitRepeats(logger);
 
   /** The idle connection (no request in progress) quiet for longest, if any. */
@@ -129,8 +122,8 @@ export async function listen(
     let bestAt = Infinity;
     for (const s of connections) {
       const c = controls.get(s);
-      if (c?.busy?.() === true || c?.partialSince?.() !== undefined) continue;
-      const at = c?.lastActive?.() ?? opened.get(s) ?? 0;
+      if (c === undefined || c.busy() || c.partialSince() !== undefined) continue;
+      const at = c.lastActive();
       if (at < bestAt) {
         bestAt = at;
         best = s;
@@ -155,45 +148,15 @@ export async function listen(
       victim.destroy();
     }
     connections.add(socket);
-    opened.set(socket, performance.now());
     events.opened?.(name);
-    socket.setTimeout(limits.idleTimeoutMs);
-    socket.on('timeout', () => {
-      const last = controls.get(socket)?.lastActive?.();
-      const quiet = last === undefined ? Infinity : performance.now() - last;
-      if (quiet < limits.idleTimeoutMs) socket.setTimeout(Math.ceil(limits.idleTimeoutMs - quiet));
-      else socket.destroy();
-    });
     socket.on('error', () => socket.destroy());
     socket.once('close', () => {
       connections.delete(socket);
       events.closed?.(name);
     });
-    const control = handler(socket);
-    if (control) controls.set(socket, control);
+    controls.set(socket, handler(socket, { limits, clock }));
   });
   server.maxConnections = limits.maxConnections + 16; // the kernel-level backstop; we refuse politely first
-
-  // One sweep a fraction of the deadline apart rather than a timer per request: the
-  // lookup path arms nothing, and a request is closed at most a quarter late.
-  const requestTimeoutMs = limits.requestTimeoutMs ?? 0;
-  const sweep =
-    requestTimeoutMs > 0
-      ? setInterval(
-          () => {
-            const now = performance.now();
-            for (const s of connections) {
-              const since = controls.get(s)?.partialSince?.();
-              if (since === undefined || now - since < requestTimeoutMs) continue;
-              events.requestTimedOut?.(name);
-              log.warn('closing connection: request not complete within the request deadline', { listener: name, timeout_ms: requestTimeoutMs });
-              s.destroy();
-            }
-          },
-          Math.max(50, Math.min(1000, Math.floor(requestTimeoutMs / 4))),
-        )
-      : undefined;
-  sweep?.unref();
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -215,7 +178,6 @@ export async function listen(
     port,
     connections,
     async close(graceMs = 5000) {
-      if (sweep) clearInterval(sweep);
       await new Promise<void>((resolve) => {
         const timer = setTimeout(() => {
           for (const s of connections) s.destroy();
@@ -227,11 +189,7 @@ export async function listen(
         });
         // Keep-alive connections (Postfix holds one per process) would keep close() waiting
         // for the whole grace period: ask each protocol to end them once nothing is in flight.
-        for (const s of connections) {
-          const control = controls.get(s);
-          if (control) control.shutdown();
-          else endConnection(s);
-        }
+        for (const s of connections) controls.get(s)?.shutdown();
       });
       if (address.kind === 'unix') {
         try {

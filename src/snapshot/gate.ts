@@ -3,7 +3,9 @@
 // resumed from only then. Until the real sync exists it reports itself disconnected and
 // not loaded; stop() ends the wait as well.
 
-import type { Sync, SyncOptions, SyncStatus } from '../sync/sync.js';
+import { deferred } from '../deferred.js';
+import { initialStatus, type SyncStatus } from '../sync/status.js';
+import type { Sync, SyncOptions } from '../sync/sync.js';
 
 export type Resume = SyncOptions['resume'];
 
@@ -15,13 +17,7 @@ export function gateSync(
   let real: Sync | undefined;
   let gate: Promise<void> | undefined;
   const abort = new AbortController();
-  let resolveFirst!: () => void;
-  let rejectFirst!: (e: Error) => void;
-  const first = new Promise<void>((res, rej) => {
-    resolveFirst = res;
-    rejectFirst = rej;
-  });
-  first.catch(() => {});
+  const first = deferred();
   return {
     start() {
       gate ??= decide(abort.signal).then(
@@ -29,36 +25,22 @@ export function gateSync(
           if (resume === 'stopped' || abort.signal.aborted) return;
           real = make(resume);
           real.start();
-          real.firstLoad().then(resolveFirst, rejectFirst);
+          real.firstLoad().then(first.resolve, first.reject);
         },
-        (err: Error) => rejectFirst(err),
+        (err: Error) => first.reject(err),
       );
     },
     async stop() {
       abort.abort();
       await gate;
       if (real) await real.stop();
-      else rejectFirst(new Error('sync stopped before the first load'));
+      else first.reject(new Error('sync stopped before the first load'));
     },
     status(): SyncStatus {
-      return (
-        real?.status() ?? {
-          connected: false,
-          loaded: false,
-          lastSuccess: 0,
-          lastError: lastError(),
-          fullLoads: 0,
-          catchups: 0,
-          host: '',
-          standby: false,
-          lagSeconds: 0,
-          lagBytes: 0,
-          primaryConnected: false,
-        }
-      );
+      return real?.status() ?? { ...initialStatus(), lastError: lastError() };
     },
     inSync: () => real?.inSync() ?? false,
-    firstLoad: () => first,
-    kick: () => (real ? real.kick() : first.then(() => real!.kick())),
+    firstLoad: () => first.promise,
+    kick: () => (real ? real.kick() : first.promise.then(() => real!.kick())),
   };
 }

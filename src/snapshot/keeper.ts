@@ -12,6 +12,7 @@ import type { Metrics } from '../metrics.js';
 import type { Directory } from '../directory/directory.js';
 import type { Sync, SyncOptions } from '../sync/sync.js';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { createBackoff } from '../backoff.js';
 import { readFileSync } from 'node:fs';
 import type { DatabaseIdentity, SnapshotHeader, SnapshotSource } from './format.js';
 import { gateSync, type Resume } from './gate.js';
@@ -174,7 +175,7 @@ export function createSnapshotKeeper(o: SnapshotKeeperOptions): SnapshotKeeper {
 
   async function decide(signal: AbortSignal): Promise<Resume | 'stopped'> {
     const header = restored!;
-    let delay = 100;
+    const backoff = createBackoff(maxDelay);
     let warned = false;
     for (;;) {
       if (signal.aborted) return 'stopped';
@@ -195,11 +196,10 @@ export function createSnapshotKeeper(o: SnapshotKeeperOptions): SnapshotKeeper {
         if (!warned) logger.warn('database unreachable; serving the snapshot until it answers', { error: gateError });
         warned = true;
         try {
-          await sleep(delay + Math.floor(Math.random() * delay * 0.3), undefined, { signal });
+          await sleep(backoff.next(), undefined, { signal });
         } catch {
           return 'stopped';
         }
-        delay = Math.min(delay * 2, maxDelay);
       }
     }
   }

@@ -6,6 +6,8 @@
 // no allocation; only a netstring split across reads is reassembled in a buffer of its
 // exact, already-validated length.
 
+import type { Decoder } from '../net/connection.js';
+
 /** Why a stream was given up; safe to log and to use as a metric label. */
 export type NetstringError = 'bad_length' | 'too_long' | 'bad_terminator';
 
@@ -110,6 +112,35 @@ export function createNetstringDecoder(maxPayloadBytes: number, onPayload: Paylo
     push,
     get idle() {
       return phase === Phase.Length && digits === 0;
+    },
+  };
+}
+
+/** One payload, `buf[start, end)`: a window valid only while it is being handled (reused, no copy). */
+export interface Payload {
+  buf: Buffer;
+  start: number;
+  end: number;
+}
+
+/** The netstring decoder as a connection layer's Decoder: one request per payload. */
+export function createPayloadDecoder(maxPayloadBytes: number): Decoder<Payload> {
+  const window: Payload = { buf: Buffer.alloc(0), start: 0, end: 0 };
+  let take: (p: Payload) => void = () => {};
+  const decoder = createNetstringDecoder(maxPayloadBytes, (buf, start, end) => {
+    window.buf = buf;
+    window.start = start;
+    window.end = end;
+    take(window);
+  });
+  return {
+    push(chunk, end, t) {
+      take = t;
+      const err = decoder.push(chunk, end);
+      return err === undefined ? undefined : { fault: err, detail: err };
+    },
+    get idle() {
+      return decoder.idle;
     },
   };
 }

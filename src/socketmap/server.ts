@@ -14,14 +14,12 @@
 
 // perf_hooks' object, not the global: globalThis.performance is a getter run on every access.
 import { performance } from 'node:perf_hooks';
-import type { Socket } from 'node:net';
 import { MAINTENANCE_ANSWER, mapNames, type Directory, type MapName } from '../directory/directory.js';
 import { errorMessage, type Logger } from '../log.js';
 import type { Metrics, Result } from '../metrics.js';
-import type { ConnectionControl, ConnectionHandler } from '../net/listener.js';
-import { openByteConnection } from '../net/byte-connection.js';
-import { limitRepeats } from '../log-limit.js';
-import { createNetstringDecoder, encodeNetstring } from './netstring.js';
+import type { ConnectionHandler } from '../net/listener.js';
+import { doorHandler } from '../net/connection.js';
+import { createPayloadDecoder, encodeNetstring, type Payload } from './netstring.js';
 
 export interface SocketmapDeps {
   directory: Directory;
@@ -35,13 +33,6 @@ export interface SocketmapDeps {
 export const MAX_REPLY_BYTES = 100_000;
 
 const LISTENER = 'socketmap';
-
-/**
- * Unsent replies one connection may hold. Postfix sends one request and waits for its
- * reply; a client that pipelines requests for 100000-byte answers without reading them
- * would otherwise grow this without bound.
- */
-const MAX_PENDING_REPLY_CHARS = 4 * 1024 * 1024;
 
 /** Known map names as bytes, for matching without decoding a string per request. */
 const maps: ReadonlyArray<{ name: MapName; bytes: Buffer }> = mapNames.map((name) => ({
@@ -94,12 +85,10 @@ function labelTable(): Labels[][] {
   return [...maps.map((m) => m.name as string), 'unknown'].map((map) => results.map((result) => ({ protocol: 'socketmap', map, result })));
 }
 
-// Long because it is the per-connection state as one closure (decoder, pending replies,
-// backpressure, shutdown); each step inside is a short function.
+// Long because `answer` walks every case of the contract in one place (each a short block).
 export function createSocketmapHandler(deps: SocketmapDeps): ConnectionHandler {
   const { directory, logger, metrics } = deps;
   const observers = labelTable().map((row) => row.map((l) => metrics.lookupDuration.observer(l)));
-  const log = limitRepeats(logger);
   // Unknown map names are a Postfix misconfiguration repeated on every lookup: log each once.
   const reportedNames = new Set<string>();
 
@@ -172,66 +161,14 @@ export function createSocketmapHandler(deps: SocketmapDeps): ConnectionHandler {
     return `${bytes}:OK ${value},`;
   };
 
-  return (socket: Socket): ConnectionControl => {
-    let replies = '';
-    let closing = false;
-    let done = false;
-    let backlog = false;
-    // A UNIX-socket peer has no address.
-    const unix = socket.remoteAddress === undefined;
-    /** performance.now() of the first byte of an incomplete request, for the listener's deadline. */
-    let partialSince: number | undefined;
-    const decoder = createNetstringDecoder(deps.maxRequestBytes, (buf, start, end) => {
-      // After shutdown() the one request being received is answered; later ones are not.
-      if (done) return;
-      replies += answer(buf, start, end, unix);
-      if (closing) done = true;
-      if (replies.length + conn.queuedBytes > MAX_PENDING_REPLY_CHARS) {
-        backlog = true;
-        done = true;
-      }
-    });
-
-    const drop = (reason: string, flush: boolean) => {
-      done = true;
-      metrics.badInput.inc({ listener: LISTENER, reason });
-      log.warn('socketmap: closing connection on bad input', { reason, peer: socket.remoteAddress ?? 'unix' });
-      // Stop reading at once; still deliver the answers to the good requests before the bad one.
-      conn.stopReading();
-      if (!flush || replies === '') socket.destroy();
-      else {
-        conn.write(replies);
-        conn.end();
-      }
-      replies = '';
-    };
-
-    const conn = openByteConnection(socket, (chunk, end) => {
-      if (done) return;
-      const err = decoder.push(chunk, end);
-      if (err !== undefined) return drop(err, true);
-      if (backlog) return drop('reply_backlog', false);
-      if (replies !== '') {
-        conn.write(replies);
-        replies = '';
-      }
-      if (done) conn.end();
-      else if (decoder.idle) partialSince = undefined;
-      else partialSince ??= conn.lastActive;
-    });
-
-    return {
-      shutdown() {
-        if (closing) return;
-        closing = true;
-        // Nothing is ever in flight between reads; wait only for a half-received request.
-        if (decoder.idle) {
-          done = true;
-          conn.end();
-        }
-      },
-      lastActive: () => conn.lastActive,
-      partialSince: () => partialSince,
-    };
-  };
+  return doorHandler<Payload>({
+    name: LISTENER,
+    logger,
+    metrics,
+    // Stateless between requests: every request is answered as it is read.
+    open: (conn) => ({
+      decoder: createPayloadDecoder(deps.maxRequestBytes),
+      handle: (p) => conn.send(answer(p.buf, p.start, p.end, conn.unix)),
+    }),
+  });
 }

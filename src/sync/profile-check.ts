@@ -8,8 +8,7 @@
 import type pg from 'pg';
 import { changeKinds, type ChangeKind } from '../directory/directory.js';
 import { missingExpected } from './profile-layout.js';
-import { isNative } from './profile-names.js';
-import { expectedColumns, sectionName, type Profile, type Watch } from './profile.js';
+import { expectedColumns, isNative, sectionName, type Profile, type Watch } from './profile.js';
 
 type TypeClass = 'text' | 'boolean' | 'integer';
 

@@ -2,7 +2,7 @@
 // one file each under profiles/; `custom:/path` reads an administrator's query file.
 
 import { readFile } from 'node:fs/promises';
-import { ConfigError } from '../config.js';
+import { ConfigError } from '../errors.js';
 import { nativeProfile, type Profile } from './profile.js';
 import { parseCustomProfile, ProfileSyntaxError } from './profiles/custom.js';
 import { dinomailProfile } from './profiles/dinomail.js';
@@ -10,7 +10,7 @@ import { djangoProfile } from './profiles/django.js';
 import { laravelProfile } from './profiles/laravel.js';
 import { modoboaProfile } from './profiles/modoboa.js';
 import { postfixadminProfile } from './profiles/postfixadmin.js';
-import { builtinProfileNames, CUSTOM_PREFIX, isBuiltinProfileName, type BuiltinProfileName } from './profile-names.js';
+import { builtinProfileNames, CUSTOM_PREFIX, isBuiltinProfileName, type BuiltinProfileName } from '../config.js';
 
 const builtinProfiles: Readonly<Record<BuiltinProfileName, Profile>> = {
   native: nativeProfile,

@@ -2,22 +2,25 @@
 // the columns the directory wants, key column first, folded to lower case:
 //   domains:       name, active
 //   alias_domains: name, target, active
-//   domains:       [, send_limit_day] — optional, not read yet: the domain's total sending
-//                  limit a day, for the policy service (Modoboa's domain message_limit)
+//                  [, send_limit_day] — optional, not read: a domain's sending limits reach
+//                  the daemon as the routing entry `send_limits:<domain>` (routes, below)
 //   mailboxes:     address, password, quota_bytes, active
 //                  [, disabled_services, maintenance, app_passwords] — optional: a profile
 //                  without them gets every service, no maintenance, no app passwords
-//                  [, send_limit_hour, send_limit_day] — optional, not read yet (as domains)
+//                  [, send_limit_hour, send_limit_day] — optional, after the three above:
+//                  the mailbox's own sending limits (NULL: its domain's)
 //   master_users:  name, password, active
 //   aliases:       address, destination, active
 //                  [, expires_at] — optional timestamptz: from then on the row no longer
 //                  answers, with no write needed (Modoboa's alias expire_at); NULL: never
-//   routes:        key, value   (key `<source>:<name>`, see directory/routes.ts)
+//   routes:        key, value   (key `<source>:<name>`, see directory/routes.ts; a domain's
+//                  sending limits are `send_limits:<domain>` → `hour,day,total`, each
+//                  empty for NULL)
 // The sync runs them whole for a full load and wrapped as
 // `SELECT * FROM (<query>) q WHERE q.<key> = ANY($1)` to re-read the keys a change touched.
 
 import type { ChangeKind } from '../directory/directory.js';
-import { NATIVE } from './profile-names.js';
+import { NATIVE } from '../config.js';
 
 /**
  * One table whose changes must reach the daemon: `mailmapd triggers install` puts the
@@ -57,6 +60,12 @@ export interface Profile {
   source?: string;
   /** The panel's own tables for what the daemon writes back (writeback/statements.ts). */
   writes?: { lastLogins?: string; quotaUsage?: string };
+  /**
+   * Where the policy service reads quota usage when the panel keeps its own table: address,
+   * bytes by position; with `$1` (timestamptz, or null for all) it reads only what changed
+   * since, without it the whole table now and then (smtpd-policy/follower.ts).
+   */
+  reads?: { quotaUsage?: string };
 }
 
 export const keyColumn: Record<ChangeKind, string> = {
@@ -83,7 +92,11 @@ const nativeRouteQuery = `SELECT 'domain_transport:' || name AS key, transport A
   UNION ALL SELECT 'relay_domain:' || name, coalesce(transport, '') FROM mailmapd.relay_domains WHERE active
   UNION ALL SELECT 'relay_recipient:' || address, '' FROM mailmapd.relay_recipients
   UNION ALL SELECT 'sender_relayhost:' || sender, relayhost FROM mailmapd.sender_relayhosts WHERE active AND relayhost IS NOT NULL
-  UNION ALL SELECT 'sender_credentials:' || sender, credentials FROM mailmapd.sender_relayhosts WHERE active AND credentials IS NOT NULL`;
+  UNION ALL SELECT 'sender_credentials:' || sender, credentials FROM mailmapd.sender_relayhosts WHERE active AND credentials IS NOT NULL
+  UNION ALL SELECT 'send_as:' || address, mailbox FROM mailmapd.send_as WHERE active
+  UNION ALL SELECT direction || '_bcc:' || address, bcc FROM mailmapd.bcc WHERE active
+  UNION ALL SELECT 'send_limits:' || name, concat(mailbox_send_limit_hour, ',', mailbox_send_limit_day, ',', send_limit_day)
+    FROM mailmapd.domains WHERE num_nonnulls(mailbox_send_limit_hour, mailbox_send_limit_day, send_limit_day) > 0`;
 
 export const nativeProfile: Profile = {
   name: NATIVE,
@@ -93,7 +106,8 @@ export const nativeProfile: Profile = {
     // The active app passwords ride along with their mailbox: [name, hash, services] each.
     mailbox: `SELECT m.address, m.password, m.quota_bytes, m.active, m.disabled_services, m.maintenance,
                      (SELECT json_agg(json_build_array(a.name, a.password, a.services) ORDER BY a.id)
-                        FROM mailmapd.app_passwords a WHERE a.mailbox = m.address AND a.active) AS app_passwords
+                        FROM mailmapd.app_passwords a WHERE a.mailbox = m.address AND a.active) AS app_passwords,
+                     m.send_limit_hour, m.send_limit_day
                 FROM mailmapd.mailboxes m`,
     alias: 'SELECT address, destination, active FROM mailmapd.aliases',
     route: nativeRouteQuery,
@@ -110,3 +124,12 @@ export const sectionName: Record<ChangeKind, string> = {
   route: 'routes',
   master_user: 'master_users',
 };
+
+/**
+ * Whether the directory is read from mailmapd's own tables, whose change triggers come with
+ * `mailmapd migrate` (nothing for `triggers install` to do): `schema = native` as the config
+ * says it, or the profile that name selects. The one such test.
+ */
+export function isNative(schema: string | { name: string; watches?: readonly unknown[] }): boolean {
+  return typeof schema === 'string' ? schema === NATIVE : schema.name === NATIVE && schema.watches === undefined;
+}

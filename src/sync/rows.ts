@@ -3,6 +3,7 @@
 
 import { fold } from '../directory/address.js';
 import type { AppPassword } from '../directory/account.js';
+import { isListRoute } from '../directory/routes.js';
 import type { AliasDomainRecord, ChangeKind, Directory, DirectoryData, MailboxRecord, MasterUserRecord } from '../directory/directory.js';
 import { expiryOf, type TimedAliases } from './alias-expiry.js';
 
@@ -58,6 +59,13 @@ function appPasswordList(v: unknown): AppPassword[] {
   return out;
 }
 
+/** A sending limit column: a count ≥ 0, or null (NULL, absent, or not a count: the domain's). */
+function limitOrNull(v: unknown): number | null {
+  if (v === null || v === undefined || v === '') return null;
+  const n = Number(v);
+  return Number.isSafeInteger(n) && n >= 0 ? n : null;
+}
+
 export function mailboxRow(r: Row): [string, MailboxRecord] {
   const quota = Number(r[2] ?? 0);
   const record: MailboxRecord = {
@@ -71,6 +79,9 @@ export function mailboxRow(r: Row): [string, MailboxRecord] {
   if (truthy(r[5])) record.maintenance = true;
   const apps = appPasswordList(r[6]);
   if (apps.length > 0) record.appPasswords = apps;
+  const hour = limitOrNull(r[7]);
+  const day = limitOrNull(r[8]);
+  if (hour !== null || day !== null) record.sendLimits = { hour, day };
   return [fold(text(r[0])), record];
 }
 
@@ -152,10 +163,28 @@ export function aliasRowAdder(into: AliasSink, times?: AliasTimes): { add(r: Row
 /** Adds the rows of one kind in a full load to `data`; call finish() after the last. `times`: see aliasRowAdder. */
 export function rowAdder(data: DirectoryData, kind: ChangeKind, times?: AliasTimes): { add(r: Row): void; finish(): void } {
   if (kind === 'alias') return aliasRowAdder(data.aliases, times);
+  if (kind === 'route') return routeRowAdder(data);
   return { add: (r) => addRow(data, kind, r), finish() {} };
 }
 
-function addRow(data: DirectoryData, kind: Exclude<ChangeKind, 'alias'>, r: Row): void {
+/**
+ * Routing rows: one value per key, except the sources whose value is a list (send-as grants,
+ * one row per granted mailbox), whose rows are joined as alias rows are.
+ */
+function routeRowAdder(data: DirectoryData): { add(r: Row): void; finish(): void } {
+  const lists = aliasRowAdder(data.routes);
+  return {
+    add(r) {
+      const [k, v] = routeRow(r);
+      if (k === '') return;
+      if (isListRoute(k)) lists.add([k, v, true]);
+      else data.routes.set(k, v);
+    },
+    finish: () => lists.finish(),
+  };
+}
+
+function addRow(data: DirectoryData, kind: Exclude<ChangeKind, 'alias' | 'route'>, r: Row): void {
   switch (kind) {
     case 'domain': {
       const [k, v] = domainRow(r);
@@ -170,11 +199,6 @@ function addRow(data: DirectoryData, kind: Exclude<ChangeKind, 'alias'>, r: Row)
     case 'mailbox': {
       const [k, v] = mailboxRow(r);
       if (k !== '') data.mailboxes.set(k, v);
-      break;
-    }
-    case 'route': {
-      const [k, v] = routeRow(r);
-      if (k !== '') data.routes.set(k, v);
       break;
     }
     case 'master_user': {

@@ -21,6 +21,9 @@ import { sqlstate, sqlstateOf } from '../db/sqlstate.js';
 import { connectTarget, type Target } from '../db/target.js';
 import { createPrimaryLink } from './primary-link.js';
 import { errorMessage, type Logger } from '../log.js';
+import { createBackoff } from '../backoff.js';
+import { initialStatus, isInSync, type SyncStatus } from './status.js';
+import { deferred } from '../deferred.js';
 import { secondsSince, syncMetrics, type Metrics } from '../metrics.js';
 import {
   abortRead,
@@ -36,16 +39,15 @@ import {
   rereadKeys,
   standbyProbe,
   type ChangeRow,
-  type ChangeStamp,
   type OpenRead,
-  type PrimaryMark,
   type ReadHead,
 } from './changelog.js';
-import { advance, historyMismatch, horizon, prunedPast, readPosition, type Position } from './position.js';
+import { advance, readPosition, type Position } from './position.js';
+import { catchUpVerdict } from './verdict.js';
+import { createPrimaryProbe } from './probe.js';
 import { createAliasExpiry, systemClock, type Clock } from './alias-expiry.js';
-import type { Profile } from './profile.js';
+import { isNative, type Profile } from './profile.js';
 import { chooseLayout } from './profile-layout.js';
-import { isNative } from './profile-names.js';
 import { rowAdder, setEntry, type AliasTimes } from './rows.js';
 import { createPruner } from './pruner.js';
 
@@ -80,26 +82,7 @@ export interface SyncOptions {
   clock?: Clock;
 }
 
-export interface SyncStatus {
-  connected: boolean;
-  loaded: boolean;
-  /** Date.now() of the last successful catch-up, load or probe, 0 if never. */
-  lastSuccess: number;
-  lastError: string | undefined;
-  fullLoads: number;
-  catchups: number;
-  /** `host:port` the directory is read from, '' before the first connection. */
-  host: string;
-  standby: boolean;
-  /** Replica lag of the server read (0 on a primary). */
-  lagSeconds: number;
-  lagBytes: number;
-  /** Whether a connection to the primary (LISTEN, pruning) is up. */
-  primaryConnected: boolean;
-  /** The cluster and timeline the directory was last read on: a primary of the same
-   *  cluster on an older timeline is one a failover left behind (the write-back's test). */
-  history?: { system: string; timeline: number };
-}
+export type { SyncStatus } from './status.js';
 
 export interface Sync {
   start(): void;
@@ -133,19 +116,7 @@ export function createSync(opts: SyncOptions): Sync {
   const fetchSize = opts.fetchSize ?? 20000;
   const maxLagMs = opts.maxLagMs ?? 30_000;
   const queryTimeoutMs = opts.queryTimeoutMs ?? 15_000;
-  const status: SyncStatus = {
-    connected: false,
-    loaded: false,
-    lastSuccess: 0,
-    lastError: undefined,
-    fullLoads: 0,
-    catchups: 0,
-    host: '',
-    standby: false,
-    lagSeconds: 0,
-    lagBytes: 0,
-    primaryConnected: false,
-  };
+  const status = initialStatus();
   let position: Position | undefined = opts.resume ? readPosition(opts.resume.position) : undefined;
   if (opts.resume && !position) logger.warn('the saved sync position is unreadable; reloading in full');
   let stopped = false;
@@ -155,14 +126,13 @@ export function createSync(opts: SyncOptions): Sync {
   let rang = false;
   let waiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
   let loop: Promise<void> | undefined;
-  let resetBackoff = () => {};
+  // A session that caught up once is healthy: the next failure starts the backoff anew.
+  const backoff = createBackoff(opts.reconnectMaxDelayMs);
   // What the last catch-up saw, for deciding cheaply whether another one is needed.
-  let seenLastId: string | undefined;
-  let pendingXids: string[] = [];
+  const probe = createPrimaryProbe();
   let seenReplay: string | undefined;
   /** After the doorbell on a standby: the primary's WAL position the next read waits for, and until when. */
   let replayTarget: { lsn: bigint; until: number } | undefined;
-  let probeUnusable = false;
   const pruner = createPruner({ retentionMs: opts.retentionMs, pollIntervalMs: opts.pollIntervalMs, logger, sm });
   const prune = (c: pg.Client) => pruner.run(c, position?.xmin);
   let cancelSleep: (() => void) | undefined;
@@ -187,13 +157,7 @@ export function createSync(opts: SyncOptions): Sync {
         resolve();
       };
     });
-  let resolveFirst!: () => void;
-  let rejectFirst!: (e: Error) => void;
-  const first = new Promise<void>((res, rej) => {
-    resolveFirst = res;
-    rejectFirst = rej;
-  });
-  first.catch(() => {});
+  const first = deferred();
 
   const setConnected = (up: boolean) => {
     status.connected = up;
@@ -229,10 +193,6 @@ export function createSync(opts: SyncOptions): Sync {
     }
   };
 
-  function identity(head: ReadHead) {
-    return { system: head.system, timeline: head.timeline, server: status.host };
-  }
-
   async function fullLoad(c: pg.Client, reason: string): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       try {
@@ -260,13 +220,15 @@ export function createSync(opts: SyncOptions): Sync {
       await abortRead(c);
       throw err;
     }
-    if (!status.standby) notePending(head);
+    if (!status.standby) probe.noteRead(head.xip);
     directory.replaceAll(data);
     expiry.replaceAll(times?.timed ?? new Map());
     timedKnown = true;
     position = {
       v: 1,
-      ...identity(head),
+      system: head.system,
+      timeline: head.timeline,
+      server: status.host,
       xmin: head.xmin,
       xmax: head.xmax,
       seen: tail.seen,
@@ -293,15 +255,12 @@ export function createSync(opts: SyncOptions): Sync {
       mailboxes: counts.mailbox,
       aliases: counts.alias,
     });
-    resolveFirst();
+    first.resolve();
   }
 
   // The kinds whose change-log keys a join computes (a watch's key expression names another table).
   const joinedKindsOf = (p: Profile) => new Set((p.watches ?? []).filter((w) => /\{\{/.test(w.keyExpr)).map((w) => w.kind));
   let joinedKinds = joinedKindsOf(profile);
-
-  // Primary: what the sequence and the transaction counter said just before the last read.
-  let mark: PrimaryMark | undefined;
 
   /** Opens a read (with what `p` has not applied), noting first what the cheap probe (worthCatchingUp) will compare against. */
   async function openRead(c: pg.Client, p?: Position): Promise<OpenRead> {
@@ -321,53 +280,21 @@ export function createSync(opts: SyncOptions): Sync {
         await new Promise((res) => setTimeout(res, 1));
       }
     }
-    if (!probeUnusable) {
+    if (probe.usable) {
       try {
         const r = await beginReadMarked(c, p);
-        mark = r.mark;
+        probe.marked(r.mark);
         return r;
       } catch (err) {
         // A role without SELECT on the sequence: catch up on every poll instead. Only that
         // refusal: one on the change log itself would fail the plain read as well.
         if (sqlstateOf(err) !== sqlstate.insufficientPrivilege || !/changes_id_seq/.test(errorMessage(err))) throw err;
         await abortRead(c);
-        probeUnusable = true;
-        mark = undefined;
+        probe.giveUp();
         logger.warn('cannot read mailmapd.changes_id_seq; catching up on every poll', { error: errorMessage(err) });
       }
     }
     return beginRead(c, p);
-  }
-  function notePending(head: ReadHead): void {
-    if (!mark) return;
-    seenLastId = mark.lastId;
-    // Transactions open during the read that may own change rows numbered up to lastId:
-    // when one of them ends, its rows may have become visible.
-    const m = BigInt(mark.nextXid);
-    pendingXids = head.xip.filter((x) => BigInt(x) < m);
-  }
-
-  /** Why the position does not belong to this server's history, as far as the read's head tells, or undefined. */
-  function headMismatch(p: Position, head: ReadHead): string | undefined {
-    const why = historyMismatch(p, identity(head));
-    if (why) return why;
-    if (BigInt(head.xmax) < horizon(p)) return 'a transaction counter behind the position';
-    return undefined;
-  }
-
-  /** Why the newest change the position applied, as the server has it now, belongs to another history, or undefined. */
-  function lastAppliedMismatch(p: Position, head: ReadHead, s: ChangeStamp | undefined): string | undefined {
-    if (p.lastId === '0') return undefined;
-    if (s === undefined) return BigInt(p.lastXid) >= BigInt(head.prunedXid) ? 'a change the position applied is missing' : undefined;
-    if (s.xid !== p.lastXid || s.at !== p.lastAt) return 'a change the position applied was written by another transaction';
-    return undefined;
-  }
-
-  /** A change from a transaction that was already open at the previous read, on a kind whose keys a join computes. */
-  function lateJoin(p: Position, changes: ChangeRow[]): boolean {
-    if (joinedKinds.size === 0) return false;
-    const xmax = BigInt(p.xmax);
-    return changes.some((r) => joinedKinds.has(r.kind) && BigInt(r.xid) < xmax);
   }
 
   /** The current rows of every key the changes name, by kind, in the open read. */
@@ -427,31 +354,17 @@ export function createSync(opts: SyncOptions): Sync {
       const read = await openRead(c, p);
       head = read.head;
       const found = read.unapplied!;
-      const why = headMismatch(p, head) ?? lastAppliedMismatch(p, head, found.lastApplied);
-      if (why !== undefined) {
-        await abortRead(c);
-        logger.warn('the database is not the history the directory was read from; reloading in full', { why });
-        return fullLoad(c, 'history');
-      }
-      if (prunedPast(p, head.prunedXid)) {
-        await abortRead(c);
-        logger.warn('change log pruned past our position; reloading in full');
-        return fullLoad(c, 'behind');
-      }
       // A kind this daemon does not know was logged by a newer mailmapd's schema (hosts are
       // upgraded one at a time): it has nothing of that kind to update.
       changes = found.changes.filter((r) => known.has(r.kind));
       // All of them are read, the unknown kinds' too: the poll must not find them again.
       readXids = new Set(found.changes.map((r) => r.xid));
-      if (changes.some((r) => r.key === null)) {
+      const verdict = catchUpVerdict(p, { ...head, server: status.host, lastApplied: found.lastApplied }, changes, joinedKinds);
+      if (verdict !== undefined) {
         await abortRead(c);
-        return fullLoad(c, 'truncate');
-      }
-      // Keys computed through a join in a writer's snapshot that began before the
-      // previous read may miss a row another transaction changed meanwhile: re-read all.
-      if (lateJoin(p, changes)) {
-        await abortRead(c);
-        return fullLoad(c, 'late');
+        if (verdict.reload === 'history') logger.warn('the database is not the history the directory was read from; reloading in full', { why: verdict.why });
+        if (verdict.reload === 'behind') logger.warn('change log pruned past our position; reloading in full');
+        return fullLoad(c, verdict.reload);
       }
       reads = await rereadChanged(c, changes);
       if (!timedKnown) reads.push(...(await rereadTimedAliases(c)));
@@ -463,7 +376,7 @@ export function createSync(opts: SyncOptions): Sync {
       await abortRead(c);
       throw err;
     }
-    if (!status.standby) notePending(head);
+    if (!status.standby) probe.noteRead(head.xip);
     const entries = applyReads(reads);
     timedKnown = true;
     for (const r of changes) metrics.syncLag.observe(Math.max(0, r.age));
@@ -478,7 +391,7 @@ export function createSync(opts: SyncOptions): Sync {
       // Resumed from a saved position: the directory was loaded by whoever saved it.
       status.loaded = true;
       metrics.directoryLoaded.set(1);
-      resolveFirst();
+      first.resolve();
     }
     succeeded();
     applied();
@@ -508,14 +421,8 @@ export function createSync(opts: SyncOptions): Sync {
       setLag(s.lagSeconds, Math.max(0, Number(bytes)));
       return s.replayLsn !== seenReplay;
     }
-    if (probeUnusable || seenLastId === undefined || position === undefined) return true;
-    const pr = await primaryProbe(c, position);
-    // A committed row not applied yet: its transaction may have been invisible to the
-    // sequence and the snapshot list alike (it wrote before the last read).
-    if (pr.lastId !== seenLastId || pr.unapplied) return true;
-    // An open transaction of the last read ended: the position's xmin may move on.
-    const xmin = BigInt(pr.xmin);
-    return pendingXids.some((x) => BigInt(x) < xmin || !pr.xip.has(x));
+    if (!probe.ready || position === undefined) return true;
+    return probe.changed(await primaryProbe(c, position));
   }
 
   function ring(): void {
@@ -609,7 +516,7 @@ export function createSync(opts: SyncOptions): Sync {
           try {
             await catchUp(c);
             status.catchups++;
-            resetBackoff();
+            backoff.reset();
             for (const w of pending) w.resolve();
           } catch (err) {
             waiters.push(...pending);
@@ -645,11 +552,6 @@ export function createSync(opts: SyncOptions): Sync {
   }
 
   async function run(): Promise<void> {
-    let delay = 100;
-    // A session that caught up once is healthy: the next failure starts the backoff anew.
-    resetBackoff = () => {
-      delay = 100;
-    };
     while (!stopped) {
       try {
         await session();
@@ -662,13 +564,12 @@ export function createSync(opts: SyncOptions): Sync {
         }
         logger.warn('database sync interrupted; serving the last good copy', {
           error: status.lastError,
-          retry_ms: delay,
+          retry_ms: backoff.delay,
           loaded: status.loaded,
         });
       }
       if (stopped) break;
-      await sleep(delay + Math.floor(Math.random() * delay * 0.3));
-      delay = Math.min(delay * 2, opts.reconnectMaxDelayMs);
+      await sleep(backoff.next());
     }
   }
 
@@ -688,15 +589,11 @@ export function createSync(opts: SyncOptions): Sync {
       await Promise.race([loop, new Promise((res) => setTimeout(res, 3000).unref())]);
       for (const w of waiters) w.reject(new Error('sync stopped'));
       waiters = [];
-      if (!status.loaded) rejectFirst(new Error('sync stopped before the first load'));
+      if (!status.loaded) first.reject(new Error('sync stopped before the first load'));
     },
     status: () => ({ ...status }),
-    inSync() {
-      return (
-        status.loaded && status.connected && Date.now() - status.lastSuccess < Math.max(3 * opts.pollIntervalMs, 5000) && status.lagSeconds * 1000 <= maxLagMs
-      );
-    },
-    firstLoad: () => first,
+    inSync: () => isInSync(status, Date.now(), opts.pollIntervalMs, maxLagMs),
+    firstLoad: () => first.promise,
     kick() {
       return new Promise<void>((resolve, reject) => {
         waiters.push({ resolve, reject });

@@ -15,6 +15,18 @@ import type { WriteStatements } from './statements.js';
 import { secondsSince } from '../metrics.js';
 import type { WritebackMetrics } from '../metrics.js';
 
+/**
+ * Another kind of value written over the same connection, kept and batched by its owner
+ * (the policy service's send counts). flush() gives back what it could not write before it
+ * rejects.
+ */
+export interface WriteSource {
+  kind: string;
+  /** Something to write now (values, or work that is due). */
+  pending(): number;
+  flush(c: pg.Client): Promise<void>;
+}
+
 export interface WriterOptions {
   /** The primary; undefined: nothing is written (every value is dropped and counted). */
   url: string | undefined;
@@ -36,6 +48,8 @@ export interface WriterOptions {
   batchRows?: number;
   /** How often a standby is asked again whether it was promoted (default 30 s). */
   standbyRecheckMs?: number;
+  /** Other values written after the last logins and quota usages (settable later: addSource). */
+  sources?: WriteSource[];
   /**
    * The cluster and timeline the directory was last read on (the sync's), undefined until
    * known. Given, nothing is written before it is known, nor to a primary of that cluster
@@ -76,6 +90,8 @@ export interface Writer {
   pending(): number;
   /** Flushes once more (bounded by `graceMs`) and closes the connection. */
   stop(graceMs?: number): Promise<void>;
+  /** Writes another source's values too, from the next flush on. */
+  addSource(source: WriteSource): void;
 }
 
 /** A client address PostgreSQL's inet takes, or null (a unix socket's "", a name). */
@@ -118,8 +134,11 @@ export function createWriter(opts: WriterOptions): Writer {
   let failures = 0;
   let retryAt = 0;
   let standby = false;
+  const sources: WriteSource[] = [...(opts.sources ?? [])];
+  const failingSources = new Set<string>();
 
   const pendingCount = () => logins.size + usages.size;
+  const sourcesDue = () => sources.some((s) => s.pending() > 0);
   const updateGauge = () => metrics.pending.set(pendingCount());
 
   const timer = setInterval(() => void (standby ? connect() : flush()), opts.flushIntervalMs);
@@ -277,8 +296,39 @@ export function createWriter(opts: WriterOptions): Writer {
     metrics.batchSeconds.observe(secondsSince(started));
   }
 
+  /** A failed write: a connection error keeps the values for later and drops the connection. */
+  async function writeFailed(c: pg.Client, err: unknown): Promise<void> {
+    if (client === c) client = undefined;
+    metrics.connected.set(0);
+    failures++;
+    retryAt = Date.now() + Math.min(opts.reconnectMaxDelayMs, 100 * 2 ** Math.min(failures, 10));
+    logger.warn('write-back failed; holding values', { error: errorMessage(err), pending: pendingCount() });
+    await c.end().catch(() => {});
+  }
+
+  async function flushSources(c: pg.Client): Promise<void> {
+    for (const s of sources) {
+      if (s.pending() === 0) continue;
+      try {
+        await s.flush(c);
+        metrics.written.inc({ kind: s.kind });
+        failingSources.delete(s.kind);
+      } catch (err) {
+        const code = sqlstateOf(err);
+        if (code !== undefined && !isConnectionLoss(code) && client === c) {
+          // Said once until it works again (a table not migrated yet fails every time).
+          if (!failingSources.has(s.kind)) logger.error('write-back statement failed', { kind: s.kind, error: errorMessage(err) });
+          failingSources.add(s.kind);
+          continue;
+        }
+        await writeFailed(c, err);
+        return;
+      }
+    }
+  }
+
   async function flushOnce(): Promise<void> {
-    if (pendingCount() === 0) return;
+    if (pendingCount() === 0 && !sourcesDue()) return;
     if (client && superseded()) {
       logger.warn('write-back: the directory is now read on a newer timeline; reconnecting to the current primary', {});
       const old = client;
@@ -288,6 +338,10 @@ export function createWriter(opts: WriterOptions): Writer {
     }
     const c = await connect();
     if (!c) return;
+    if (pendingCount() === 0) {
+      await flushSources(c);
+      return;
+    }
     const takenLogins = [...logins];
     const takenUsages = [...usages];
     logins = new Map();
@@ -314,15 +368,11 @@ export function createWriter(opts: WriterOptions): Writer {
           if (k === 'last_login') restore(logins, k, r as [string, Login][]);
           else restore(usages, k, r as [string, Usage][]);
         }
-        if (client === c) client = undefined;
-        metrics.connected.set(0);
-        failures++;
-        retryAt = Date.now() + Math.min(opts.reconnectMaxDelayMs, 100 * 2 ** Math.min(failures, 10));
-        logger.warn('write-back failed; holding values', { error: errorMessage(err), pending: pendingCount() });
-        await c.end().catch(() => {});
+        await writeFailed(c, err);
         return;
       }
     }
+    await flushSources(c);
   }
 
   function flush(): Promise<void> {
@@ -361,6 +411,7 @@ export function createWriter(opts: WriterOptions): Writer {
     },
     flush,
     pending: pendingCount,
+    addSource: (source) => void sources.push(source),
     async stop(graceMs = 5000) {
       clearInterval(timer);
       clearInterval(sweep);

@@ -46,6 +46,8 @@ export interface Rows {
   relayRecipients: string[];
   senderRelayhosts: { sender: string; relayhost: string | null; credentials: string | null; active: boolean }[];
   appPasswords: AppPasswordRow[];
+  sendAs: { mailbox: string; address: string; active: boolean }[];
+  bcc: { address: string; direction: 'sender' | 'recipient'; bcc: string; active: boolean }[];
 }
 
 /** A stored password and the cleartext it accepts (undefined: none does). */
@@ -151,6 +153,27 @@ function edgeRows(credential: (i: number) => Credential): Rows {
       { sender: 'dave@example.net', relayhost: null, credentials: 'dave:pw', active: true },
       { sender: 'old@example.org', relayhost: '[old.example.net]', credentials: 'old:pw', active: false },
       { sender: 'sales@example.org', relayhost: '[sales.example.net]', credentials: null, active: true },
+    ],
+    sendAs: [
+      { mailbox: 'alice@example.org', address: 'ceo@example.org', active: true },
+      { mailbox: 'alice@example.org', address: '@example.net', active: true }, // covers alias2.test too
+      { mailbox: 'dave@example.net', address: '@alias.test', active: true }, // not example.org
+      { mailbox: 'dave@example.net', address: 'ceo@example.org', active: false },
+      { mailbox: 'dave@example.net', address: 'sales+eu@example.org', active: true },
+      { mailbox: 'bob@example.org', address: 'ceo@example.org', active: true }, // an inactive mailbox
+      { mailbox: 'carol@off.test', address: 'ceo@example.org', active: true }, // in an inactive domain
+      { mailbox: 'alice@example.org', address: 'me@outside.test', active: true }, // a domain the directory does not know
+      { mailbox: 'alice@example.org', address: 'old@off.test', active: true }, // an inactive domain
+      { mailbox: 'alice@example.org', address: 'x@offalias.test', active: true }, // an inactive alias domain
+      { mailbox: 'x@example.org', address: 'info@example.org', active: true },
+    ],
+    bcc: [
+      { address: 'alice@example.org', direction: 'sender', bcc: 'alice-sent@example.net', active: true },
+      { address: '@example.org', direction: 'sender', bcc: 'all-sent@example.net', active: true },
+      { address: 'alice@example.org', direction: 'recipient', bcc: 'alice-in@example.net', active: true },
+      { address: 'x+y@example.net', direction: 'recipient', bcc: 'xy@example.net', active: true },
+      { address: '@off.test', direction: 'recipient', bcc: 'off@example.net', active: true },
+      { address: 'old@example.org', direction: 'sender', bcc: 'old@example.net', active: false },
     ],
     appPasswords: [
       app('alice@example.org', 'phone'),
@@ -286,6 +309,9 @@ export async function insertRows(sql: pg.Client, rows: Rows): Promise<void> {
       s.credentials,
       s.active,
     ]);
+  for (const g of rows.sendAs) await sql.query('INSERT INTO mailmapd.send_as (mailbox, address, active) VALUES ($1, $2, $3)', [g.mailbox, g.address, g.active]);
+  for (const b of rows.bcc)
+    await sql.query('INSERT INTO mailmapd.bcc (address, direction, bcc, active) VALUES ($1, $2, $3, $4)', [b.address, b.direction, b.bcc, b.active]);
   await sql.query('COMMIT');
 }
 
@@ -329,6 +355,8 @@ export function keysFor(rows: Rows): string[] {
     ...rows.aliases.flatMap((a) => [a.address, a.destination]),
     ...rows.relayRecipients,
     ...rows.senderRelayhosts.map((s) => s.sender),
+    ...rows.sendAs.map((g) => g.address),
+    ...rows.bcc.map((b) => b.address),
   ]);
   for (const a of addresses) {
     const at = a.lastIndexOf('@');

@@ -6,7 +6,8 @@
 
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLineSplitter, decodeBase64, parseClientLine, tabEscape, tabUnescape } from '../../src/authclient/codec.js';
+import { decodeBase64, parseClientLine } from '../../src/authclient/codec.js';
+import { createLineSplitter, tabEscape, tabUnescape } from '../../src/net/tab-line.js';
 import { closePool, lineClient, plain, startDoors, type Doors } from '../helpers/logins.js';
 
 afterAll(closePool);

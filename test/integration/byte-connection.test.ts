@@ -1,7 +1,7 @@
-// The socket path under the socketmap server, in both of its forms: straight on Node's
-// stream handle (the fast path this Node must take) and through the public stream API
-// (what a Node without those internals gets). Real sockets, TCP and UNIX, through the
-// daemon's listener: pieces and pipelining, replies that do not fit the kernel buffer
+// The socket path under every door (the connection layer on the byte transport), in both
+// of its forms: straight on Node's stream handle (the fast path this Node must take) and
+// through the public stream API (what a Node without those internals gets). Real sockets,
+// TCP and UNIX, through the daemon's listener: pieces and pipelining, replies that do not fit the kernel buffer
 // while the client is not reading (reading pauses, nothing is lost or reordered), a
 // half-closed client still gets its replies, and the idle timeout closes quiet
 // connections but not busy ones.
@@ -13,8 +13,10 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseListenAddress } from '../../src/net/listen-address.js';
 import { createLogger } from '../../src/log.js';
-import { byteConnectionMode, openByteConnection } from '../../src/net/byte-connection.js';
+import { byteConnectionMode } from '../../src/net/byte-connection.js';
+import { doorHandler, type Decoder } from '../../src/net/connection.js';
 import { listen, type Listener } from '../../src/net/listener.js';
+import { createMetrics } from '../../src/metrics.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'mailmapd-bytes-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -26,28 +28,40 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 async function lineServer(mode: 'handle' | 'stream', where: 'inet' | 'unix', idleTimeoutMs = 60_000) {
   const stats = { reads: 0, requests: 0 };
   const text = where === 'inet' ? 'inet:127.0.0.1:0' : `unix:${join(dir, `${mode}-${Math.random().toString(36).slice(2)}.sock`)}`;
+  /** "N\n" lines; counts the reads it is handed. */
+  const numbers = (): Decoder<number> => {
+    let line = '';
+    return {
+      push(buf, end, take) {
+        stats.reads++;
+        line += buf.toString('latin1', 0, end);
+        for (let nl = line.indexOf('\n'); nl >= 0; nl = line.indexOf('\n')) {
+          take(Number(line.slice(0, nl)));
+          line = line.slice(nl + 1);
+        }
+        return undefined;
+      },
+      get idle() {
+        return line === '';
+      },
+    };
+  };
   const listener: Listener = await listen(
     parseListenAddress(text),
     'test',
-    (socket) => {
-      let line = '';
-      const conn = openByteConnection(
-        socket,
-        (buf, end) => {
-          stats.reads++;
-          line += buf.toString('latin1', 0, end);
-          let out = '';
-          for (let nl = line.indexOf('\n'); nl >= 0; nl = line.indexOf('\n')) {
-            stats.requests++;
-            out += 'x'.repeat(Number(line.slice(0, nl))) + '\n';
-            line = line.slice(nl + 1);
-          }
-          if (out !== '') conn.write(out);
+    doorHandler<number>({
+      name: 'test',
+      logger: createLogger('error'),
+      metrics: createMetrics(false),
+      mode,
+      open: (conn) => ({
+        decoder: numbers(),
+        handle(n) {
+          stats.requests++;
+          conn.send('x'.repeat(n) + '\n');
         },
-        mode,
-      );
-      return { shutdown: () => conn.end(), lastActive: () => conn.lastActive };
-    },
+      }),
+    }),
     { maxConnections: 10, idleTimeoutMs },
     { mode: 0o600, group: '' },
     createLogger('error'),

@@ -68,6 +68,9 @@ const pw = {
   bob: 'bob pass wörd',
 };
 
+/** Alice's new Modoboa 2.x password, as Modoboa hashes it. */
+const modoboaNewHash = dovecotHash('SHA512-CRYPT', pw.aliceNew, false, ['-r', '70000']);
+
 const cases: PanelCase[] = [
   {
     schema: 'postfixadmin',
@@ -231,14 +234,22 @@ const cases: PanelCase[] = [
       expect(dir.user('admin')).toEqual({ status: 'unknown' });
       // A send-only mailbox: no IMAP, no POP3, no delivery (Modoboa's Dovecot queries).
       expect(dir.mailbox('sender@example.org')).toBeUndefined();
+      // message_limit: the mailbox's own limit a day, and the domain's total (the policy service's).
+      expect(dir.user('alice@example.org')).toMatchObject({ sendLimits: { hour: null, day: 20 } });
+      expect(dir.domainSendLimits('example.org')).toEqual({ mailboxHour: null, mailboxDay: null, totalDay: 500 });
       expect(await loginOk(dir, 'alice@example.org', pw.alice)).toBe(true);
       expect(await loginOk(dir, 'bob@example.org', pw.bob)).toBe(true);
     },
     writes: [
       {
         what: 'password change (core_user, keyed through the mailbox join)',
-        sql: `UPDATE core_user SET password = ${sq(dovecotHash('SHA512-CRYPT', pw.aliceNew))} WHERE email = 'alice@example.org'`,
-        probe: async (d) => (await loginOk(d, 'alice@example.org', pw.aliceNew)) && !(await loginOk(d, 'alice@example.org', pw.alice)),
+        sql: `UPDATE core_user SET password = ${sq(modoboaNewHash)} WHERE email = 'alice@example.org'`,
+        // The stored hash, then one verification: the old one's 70,000 rounds would make
+        // every poll of the probe slow on a busy machine.
+        probe: async (d) => {
+          const u = d.user('alice@example.org');
+          return u.status === 'ok' && u.password === modoboaNewHash && (await loginOk(d, 'alice@example.org', pw.aliceNew));
+        },
       },
       {
         what: 'account deactivation (the user and its self alias, as Modoboa saves them)',
@@ -255,6 +266,11 @@ const cases: PanelCase[] = [
         what: 'a pending mailbox operation (sql-maintain.cf: 450)',
         sql: modoboa2.operation(2, 'rename'),
         probe: (d) => d.mailbox('alice@example.org') === MAINTENANCE_ANSWER,
+      },
+      {
+        what: "the domain's message_limit (the policy service's domain total)",
+        sql: `UPDATE admin_domain SET message_limit = 600 WHERE id = 1`,
+        probe: (d) => d.domainSendLimits('example.org').totalDay === 600,
       },
       {
         what: 'domain rename (every mailbox key changes through the join)',
@@ -386,22 +402,13 @@ const cases: PanelCase[] = [
   {
     schema: 'django',
     tables: ['mail_domain', 'mail_emailaccount'],
-    ddl: `
-      CREATE TABLE mail_domain (
-        id bigserial PRIMARY KEY, name varchar(255) NOT NULL UNIQUE, enabled boolean NOT NULL DEFAULT true,
-        created_at timestamptz NOT NULL DEFAULT '2000-01-01');
-      CREATE TABLE mail_emailaccount (
-        id bigserial PRIMARY KEY, email varchar(254) NOT NULL UNIQUE, password_hash varchar(255),
-        is_active boolean NOT NULL DEFAULT true,
-        domain_id bigint NOT NULL REFERENCES mail_domain(id) DEFERRABLE INITIALLY DEFERRED, user_id integer,
-        created_at timestamptz NOT NULL DEFAULT '2000-01-01');
-    `,
+    ddl: panelDdl('fayvad'),
     seed: () => `
-      INSERT INTO mail_domain (id, name) VALUES (1, 'fayvad.test');
-      INSERT INTO mail_emailaccount (email, password_hash, domain_id) VALUES
-        ('d.kuria@fayvad.test', ${sq(dovecotHash('SHA512-CRYPT', pw.alice, true))}, 1),
-        ('bob@fayvad.test', ${sq(dovecotHash('SHA512-CRYPT', pw.bob, true))}, 1),
-        ('nohash@fayvad.test', NULL, 1);
+      INSERT INTO mail_domain (id, name, enabled, created_at) VALUES (1, 'fayvad.test', true, now());
+      INSERT INTO mail_emailaccount (email, password_hash, is_active, domain_id, created_at) VALUES
+        ('d.kuria@fayvad.test', ${sq(dovecotHash('SHA512-CRYPT', pw.alice, true))}, true, 1, now()),
+        ('bob@fayvad.test', ${sq(dovecotHash('SHA512-CRYPT', pw.bob, true))}, true, 1, now()),
+        ('nohash@fayvad.test', NULL, true, 1, now());
     `,
     async answers(dir) {
       expect(dir.domain('fayvad.test')).toBe('fayvad.test');
@@ -424,7 +431,7 @@ const cases: PanelCase[] = [
       },
       {
         what: 'new account (the seed has no alias table)',
-        sql: `INSERT INTO mail_emailaccount (email, password_hash, domain_id) VALUES ('new@fayvad.test', ${sq(dovecotHash('SHA512-CRYPT', pw.bob, true))}, 1)`,
+        sql: `INSERT INTO mail_emailaccount (email, password_hash, is_active, domain_id, created_at) VALUES ('new@fayvad.test', ${sq(dovecotHash('SHA512-CRYPT', pw.bob, true))}, true, 1, now())`,
         probe: async (d) => d.mailbox('new@fayvad.test') === 'fayvad.test/new/' && (await loginOk(d, 'new@fayvad.test', pw.bob)),
       },
       {
@@ -437,20 +444,7 @@ const cases: PanelCase[] = [
   {
     schema: 'laravel',
     tables: ['domains', 'email_accounts', 'aliases'],
-    ddl: `
-      CREATE TABLE domains (
-        id bigserial PRIMARY KEY, domain varchar(255) NOT NULL UNIQUE, active boolean NOT NULL DEFAULT true,
-        description text, dkim_selector varchar(255), dkim_private_key text, dkim_public_key text,
-        created_at timestamp(0), updated_at timestamp(0));
-      CREATE TABLE email_accounts (
-        id bigserial PRIMARY KEY, domain_id bigint REFERENCES domains(id) ON DELETE CASCADE,
-        email varchar(255) NOT NULL UNIQUE, username varchar(255) NOT NULL, password varchar(255) NOT NULL,
-        quota bigint NOT NULL DEFAULT 0, active boolean NOT NULL DEFAULT true,
-        created_at timestamp(0), updated_at timestamp(0));
-      CREATE TABLE aliases (
-        id bigserial PRIMARY KEY, source varchar(255) NOT NULL, destination varchar(255) NOT NULL,
-        active boolean NOT NULL DEFAULT true, created_at timestamp(0), updated_at timestamp(0));
-    `,
+    ddl: panelDdl('laravel'),
     seed: () => `
       INSERT INTO domains (id, domain, created_at, updated_at) VALUES (1, 'example.org', '2024-01-01', '2024-01-01');
       INSERT INTO email_accounts (domain_id, email, username, password, quota) VALUES

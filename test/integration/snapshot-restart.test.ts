@@ -83,10 +83,10 @@ describe('restart without the database', () => {
     cluster.stop();
 
     daemon = await start({ waitReady: false });
-    // The first request after the listener is up is answered from the snapshot.
-    const up = Date.now();
+    // The first request after the listener is up is answered from the snapshot: an answer,
+    // not TEMP, while the database is still down (its readiness below says so too); no
+    // wall-clock bound, the order is what counts.
     expect(postmap(daemon.ports.socketmap, 'mailboxes', 'alice@example.org')).toMatchObject({ code: 0, out: 'example.org/alice/' });
-    expect(Date.now() - up).toBeLessThan(1000);
     expect(postmap(daemon.ports.socketmap, 'aliases', 'info@example.org').out).toBe('alice@example.org');
     expect(postmap(daemon.ports.socketmap, 'mailboxes', 'bob@example.org').code).toBe(1);
     expect(await smtpAuth(daemon.ports.auth, 'alice@example.org', 'alice-old')).toBe('OK');

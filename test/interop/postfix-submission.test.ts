@@ -38,9 +38,10 @@ describe('postfix-config submission block', () => {
     expect(param('smtpd_tls_security_level')).toBe('encrypt');
     expect(param('smtpd_tls_auth_only')).toBe('yes');
     expect(param('smtpd_sasl_auth_enable')).toBe('yes');
-    expect(param('smtpd_sender_restrictions')).toBe('reject_sender_login_mismatch');
+    expect(param('smtpd_sender_restrictions')).toBe('reject_authenticated_sender_login_mismatch');
+    expect(param('smtpd_sender_login_maps')).toBe('proxy:socketmap:unix:/run/mailmapd/socketmap:senders');
     expect(param('smtpd_relay_restrictions')).toBe('permit_sasl_authenticated,reject');
-    // The map reject_sender_login_mismatch consults is mailmapd's senders map, in main.cf.
+    // The same map in main.cf, where proxymap's default proxy_read_maps finds it.
     expect(execFileSync('postconf', ['-c', dir, '-h', 'smtpd_sender_login_maps'], { encoding: 'utf8' }).trim()).toBe(
       'proxy:socketmap:unix:/run/mailmapd/socketmap:senders',
     );

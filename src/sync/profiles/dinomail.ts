@@ -1,6 +1,7 @@
-// DinoMail (nanoy42/dinomail, Django): dinomail_virtualdomain (name),
-// dinomail_virtualuser (email, password, quota in bytes, nullable), dinomail_virtualalias
-// (source, destination). Passwords carry their Dovecot scheme (`{SSHA512}…` by default,
+// DinoMail (github.com/nanoy42/dinomail, Django; followed: its src/core/models.py and the
+// seed's "Linking DinoMail to postfix and dovecot", whose pgsql queries read these tables):
+// dinomail_virtualdomain (name), dinomail_virtualuser (email, password, quota in bytes —
+// "The quota is stored in bytes", nullable), dinomail_virtualalias (source, destination). Passwords carry their Dovecot scheme (`{SSHA512}…` by default,
 // DINOMAIL_PASSWORD_SCHEME chooses another). DinoMail has no active flags and no alias
 // domains: every row is active, and the alias-domain query is empty.
 
@@ -22,4 +23,9 @@ export const dinomailProfile: Profile = {
     { table: 'dinomail_virtualuser', kind: 'mailbox', keyExpr: 'lower(r.email)' },
     { table: 'dinomail_virtualalias', kind: 'alias', keyExpr: 'lower(r.source)' },
   ],
+  expects: {
+    dinomail_virtualdomain: { name: 'text' },
+    dinomail_virtualuser: { email: 'text', password: 'text', quota: 'integer' },
+    dinomail_virtualalias: { source: 'text', destination: 'text' },
+  },
 };

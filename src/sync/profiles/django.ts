@@ -1,4 +1,6 @@
-// A Django mail app (the "Postfix/Dovecot Django Integration" layout): mail_domain (name,
+// The fayvad Django mail app (seed 000, "Postfix/Dovecot Django Integration"; followed: that
+// document and the app's mail/models.py as it describes it — migration
+// 0007_add_password_hash; the files themselves were not found among public sources): mail_domain (name,
 // enabled) and mail_emailaccount (email, password_hash as SHA512-CRYPT — a bare `$6$`
 // string or `{SHA512-CRYPT}…` — and is_active). Names such an app leaves to
 // Django's defaults: mail_domain.name, mail_emailaccount.email. It has no quota column
@@ -22,4 +24,8 @@ export const djangoProfile: Profile = {
     { table: 'mail_domain', kind: 'domain', keyExpr: 'lower(r.name)' },
     { table: 'mail_emailaccount', kind: 'mailbox', keyExpr: 'lower(r.email)' },
   ],
+  expects: {
+    mail_domain: { name: 'text', enabled: 'boolean' },
+    mail_emailaccount: { email: 'text', password_hash: 'text', is_active: 'boolean' },
+  },
 };

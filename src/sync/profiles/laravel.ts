@@ -25,4 +25,9 @@ export const laravelProfile: Profile = {
     { table: 'email_accounts', kind: 'mailbox', keyExpr: 'lower(r.email)' },
     { table: 'aliases', kind: 'alias', keyExpr: 'lower(r.source)' },
   ],
+  expects: {
+    domains: { domain: 'text', active: 'boolean' },
+    email_accounts: { email: 'text', password: 'text', quota: 'integer', active: 'boolean' },
+    aliases: { source: 'text', destination: 'text', active: 'boolean' },
+  },
 };

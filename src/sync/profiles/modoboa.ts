@@ -20,7 +20,8 @@
 //   Modoboa makes are rows like any other: `alice@d → alice@d` per mailbox (enabled with
 //   its user) and `@alias.d → @d` per domain alias.
 // - message_limit (messages a day, Modoboa's policyd) is passed as send_limit_day of the
-//   mailbox and of the domain (the domain's total) for the policy service.
+//   mailbox and, as the routing entry `send_limits:<domain>`, the domain's total for the
+//   policy service.
 //
 // Modoboa 1.0 (followed: 1.0.1, the release of the seed's document — doc/integration/
 // imap_and_smtp.rst as of 2013-09-23 — its modoboa/admin/models.py, migration 0036's frozen
@@ -114,7 +115,10 @@ export const modoboa2Profile: Profile = {
               FROM admin_domain d WHERE d.type = 'relaydomain' AND d.enabled
             UNION ALL
             SELECT 'domain_transport:' || lower(d.name), ${transportOf('d.name')}
-              FROM admin_domain d WHERE d.type = 'domain' AND d.enabled AND ${transportOf('d.name')} IS NOT NULL`,
+              FROM admin_domain d WHERE d.type = 'domain' AND d.enabled AND ${transportOf('d.name')} IS NOT NULL
+            UNION ALL
+            SELECT 'send_limits:' || lower(d.name), ',,' || d.message_limit
+              FROM admin_domain d WHERE d.type = 'domain' AND d.message_limit IS NOT NULL`,
     master_user: emptyQuery('master_user'),
   },
   watches: [
@@ -126,7 +130,11 @@ export const modoboa2Profile: Profile = {
       kind: 'alias',
       keyExpr: 'lower((SELECT al.address FROM {{admin_alias}} al WHERE al.id = r.alias_id))',
     },
-    { table: 'admin_domain', kind: 'route', keyExpr: `unnest(ARRAY['relay_domain:' || lower(r.name), 'domain_transport:' || lower(r.name)])` },
+    {
+      table: 'admin_domain',
+      kind: 'route',
+      keyExpr: `unnest(ARRAY['relay_domain:' || lower(r.name), 'domain_transport:' || lower(r.name), 'send_limits:' || lower(r.name)])`,
+    },
     {
       table: 'transport_transport',
       kind: 'route',

@@ -42,6 +42,12 @@ export const postfixadminProfile: Profile = {
     { table: 'mailbox', kind: 'mailbox', keyExpr: 'lower(r.username)' },
     { table: 'alias', kind: 'alias', keyExpr: 'lower(r.address)' },
   ],
+  expects: {
+    domain: { domain: 'text', active: 'boolean', backupmx: 'boolean', transport: 'text' },
+    alias_domain: { alias_domain: 'text', target_domain: 'text', active: 'boolean' },
+    mailbox: { username: 'text', password: 'text', quota: 'integer', active: 'boolean' },
+    alias: { address: 'text', goto: 'text', active: 'boolean' },
+  },
   // quota2 is what PostfixAdmin's mailbox list shows as usage (Dovecot's quota-clone or
   // dict quota fill it elsewhere). It has no place for a last login: those go to the native table.
   writes: {
@@ -49,4 +55,7 @@ export const postfixadminProfile: Profile = {
       SELECT a, coalesce(b, 0), coalesce(m, 0) FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::timestamptz[]) AS u(a, b, m, at)
       ON CONFLICT (username) DO UPDATE SET bytes = excluded.bytes, messages = excluded.messages`,
   },
+  // The same table for the policy service's quota at RCPT; it has no change time, so it is
+  // read whole now and then.
+  reads: { quotaUsage: 'SELECT lower(username) AS address, bytes FROM quota2' },
 };

@@ -1,0 +1,64 @@
+// The send counts' part of the write-back: on the writer's connection to the primary, in
+// batches, never on a request's path. Each batch adds this daemon's counts per minute to
+// send_counts and takes back each minute's total over every host; then send_usage, the
+// panels' "sent in the last hour / day", is brought up to date for the addresses written.
+// Once a minute every address's send_usage is refreshed (the windows slide without
+// sending) and minutes older than a day are deleted.
+
+import type pg from 'pg';
+import { isConnectionLoss, sqlstateOf } from '../db/sqlstate.js';
+import type { WriteSource } from '../writeback/writer.js';
+import { DAY_MINUTES, minuteOf, type CountRow, type SendCounts } from './send-counts.js';
+import { sendCountsPrune, sendCountsWrite, sendUsageIdle, sendUsageWrite } from './statements.js';
+
+const BATCH_ROWS = 5000;
+const REFRESH_MS = 60_000;
+
+/** A lost connection or a server going away (or no SQL error at all): worth a retry. */
+const retryable = (err: unknown): boolean => {
+  const code = sqlstateOf(err);
+  return code === undefined || isConnectionLoss(code);
+};
+
+export function createCountWriter(counts: SendCounts, now: () => number = Date.now): WriteSource {
+  let refreshedAt = now();
+
+  async function writeBatch(c: pg.Client, rows: CountRow[], minute: number): Promise<void> {
+    let r: pg.QueryResult<{ address: string; minute: string; count: number }>;
+    try {
+      r = await c.query(sendCountsWrite, [rows.map((x) => x.address), rows.map((x) => x.minute), rows.map((x) => x.count)]);
+    } catch (err) {
+      counts.failed(rows, retryable(err));
+      throw err;
+    }
+    counts.written(
+      rows,
+      r.rows.map((x) => ({ address: x.address, minute: Number(x.minute), count: Number(x.count) })),
+    );
+    await c.query(sendUsageWrite, [[...new Set(rows.map((x) => x.address))], minute]);
+  }
+
+  return {
+    kind: 'send_counts',
+    pending: () => counts.pending() + (now() - refreshedAt >= REFRESH_MS ? 1 : 0),
+    async flush(c) {
+      const minute = minuteOf(now());
+      const rows = counts.take();
+      for (let i = 0; i < rows.length; i += BATCH_ROWS) {
+        try {
+          await writeBatch(c, rows.slice(i, i + BATCH_ROWS), minute);
+        } catch (err) {
+          // What this batch held is back in the counts; so must the batches after it be.
+          counts.failed(rows.slice(i + BATCH_ROWS), true);
+          throw err;
+        }
+      }
+      if (now() - refreshedAt >= REFRESH_MS) {
+        refreshedAt = now();
+        await c.query(sendCountsPrune, [minute - DAY_MINUTES]);
+        await c.query(sendUsageWrite, [null, minute]);
+        await c.query(sendUsageIdle);
+      }
+    },
+  };
+}

@@ -1,0 +1,144 @@
+// Follows what other hosts write: quota usage (from Dovecot, through any host's dict
+// socket) and send counts (every host's write-back). Polls the directory's own database —
+// a standby serves this as well as the primary — every sync_poll_interval, reading only
+// the rows changed since its last read (looking back a little past it, see statements.ts),
+// so a change reaches this host's answers within about one interval, without touching the
+// directory. A full read at the start and after every reconnect.
+
+import type pg from 'pg';
+import { connectTarget } from '../db/target.js';
+import { destroyClient } from '../db/client.js';
+import { isConnectionLoss, sqlstateOf } from '../db/sqlstate.js';
+import { errorMessage, type Logger } from '../log.js';
+import { DAY_MINUTES, minuteOf, type SendCounts } from './send-counts.js';
+import { LONG_EVERY, LONG_OVERLAP_S, SHORT_OVERLAP_S, sendCountsRead } from './statements.js';
+
+export interface QuotaUsageRead {
+  /** address, bytes; `$1` (timestamptz or null) when it can read only what changed. */
+  sql: string;
+  /** Without `$1` the whole table is read, then only every this many polls. */
+  fullEvery: number;
+}
+
+export interface FollowerOptions {
+  url: string;
+  intervalMs: number;
+  reconnectMaxDelayMs: number;
+  usage: Map<string, number>;
+  counts: SendCounts;
+  quotaUsage: QuotaUsageRead;
+  logger: Logger;
+  onRead?: () => void;
+  now?: () => number;
+}
+
+export interface Follower {
+  /** One poll now (tests; the timer calls it too). */
+  poll(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+// Long because it is one closure over the connection and the read marks; poll's steps
+// (connect, read usage, read counts) are short.
+export function createFollower(opts: FollowerOptions): Follower {
+  const { logger } = opts;
+  const now = opts.now ?? Date.now;
+  let client: pg.Client | undefined;
+  let polling: Promise<void> | undefined;
+  /** The database's clock at the start of the last complete read; undefined: read everything. */
+  let mark: Date | undefined;
+  let polls = 0;
+  let failures = 0;
+  let retryAt = 0;
+  let stopped = false;
+  const incremental = opts.quotaUsage.sql.includes('$1');
+  /** Reads whose statement failed (a table not there yet): said once, retried every poll. */
+  const failing = new Set<string>();
+
+  /** One of the reads: its statement failing (not the connection) leaves the other alone. */
+  async function tolerant(what: string, read: () => Promise<void>): Promise<void> {
+    try {
+      await read();
+      if (failing.delete(what)) logger.info(`policy: reading ${what} again`, {});
+    } catch (err) {
+      const code = sqlstateOf(err);
+      if (code === undefined || isConnectionLoss(code)) throw err;
+      if (!failing.has(what)) logger.warn(`policy: cannot read ${what}; answering without it`, { error: errorMessage(err) });
+      failing.add(what);
+    }
+  }
+
+  async function connect(): Promise<pg.Client> {
+    if (client) return client;
+    const c = (await connectTarget(opts.url, { applicationName: 'mailmapd-policy', connectTimeoutMs: 5000, queryTimeoutMs: 30_000 })).client;
+    c.on('error', () => {
+      if (client === c) client = undefined;
+    });
+    client = c;
+    mark = undefined;
+    return c;
+  }
+
+  async function readOnce(): Promise<void> {
+    const c = await connect();
+    const since = mark === undefined ? null : new Date(mark.getTime() - 1000 * (polls % LONG_EVERY === 0 ? LONG_OVERLAP_S : SHORT_OVERLAP_S));
+    const t = await c.query<{ t: Date }>('SELECT now() AS t');
+    const started = t.rows[0]!.t;
+    if (incremental || since === null || polls % opts.quotaUsage.fullEvery === 0) {
+      await tolerant('quota usage', async () => {
+        // By position: a profile's query names its columns as its panel does.
+        const r = await c.query<[string, string | number | null]>({ text: opts.quotaUsage.sql, values: incremental ? [since] : [], rowMode: 'array' });
+        for (const [address, raw] of r.rows) {
+          const key = String(address).toLowerCase();
+          const bytes = Number(raw);
+          if (raw === null || !Number.isFinite(bytes)) opts.usage.delete(key);
+          else opts.usage.set(key, bytes);
+        }
+      });
+    }
+    await tolerant('send counts', async () => {
+      const s = await c.query<{ address: string; minute: string; count: number }>(sendCountsRead, [since, minuteOf(now()) - DAY_MINUTES]);
+      for (const row of s.rows) opts.counts.stored(row.address, Number(row.minute), Number(row.count));
+    });
+    mark = started;
+    polls++;
+    opts.onRead?.();
+  }
+
+  async function pollOnce(): Promise<void> {
+    if (stopped || Date.now() < retryAt) return;
+    try {
+      await readOnce();
+      if (failures > 0) logger.info('policy: following quota usage and send counts again', {});
+      failures = 0;
+    } catch (err) {
+      failures++;
+      retryAt = Date.now() + Math.min(opts.reconnectMaxDelayMs, 100 * 2 ** Math.min(failures, 10));
+      if (failures === 1) logger.warn('policy: cannot read quota usage and send counts; answering from what is known', { error: errorMessage(err) });
+      const c = client;
+      client = undefined;
+      if (c) destroyClient(c);
+    }
+  }
+
+  const poll = (): Promise<void> => {
+    if (!polling) polling = pollOnce().finally(() => (polling = undefined));
+    return polling;
+  };
+
+  const timer = setInterval(() => void poll(), opts.intervalMs);
+  timer.unref();
+  void poll();
+
+  return {
+    poll,
+    async stop() {
+      stopped = true;
+      clearInterval(timer);
+      await polling;
+      const c = client;
+      client = undefined;
+      await c?.end().catch(() => {});
+    },
+  };
+}
