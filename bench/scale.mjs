@@ -20,8 +20,20 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const LOOKUPS = 20_000; // per kind (existing, missing), each bounded to 30 s as well
 const CHANGES = 200; // the trickle: one change every 50 ms, each bounded to 5 s to show
 const CHANGE_EVERY_MS = 50;
-/** Daemons running now: killed if this process is told to stop. */
+/** Daemons running now and temporary directories: removed if this process is told to stop. */
 const daemons = new Set();
+const temps = new Set();
+
+function tempDir() {
+  const dir = mkdtempSync(join(tmpdir(), 'mailmapd-bench-scale-'));
+  temps.add(dir);
+  return dir;
+}
+
+function removeDir(dir) {
+  rmSync(dir, { recursive: true, force: true });
+  temps.delete(dir);
+}
 
 /** "100k", "1M", "10M" or a plain number. */
 export function parseSize(arg) {
@@ -244,7 +256,7 @@ async function trickle(url, c, n) {
 async function measure(cluster, n, log) {
   const name = `mailmapd_scale_${n}`;
   const url = await prepare(cluster.url, name, n, log);
-  const dir = mkdtempSync(join(tmpdir(), 'mailmapd-bench-scale-'));
+  const dir = tempDir();
   const d = domainsFor(n);
   const r = { n };
   let daemon;
@@ -327,7 +339,7 @@ async function measure(cluster, n, log) {
     log(`scale ${label(n)}: restart from the ${r.fileMiB.toFixed(0)} MiB snapshot in ${r.restart.toFixed(2)} s, RSS ${r.restartMem.rss.toFixed(0)} MiB`);
   } finally {
     await daemon?.stop(10_000);
-    rmSync(dir, { recursive: true, force: true });
+    removeDir(dir);
     try {
       cluster.start();
     } catch {
@@ -345,7 +357,7 @@ async function baseline(cluster) {
   const url = cluster.url.replace(/\/postgres$/, `/${name}`);
   const { migrate } = await load('db/schema.js');
   await withClient(url, (c) => migrate(c));
-  const dir = mkdtempSync(join(tmpdir(), 'mailmapd-bench-scale-'));
+  const dir = tempDir();
   let daemon;
   try {
     daemon = await startDaemon(dir, url);
@@ -354,7 +366,7 @@ async function baseline(cluster) {
     return (performance.now() - dm.started) / 1000;
   } finally {
     await daemon?.stop(10_000);
-    rmSync(dir, { recursive: true, force: true });
+    removeDir(dir);
     await withClient(cluster.url, (c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
   }
 }
@@ -403,6 +415,7 @@ export async function run(log = console.log, sizes = [100_000, 1_000_000]) {
   // Interrupted: the daemons and the private cluster go too, not only on a thrown error.
   const interrupted = (signal) => {
     for (const child of daemons) child.kill('SIGKILL');
+    for (const dir of temps) rmSync(dir, { recursive: true, force: true });
     cluster.destroy();
     process.exit(signal === 'SIGINT' ? 130 : 143);
   };
