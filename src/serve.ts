@@ -166,7 +166,8 @@ export async function serve(configPath: string | undefined, opts: { policyServic
       handler: createDictHandler({
         usage: (address, bytes, messages) => {
           writer?.usage(address, bytes, messages);
-          policy.reported(address, bytes);
+          // Kept as text for PostgreSQL (exact past 2^53); a number is exact enough to compare with a quota.
+          policy.reported(address, bytes === undefined ? undefined : Number(bytes));
         },
         mailbox: (user) => {
           const u = directory.user(user);
