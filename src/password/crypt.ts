@@ -19,6 +19,10 @@ function cryptScheme(name: string, prefix: string, cost: number): Scheme {
       if (pw.includes(0)) return false;
       const out = cryptBackend.crypt(pw, s.data);
       if (out === null) {
+        // crypt(3) also refuses the phrase, not only the setting: libxcrypt answers nothing
+        // for a password of 512 bytes or more. A setting that takes the empty phrase is
+        // sound, so the password is what was refused — a mismatch, never a broken account.
+        if (cryptBackend.crypt(Buffer.alloc(0), s.data) !== null) return false;
         const why = cryptBackend.native ? 'crypt(3) rejected the stored setting' : 'this crypt variant needs the native crypt binding (not built)';
         throw new BadHashError(name, why);
       }
