@@ -21,6 +21,8 @@ import { createListeners, type Listeners, type Service } from './daemon/listener
 import { createReadinessRoute } from './daemon/readiness.js';
 import { createReload } from './daemon/reload.js';
 import { ExitCode } from './errors.js';
+import { randomBytes } from 'node:crypto';
+import { hashPassword } from './password/hash.js';
 import { createHashPool } from './password/pool.js';
 import { createAuthenticator } from './auth/authenticator.js';
 import { createSocketmapHandler } from './socketmap/server.js';
@@ -116,7 +118,10 @@ export async function serve(configPath: string | undefined, opts: { policyServic
   };
   const limiter = config.policy_enabled ? createLimiter(settingsFrom(config), metrics, Date.now, canonical) : undefined;
   const oauth2 = oauth2From(config, logger);
+  // What an unknown login is checked against: new hashes' scheme, so that it costs a real one.
+  const decoy = await hashPassword(randomBytes(18).toString('base64'), config.password_scheme).catch(() => undefined);
   const authenticator = createAuthenticator({
+    decoy,
     tokens: oauth2?.verifier,
     limiter,
     directory,

@@ -46,6 +46,12 @@ export interface AuthenticatorDeps {
    * mechanisms send one, and where a Dovecot door's password has the shape of a JWT.
    */
   tokens?: TokenVerifier;
+  /**
+   * A hash of the configured scheme that no password matches: an unknown login is checked
+   * against it, so that it costs what a known one does and its answer's timing does not
+   * tell which addresses exist. Absent: unknown logins are answered at once.
+   */
+  decoy?: string;
   /** Told of every successful login (the last-login write-back); must not block. */
   onLogin?: (address: string, ctx: AuthContext) => void;
 }
@@ -107,9 +113,11 @@ export function createAuthenticator(deps: AuthenticatorDeps): AuthenticatorHandl
 
   const check = async (login: string, password: string, service: string, master: string | undefined, attempt: number): Promise<AuthOutcome> => {
     const user = directory.user(login);
-    if (user.status === 'unknown') return { result: 'fail', why: 'unknown' };
-    const creds = credentialsOf(user, service, master);
-    if (creds === undefined) return { result: 'fail', why: 'unknown' };
+    const creds = user.status === 'unknown' ? undefined : credentialsOf(user, service, master);
+    if (user.status === 'unknown' || creds === undefined) {
+      if (deps.decoy !== undefined) await pool.checkAny(password, [deps.decoy]);
+      return { result: 'fail', why: 'unknown' };
+    }
     if (creds.length === 0) return { result: 'fail', why: 'no_password' };
     const stored = creds.map((c) => c.stored);
     const key = master === undefined ? user.address : masterKey(fold(master));

@@ -88,6 +88,27 @@ describe('authenticate', () => {
     expect(await auth.authenticate('x@off.org', 'secret', ctx)).toEqual({ result: 'disabled', address: 'x@off.org' });
   });
 
+  it('checks an unknown login against the decoy hash, so that it costs what a known one does', async () => {
+    const asked: string[][] = [];
+    const counting: HashPool = { ...pool, checkAny: (pw, stored) => (asked.push(stored), pool.checkAny(pw, stored)) };
+    const decoy = sha512;
+    const a = createAuthenticator({
+      directory,
+      pool: counting,
+      logger: createLogger('error', () => {}),
+      metrics: createMetrics(false),
+      userdb,
+      cacheSize: 0,
+      decoy,
+    });
+    expect(await a.authenticate('nobody@example.org', 'secret', ctx)).toEqual({ result: 'fail', why: 'unknown' });
+    expect(await a.authenticate('nobody@nowhere.test', 'secret', ctx)).toEqual({ result: 'fail', why: 'unknown' });
+    expect(asked).toEqual([[decoy], [decoy]]);
+    // The decoy's own password changes nothing: still unknown.
+    expect((await a.authenticate('nobody@example.org', 'password', ctx)).result).toBe('fail');
+    a.close();
+  });
+
   it('answers temp before the directory is loaded', async () => {
     directory = createDirectory({ recipientDelimiter: '+' });
     auth = make();
