@@ -90,7 +90,13 @@ describe('authenticate', () => {
 
   it('checks an unknown login against the decoy hash, so that it costs what a known one does', async () => {
     const asked: string[][] = [];
-    const counting: HashPool = { ...pool, checkAny: (pw, stored) => (asked.push(stored), pool.checkAny(pw, stored)) };
+    const counting: HashPool = {
+      ...pool,
+      checkAny: (pw, stored) => {
+        asked.push(stored);
+        return pool.checkAny(pw, stored);
+      },
+    };
     const decoy = sha512;
     const a = createAuthenticator({
       directory,
