@@ -17,6 +17,17 @@ export interface Logger {
 
 const bare = /^[A-Za-z0-9_.:/@+\-,]+$/;
 
+/**
+ * Longest field value written whole. Fields carry what clients send (a login, a service, an
+ * address): a client sending 900-character fields must not make every failed login a
+ * kilobyte of log. The daemon's own values (errors, listener lists) stay well below.
+ */
+export const MAX_FIELD_CHARS = 512;
+
+function bounded(value: string): string {
+  return value.length <= MAX_FIELD_CHARS ? value : `${value.slice(0, MAX_FIELD_CHARS)}…(${value.length} chars)`;
+}
+
 function quote(value: string): string {
   if (value !== '' && bare.test(value)) return value;
   return JSON.stringify(value);
@@ -28,7 +39,7 @@ function formatLine(level: Level, msg: string, fields: Fields | undefined, now: 
     for (const k of Object.keys(fields)) {
       const v = fields[k];
       if (v === undefined) continue;
-      line += ` ${k}=${quote(v === null ? 'null' : String(v))}`;
+      line += ` ${k}=${quote(v === null ? 'null' : bounded(String(v)))}`;
     }
   }
   return line + '\n';
