@@ -79,3 +79,17 @@ export function smtpSession(port: number, host = '127.0.0.1'): Promise<SmtpSessi
     }, reject);
   });
 }
+
+/** Resolves once an SMTP server answers a greeting on `port` (a Postfix just started), or throws after `ms`. */
+export async function waitForSmtp(port: number, ms: number): Promise<void> {
+  const t0 = Date.now();
+  for (;;) {
+    try {
+      await (await smtpSession(port)).close();
+      return;
+    } catch (err) {
+      if (Date.now() - t0 > ms) throw new Error(`no SMTP server on port ${port} after ${ms} ms: ${(err as Error).message}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}

@@ -25,7 +25,7 @@ import { openDkimSettings, startOpenDkim, type OpenDkim } from '../helpers/opend
 import { dkimConfig } from '../../src/cli/dkim-config.js';
 import { parseConfigText } from '../../src/config.js';
 import { masterCf, postfixInstance, type PostfixInstance } from '../helpers/postfix.js';
-import { smtpSession } from '../helpers/smtp.js';
+import { smtpSession, waitForSmtp } from '../helpers/smtp.js';
 import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.js';
 
 const domain = 'example.test';
@@ -137,18 +137,7 @@ describe('DKIM signing with OpenDKIM in Postfix, verified against Knot', { timeo
     writeFileSync(join(pfx.dir, 'etc', 'master.cf'), masterCf([`127.0.0.1:${smtpPort} inet n - y - - smtpd`]));
     const started = pfx.run('start');
     expect(started.status, `postfix start failed:\n${started.stderr}`).toBe(0);
-    await waitFor(
-      async () => {
-        try {
-          await (await smtpSession(smtpPort)).close();
-          return true;
-        } catch {
-          return false;
-        }
-      },
-      20_000,
-      'Postfix smtpd',
-    );
+    await waitForSmtp(smtpPort, 20_000);
   }, 180_000);
 
   afterAll(async () => {

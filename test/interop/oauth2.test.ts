@@ -17,7 +17,7 @@ import { createTestDatabase, waitFor, type TestDatabase } from '../helpers/db.js
 import { dovecot23Target, dovecot24Target, dovecotInstance, type DovecotInstance } from '../helpers/dovecot.js';
 import { makeKeys, startOpenIdProvider, type OpenIdProvider } from '../helpers/openid.js';
 import { masterCf, postfixInstance, type PostfixInstance } from '../helpers/postfix.js';
-import { smtpSession } from '../helpers/smtp.js';
+import { smtpSession, waitForSmtp } from '../helpers/smtp.js';
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 const oauthbearer = (token: string, user = '') =>
@@ -127,18 +127,7 @@ describe('OAuth2 bearer tokens: a real OpenID provider, Postfix SMTP AUTH and Do
       dovecotLuaConfig23(config),
     ]);
     await dc.start(['auth-client']);
-    await waitFor(
-      async () => {
-        try {
-          await (await smtpSession(smtpPort)).close();
-          return true;
-        } catch {
-          return false;
-        }
-      },
-      15_000,
-      'Postfix smtpd',
-    );
+    await waitForSmtp(smtpPort, 15_000);
   }, 120_000);
 
   afterAll(async () => {

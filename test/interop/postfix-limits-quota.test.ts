@@ -28,7 +28,7 @@ import { freePort, startDaemon, type Daemon } from '../helpers/daemon.js';
 import { createTestDatabase, waitFor, type TestDatabase } from '../helpers/db.js';
 import { startTestDoor, type TestDoor } from '../helpers/policy-door.js';
 import { masterCf, postfixInstance, type PostfixInstance } from '../helpers/postfix.js';
-import { smtpSession, type SmtpSession } from '../helpers/smtp.js';
+import { smtpSession, waitForSmtp, type SmtpSession } from '../helpers/smtp.js';
 import { startTestSync } from '../helpers/sync.js';
 
 let db: TestDatabase;
@@ -161,18 +161,7 @@ beforeAll(async () => {
   const pf = pfx.run('start');
   expect(pf.status, `postfix start failed:\n${pf.stderr}\n${maillog()}`).toBe(0);
   for (const port of [smtpPort, testSmtpPort]) {
-    await waitFor(
-      async () => {
-        try {
-          await (await smtpSession(port)).close();
-          return true;
-        } catch {
-          return false;
-        }
-      },
-      15_000,
-      'Postfix smtpd',
-    );
+    await waitForSmtp(port, 15_000);
   }
   // The daemon's follower has read the usage once its directory is loaded.
   await waitFor(async () => (await rcpt('full@example.org')) === 552, 10_000, 'the full mailbox refused');

@@ -7,7 +7,7 @@ import { parseConfigText } from '../../src/config.js';
 import { freePort, startDaemon, type Daemon } from '../helpers/daemon.js';
 import { createTestDatabase, waitFor, type TestDatabase } from '../helpers/db.js';
 import { masterCf, postfixInstance, type PostfixInstance } from '../helpers/postfix.js';
-import { smtpSession } from '../helpers/smtp.js';
+import { smtpSession, waitForSmtp } from '../helpers/smtp.js';
 import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.js';
 import { socketmapClient } from '../helpers/socketmap-client.js';
 
@@ -104,18 +104,7 @@ describe('routing maps in a real Postfix, configured as mailmapd prints them', {
     );
     const pf = pfx.run('start');
     expect(pf.status, `postfix start failed:\n${pf.stderr}\n${maillog()}`).toBe(0);
-    await waitFor(
-      async () => {
-        try {
-          await (await smtpSession(inboundPort)).close();
-          return true;
-        } catch {
-          return false;
-        }
-      },
-      15_000,
-      'Postfix smtpd',
-    );
+    await waitForSmtp(inboundPort, 15_000);
   }, 90_000);
 
   afterAll(async () => {

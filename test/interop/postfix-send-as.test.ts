@@ -16,7 +16,7 @@ import { freePort, startDaemon, type Daemon } from '../helpers/daemon.js';
 import { createTestDatabase, waitFor, type TestDatabase } from '../helpers/db.js';
 import { masterCf, postfixInstance, type PostfixInstance } from '../helpers/postfix.js';
 import { sendAsCases, sendAsSeedSql } from '../helpers/send-as-cases.js';
-import { smtpSession, type SmtpSession } from '../helpers/smtp.js';
+import { smtpSession, waitForSmtp, type SmtpSession } from '../helpers/smtp.js';
 import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.js';
 
 /** The logins of the example that can log in (carol is inactive, erin's domain too). */
@@ -105,18 +105,7 @@ describe('send-as and BCC through a real Postfix on submission, configured as ma
 
     const pf = pfx.run('start');
     expect(pf.status, `postfix start failed:\n${pf.stderr}\n${maillog()}`).toBe(0);
-    await waitFor(
-      async () => {
-        try {
-          await (await smtpSession(submitPort)).close();
-          return true;
-        } catch {
-          return false;
-        }
-      },
-      15_000,
-      'Postfix smtpd',
-    );
+    await waitForSmtp(submitPort, 15_000);
   }, 90_000);
 
   afterAll(async () => {
