@@ -13,7 +13,7 @@ import type { Metrics } from '../metrics.js';
 import { doorHandler, type Conn, type Protocol } from '../net/connection.js';
 import type { ConnectionHandler } from '../net/listener.js';
 import { createLineDecoder } from '../net/tab-line.js';
-import type { WritebackMetrics } from '../writeback/metrics.js';
+import type { WritebackMetrics } from '../metrics.js';
 import { parseDictLine, serializeDictReply, type DictCommand, type DictReply } from './codec.js';
 
 const STORAGE_KEY = 'priv/quota/storage';

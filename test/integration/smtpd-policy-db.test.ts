@@ -17,7 +17,7 @@ import { postfixadminProfile } from '../../src/sync/profiles/postfixadmin.js';
 import { createDirectory, emptyData } from '../../src/directory/directory.js';
 import { nativeProfile } from '../../src/sync/profile.js';
 import { rowAdder } from '../../src/sync/rows.js';
-import { createWritebackMetrics } from '../../src/writeback/metrics.js';
+import { createWritebackMetrics } from '../../src/metrics.js';
 import { nativeStatements } from '../../src/writeback/statements.js';
 import { createWriter, type Writer } from '../../src/writeback/writer.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
