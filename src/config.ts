@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError } from './errors.js';
 import { parseListenList, type ListenAddress } from './net/listen-address.js';
-import { checkIssuerUrl } from './oauth2/keys.js';
+import { checkIssuerUrl } from './oauth2/issuer-url.js';
 
 const DEFAULT_CONFIG_PATH = '/etc/mailmapd/mailmapd.conf';
 

@@ -6,6 +6,9 @@
 
 import type { JSONWebKeySet } from 'jose';
 import { errorMessage, type Logger } from '../log.js';
+import { checkIssuerUrl } from './issuer-url.js';
+
+export { checkIssuerUrl };
 
 export interface KeySource {
   /** The keys last fetched; undefined until a fetch has succeeded. */
@@ -27,23 +30,6 @@ export interface KeySourceOptions {
 
 /** A discovery document or JWKS larger than this is refused: a provider's is a few KiB. */
 const MAX_DOCUMENT_BYTES = 256 * 1024;
-
-/**
- * `https:` anywhere; `http:` only to a loopback host — a token check that trusts keys fetched
- * in clear over a network would accept tokens signed by whoever sits on the path.
- */
-export function checkIssuerUrl(issuer: string): URL {
-  let url: URL;
-  try {
-    url = new URL(issuer);
-  } catch {
-    throw new Error(`oauth2_issuer is not a URL: ${JSON.stringify(issuer.slice(0, 200))}`);
-  }
-  if (url.protocol === 'https:') return url;
-  const host = url.hostname.replace(/^\[|\]$/g, '');
-  if (url.protocol === 'http:' && (host === 'localhost' || host === '::1' || /^127\./.test(host))) return url;
-  throw new Error('oauth2_issuer must be https: (http: only on loopback)');
-}
 
 async function fetchJson(get: typeof fetch, url: string, timeoutMs: number): Promise<unknown> {
   const res = await get(url, { signal: AbortSignal.timeout(timeoutMs), redirect: 'error', headers: { accept: 'application/json' } });
