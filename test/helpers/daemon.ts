@@ -44,7 +44,21 @@ export interface DaemonOptions {
   waitReady?: boolean;
 }
 
+/**
+ * Starts the daemon on free ports. A port freePort() found can be taken by another test
+ * before the daemon binds it: then the start is tried again on new ports.
+ */
 export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startDaemonOnce(opts);
+    } catch (err) {
+      if (attempt >= 3 || !/EADDRINUSE/.test((err as Error).message)) throw err;
+    }
+  }
+}
+
+async function startDaemonOnce(opts: DaemonOptions): Promise<Daemon> {
   const dir = mkdtempSync(join(tmpdir(), 'mailmapd-test-'));
   const ports = { socketmap: await freePort(), auth: await freePort(), checkpassword: await freePort(), http: await freePort() };
   const lines: Record<string, string> = {
@@ -99,7 +113,10 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   };
   const deadline = Date.now() + 30000;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`daemon exited with ${child.exitCode}:\n${log}`);
+    if (child.exitCode !== null) {
+      rmSync(dir, { recursive: true, force: true });
+      throw new Error(`daemon exited with ${child.exitCode}:\n${log}`);
+    }
     try {
       const r = await fetch(base + (opts.waitReady === false ? '/healthz' : '/readyz'));
       if (r.status === 200) break;
