@@ -33,6 +33,8 @@ export interface FreshnessOptions {
   onLag(seconds: number, bytes: number): void;
 }
 
+// Long because it is one closure over what the last read saw (the probe's mark, the replay
+// positions); each step inside is a short function.
 export function createFreshness(o: FreshnessOptions): Freshness {
   const probe = createPrimaryProbe();
   let seenReplay: string | undefined;
