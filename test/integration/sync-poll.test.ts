@@ -101,7 +101,7 @@ describe('without the doorbell', () => {
     const { sync, directory } = start(db.url);
     await sync.firstLoad();
     await db.sql.query(`INSERT INTO mailmapd.mailboxes (address) VALUES ('first@example.org')`);
-    await waitFor(() => directory.mailbox('first@example.org') !== undefined, 2000, 'first change by polling');
+    await waitFor(() => directory.mailbox('first@example.org') !== undefined, 10_000, 'first change by polling');
 
     const early = new pg.Client({ connectionString: db.url });
     await early.connect();
@@ -109,10 +109,10 @@ describe('without the doorbell', () => {
       await early.query('BEGIN');
       await early.query(`INSERT INTO mailmapd.mailboxes (address) VALUES ('early@example.org')`);
       await db.sql.query(`INSERT INTO mailmapd.mailboxes (address) VALUES ('late@example.org')`);
-      await waitFor(() => directory.mailbox('late@example.org') !== undefined, 2000, 'late');
+      await waitFor(() => directory.mailbox('late@example.org') !== undefined, 10_000, 'late');
       await new Promise((r) => setTimeout(r, 500)); // polls that see the sequence unmoved
       await early.query('COMMIT');
-      await waitFor(() => directory.mailbox('early@example.org') !== undefined, 2000, 'early, committed without moving the sequence');
+      await waitFor(() => directory.mailbox('early@example.org') !== undefined, 10_000, 'early, committed without moving the sequence');
     } finally {
       await early.end();
     }
@@ -138,7 +138,7 @@ describe('a role that may not read the change-log sequence', () => {
       const { sync, directory } = start(u.toString());
       await sync.firstLoad();
       await db.sql.query(`INSERT INTO mailmapd.mailboxes (address) VALUES ('unprobed@example.org')`);
-      await waitFor(() => directory.mailbox('unprobed@example.org') !== undefined, 2000, 'a change without the sequence');
+      await waitFor(() => directory.mailbox('unprobed@example.org') !== undefined, 10_000, 'a change without the sequence');
       const before = sync.status().catchups;
       await new Promise((r) => setTimeout(r, 1000));
       // Nothing changed, yet without the sequence every poll is a catch-up, each a success.

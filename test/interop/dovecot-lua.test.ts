@@ -458,7 +458,7 @@ function describeInterop(d: DovecotUnderTest): void {
           const u = directory.user('bob@example.org');
           return u.status === 'ok' && u.disabledServices.includes('imap');
         },
-        2000,
+        10_000,
         'imap disabled',
       );
       const imapLogin = await doveadm('auth', 'test', '-x', 'service=imap', 'bob@example.org', 'bob-new');
@@ -481,7 +481,7 @@ function describeInterop(d: DovecotUnderTest): void {
           const u = directory.user('alice@example.org');
           return u.status === 'ok' && u.appPasswords.length === 1;
         },
-        2000,
+        10_000,
         'app password',
       );
       const imapLogin = await doveadm('auth', 'test', '-x', 'service=imap', 'alice@example.org', 'app-pw-0123456789abcdef');
@@ -493,7 +493,7 @@ function describeInterop(d: DovecotUnderTest): void {
           const u = directory.user('alice@example.org');
           return u.status === 'ok' && u.appPasswords.length === 0;
         },
-        2000,
+        10_000,
         'app password deactivated',
       );
       expect((await doveadm('auth', 'test', '-x', 'service=imap', 'alice@example.org', 'app-pw-0123456789abcdef')).code).toBe(77);
@@ -502,7 +502,7 @@ function describeInterop(d: DovecotUnderTest): void {
 
     it('a master user logs in as the mailbox with its own password', async () => {
       await db.sql.query(`INSERT INTO mailmapd.master_users (name, password) VALUES ('support', '{PLAIN}master-pw')`);
-      await waitFor(() => directory.masterUser('support') !== undefined, 2000, 'master user');
+      await waitFor(() => directory.masterUser('support') !== undefined, 10_000, 'master user');
       const r = await doveadm('auth', 'test', '-x', 'service=imap', 'alice@example.org*support', 'master-pw');
       expect(r.code, r.out).toBe(0);
       expect(r.out).toMatch(/user=alice@example\.org/);
@@ -518,7 +518,7 @@ function describeInterop(d: DovecotUnderTest): void {
           const u = directory.user('alice@example.org');
           return u.status === 'ok' && u.maintenance;
         },
-        2000,
+        10_000,
         'maintenance',
       );
       const r = await authTest('alice@example.org', 'alice-pw');
@@ -530,7 +530,7 @@ function describeInterop(d: DovecotUnderTest): void {
           const u = directory.user('alice@example.org');
           return u.status === 'ok' && !u.maintenance;
         },
-        2000,
+        10_000,
         'maintenance over',
       );
       expect((await authTest('alice@example.org', 'alice-pw')).code).toBe(0);
