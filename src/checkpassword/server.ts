@@ -87,7 +87,12 @@ async function answer(auth: Authenticator, req: CheckpasswordRequest, logger: Lo
 
 export function createCheckpasswordHandler(deps: CheckpasswordDeps): ConnectionHandler {
   const failed = limitFailedLogins(deps.logger);
-  return doorHandler<CheckpasswordRequest>({ name: LISTENER, logger: deps.logger, metrics: deps.metrics, open: (conn) => openCheckpassword(conn, deps, failed) });
+  return doorHandler<CheckpasswordRequest>({
+    name: LISTENER,
+    logger: deps.logger,
+    metrics: deps.metrics,
+    open: (conn) => openCheckpassword(conn, deps, failed),
+  });
 }
 
 function openCheckpassword(conn: Conn, deps: CheckpasswordDeps, failed: FailedLoginLog): Protocol<CheckpasswordRequest> {

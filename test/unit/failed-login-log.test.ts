@@ -16,7 +16,10 @@ beforeEach(() => {
 afterEach(() => vi.useRealTimers());
 
 const make = (maxKeys?: number) =>
-  limitFailedLogins(createLogger('info', (l) => lines.push(l)), { windowMs: 10_000, burst: 5, now: () => now, ...(maxKeys ? { maxKeys } : {}) });
+  limitFailedLogins(
+    createLogger('info', (l) => lines.push(l)),
+    { windowMs: 10_000, burst: 5, now: () => now, ...(maxKeys ? { maxKeys } : {}) },
+  );
 
 it('1,000 failures from one address in a window write 5 lines, then one line with the count and the address', () => {
   const failed = make();
