@@ -12,6 +12,7 @@ import { limitFailedLogins, type FailedLoginLog } from '../log-limit.js';
 import { errorMessage, type Logger } from '../log.js';
 import { secondsSince, type Metrics, type Result } from '../metrics.js';
 import { doorHandler, type Conn, type Protocol } from '../net/connection.js';
+import { systemClock, type Clock } from '../net/clock.js';
 import type { ConnectionHandler } from '../net/listener.js';
 import { createLineDecoder } from '../net/tab-line.js';
 import {
@@ -36,6 +37,8 @@ export interface AuthClientDeps {
   maxRequestBytes: number;
   /** Offer OAUTHBEARER and XOAUTH2 (`oauth2_issuer` is set). */
   bearer?: boolean;
+  /** The failure delay's and the CONT wait's timers (tests inject one); default the system's. */
+  clock?: Clock;
 }
 
 /** Requests one connection may have open at once; Postfix and doveadm use one at a time. */
@@ -50,7 +53,7 @@ interface Request {
   params: AuthParams;
   /** waiting: for the client's CONT; checking: the authenticator is busy; delaying: a FAIL is on its timer. */
   state: 'waiting' | 'checking' | 'delaying';
-  timer?: NodeJS.Timeout;
+  timer?: unknown;
   /** The FAIL line held back by the failure delay. */
   held?: string;
 }
@@ -84,8 +87,13 @@ function openAuthClient(conn: Conn, deps: AuthClientDeps, offered: Record<string
   const send = (reply: ServerReply) => conn.send(serializeReply(reply));
   const drop = (fault: AuthClientFault, reason: string) => conn.refuse(fault, reason);
 
+  const clock = deps.clock ?? systemClock;
+  const stopTimer = (req: Request) => {
+    if (req.timer !== undefined) clock.clearTimeout(req.timer);
+    req.timer = undefined;
+  };
   const forget = (req: Request) => {
-    if (req.timer) clearTimeout(req.timer);
+    stopTimer(req);
     requests.delete(req.id);
   };
 
@@ -100,7 +108,8 @@ function openAuthClient(conn: Conn, deps: AuthClientDeps, offered: Record<string
     }
     req.state = 'delaying';
     req.held = line;
-    req.timer = setTimeout(() => {
+    // Unref'd (the system clock's): shutdown() sends a held-back FAIL at once anyway.
+    req.timer = clock.setTimeout(() => {
       forget(req);
       conn.send(line);
       conn.settled();
@@ -154,9 +163,8 @@ function openAuthClient(conn: Conn, deps: AuthClientDeps, offered: Record<string
     switch (s.kind) {
       case 'continue':
         req.state = 'waiting';
-        if (req.timer) clearTimeout(req.timer);
-        req.timer = setTimeout(() => forget(req), STALE_REQUEST_MS);
-        req.timer.unref();
+        stopTimer(req);
+        req.timer = clock.setTimeout(() => forget(req), STALE_REQUEST_MS);
         send({ kind: 'cont', id: req.id, data: s.challenge });
         return;
       case 'fail':
@@ -164,7 +172,7 @@ function openAuthClient(conn: Conn, deps: AuthClientDeps, offered: Record<string
         failLater(req, { kind: 'fail', id: req.id, ...(s.login !== undefined ? { user: s.login } : {}), reason: s.reason });
         return;
       case 'credentials':
-        if (req.timer) clearTimeout(req.timer);
+        stopTimer(req);
         check(req, s.login, s.password, s.bearer === true);
     }
   };
@@ -259,7 +267,7 @@ function openAuthClient(conn: Conn, deps: AuthClientDeps, offered: Record<string
       }
     },
     closed() {
-      for (const r of requests.values()) if (r.timer) clearTimeout(r.timer);
+      for (const r of requests.values()) stopTimer(r);
       requests.clear();
     },
   };
