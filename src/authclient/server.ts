@@ -8,6 +8,7 @@
 
 import { randomBytes } from 'node:crypto';
 import type { AuthContext, AuthOutcome, Authenticator } from '../auth/types.js';
+import { limitFailedLogins, type FailedLoginLog } from '../log-limit.js';
 import { errorMessage, type Logger } from '../log.js';
 import { secondsSince, type Metrics, type Result } from '../metrics.js';
 import { doorHandler, type Conn, type Protocol } from '../net/connection.js';
@@ -71,12 +72,14 @@ function resultLabel(o: AuthOutcome): Result {
 
 export function createAuthClientHandler(deps: AuthClientDeps): ConnectionHandler {
   const offered = deps.bearer ? { ...mechanisms, ...bearerMechanisms } : mechanisms;
-  return doorHandler<string>({ name: LISTENER, logger: deps.logger, metrics: deps.metrics, open: (conn) => openAuthClient(conn, deps, offered) });
+  // One for the listener: a flood is bounded per address across connections.
+  const failed = limitFailedLogins(deps.logger);
+  return doorHandler<string>({ name: LISTENER, logger: deps.logger, metrics: deps.metrics, open: (conn) => openAuthClient(conn, deps, offered, failed) });
 }
 
 // Long because it is the per-connection state machine as one closure (the phase, the
 // requests); each step inside is a short function.
-function openAuthClient(conn: Conn, deps: AuthClientDeps, offered: Record<string, () => Mechanism>): Protocol<string> {
+function openAuthClient(conn: Conn, deps: AuthClientDeps, offered: Record<string, () => Mechanism>, failed: FailedLoginLog): Protocol<string> {
   const { authenticator, logger, metrics } = deps;
   const requests = new Map<number, Request>();
   let phase: Phase = { name: 'awaiting-version' };
@@ -148,7 +151,7 @@ function openAuthClient(conn: Conn, deps: AuthClientDeps, offered: Record<string
       default: {
         // Unknown user, wrong password, disabled mailbox and a refused login look alike outside.
         const why = outcome.result === 'fail' ? outcome.why : outcome.result;
-        logger.info('login failed', { ...fields, reason: why });
+        failed('login failed', { ...fields, reason: why });
         // The bearer mechanisms first send their error status and wait for the client's dummy reply.
         if (req.mech.refused !== undefined) return step(req, req.mech.refused());
         failLater(req, { kind: 'fail', id: req.id, user: login });
@@ -165,7 +168,7 @@ function openAuthClient(conn: Conn, deps: AuthClientDeps, offered: Record<string
         send({ kind: 'cont', id: req.id, data: s.challenge });
         return;
       case 'fail':
-        logger.info('login failed', { user: s.login, service: req.params.service, mech: req.mechName, rip: req.params.rip, reason: s.reason });
+        failed('login failed', { user: s.login, service: req.params.service, mech: req.mechName, rip: req.params.rip, reason: s.reason });
         failLater(req, { kind: 'fail', id: req.id, ...(s.login !== undefined ? { user: s.login } : {}), reason: s.reason });
         return;
       case 'credentials':
