@@ -1,8 +1,8 @@
 // What wakes the sync's loop between catch-ups: the doorbell (a NOTIFY from the primary, on
 // the reader's own connection or on a standby's link to the primary), a kick (someone waits
-// for the next catch-up to be applied: tests, benchmarks, the admin path), the poll tick, or
-// stop. The doorbell is only a nudge: a ring lost while the connection was down costs a
-// poll interval, never a change, because the catch-up reads the change log, not the NOTIFY.
+// for the next catch-up to be applied: tests, benchmarks), the poll tick, or stop. The
+// doorbell is only a nudge: a ring that never comes costs at most a poll interval, never a
+// change, because the catch-up reads the change log, not the NOTIFY.
 // No SQL here; the loop does the LISTEN (sync.ts, primary-link.ts) and passes ring() on.
 
 import type { EventEmitter } from 'node:events';
