@@ -9,7 +9,7 @@
 // Runnable alone: node bench/policy-postfix.mjs
 
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -105,6 +105,32 @@ function smtp(port) {
 function cpuSeconds(pid) {
   const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
   return (Number(f[11]) + Number(f[12])) / 100;
+}
+
+/** CPU seconds per command name over every process now running (for where a round's CPU went). */
+function cpuByCommand() {
+  const out = new Map();
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const comm = text.slice(text.indexOf('(') + 1, text.lastIndexOf(')'));
+      const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
+      out.set(`${pid} ${comm}`, (Number(f[11]) + Number(f[12])) / 100);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+/** What each command used between two cpuByCommand() readings, summed by name. */
+function cpuSpent(before, after) {
+  const by = new Map();
+  for (const [k, v] of after) {
+    const name = k.slice(k.indexOf(' ') + 1);
+    by.set(name, (by.get(name) ?? 0) + v - (before.get(k) ?? 0));
+  }
+  return by;
 }
 
 /** `count` messages over SESSIONS authenticated sessions; messages accepted per second. */
@@ -220,11 +246,14 @@ export async function run(log) {
     await submit(ports.with, 200, 98);
     const rates = { without: [], with: [] };
     const cpu = { without: 0, with: 0 };
+    const byCommand = { without: new Map(), with: new Map() };
     for (let round = 0; round < ROUNDS; round++) {
       for (const which of round % 2 === 0 ? ['without', 'with'] : ['with', 'without']) {
         const before = cpuSeconds(daemon.pid);
+        const all = cpuByCommand();
         rates[which].push(await submit(ports[which], MESSAGES_PER_ROUND, round));
         cpu[which] += cpuSeconds(daemon.pid) - before;
+        for (const [k, v] of cpuSpent(all, cpuByCommand())) byCommand[which].set(k, (byCommand[which].get(k) ?? 0) + v);
       }
     }
     const perMessage = (which) => ((cpu[which] / (ROUNDS * MESSAGES_PER_ROUND)) * 1e6).toFixed(0);
@@ -236,6 +265,16 @@ export async function run(log) {
     log(`  with check_policy_service at RCPT and END-OF-MESSAGE: ${b.toFixed(0)} messages/s (rounds ${rates.with.map((x) => x.toFixed(0)).join(', ')})`);
     log(`  ratio with/without: ${(b / a).toFixed(3)} (target ≥ 0.95)`);
     log(`  the daemon's CPU per message: ${perMessage('without')} µs without (SMTP AUTH only), ${perMessage('with')} µs with the policy service`);
+    const n = ROUNDS * MESSAGES_PER_ROUND;
+    const top = [...byCommand.with]
+      .filter(([, v]) => v > 0.05)
+      .sort((x, y) => y[1] - x[1])
+      .slice(0, 8);
+    log(
+      `  every process's CPU per message, without → with: ${top
+        .map(([k, v]) => `${k} ${(((byCommand.without.get(k) ?? 0) / n) * 1e6).toFixed(0)} → ${((v / n) * 1e6).toFixed(0)} µs`)
+        .join(', ')}`,
+    );
     await sleep(1500); // the write-back's next batch
     const counted = await withClient(dbUrl(name), (c) =>
       c.query(`SELECT coalesce(sum(count), 0)::int AS n FROM mailmapd.send_counts WHERE address NOT LIKE '@%'`),
