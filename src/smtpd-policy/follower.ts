@@ -1,5 +1,5 @@
 // Follows what other hosts write: quota usage (from Dovecot, through any host's dict
-// socket) and send counts (every host's write-back). Polls the directory's own database —
+// socket), send counts and the limiter's shared counts (every host's write-back). Polls the directory's own database —
 // a standby serves this as well as the primary — every sync_poll_interval, reading only
 // the rows changed since its last read (looking back a little past it, see statements.ts),
 // so a change reaches this host's answers within about one interval, without touching the
@@ -20,16 +20,28 @@ export interface QuotaUsageRead {
   fullEvery: number;
 }
 
+/** Another table followed on the same connection (the limiter's shared counts). */
+export interface FollowedRead {
+  /** Named in the log when its statement fails. */
+  what: string;
+  /** Reads the rows changed since `since` (null: all) into memory. */
+  read(c: pg.Client, since: Date | null): Promise<void>;
+  /** Every read of it done (the other hosts' counts merged). */
+  onRead?(): void;
+}
+
 export interface FollowerOptions {
   url: string;
   intervalMs: number;
   reconnectMaxDelayMs: number;
   usage: Map<string, number>;
-  counts: SendCounts;
+  /** Undefined: send counts are not shared (shared_counts = no), only counted here. */
+  counts: SendCounts | undefined;
   quotaUsage: QuotaUsageRead;
   logger: Logger;
   onRead?: () => void;
   now?: () => number;
+  reads?: FollowedRead[];
 }
 
 export interface Follower {
@@ -96,10 +108,15 @@ export function createFollower(opts: FollowerOptions): Follower {
         }
       });
     }
-    await tolerant('send counts', async () => {
-      const s = await c.query<{ address: string; minute: string; count: number }>(sendCountsRead, [since, minuteOf(now()) - DAY_MINUTES]);
-      for (const row of s.rows) opts.counts.stored(row.address, Number(row.minute), Number(row.count));
-    });
+    const counts = opts.counts;
+    if (counts) {
+      await tolerant('send counts', async () => {
+        const s = await c.query<{ address: string; minute: string; count: number }>(sendCountsRead, [since, minuteOf(now()) - DAY_MINUTES]);
+        for (const row of s.rows) counts.stored(row.address, Number(row.minute), Number(row.count));
+      });
+    }
+    for (const r of opts.reads ?? []) await tolerant(r.what, () => r.read(c, since));
+    for (const r of opts.reads ?? []) if (!failing.has(r.what)) r.onRead?.();
     mark = started;
     polls++;
     opts.onRead?.();
