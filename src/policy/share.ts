@@ -7,6 +7,7 @@
 
 import type pg from 'pg';
 import { isRetryable } from '../db/sqlstate.js';
+import { ringCounts } from '../shared-counts/doorbell.js';
 import type { Metrics } from '../metrics.js';
 import type { FollowedRead } from '../smtpd-policy/follower.js';
 import type { CountRow } from '../shared-counts/buckets.js';
@@ -105,6 +106,7 @@ export function createLimiterShare(state: SharedState, o: LimiterShareOptions): 
           throw err;
         }
       }
+      if (rows.length > 0 || known.length > 0) await ringCounts(c);
       gauges();
       if (now() - prunedAt >= PRUNE_MS) {
         prunedAt = now();

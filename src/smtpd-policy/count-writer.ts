@@ -7,6 +7,7 @@
 
 import type pg from 'pg';
 import { isRetryable } from '../db/sqlstate.js';
+import { ringCounts } from '../shared-counts/doorbell.js';
 import type { WriteSource } from '../writeback/writer.js';
 import { DAY_MINUTES, minuteOf, type CountRow, type SendCounts } from './send-counts.js';
 import { sendCountsPrune, sendCountsWrite, sendUsageIdle, sendUsageWrite } from './statements.js';
@@ -47,6 +48,7 @@ export function createCountWriter(counts: SendCounts, now: () => number = Date.n
           throw err;
         }
       }
+      if (rows.length > 0) await ringCounts(c);
       if (now() - refreshedAt >= REFRESH_MS) {
         refreshedAt = now();
         await c.query(sendCountsPrune, [minute - DAY_MINUTES]);

@@ -3,7 +3,9 @@
 // a standby serves this as well as the primary — every sync_poll_interval, reading only
 // the rows changed since its last read (looking back a little past it, see statements.ts),
 // so a change reaches this host's answers within about one interval, without touching the
-// directory. A full read at the start and after every reconnect.
+// directory. A full read at the start and after every reconnect. The counts' doorbell
+// (shared-counts/doorbell.ts) makes it read at once, on a standby once it has replayed
+// what the primary rang for.
 
 import type pg from 'pg';
 import { connectTarget } from '../db/target.js';
@@ -12,6 +14,7 @@ import { isConnectionLoss, sqlstateOf } from '../db/sqlstate.js';
 import { errorMessage, type Logger } from '../log.js';
 import { DAY_MINUTES, minuteOf, type SendCounts } from './send-counts.js';
 import { LONG_EVERY, LONG_OVERLAP_S, SHORT_OVERLAP_S, sendCountsRead } from './statements.js';
+import { replayedSql } from '../shared-counts/doorbell.js';
 
 export interface QuotaUsageRead {
   /** address, bytes; `$1` (timestamptz or null) when it can read only what changed. */
@@ -47,6 +50,8 @@ export interface FollowerOptions {
 export interface Follower {
   /** One poll now (tests; the timer calls it too). */
   poll(): Promise<void>;
+  /** Counts were written up to the primary's WAL position `lsn`: read them as soon as the server has them. */
+  kick(lsn: string): void;
   stop(): Promise<void>;
 }
 
@@ -63,6 +68,12 @@ export function createFollower(opts: FollowerOptions): Follower {
   let failures = 0;
   let retryAt = 0;
   let stopped = false;
+  /** Whether the server read is a standby (a rung read waits for its replay). */
+  let standby = false;
+  /** The primary's position the next read waits for the standby to replay (the doorbell's). */
+  let target: string | undefined;
+  /** Rung while a read was under way: read once more after it. */
+  let again = false;
   const incremental = opts.quotaUsage.sql.includes('$1');
   /** Reads whose statement failed (a table not there yet): said once, retried every poll. */
   const failing = new Set<string>();
@@ -82,7 +93,9 @@ export function createFollower(opts: FollowerOptions): Follower {
 
   async function connect(): Promise<pg.Client> {
     if (client) return client;
-    const c = (await connectTarget(opts.url, { applicationName: 'mailmapd-policy', connectTimeoutMs: 5000, queryTimeoutMs: 30_000 })).client;
+    const t = await connectTarget(opts.url, { applicationName: 'mailmapd-policy', connectTimeoutMs: 5000, queryTimeoutMs: 30_000 });
+    const c = t.client;
+    standby = t.inRecovery;
     c.on('error', () => {
       if (client === c) client = undefined;
     });
@@ -91,8 +104,25 @@ export function createFollower(opts: FollowerOptions): Follower {
     return c;
   }
 
+  /**
+   * Waits (at most one poll interval) until the standby has replayed `lsn`. Asked every
+   * couple of milliseconds, as the sync does: a query that waited server-side would hold a
+   * snapshot replay may have to wait for.
+   */
+  async function replayed(c: pg.Client, lsn: string): Promise<void> {
+    const until = Date.now() + opts.intervalMs;
+    for (;;) {
+      const r = await c.query<{ ok: boolean }>(replayedSql, [lsn]);
+      if (r.rows[0]?.ok === true || Date.now() >= until || stopped) return;
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+  }
+
   async function readOnce(): Promise<void> {
     const c = await connect();
+    const lsn = target;
+    target = undefined;
+    if (lsn !== undefined && standby && /^[0-9A-F]+\/[0-9A-F]+$/i.test(lsn)) await replayed(c, lsn);
     const since = mark === undefined ? null : new Date(mark.getTime() - 1000 * (polls % LONG_EVERY === 0 ? LONG_OVERLAP_S : SHORT_OVERLAP_S));
     const t = await c.query<{ t: Date }>('SELECT now() AS t');
     const started = t.rows[0]!.t;
@@ -139,7 +169,14 @@ export function createFollower(opts: FollowerOptions): Follower {
   }
 
   const poll = (): Promise<void> => {
-    if (!polling) polling = pollOnce().finally(() => (polling = undefined));
+    if (!polling)
+      polling = pollOnce().finally(() => {
+        polling = undefined;
+        if (again && !stopped) {
+          again = false;
+          void poll();
+        }
+      });
     return polling;
   };
 
@@ -149,6 +186,11 @@ export function createFollower(opts: FollowerOptions): Follower {
 
   return {
     poll,
+    kick(lsn) {
+      target = lsn;
+      if (polling) again = true;
+      else void poll();
+    },
     async stop() {
       stopped = true;
       clearInterval(timer);

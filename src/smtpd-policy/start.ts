@@ -31,6 +31,8 @@ export interface Policy {
    * counts shared the same way (the limiter's), read and written along with these.
    */
   start(databaseUrl: string, writer: Writer | undefined, shares?: Share[]): void;
+  /** The counts' doorbell rang: read them back now (`lsn`: the primary's position after the write). */
+  kick(lsn: string): void;
   stop(): Promise<void>;
 }
 
@@ -88,6 +90,7 @@ export function createPolicy(
       if (shared) writer?.addSource(createCountWriter(counts, now));
       for (const s of shares) writer?.addSource(s.source);
     },
+    kick: (lsn) => follower?.kick(lsn),
     async stop() {
       clearInterval(pruner);
       await follower?.stop();

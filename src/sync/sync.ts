@@ -20,6 +20,7 @@ import { destroyClient } from '../db/client.js';
 import { sqlstate, sqlstateOf } from '../db/sqlstate.js';
 import { connectTarget, type Target } from '../db/target.js';
 import { createPrimaryLink } from './primary-link.js';
+import { COUNTS_CHANNEL } from '../shared-counts/doorbell.js';
 import { errorMessage, type Logger } from '../log.js';
 import { createBackoff } from '../backoff.js';
 import { initialStatus, isInSync, type SyncStatus } from './status.js';
@@ -80,6 +81,8 @@ export interface SyncOptions {
   onApplied?: (position: unknown) => void;
   /** When aliases with an expires_at end (tests inject one); default the system's. */
   clock?: Clock;
+  /** The shared counts' doorbell, heard on the sync's connection to the primary (shared-counts/doorbell.ts). */
+  onCounts?: (lsn: string) => void;
 }
 
 export type { SyncStatus } from './status.js';
@@ -142,6 +145,7 @@ export function createSync(opts: SyncOptions): Sync {
     retryMs: Math.min(opts.reconnectMaxDelayMs, 5000),
     logger,
     ring,
+    ...(opts.onCounts ? { counts: opts.onCounts } : {}),
     onState: (up) => {
       status.primaryConnected = up;
     },
@@ -497,11 +501,12 @@ export function createSync(opts: SyncOptions): Sync {
     status.standby = t.inRecovery;
     sm.server.set({ host: server, role: t.inRecovery ? 'standby' : 'primary' }, 1);
     sm.standby.set(t.inRecovery ? 1 : 0);
-    c.on('notification', ring);
+    c.on('notification', (msg) => (msg.channel === COUNTS_CHANNEL ? opts.onCounts?.(msg.payload ?? '') : ring()));
     try {
       await useLayout(c);
       // A primary rings its own doorbell; a standby cannot LISTEN.
       if (!t.inRecovery) await c.query('LISTEN mailmapd');
+      if (!t.inRecovery && opts.onCounts) await c.query(`LISTEN ${COUNTS_CHANNEL}`);
       else setLag(0, 0);
       setConnected(true);
       logger.info('connected to PostgreSQL', { host: server, standby: t.inRecovery, catch_up: position !== undefined });
