@@ -76,6 +76,8 @@ const BUCKET_BYTES = 80;
 // Long because it is one closure over the table; each method is a few lines.
 export function createBucketCounts(opts: BucketCountsOptions): BucketCounts {
   const byKey = new Map<string, Map<number, Bucket>>();
+  /** The buckets with pending counts, so that take() need not scan every key (a flush is every quarter second). */
+  let dirty: [key: string, at: number, b: Bucket][] = [];
   let pendingRows = 0;
   let buckets = 0;
   let keyChars = 0;
@@ -123,7 +125,10 @@ export function createBucketCounts(opts: BucketCountsOptions): BucketCounts {
       if (n <= 0) return true;
       const b = bucket(key, at);
       if (b === undefined) return false;
-      if (b.pending === 0) pendingRows++;
+      if (b.pending === 0) {
+        pendingRows++;
+        dirty.push([key, at, b]);
+      }
       b.pending += n;
       return true;
     },
@@ -133,14 +138,14 @@ export function createBucketCounts(opts: BucketCountsOptions): BucketCounts {
     },
     take() {
       const out: CountRow[] = [];
-      for (const [key, m] of byKey) {
-        for (const [at, b] of m) {
-          if (b.pending === 0) continue;
-          out.push({ key, bucket: at, count: b.pending });
-          b.inflight += b.pending;
-          b.pending = 0;
-        }
+      for (const [key, at, b] of dirty) {
+        // Reset or pruned since (no longer held), or taken already: nothing to write.
+        if (b.pending === 0 || byKey.get(key)?.get(at) !== b) continue;
+        out.push({ key, bucket: at, count: b.pending });
+        b.inflight += b.pending;
+        b.pending = 0;
       }
+      dirty = [];
       pendingRows = 0;
       return out;
     },
@@ -168,7 +173,10 @@ export function createBucketCounts(opts: BucketCountsOptions): BucketCounts {
           b.mine += back;
           continue;
         }
-        if (b.pending === 0 && back > 0) pendingRows++;
+        if (b.pending === 0 && back > 0) {
+          pendingRows++;
+          dirty.push([r.key, r.bucket, b]);
+        }
         b.pending += back;
       }
     },
@@ -186,6 +194,8 @@ export function createBucketCounts(opts: BucketCountsOptions): BucketCounts {
         }
         if (m.size === 0) dropKey(key, m);
       }
+      // What was pruned is no longer to be written (a daemon that cannot write never takes).
+      dirty = dirty.filter(([key, at, b]) => b.pending > 0 && byKey.get(key)?.get(at) === b);
     },
     keys: () => byKey.keys(),
     pending: () => pendingRows,

@@ -127,3 +127,18 @@ describe('limiter counts shared by every host', () => {
     expect(bounded.add('b', 1, 1)).toBe(false);
   });
 });
+
+describe('buckets to write', () => {
+  it('take() hands each pending bucket once; reset and pruned ones not at all', () => {
+    const c = createBucketCounts({ stored: 'replace' });
+    c.add('a', 1, 1);
+    c.add('a', 1, 2);
+    c.add('b', 1, 1);
+    c.add('c', 0, 5);
+    c.reset('b');
+    c.prune(1);
+    expect(c.take()).toEqual([{ key: 'a', bucket: 1, count: 3 }]);
+    expect(c.take()).toEqual([]);
+    expect(c.pending()).toBe(0);
+  });
+});
