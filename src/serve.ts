@@ -257,7 +257,7 @@ export async function serve(configPath: string | undefined, opts: { policyServic
     reconnectMaxDelayMs: config.reconnect_max_delay,
     databasePrimaryUrl: primaryUrl(config),
     maxLagMs: config.replica_max_lag,
-    ...(config.shared_counts ? { onCounts: (lsn: string) => policy.kick(lsn) } : {}),
+    ...(config.shared_counts ? { onCounts: (payload: string) => policy.kick(payload) } : {}),
   };
   const activeSync = snapshots ? snapshots.sync(db.url, syncOptions, createSync) : createSync(syncOptions);
   sync = activeSync;

@@ -13,7 +13,7 @@ import { destroyClient } from '../db/client.js';
 import { isConnectionLoss, sqlstateOf } from '../db/sqlstate.js';
 import { errorMessage, type Logger } from '../log.js';
 import { DAY_MINUTES, minuteOf, type SendCounts } from './send-counts.js';
-import { LONG_EVERY, LONG_OVERLAP_S, SHORT_OVERLAP_S, sendCountsRead } from './statements.js';
+import { LONG_EVERY, LONG_OVERLAP_S, RUNG_OVERLAP_S, SHORT_OVERLAP_S, sendCountsRead } from './statements.js';
 import { replayedSql } from '../shared-counts/doorbell.js';
 
 export interface QuotaUsageRead {
@@ -122,11 +122,17 @@ export function createFollower(opts: FollowerOptions): Follower {
     const c = await connect();
     const lsn = target;
     target = undefined;
-    if (lsn !== undefined && standby && /^[0-9A-F]+\/[0-9A-F]+$/i.test(lsn)) await replayed(c, lsn);
-    const since = mark === undefined ? null : new Date(mark.getTime() - 1000 * (polls % LONG_EVERY === 0 ? LONG_OVERLAP_S : SHORT_OVERLAP_S));
+    if (lsn !== undefined && standby) await replayed(c, lsn);
+    // A rung read is for the counts only and looks back a second past the last timed read,
+    // which it leaves as it was: whatever it missed (a row committed late) the next timed
+    // read's wider look-back finds. Under steady counting rings come every quarter second:
+    // each re-reading the last five seconds would read every row twenty times.
+    const rung = lsn !== undefined && mark !== undefined;
+    const overlapS = rung ? RUNG_OVERLAP_S : polls % LONG_EVERY === 0 ? LONG_OVERLAP_S : SHORT_OVERLAP_S;
+    const since = mark === undefined ? null : new Date(mark.getTime() - 1000 * overlapS);
     const t = await c.query<{ t: Date }>('SELECT now() AS t');
     const started = t.rows[0]!.t;
-    if (incremental || since === null || polls % opts.quotaUsage.fullEvery === 0) {
+    if (!rung && (incremental || since === null || polls % opts.quotaUsage.fullEvery === 0)) {
       await tolerant('quota usage', async () => {
         // By position: a profile's query names its columns as its panel does.
         const r = await c.query<[string, string | number | null]>({ text: opts.quotaUsage.sql, values: incremental ? [since] : [], rowMode: 'array' });
@@ -147,6 +153,7 @@ export function createFollower(opts: FollowerOptions): Follower {
     }
     for (const r of opts.reads ?? []) await tolerant(r.what, () => r.read(c, since));
     for (const r of opts.reads ?? []) if (!failing.has(r.what)) r.onRead?.();
+    if (rung) return;
     mark = started;
     polls++;
     opts.onRead?.();

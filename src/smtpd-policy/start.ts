@@ -9,6 +9,7 @@ import type { Logger } from '../log.js';
 import type { Profile } from '../sync/profile.js';
 import type { WriteSource, Writer } from '../writeback/writer.js';
 import type { Registry } from 'prom-client';
+import { rungFor } from '../shared-counts/doorbell.js';
 import { createCountWriter } from './count-writer.js';
 import { createFollower, type FollowedRead, type Follower, type QuotaUsageRead } from './follower.js';
 import { createPolicyMetrics } from './metrics.js';
@@ -31,8 +32,8 @@ export interface Policy {
    * counts shared the same way (the limiter's), read and written along with these.
    */
   start(databaseUrl: string, writer: Writer | undefined, shares?: Share[]): void;
-  /** The counts' doorbell rang: read them back now (`lsn`: the primary's position after the write). */
-  kick(lsn: string): void;
+  /** The counts' doorbell rang (its payload): read them back now, unless it was our own ring. */
+  kick(payload: string): void;
   stop(): Promise<void>;
 }
 
@@ -90,7 +91,10 @@ export function createPolicy(
       if (shared) writer?.addSource(createCountWriter(counts, now));
       for (const s of shares) writer?.addSource(s.source);
     },
-    kick: (lsn) => follower?.kick(lsn),
+    kick(payload) {
+      const lsn = rungFor(payload);
+      if (lsn !== undefined) follower?.kick(lsn);
+    },
     async stop() {
       clearInterval(pruner);
       await follower?.stop();

@@ -28,8 +28,8 @@ export interface PrimaryLinkOptions {
   logger: Logger;
   /** A NOTIFY arrived, or the connection came up (anything committed while it was down). */
   ring(): void;
-  /** The shared counts' doorbell rang (its payload: the primary's WAL position). */
-  counts?(lsn: string): void;
+  /** The shared counts' doorbell rang, with its payload. */
+  counts?(payload: string): void;
   /** Up or down, for /readyz and the metrics. */
   onState(up: boolean): void;
   /** Whether a connection is wanted now: reading a standby, not stopped. */

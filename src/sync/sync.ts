@@ -81,8 +81,8 @@ export interface SyncOptions {
   onApplied?: (position: unknown) => void;
   /** When aliases with an expires_at end (tests inject one); default the system's. */
   clock?: Clock;
-  /** The shared counts' doorbell, heard on the sync's connection to the primary (shared-counts/doorbell.ts). */
-  onCounts?: (lsn: string) => void;
+  /** The shared counts' doorbell and its payload, heard on the sync's connection to the primary (shared-counts/doorbell.ts). */
+  onCounts?: (payload: string) => void;
 }
 
 export type { SyncStatus } from './status.js';
