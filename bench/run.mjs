@@ -18,6 +18,7 @@ const all = [
   'snapshot',
   'writeback',
   'policy',
+  'policy-postfix',
   'shared',
   'scale',
 ];
