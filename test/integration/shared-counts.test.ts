@@ -133,6 +133,12 @@ describe('counts shared by every host', { timeout: 120_000 }, () => {
     expect(await stored('alice@example.org')).toBe(LOGIN_BOUND);
     // Another login is untouched.
     expect(await policyStatus(b, 'bob@example.org', '203.0.113.7')).toBe(0);
+    // The shared state in the metrics: entries, bytes, and a merge that happened.
+    const metrics = await (await b.http('/metrics')).text();
+    const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(metrics)?.[1]);
+    expect(value('mailmapd_policy_shared_entries\\{kind="failures"\\}')).toBeGreaterThan(0);
+    expect(value('mailmapd_policy_shared_bytes')).toBeGreaterThan(0);
+    expect(Number.isFinite(value('mailmapd_policy_shared_merge_age_seconds'))).toBe(true);
   });
 
   it('a send limit split over two daemons holds, and send-usage shows the shared count', async () => {
