@@ -1,9 +1,9 @@
 // Follows what other hosts write: quota usage (from Dovecot, through any host's dict
-// socket), send counts and the limiter's shared counts (every host's write-back). Polls the directory's own database —
-// a standby serves this as well as the primary — every sync_poll_interval, reading only
-// the rows changed since its last read (looking back a little past it, see statements.ts),
-// so a change reaches this host's answers within about one interval, without touching the
-// directory. A full read at the start and after every reconnect. The counts' doorbell
+// socket), send counts and the limiter's shared counts (every host's write-back). Polls
+// the directory's own database — a standby serves this as well as the primary — every
+// sync_poll_interval, reading only the rows changed since its last read (looking back a
+// little past it, see statements.ts), so a change reaches this host's answers within about
+// one interval, without touching the directory. A full read at the start and after every reconnect. The counts' doorbell
 // (shared-counts/doorbell.ts) makes it read at once, on a standby once it has replayed
 // what the primary rang for.
 
