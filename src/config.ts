@@ -192,6 +192,8 @@ const keys = {
   policy_max_entries: { default: '200000', parse: int(100, 100_000_000) },
   policy_max_memory: { default: '67108864', parse: int(1_048_576, 1_099_511_627_776) },
   policy_known_source_ttl: { default: '30d', parse: duration },
+  // Off: every host counts on its own (the benchmark's baseline; a single host gains nothing).
+  shared_counts: { default: 'yes', parse: bool },
 
   send_limit_hour: { default: '0', parse: int(0, 1_000_000_000) },
   send_limit_day: { default: '0', parse: int(0, 1_000_000_000) },

@@ -39,6 +39,14 @@ export interface Metrics {
   hashRejected: Counter;
   policyDecisions: Counter<'command' | 'decision' | 'reason'>;
   policyEntries: Gauge<'kind'>;
+  /** The limiter's counts shared with other hosts (failures: buckets; sources: known sources). */
+  policySharedEntries: Gauge<'kind'>;
+  policySharedBytes: Gauge;
+  /** Unix time the other hosts' counts were last read back and merged (0: never). */
+  policySharedMerged: Gauge;
+  policySharedMergeAge: Gauge;
+  /** Increments not shared: a key past the bound. */
+  policySharedDropped: Counter<'kind'>;
   snapshotWrites: Counter<'result'>;
   snapshotWriteSeconds: Gauge;
   snapshotBytes: Gauge;
@@ -149,6 +157,33 @@ export function createMetrics(enabled = true): Metrics {
       registers,
     }),
     policyEntries: new Gauge({ name: 'mailmapd_policy_tracked_entries', help: 'Entries held by the brute-force limiter', labelNames: ['kind'], registers }),
+    policySharedEntries: new Gauge({
+      name: 'mailmapd_policy_shared_entries',
+      help: "The brute-force limiter's counts shared with every host: failure buckets (failures) and known sources (sources)",
+      labelNames: ['kind'],
+      registers,
+    }),
+    policySharedBytes: new Gauge({ name: 'mailmapd_policy_shared_bytes', help: "Bytes the brute-force limiter's shared counts hold", registers }),
+    policySharedMerged: new Gauge({
+      name: 'mailmapd_policy_shared_merge_timestamp_seconds',
+      help: "Unix time other hosts' limiter counts were last read back and merged",
+      registers,
+    }),
+    policySharedMergeAge: new Gauge({
+      name: 'mailmapd_policy_shared_merge_age_seconds',
+      help: "Seconds since other hosts' limiter counts were last read back and merged (+Inf before the first)",
+      registers,
+      async collect() {
+        const last = (await m.policySharedMerged.get()).values[0]?.value ?? 0;
+        this.set(last > 0 ? Date.now() / 1000 - last : Number.POSITIVE_INFINITY);
+      },
+    }),
+    policySharedDropped: new Counter({
+      name: 'mailmapd_policy_shared_dropped_total',
+      help: 'Limiter increments kept local only because the shared table was at its bound (policy_max_entries)',
+      labelNames: ['kind'],
+      registers,
+    }),
   };
   return m;
 }

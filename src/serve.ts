@@ -29,6 +29,8 @@ import { createCheckpasswordHandler } from './checkpassword/server.js';
 import { createDovecotRoutes } from './dovecot/route.js';
 import { createLimiter, settingsFrom } from './policy/limiter.js';
 import { createPolicyRoutes } from './policy/route.js';
+import { createLimiterShare } from './policy/share.js';
+import { createSharedState } from './policy/shared-state.js';
 import { returnFreedMemoryToOs } from './memory/malloc.js';
 import { embeddedUrl } from './db/connect.js';
 import { createSnapshotKeeper } from './snapshot/keeper.js';
@@ -107,7 +109,17 @@ export async function serve(configPath: string | undefined, opts: { policyServic
     const u = directory.user(login);
     return u.status === 'unknown' ? login : u.address;
   };
-  const limiter = config.policy_enabled ? createLimiter(settingsFrom(config), metrics, Date.now, canonical) : undefined;
+  // Its failures per login and known sources shared with every host (share.ts): read back
+  // from the database, written by the write-back.
+  const limiterSettings = settingsFrom(config);
+  const shared =
+    config.policy_enabled && config.shared_counts
+      ? createSharedState({ maxKeys: Math.max(1, Math.floor(config.policy_max_entries / 6)), knownSourceMs: limiterSettings.knownSourceMs })
+      : undefined;
+  const limiterShare = shared
+    ? createLimiterShare(shared, { windowMs: limiterSettings.windowMs, knownSourceMs: limiterSettings.knownSourceMs, metrics })
+    : undefined;
+  const limiter = config.policy_enabled ? createLimiter(limiterSettings, metrics, Date.now, canonical, shared) : undefined;
   const oauth2 = oauth2From(config, logger);
   // What an unknown login is checked against: new hashes' scheme, so that it costs a real one.
   const decoy = await hashPassword(randomBytes(18).toString('base64'), config.password_scheme).catch(() => undefined);
@@ -200,6 +212,7 @@ export async function serve(configPath: string | undefined, opts: { policyServic
     await sync?.stop();
     await snapshots?.close();
     await policy.stop();
+    limiterShare?.stop();
     await writer?.stop();
     await dkim?.stop();
     authenticator.close();
@@ -235,6 +248,7 @@ export async function serve(configPath: string | undefined, opts: { policyServic
     reconnectMaxDelayMs: config.reconnect_max_delay,
     databasePrimaryUrl: primaryUrl(config),
     maxLagMs: config.replica_max_lag,
+    ...(config.shared_counts ? { onCounts: (payload: string) => policy.kick(payload) } : {}),
   };
   const activeSync = snapshots ? snapshots.sync(db.url, syncOptions, createSync) : createSync(syncOptions);
   sync = activeSync;
@@ -253,7 +267,7 @@ export async function serve(configPath: string | undefined, opts: { policyServic
     });
     dkim.start();
   }
-  policy.start(db.url, writer);
+  policy.start(db.url, writer, limiterShare ? [limiterShare] : []);
 
   logger.info('listening', { listeners: listeners.summary(), database: redactUrl(db.url), embedded: db.embedded, schema: config.schema });
   notifySystemd('READY=1\nSTATUS=listening; loading the directory', logger);

@@ -20,6 +20,7 @@ import { domainLimitsSerialSql } from './migrations/domain-limits-serial.js';
 import { sendAsSql } from './migrations/send-as.js';
 import { dkimKeysSql } from './migrations/dkim.js';
 import { sendCountTablesSql, sendLimitsSql } from './migrations/send-limits.js';
+import { sharedLimiterSql } from './migrations/shared-limiter.js';
 import { inTransaction } from './client.js';
 
 export interface Migration {
@@ -206,6 +207,7 @@ SELECT mailmapd.watch_table('mailmapd.aliases', 'alias', 'r.address');
   { version: 10, description: 'send-as grants and BCC copies', sql: sendAsSql },
   { version: 11, description: 'DKIM keys, private keys readable only where granted', sql: dkimKeysSql },
   { version: 12, description: 'sending limits, send counts and usage', sql: sendLimitsSql },
+  { version: 13, description: 'brute-force limiter counts shared by every host', sql: sharedLimiterSql },
 ];
 
 /**
@@ -213,7 +215,7 @@ SELECT mailmapd.watch_table('mailmapd.aliases', 'alias', 'r.address');
  * (`mailmapd triggers install` runs it in one transaction, so the first part's generic
  * function never outlives it).
  */
-export const changeLogSql = changeLogSqlV1 + staticTriggerSql + changeKindsSql + invokerTriggerSql + sendCountTablesSql;
+export const changeLogSql = changeLogSqlV1 + staticTriggerSql + changeKindsSql + invokerTriggerSql + sendCountTablesSql + sharedLimiterSql;
 
 // migrate() applies them in array order and records the highest: versions must ascend.
 migrations.forEach((m, i) => {

@@ -40,3 +40,9 @@ export function sqlstateOf(err: unknown): string | undefined {
 export function isConnectionLoss(code: string): boolean {
   return /^(08|57P|53)/.test(code);
 }
+
+/** A lost connection or a server going away (or no SQL error at all): the statement is worth a retry. */
+export function isRetryable(err: unknown): boolean {
+  const code = sqlstateOf(err);
+  return code === undefined || isConnectionLoss(code);
+}

@@ -18,12 +18,16 @@
 // pass the check (reserve, then settle); a login is keyed by the mailbox it resolves to
 // (`canonical`), so alias domains share one count; and a master login is keyed in its own
 // namespace, so a plain login of the same bare name cannot lock the master user out.
+//
+// With `shared` (shared-state.ts), the per-login failures and the known sources are also
+// every other host's: their failures, read back from the database, count with ours.
 
 import { createHash } from 'node:crypto';
 import { BlockList, isIP } from 'node:net';
 import type { Config } from '../config.js';
 import type { Metrics } from '../metrics.js';
 import { createBoundedTable, type BoundedTable } from './bounded-table.js';
+import { BUCKET_S, bucketOf, shareKey, type SharedState } from './shared-state.js';
 
 export interface LimiterSettings {
   windowMs: number;
@@ -143,6 +147,7 @@ export function createLimiter(
   metrics?: Metrics,
   now: () => number = Date.now,
   canonical: (login: string) => string = (login) => login,
+  shared?: SharedState,
 ): Limiter {
   const allowed = allowList(settings.allowList);
   const perKind = Math.max(1, Math.floor(settings.maxEntries / kinds.length));
@@ -175,9 +180,29 @@ export function createLimiter(
   const keyOf = (login: string, master?: string): string => (master === undefined ? `l:${boundedKey(canonical(login))}` : `m:${boundedKey(master)}`);
 
   const recent = (kind: Kind, key: string): readonly number[] => tables[kind].recent(key, now() - windowOf(kind));
+  /** Other hosts' failures for a shared key, each at its bucket's end, at most `cap` a bucket. */
+  const othersOf = (key: string, cap: number): number[] => {
+    const out: number[] = [];
+    for (const [at, n] of shared?.failures.othersByBucket(key, bucketOf(now() - settings.windowMs)) ?? []) {
+      const t = Math.min(now(), (at + BUCKET_S) * 1000);
+      for (let i = 0; i < Math.min(n, cap); i++) out.push(t);
+    }
+    return out;
+  };
+  /** Failure times in the window: ours, and for the shared kinds every other host's, oldest first. */
+  const failures = (kind: Counted, key: string, limit: number): readonly number[] => {
+    const t = recent(kind, key);
+    if (shared === undefined || (kind !== 'login' && kind !== 'source')) return t;
+    // A source key is `login\0address` already; a login's shared key has an empty source.
+    const others = othersOf(kind === 'login' ? shareKey(key, '') : key, limit);
+    return others.length === 0 ? t : [...t, ...others].sort((a, b) => a - b);
+  };
+  /** An address where the login succeeded recently, here or (shared) on any host. */
+  const isKnown = (sourceKey: string): boolean =>
+    recent('known', sourceKey).length > 0 || (shared?.sources.seen(sourceKey) ?? Number.NEGATIVE_INFINITY) > now() - settings.knownSourceMs;
   /** Seconds to wait when failures recorded plus attempts in flight reach `limit`, else undefined. */
   const over = (kind: Counted, key: string, limit: number): number | undefined => {
-    const t = recent(kind, key);
+    const t = failures(kind, key, limit);
     if (t.length >= limit) return retryAfter(t, limit);
     // Reached only with attempts in flight, which settle within a login's time.
     return t.length + inFlight(kind, key) >= limit ? 1 : undefined;
@@ -196,7 +221,7 @@ export function createLimiter(
   const isAllowed = (addr: { ip: string; family: 4 | 6 } | undefined) => addr !== undefined && allowed.check(addr.ip, addr.family === 4 ? 'ipv4' : 'ipv6');
 
   const decideFor = (l: string, addr: { ip: string; family: 4 | 6 } | undefined): Decision => {
-    if (addr && recent('known', `${l}\0${addr.ip}`).length > 0) {
+    if (addr && isKnown(shareKey(l, addr.ip))) {
       // The owner's own address: only its own failures for this login count.
       const mine = over('source', `${l}\0${addr.ip}`, settings.rejectAfter);
       return mine === undefined ? { action: 'allow' } : { action: 'reject', retryAfterSeconds: mine, reason: 'address' };
@@ -235,13 +260,22 @@ export function createLimiter(
     add('repeat', repeatKey, 1); // refresh: the same stale password keeps counting once
     return seen;
   };
+  /** A failure counted: handed to the write-back, per login, and per source when the source is known. */
+  const share = (l: string, addr: { ip: string } | undefined) => {
+    if (shared === undefined) return;
+    const at = bucketOf(now());
+    if (!shared.failures.add(shareKey(l, ''), at, 1)) metrics?.policySharedDropped.inc({ kind: 'failures' });
+    if (addr && isKnown(shareKey(l, addr.ip)) && !shared.failures.add(shareKey(l, addr.ip), at, 1)) metrics?.policySharedDropped.inc({ kind: 'failures' });
+  };
   const record = (l: string, addr: { ip: string; family: 4 | 6 } | undefined, success: boolean, passwordTag: string) => {
     if (success) {
-      if (addr) add('known', `${l}\0${addr.ip}`, 1);
+      if (addr) add('known', shareKey(l, addr.ip), 1);
+      if (addr) shared?.sources.succeeded(shareKey(l, addr.ip), now());
       return;
     }
     if (repeated(l, addr, passwordTag)) return;
     for (const [kind, key, cap] of countedKeys(l, addr)) add(kind, key, cap);
+    share(l, addr);
   };
 
   return {

@@ -6,7 +6,8 @@
 // sending) and minutes older than a day are deleted.
 
 import type pg from 'pg';
-import { isConnectionLoss, sqlstateOf } from '../db/sqlstate.js';
+import { isRetryable } from '../db/sqlstate.js';
+import { ringCounts } from '../shared-counts/doorbell.js';
 import type { WriteSource } from '../writeback/writer.js';
 import { DAY_MINUTES, minuteOf, type CountRow, type SendCounts } from './send-counts.js';
 import { sendCountsPrune, sendCountsWrite, sendUsageIdle, sendUsageWrite } from './statements.js';
@@ -14,28 +15,22 @@ import { sendCountsPrune, sendCountsWrite, sendUsageIdle, sendUsageWrite } from 
 const BATCH_ROWS = 5000;
 const REFRESH_MS = 60_000;
 
-/** A lost connection or a server going away (or no SQL error at all): worth a retry. */
-const retryable = (err: unknown): boolean => {
-  const code = sqlstateOf(err);
-  return code === undefined || isConnectionLoss(code);
-};
-
 export function createCountWriter(counts: SendCounts, now: () => number = Date.now): WriteSource {
   let refreshedAt = now();
 
   async function writeBatch(c: pg.Client, rows: CountRow[], minute: number): Promise<void> {
     let r: pg.QueryResult<{ address: string; minute: string; count: number }>;
     try {
-      r = await c.query(sendCountsWrite, [rows.map((x) => x.address), rows.map((x) => x.minute), rows.map((x) => x.count)]);
+      r = await c.query(sendCountsWrite, [rows.map((x) => x.key), rows.map((x) => x.bucket), rows.map((x) => x.count)]);
     } catch (err) {
-      counts.failed(rows, retryable(err));
+      counts.failed(rows, isRetryable(err));
       throw err;
     }
     counts.written(
       rows,
-      r.rows.map((x) => ({ address: x.address, minute: Number(x.minute), count: Number(x.count) })),
+      r.rows.map((x) => ({ key: x.address, bucket: Number(x.minute), count: Number(x.count) })),
     );
-    await c.query(sendUsageWrite, [[...new Set(rows.map((x) => x.address))], minute]);
+    await c.query(sendUsageWrite, [[...new Set(rows.map((x) => x.key))], minute]);
   }
 
   return {
@@ -53,6 +48,7 @@ export function createCountWriter(counts: SendCounts, now: () => number = Date.n
           throw err;
         }
       }
+      if (rows.length > 0) await ringCounts(c);
       if (now() - refreshedAt >= REFRESH_MS) {
         refreshedAt = now();
         await c.query(sendCountsPrune, [minute - DAY_MINUTES]);

@@ -7,21 +7,33 @@ import type { Config } from '../config.js';
 import type { Directory } from '../directory/directory.js';
 import type { Logger } from '../log.js';
 import type { Profile } from '../sync/profile.js';
-import type { Writer } from '../writeback/writer.js';
+import type { WriteSource, Writer } from '../writeback/writer.js';
 import type { Registry } from 'prom-client';
+import { rungFor } from '../shared-counts/doorbell.js';
 import { createCountWriter } from './count-writer.js';
-import { createFollower, type Follower, type QuotaUsageRead } from './follower.js';
+import { createFollower, type FollowedRead, type Follower, type QuotaUsageRead } from './follower.js';
 import { createPolicyMetrics } from './metrics.js';
 import { createSendCounts } from './send-counts.js';
 import { createPolicyService, type PolicyServiceHandle } from './service.js';
 import { nativeQuotaUsageRead } from './statements.js';
 
+/** Counts shared by every host: read back on the follower's connection, written by the write-back. */
+export interface Share {
+  read: FollowedRead;
+  source: WriteSource;
+}
+
 export interface Policy {
   service: PolicyServiceHandle;
   /** Usage Dovecot reported on this host's dict socket: answered at once, before the database has it. */
   reported(address: string, bytes: number | undefined): void;
-  /** Starts following the database and writing counts through `writer`. */
-  start(databaseUrl: string, writer: Writer | undefined): void;
+  /**
+   * Starts following the database and writing counts through `writer`; `shares`: other
+   * counts shared the same way (the limiter's), read and written along with these.
+   */
+  start(databaseUrl: string, writer: Writer | undefined, shares?: Share[]): void;
+  /** The counts' doorbell rang (its payload): read them back now, unless it was our own ring. */
+  kick(payload: string): void;
   stop(): Promise<void>;
 }
 
@@ -61,20 +73,27 @@ export function createPolicy(
     reported(address, bytes) {
       if (bytes !== undefined) usage.set(address, bytes);
     },
-    start(databaseUrl, writer) {
+    start(databaseUrl, writer, shares = []) {
       const c = config();
+      const shared = c.shared_counts;
       follower = createFollower({
         url: databaseUrl,
         intervalMs: c.sync_poll_interval,
         reconnectMaxDelayMs: c.reconnect_max_delay,
         usage,
-        counts,
+        counts: shared ? counts : undefined,
         quotaUsage: quotaUsageReadFor(profile, c.sync_poll_interval),
         logger,
         onRead: () => metrics.usageFollowed.set(usage.size),
         now,
+        reads: shares.map((s) => s.read),
       });
-      writer?.addSource(createCountWriter(counts, now));
+      if (shared) writer?.addSource(createCountWriter(counts, now));
+      for (const s of shares) writer?.addSource(s.source);
+    },
+    kick(payload) {
+      const lsn = rungFor(payload);
+      if (lsn !== undefined) follower?.kick(lsn);
     },
     async stop() {
       clearInterval(pruner);

@@ -7,6 +7,8 @@ export const SHORT_OVERLAP_S = 5;
 /** Every LONG_EVERY-th read looks back this far: a standby that lagged, a host whose clock is behind. */
 export const LONG_OVERLAP_S = 120;
 export const LONG_EVERY = 15;
+/** A read the counts' doorbell asked for looks back this far past the last timed read (follower.ts). */
+export const RUNG_OVERLAP_S = 1;
 
 /** $1: timestamptz, rows changed since; null: all. Native quota usage (the dict's write-back). */
 export const nativeQuotaUsageRead = `SELECT address, bytes FROM mailmapd.quota_usage WHERE $1::timestamptz IS NULL OR updated > $1`;

@@ -7,6 +7,7 @@ import type pg from 'pg';
 import { destroyClient } from '../db/client.js';
 import { connectTarget } from '../db/target.js';
 import { errorMessage, type Logger } from '../log.js';
+import { COUNTS_CHANNEL } from '../shared-counts/doorbell.js';
 
 export interface PrimaryLink {
   /** The connection while it is up. */
@@ -27,6 +28,8 @@ export interface PrimaryLinkOptions {
   logger: Logger;
   /** A NOTIFY arrived, or the connection came up (anything committed while it was down). */
   ring(): void;
+  /** The shared counts' doorbell rang, with its payload. */
+  counts?(payload: string): void;
   /** Up or down, for /readyz and the metrics. */
   onState(up: boolean): void;
   /** Whether a connection is wanted now: reading a standby, not stopped. */
@@ -55,10 +58,11 @@ export function createPrimaryLink(o: PrimaryLinkOptions): PrimaryLink {
     connectTarget(url, { applicationName: 'mailmapd', targetSessionAttrs: 'read-write', queryTimeoutMs: o.queryTimeoutMs })
       .then(async (t) => {
         try {
-          t.client.on('notification', o.ring);
+          t.client.on('notification', (msg) => (msg.channel === COUNTS_CHANNEL ? o.counts?.(msg.payload ?? '') : o.ring()));
           t.client.on('error', (err) => drop(err, t.client));
           t.client.on('end', () => drop(new Error('connection ended'), t.client));
           await t.client.query('LISTEN mailmapd');
+          if (o.counts) await t.client.query(`LISTEN ${COUNTS_CHANNEL}`);
         } catch (err) {
           destroyClient(t.client);
           throw err;

@@ -20,6 +20,7 @@ import { destroyClient } from '../db/client.js';
 import { sqlstate, sqlstateOf } from '../db/sqlstate.js';
 import { connectTarget, type Target } from '../db/target.js';
 import { createPrimaryLink } from './primary-link.js';
+import { COUNTS_CHANNEL } from '../shared-counts/doorbell.js';
 import { errorMessage, type Logger } from '../log.js';
 import { createBackoff } from '../backoff.js';
 import { initialStatus, isInSync, type SyncStatus } from './status.js';
@@ -59,6 +60,8 @@ export interface SyncOptions {
   onApplied?: (position: unknown) => void;
   /** When aliases with an expires_at end (tests inject one); default the system's. */
   clock?: Clock;
+  /** The shared counts' doorbell and its payload, heard on the sync's connection to the primary (shared-counts/doorbell.ts). */
+  onCounts?: (payload: string) => void;
 }
 
 export type { SyncStatus } from './status.js';
@@ -98,6 +101,7 @@ export function createSync(opts: SyncOptions): Sync {
     retryMs: Math.min(opts.reconnectMaxDelayMs, 5000),
     logger,
     ring: doorbell.ring,
+    ...(opts.onCounts ? { counts: opts.onCounts } : {}),
     onState: (up) => {
       status.primaryConnected = up;
     },
@@ -197,12 +201,14 @@ export function createSync(opts: SyncOptions): Sync {
     const c = t.client;
     reader = t;
     noteServer(t);
-    c.on('notification', doorbell.ring);
+    c.on('notification', (msg) => (msg.channel === COUNTS_CHANNEL ? opts.onCounts?.(msg.payload ?? '') : doorbell.ring()));
     try {
       await loader.useLayout(c);
       // A primary rings its own doorbell; a standby cannot LISTEN.
-      if (!t.inRecovery) await c.query('LISTEN mailmapd');
-      else setLag(0, 0);
+      if (!t.inRecovery) {
+        await c.query('LISTEN mailmapd');
+        if (opts.onCounts) await c.query(`LISTEN ${COUNTS_CHANNEL}`);
+      } else setLag(0, 0);
       setConnected(true);
       const resuming = loader.position() !== undefined;
       logger.info('connected to PostgreSQL', { host: status.host, standby: t.inRecovery, catch_up: resuming });

@@ -255,17 +255,17 @@ describe('send counts', () => {
     c.stored('a@x', 100, 10); // other hosts' counts
     expect(c.sum('a@x', 100, 60)).toBe(13);
     const rows = c.take();
-    expect(rows).toEqual([{ address: 'a@x', minute: 100, count: 3 }]);
+    expect(rows).toEqual([{ key: 'a@x', bucket: 100, count: 3 }]);
     expect(c.sum('a@x', 100, 60)).toBe(13);
     c.failed(rows, true);
     expect(c.pending()).toBe(1);
     expect(c.sum('a@x', 100, 60)).toBe(13);
     const again = c.take();
-    c.written(again, [{ address: 'a@x', minute: 100, count: 13 }]);
+    c.written(again, [{ key: 'a@x', bucket: 100, count: 13 }]);
     expect(c.sum('a@x', 100, 60)).toBe(13);
     expect(c.pending()).toBe(0);
     expect(c.sum('a@x', 160, 60)).toBe(0);
     c.prune(101);
-    expect([...c.addresses()]).toEqual([]);
+    expect([...c.keys()]).toEqual([]);
   });
 });
