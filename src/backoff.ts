@@ -1,6 +1,7 @@
 // How long to wait before trying the database again: 100 ms, doubling up to a maximum, each
 // wait with up to 30 % more at random so that many daemons restarted together do not all
-// knock at once. The sync's reconnects and the snapshot keeper's identity check use it.
+// knock at once. Every retry against the database uses it: the sync's reconnects, the
+// snapshot keeper's identity check, the write-back, the policy follower and the DKIM keeper.
 
 export interface Backoff {
   /** The next wait without its random part, in ms: what a log line says. */
@@ -14,8 +15,8 @@ export interface Backoff {
 const FIRST_MS = 100;
 const JITTER = 0.3;
 
-export function createBackoff(maxMs: number, random: () => number = Math.random): Backoff {
-  let delay = FIRST_MS;
+export function createBackoff(maxMs: number, random: () => number = Math.random, firstMs = FIRST_MS): Backoff {
+  let delay = Math.min(firstMs, maxMs);
   return {
     get delay() {
       return delay;
@@ -26,7 +27,7 @@ export function createBackoff(maxMs: number, random: () => number = Math.random)
       return wait;
     },
     reset() {
-      delay = FIRST_MS;
+      delay = Math.min(firstMs, maxMs);
     },
   };
 }

@@ -7,6 +7,7 @@
 // dropped doorbell costs one poll interval, and the directory's sync knows nothing of keys.
 // Logs name domains, selectors, files and exit statuses, never a key.
 
+import { createBackoff } from '../backoff.js';
 import type pg from 'pg';
 import { connectClient, destroyClient } from '../db/client.js';
 import { redactUrl } from '../db/conninfo.js';
@@ -56,6 +57,8 @@ export function createDkimKeeper(opts: DkimKeeperOptions): DkimKeeper {
   let applied: string | undefined; // the dkim_state version written to disk
   let reloadPending = false;
   let failures = 0;
+  // A key change is no emergency: the first retry after half a second, at most a poll apart.
+  const backoff = createBackoff(Math.min(opts.reconnectMaxDelayMs, opts.pollMs), Math.random, 500);
   let lastProblem = '';
   let waiters: (() => void)[] = [];
 
@@ -128,6 +131,7 @@ export function createDkimKeeper(opts: DkimKeeperOptions): DkimKeeper {
       if (version !== applied) await rewrite(client, version);
       await reload();
       failures = 0;
+      backoff.reset();
       if (!reloadPending) lastProblem = '';
     } catch (err) {
       failures++;
@@ -144,8 +148,7 @@ export function createDkimKeeper(opts: DkimKeeperOptions): DkimKeeper {
   }
 
   function delay(): number {
-    if (failures === 0) return opts.pollMs;
-    return Math.min(opts.reconnectMaxDelayMs, opts.pollMs, 500 * 2 ** Math.min(failures - 1, 10));
+    return failures === 0 ? opts.pollMs : backoff.next();
   }
 
   function schedule(ms: number): void {

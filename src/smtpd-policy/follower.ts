@@ -7,6 +7,7 @@
 // (shared-counts/doorbell.ts) makes it read at once, on a standby once it has replayed
 // what the primary rang for.
 
+import { createBackoff } from '../backoff.js';
 import type pg from 'pg';
 import { connectTarget } from '../db/target.js';
 import { destroyClient } from '../db/client.js';
@@ -66,6 +67,7 @@ export function createFollower(opts: FollowerOptions): Follower {
   let mark: Date | undefined;
   let polls = 0;
   let failures = 0;
+  const backoff = createBackoff(opts.reconnectMaxDelayMs);
   let retryAt = 0;
   let stopped = false;
   /** Whether the server read is a standby (a rung read waits for its replay). */
@@ -165,9 +167,10 @@ export function createFollower(opts: FollowerOptions): Follower {
       await readOnce();
       if (failures > 0) logger.info('policy: following quota usage and send counts again', {});
       failures = 0;
+      backoff.reset();
     } catch (err) {
       failures++;
-      retryAt = Date.now() + Math.min(opts.reconnectMaxDelayMs, 100 * 2 ** Math.min(failures, 10));
+      retryAt = Date.now() + backoff.next();
       if (failures === 1) logger.warn('policy: cannot read quota usage and send counts; answering from what is known', { error: errorMessage(err) });
       const c = client;
       client = undefined;

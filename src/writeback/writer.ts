@@ -5,6 +5,7 @@
 // writer's own single connection. While the primary is unreachable the values stay in the
 // buffer and go out once it answers again; what the bound turns away is counted.
 
+import { createBackoff } from '../backoff.js';
 import { isIP } from 'node:net';
 import type pg from 'pg';
 import { connectTarget } from '../db/target.js';
@@ -135,6 +136,7 @@ export function createWriter(opts: WriterOptions): Writer {
   let connecting: Promise<pg.Client | undefined> | undefined;
   let flushing: Promise<void> | undefined;
   let failures = 0;
+  const backoff = createBackoff(opts.reconnectMaxDelayMs);
   let retryAt = 0;
   let standby = false;
   const sources: WriteSource[] = [...(opts.sources ?? [])];
@@ -256,10 +258,11 @@ export function createWriter(opts: WriterOptions): Writer {
           metrics.connected.set(1);
           if (failures > 0) logger.info('write-back connection restored', { pending: pendingCount() });
           failures = 0;
+          backoff.reset();
           return c;
         } catch (err) {
           failures++;
-          retryAt = Date.now() + Math.min(opts.reconnectMaxDelayMs, 100 * 2 ** Math.min(failures, 10));
+          retryAt = Date.now() + backoff.next();
           if (failures === 1) logger.warn('write-back: cannot reach the primary; holding values', { error: errorMessage(err), pending: pendingCount() });
           await c?.end().catch(() => {});
           return undefined;
@@ -304,7 +307,7 @@ export function createWriter(opts: WriterOptions): Writer {
     if (client === c) client = undefined;
     metrics.connected.set(0);
     failures++;
-    retryAt = Date.now() + Math.min(opts.reconnectMaxDelayMs, 100 * 2 ** Math.min(failures, 10));
+    retryAt = Date.now() + backoff.next();
     logger.warn('write-back failed; holding values', { error: errorMessage(err), pending: pendingCount() });
     await c.end().catch(() => {});
   }
