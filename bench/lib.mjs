@@ -2,7 +2,7 @@
 // databases on, free loopback ports and percentiles.
 
 import { existsSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import pg from 'pg';
 
 const dist = new URL('../dist/', import.meta.url);
@@ -44,6 +44,23 @@ export function freePort() {
       s.close(() => resolve(port));
     });
   });
+}
+
+/** Resolves once something accepts connections on the loopback port (30 s at most). */
+export async function waitForPort(port) {
+  for (let i = 0; i < 300; i++) {
+    const ok = await new Promise((r) =>
+      connect(port, '127.0.0.1')
+        .on('connect', function () {
+          this.destroy();
+          r(true);
+        })
+        .on('error', () => r(false)),
+    );
+    if (ok) return;
+    await sleep(100);
+  }
+  throw new Error(`nothing listens on 127.0.0.1:${port}`);
 }
 
 /** The p-th percentile of xs (not sorted in place); NaN for none. */

@@ -13,7 +13,7 @@ import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, 
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { dbUrl, freePort, load, serverUrl, sleep, withClient } from './lib.mjs';
+import { dbUrl, freePort, load, serverUrl, sleep, waitForPort, withClient } from './lib.mjs';
 
 const SENDERS = 200;
 const SESSIONS = 8;
@@ -55,22 +55,6 @@ async function prepare(name) {
     await c.query(`INSERT INTO mailmapd.mailboxes (address, password, send_limit_hour, send_limit_day)
       SELECT 'user' || i || '@example.org', '{PLAIN}pw', 10000000, 10000000 FROM generate_series(1, ${SENDERS}) i`);
   });
-}
-
-async function waitForPort(port) {
-  for (let i = 0; i < 300; i++) {
-    const ok = await new Promise((r) =>
-      connect(port, '127.0.0.1')
-        .on('connect', function () {
-          this.destroy();
-          r(true);
-        })
-        .on('error', () => r(false)),
-    );
-    if (ok) return;
-    await sleep(100);
-  }
-  throw new Error(`nothing listens on ${port}`);
 }
 
 /** One SMTP session: a command, its (multi-line) reply code. */

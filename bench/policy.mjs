@@ -11,7 +11,7 @@ import { connect } from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { dbUrl, freePort, load, pct, serverUrl, sleep, withClient } from './lib.mjs';
+import { dbUrl, freePort, load, pct, serverUrl, sleep, waitForPort, withClient } from './lib.mjs';
 import { startQuotaStatus } from './policy-quota-status.mjs';
 
 const MAILBOXES = 10_000;
@@ -192,18 +192,7 @@ async function throughDoor(url, log) {
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   try {
-    for (let i = 0; i < 100; i++) {
-      const ok = await new Promise((r) =>
-        connect(port, '127.0.0.1')
-          .on('connect', function () {
-            this.destroy();
-            r(true);
-          })
-          .on('error', () => r(false)),
-      );
-      if (ok) break;
-      await sleep(100);
-    }
+    await waitForPort(port);
     await sleep(2000); // the directory's load and the follower's first read
     for (const clients of [1, 16]) {
       const r = await overConnections(port, clients, DOOR_SECONDS);

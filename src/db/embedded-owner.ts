@@ -10,6 +10,7 @@
 // A file whose process is gone is stale and taken over.
 
 import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { processAlive } from '../process-alive.js';
 
 export type OwnerRole = 'daemon' | 'command';
 
@@ -24,16 +25,6 @@ export interface Ownership {
 }
 
 export const ownerFileOf = (dataDir: string): string => `${dataDir.replace(/\/+$/, '')}.owner`;
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    // EPERM: the process exists but belongs to another user.
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 function parse(text: string): Owner | undefined {
   const m = /^(\d+) (daemon|command)\n?$/.exec(text);
@@ -53,7 +44,7 @@ export function currentOwner(dataDir: string): Owner | undefined {
   // A record being written is empty for an instant: treat it as held by an unknown live owner.
   if (text === '') return { pid: 0, role: 'command' };
   if (owner?.pid === process.pid) return undefined; // ours: not another owner, and kept
-  if (owner !== undefined && alive(owner.pid)) return owner;
+  if (owner !== undefined && processAlive(owner.pid)) return owner;
   try {
     unlinkSync(file);
   } catch {

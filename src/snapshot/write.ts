@@ -9,6 +9,7 @@
 // rename over the old one, fsync the directory. A reader sees the old file or the new one,
 // never half of one.
 
+import { processAlive } from '../process-alive.js';
 import { constants, readdirSync, unlinkSync } from 'node:fs';
 import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
@@ -52,16 +53,6 @@ function frameHead(count: number, headBytes: number, bytes: number): Buffer {
 /** The temp file a process writes a snapshot to before renaming it into place. */
 const tempOf = (path: string, pid: number) => `${path}.tmp-${pid}`;
 
-/** True while process `pid` exists (signal 0 checks without signalling). */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /**
  * Removes temp files of `path` left by a process killed during a write (each holds a
  * copy of the password hashes); a live process's temp file is its write in progress and
@@ -82,7 +73,7 @@ export function removeStaleTemps(path: string): string[] {
     const digits = name.slice(prefix.length);
     const pid = Number(digits);
     if (!/^\d{1,10}$/.test(digits) || pid <= 0) continue;
-    if (pid !== process.pid && alive(pid)) continue;
+    if (pid !== process.pid && processAlive(pid)) continue;
     try {
       unlinkSync(join(dir, name));
       removed.push(name);

@@ -5,7 +5,6 @@
 // granted the column. No command's output and no NOTIFY payload carries a private key.
 // (test/interop/dkim-signing.test.ts signs and verifies real mail with them.)
 
-import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -15,19 +14,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkRecords, type DnsResolver } from '../../src/dkim/dns-check.js';
 import { generateDkimKey } from '../../src/dkim/keys.js';
 import { mailDomainRecords, txtStrings, zoneLine } from '../../src/dkim/zone.js';
-import { cliPath, startDaemon } from '../helpers/daemon.js';
+import { startDaemon } from '../helpers/daemon.js';
+import { runCli } from '../helpers/cli.js';
 import { createTestDatabase, type TestDatabase, urlFor, waitFor } from '../helpers/db.js';
 
-function cli(url: string, args: string[]): Promise<{ code: number; out: string; err: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [cliPath, ...args],
-      { env: { ...process.env, MAILMAPD_CONFIG: '/dev/null', MAILMAPD_DATABASE_URL: url } },
-      (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, out: stdout, err: stderr }),
-    );
-  });
-}
+const cli = (url: string, args: string[]) => runCli(url, args);
 
 describe('DKIM keys', () => {
   it('publishes the public half of each key: RSA as SubjectPublicKeyInfo, Ed25519 as its 32 bytes', async () => {

@@ -1,23 +1,11 @@
 // `mailmapd send-as` and `mailmapd bcc` as a person types them: what they write, what they
 // print, and that bad input is one line on stderr, exit 2, with nothing written.
 
-import { execFile } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cliPath } from '../helpers/daemon.js';
+import { runCli } from '../helpers/cli.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 
-function cli(url: string, args: string[]): Promise<{ code: number; out: string; err: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [cliPath, ...args],
-      { env: { ...process.env, MAILMAPD_CONFIG: '/dev/null', MAILMAPD_DATABASE_URL: url } },
-      (err, stdout, stderr) => {
-        resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, out: stdout.trim(), err: stderr.trim() });
-      },
-    );
-  });
-}
+const cli = (url: string, args: string[]) => runCli(url, args, { trim: true });
 
 describe('send-as and bcc commands', { timeout: 180_000 }, () => {
   let db: TestDatabase;

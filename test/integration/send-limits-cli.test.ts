@@ -2,24 +2,13 @@
 // what they write and print, bad input refused with nothing written, and a running daemon's
 // policy door deferring at the limit the command set — as an administrator would check it.
 
-import { execFile } from 'node:child_process';
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cliPath, freePort, startDaemon, type Daemon } from '../helpers/daemon.js';
+import { freePort, startDaemon, type Daemon } from '../helpers/daemon.js';
+import { runCli } from '../helpers/cli.js';
 import { createTestDatabase, waitFor, type TestDatabase } from '../helpers/db.js';
 
-function cli(url: string, args: string[]): Promise<{ code: number; out: string; err: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [cliPath, ...args],
-      { env: { ...process.env, MAILMAPD_CONFIG: '/dev/null', MAILMAPD_DATABASE_URL: url } },
-      (err, stdout, stderr) => {
-        resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, out: stdout.trim(), err: stderr.trim() });
-      },
-    );
-  });
-}
+const cli = (url: string, args: string[]) => runCli(url, args, { trim: true });
 
 /** One policy request as Postfix's smtpd writes it; the action of the reply. */
 function ask(port: number, attrs: Record<string, string>): Promise<string> {

@@ -12,12 +12,12 @@
 // is in, which files the daemon's user writes for a group cannot be; with the check on it
 // tempfails every message, as it does for keys below a world-writable directory).
 
-import { execFile } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { groupId } from '../../src/dkim/reload-command.js';
-import { cliPath, freePort, startDaemon, type Daemon } from '../helpers/daemon.js';
+import { freePort, startDaemon, type Daemon } from '../helpers/daemon.js';
+import { runCli } from '../helpers/cli.js';
 import { createTestDatabase, waitFor, type TestDatabase } from '../helpers/db.js';
 import { verifyDkim } from '../helpers/dkim-verifier.js';
 import { startKnot, type Knot } from '../helpers/knot.js';
@@ -31,16 +31,7 @@ import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.js';
 const domain = 'example.test';
 const recordArgs = ['--ip', '127.0.0.1', '--mx', `mx.${domain}`];
 
-function cli(url: string, args: string[]): Promise<{ code: number; out: string; err: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [cliPath, ...args],
-      { env: { ...process.env, MAILMAPD_CONFIG: '/dev/null', MAILMAPD_DATABASE_URL: url } },
-      (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, out: stdout, err: stderr }),
-    );
-  });
-}
+const cli = (url: string, args: string[]) => runCli(url, args);
 
 /** The zone-file lines of a command's output (comments and messages left out). */
 const zoneLines = (out: string) => out.split('\n').filter((l) => / \d+ IN [A-Z]+ /.test(l));
