@@ -27,6 +27,8 @@ const USER_FLAGS = 0x7f;
 const MAX_KEY_BYTES = (1 << 24) - 1;
 const MIN_GARBAGE = 4 << 20;
 const MOVE_BUDGET = 8 << 20;
+/** Ids a change's share of a compaction looks at (see maybeCompact). */
+const STEP_IDS = 16 * 1024;
 
 export interface ByteTable {
   readonly size: number;
@@ -260,25 +262,40 @@ export function createByteTable(options: { numbers?: boolean } = {}): ByteTable 
   };
 
   // Finding a chunk's entries means a scan of every id, so compaction waits until garbage
-  // is an eighth of the shared chunks (or 4 MiB) and then, in one scan, frees the chunks
-  // with the most garbage whose live entries fit in MOVE_BUDGET: with garbage spread evenly
-  // by random updates, freeing 1 MB means moving 7, and the event loop must not stall on it.
-  const maybeCompact = () => {
-    if (garbage < MIN_GARBAGE || garbage * 8 < sharedBytes) return;
+  // is an eighth of the shared chunks (or 4 MiB) and then frees the chunks with the most
+  // garbage whose live entries fit in MOVE_BUDGET: with garbage spread evenly by random
+  // updates, freeing 1 MB means moving 7. The scan goes STEP_IDS ids per change, not all at
+  // once: at ten million entries one whole scan would hold the event loop (and the change
+  // that set it off) for tens of milliseconds. Meanwhile no entry lands in a picked chunk
+  // (new bytes go to the tail, never picked), so once the scan is through they are empty.
+  let picked: Uint8Array | undefined;
+  let scanned = 0; // ids below this have been moved out of the picked chunks
+
+  const pickChunks = (): Uint8Array => {
     const candidates: number[] = [];
     chunks.forEach((b, c) => {
       if (b !== undefined && c !== tail && !chunkSingle[c] && chunkGarbage[c]! > 0) candidates.push(c);
     });
     candidates.sort((a, b) => chunkGarbage[b]! - chunkGarbage[a]!);
-    const picked = new Uint8Array(chunks.length);
+    const out = new Uint8Array(chunks.length);
     let moving = 0;
     for (const c of candidates) {
       const live = chunkUsed[c]! - chunkGarbage[c]!;
       if (moving > 0 && moving + live > MOVE_BUDGET) break;
-      picked[c] = 1;
+      out[c] = 1;
       moving += live;
     }
-    for (let id = 0; id < topId; id++) {
+    return out;
+  };
+
+  const maybeCompact = () => {
+    if (picked === undefined) {
+      if (garbage < MIN_GARBAGE || garbage * 8 < sharedBytes) return;
+      picked = pickChunks();
+      scanned = 0;
+    }
+    const end = Math.min(topId, scanned + STEP_IDS);
+    for (let id = scanned; id < end; id++) {
       const m = 4 * id;
       if (picked[meta[m]!] !== 1 || ((meta[m + 2]! >>> 24) & LIVE) === 0) continue;
       const bytes = entryBytes(id);
@@ -287,9 +304,12 @@ export function createByteTable(options: { numbers?: boolean } = {}): ByteTable 
       meta[m] = to;
       meta[m + 1] = off;
     }
+    scanned = end;
+    if (scanned < topId) return;
     picked.forEach((p, c) => {
       if (p === 1) freeChunk(c);
     });
+    picked = undefined;
   };
 
   const put = (key: string, value: string | null, num: number, flags: number) => {
