@@ -24,6 +24,13 @@ const NULL_LEN = 0xffffffff;
 const LIVE = 0x80;
 /** Flags a caller may use; the top bit marks a live entry. */
 const USER_FLAGS = 0x7f;
+/**
+ * A flag of the caller's that the table reads too: the value is bytes, a char each (below
+ * 256), not UTF-8 text — a packed hash (hash-prefix.ts) would take two bytes per byte above
+ * 0x7f as UTF-8.
+ */
+export const LATIN1_VALUE = 0x40;
+const valueEncoding = (flags: number): BufferEncoding => ((flags & LATIN1_VALUE) !== 0 ? 'latin1' : 'utf8');
 const MAX_KEY_BYTES = (1 << 24) - 1;
 const MIN_GARBAGE = 4 << 20;
 const MOVE_BUDGET = 8 << 20;
@@ -315,7 +322,8 @@ export function createByteTable(options: { numbers?: boolean } = {}): ByteTable 
   const put = (key: string, value: string | null, num: number, flags: number) => {
     const h = encode(key);
     if (keyLen > MAX_KEY_BYTES) throw new RangeError(`key of ${keyLen} bytes is too long`);
-    const vl = value === null ? 0 : Buffer.byteLength(value, 'utf8');
+    const enc = valueEncoding(flags);
+    const vl = value === null ? 0 : Buffer.byteLength(value, enc);
     const s = slotOf(h);
     let id: number;
     if (s >= 0) {
@@ -330,7 +338,7 @@ export function createByteTable(options: { numbers?: boolean } = {}): ByteTable 
     const [c, off] = reserve(keyLen + vl);
     const buf = chunks[c]!;
     scratch.copy(buf, off, 0, keyLen);
-    if (value !== null) buf.write(value, off + keyLen, vl, 'utf8');
+    if (value !== null) buf.write(value, off + keyLen, vl, enc);
     const m = 4 * id;
     meta[m] = c;
     meta[m + 1] = off;
@@ -529,7 +537,7 @@ export function createByteTable(options: { numbers?: boolean } = {}): ByteTable 
       const vl = meta[m + 3]!;
       if (vl === NULL_LEN) return null;
       const start = meta[m + 1]! + (meta[m + 2]! & MAX_KEY_BYTES);
-      return chunks[meta[m]!]!.toString('utf8', start, start + vl);
+      return chunks[meta[m]!]!.toString(valueEncoding(meta[m + 2]! >>> 24), start, start + vl);
     },
     num: (id) => (nums ? nums[id]! : 0),
     flags: (id) => (meta[4 * id + 2]! >>> 24) & USER_FLAGS,

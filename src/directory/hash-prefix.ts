@@ -1,8 +1,7 @@
-// Password hashes in the mailbox table without their scheme's prefix: `{SHA512-CRYPT}$6$`
-// is 17 of a SHA512-CRYPT hash's 120 bytes, the same in every mailbox of a directory. A
-// stored hash that starts with one of the prefixes below is kept as \x01, the prefix's
-// code, and the rest; any other is kept as it is, or, when it starts with \x01 itself
-// (PostgreSQL text may hold it), escaped as \x01 \x1f and the hash.
+// Password hashes in the mailbox table in fewer bytes: without their scheme's prefix
+// (`{SHA512-CRYPT}$6$` is 17 of a SHA512-CRYPT hash's 120 bytes, the same in every mailbox
+// of a directory), and the hash proper at the bits its alphabet needs (packHash). The
+// password is read back only for a login, never on a socketmap lookup.
 //
 // The list is part of the on-disk snapshot's format (format.ts): only ever append to it.
 // A longer prefix comes before one it starts with, since the first match wins.
@@ -39,20 +38,127 @@ const prefixes = [
 ] as const;
 
 const MARK = '\u0001';
+const BITS = '\u0002';
 const ESCAPED = '\u001f';
 const CODE0 = 0x20;
+/** The code of "no known prefix" in the bit-packed form. */
+const NO_PREFIX = 0x7f;
 
-/** The stored form of a hash (or of any value: one without a known prefix is kept). */
-export function packHash(value: string): string {
-  for (let i = 0; i < prefixes.length; i++) if (value.startsWith(prefixes[i]!)) return MARK + String.fromCharCode(CODE0 + i) + value.slice(prefixes[i]!.length);
-  return value.startsWith(MARK) ? MARK + ESCAPED + value : value;
+// The alphabets a hash's last part is written in, each packed at its bits per character:
+// hex, crypt's base 64 (SHA-crypt, MD5-crypt; bcrypt's is the same set), standard base 64
+// (Argon2, {SSHA}). The list, like the prefixes, is append only.
+const alphabets = [
+  '0123456789abcdef',
+  './0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz',
+  'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/',
+] as const;
+const bitsOf = (alphabet: string) => (alphabet.length === 16 ? 4 : 6);
+const symbols = alphabets.map((a) => {
+  const t = new Int8Array(128).fill(-1);
+  for (let i = 0; i < a.length; i++) t[a.charCodeAt(i)] = i;
+  return t;
+});
+
+export interface StoredHash {
+  stored: string;
+  /** The stored form is bytes, one char each (byte-table.ts LATIN1_VALUE), not text. */
+  latin1: boolean;
 }
 
+/** Every char below 256: the text fits the byte form one byte each. */
+function bytesOnly(text: string): boolean {
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0xff) return false;
+  return true;
+}
+
+function prefixOf(value: string): number {
+  for (let i = 0; i < prefixes.length; i++) if (value.startsWith(prefixes[i]!)) return i;
+  return -1;
+}
+
+/** `tail` as `bits`-bit symbols of `alphabet` (index a), packed into bytes, one char each; undefined when a char is not in it. */
+function packBits(tail: string, a: number): string | undefined {
+  const table = symbols[a]!;
+  const bits = bitsOf(alphabets[a]!);
+  const out: number[] = [];
+  let acc = 0;
+  let n = 0;
+  for (let i = 0; i < tail.length; i++) {
+    const c = tail.charCodeAt(i);
+    const v = c < 128 ? table[c]! : -1;
+    if (v < 0) return undefined;
+    acc = (acc << bits) | v;
+    n += bits;
+    if (n >= 8) {
+      n -= 8;
+      out.push((acc >>> n) & 0xff);
+    }
+  }
+  if (n > 0) out.push((acc << (8 - n)) & 0xff);
+  return String.fromCharCode(...out);
+}
+
+function unpackBits(packed: string, count: number, a: number): string {
+  const alphabet = alphabets[a]!;
+  const bits = bitsOf(alphabet);
+  let out = '';
+  let acc = 0;
+  let n = 0;
+  for (let i = 0; out.length < count; ) {
+    if (n < bits) {
+      acc = ((acc << 8) | packed.charCodeAt(i++)) & 0xffff;
+      n += 8;
+    }
+    n -= bits;
+    out += alphabet[(acc >>> n) & ((1 << bits) - 1)];
+  }
+  return out;
+}
+
+/**
+ * The stored form of a hash (or of any value). A value whose last `$`- or `}`-separated part is
+ * written in one of the alphabets above is stored as bytes: \x02, the prefix's code, the
+ * alphabet's, the part's length, the text between prefix and part, then the part at 4 or 6
+ * bits a character (a SHA512-CRYPT hash: 120 bytes become 85). Else a known prefix is
+ * replaced by \x01 and its code; else the value is kept (escaped when it starts with \x01
+ * or \x02).
+ */
+export function packHash(value: string): StoredHash {
+  const p = prefixOf(value);
+  const rest = p < 0 ? value : value.slice(prefixes[p]!.length);
+  // The hash proper: after the last `$` (crypt's separator) or `}` (a scheme without one).
+  const cut = Math.max(rest.lastIndexOf('$'), rest.lastIndexOf('}')) + 1;
+  const head = rest.slice(0, cut);
+  const tail = rest.slice(cut);
+  if (tail.length > 0 && tail.length < 256 && bytesOnly(head) && !value.startsWith(MARK) && !value.startsWith(BITS)) {
+    for (let a = 0; a < alphabets.length; a++) {
+      const packed = packBits(tail, a);
+      if (packed !== undefined) {
+        return { stored: BITS + String.fromCharCode(p < 0 ? NO_PREFIX : CODE0 + p, a, tail.length) + head + packed, latin1: true };
+      }
+    }
+  }
+  if (p >= 0) return { stored: MARK + String.fromCharCode(CODE0 + p) + rest, latin1: false };
+  return { stored: value.startsWith(MARK) || value.startsWith(BITS) ? MARK + ESCAPED + value : value, latin1: false };
+}
+
+const prefixFor = (code: number): string => {
+  if (code === NO_PREFIX) return '';
+  const prefix = prefixes[code - CODE0];
+  if (prefix === undefined) throw new RangeError(`stored hash with unknown prefix code ${code}`);
+  return prefix;
+};
+
 export function unpackHash(stored: string): string {
+  if (stored.startsWith(BITS)) {
+    const a = stored.charCodeAt(2);
+    const count = stored.charCodeAt(3);
+    const packedLen = Math.ceil((count * bitsOf(alphabets[a]!)) / 8);
+    const end = stored.length - packedLen;
+    return prefixFor(stored.charCodeAt(1)) + stored.slice(4, end) + unpackBits(stored.slice(end), count, a);
+  }
   if (!stored.startsWith(MARK)) return stored;
   const code = stored.charCodeAt(1);
   if (code === ESCAPED.charCodeAt(0)) return stored.slice(2);
-  const prefix = prefixes[code - CODE0];
-  if (prefix === undefined) throw new RangeError(`stored hash with unknown prefix code ${code}`);
-  return prefix + stored.slice(2);
+  return prefixFor(code) + stored.slice(2);
 }

@@ -6,7 +6,7 @@
 // plain text either way.
 
 import { packValue, unpackValue, type AppPassword, type SendLimits } from './account.js';
-import { createByteTable, type ByteTable } from './byte-table.js';
+import { createByteTable, LATIN1_VALUE, type ByteTable } from './byte-table.js';
 import { createDomainIds, type DomainIds } from './domain-ids.js';
 import { packHash, unpackHash } from './hash-prefix.js';
 import { packAddress, packFound, packList, unpackAddress, unpackList } from './packed-address.js';
@@ -75,8 +75,9 @@ function* addresses(t: ByteTable, ids: DomainIds): IterableIterator<string> {
   for (const k of t.keys()) yield unpackAddress(k, ids);
 }
 
-// A packed value (account.ts: NUL and JSON) is kept as it is; a bare password loses its prefix.
-const storedValue = (v: string | null): string | null => (v === null || v.startsWith('\u0000') ? v : packHash(v));
+// A packed value (account.ts: NUL and JSON) is kept as it is; a bare password is packed (hash-prefix.ts).
+const storedValue = (v: string | null): { stored: string | null; latin1: boolean } =>
+  v === null || v.startsWith('\u0000') ? { stored: v, latin1: false } : packHash(v);
 const plainValue = (v: string | null): string | null => (v === null || v.startsWith('\u0000') ? v : unpackHash(v));
 
 /** `ids`: the domain ids its addresses are stored with, shared with the alias table of the same data. */
@@ -116,7 +117,8 @@ export function createMailboxTable(ids: DomainIds = createDomainIds()): MailboxT
       const disabledServices = r.disabledServices ?? [];
       const flags = (r.active ? ACTIVE : 0) | (r.maintenance === true ? MAINTENANCE_FLAG : 0) | (disabledServices.includes('receive') ? NO_RECEIVE : 0);
       const extras = { disabledServices, appPasswords: r.appPasswords ?? [], sendLimits: r.sendLimits };
-      t.put(packAddress(address, ids), storedValue(packValue(r.password, extras)), r.quotaBytes, flags);
+      const { stored, latin1 } = storedValue(packValue(r.password, extras));
+      t.put(packAddress(address, ids), stored, r.quotaBytes, latin1 ? flags | LATIN1_VALUE : flags);
       return table;
     },
     delete(address) {

@@ -89,21 +89,36 @@ describe('packed addresses', () => {
   });
 });
 
-describe('password hashes without their prefix', () => {
-  it('round-trips any value, known prefixes shortened, \\x01 escaped', () => {
+describe('password hashes in fewer bytes', () => {
+  const prefixes = ['{SHA512-CRYPT}$6$', '{BLF-CRYPT}$2y$', '{ARGON2ID}$argon2id$v=19$', '$6$', '{PLAIN}', '\u0001', '\u0002', '\u0001 ', ''];
+  const tails = [
+    '0123456789abcdef',
+    './0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz',
+    'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/',
+    '$,=:ü€',
+  ];
+  const tail = fc.constantFrom(...tails).chain((a) => fc.array(fc.constantFrom(...a), { maxLength: 300 }).map((cs) => cs.join('')));
+  const hash = fc.tuple(fc.constantFrom(...prefixes), fc.oneof(text, fc.constant('')), fc.constantFrom('', '$'), tail).map(([p, h, d, t]) => p + h + d + t);
+
+  it('round-trips any value, through the bytes a latin1 value is stored as', () => {
     fc.assert(
-      fc.property(
-        fc.oneof(
-          text,
-          fc.constantFrom('{SHA512-CRYPT}$6$', '{BLF-CRYPT}$2y$', '$6$', '\u0001', '\u0001 ').chain((p) => text.map((t) => p + t)),
-        ),
-        (v) => {
-          expect(unpackHash(packHash(v))).toBe(v);
-        },
-      ),
+      fc.property(fc.oneof(text, hash), (v) => {
+        const { stored, latin1 } = packHash(v);
+        const back = latin1 ? Buffer.from(stored, 'latin1').toString('latin1') : Buffer.from(stored, 'utf8').toString('utf8');
+        if (latin1) expect(Buffer.from(stored, 'latin1').toString('latin1')).toBe(stored);
+        expect(unpackHash(back)).toBe(v);
+      }),
+      { numRuns: 2000 },
     );
-    const h = '{SHA512-CRYPT}$6$salt$hash';
-    expect(packHash(h).length).toBe(h.length - '{SHA512-CRYPT}$6$'.length + 2);
+  });
+
+  it('stores a SHA512-CRYPT hash in 85 bytes, a hex digest at 4 bits a character', () => {
+    const sha = `{SHA512-CRYPT}$6$saltsaltsaltsalt$${'a/B9'.repeat(21)}xy`;
+    const s = packHash(sha);
+    expect([s.latin1, Buffer.byteLength(s.stored, 'latin1')]).toEqual([true, 4 + 17 + 65]);
+    const hex = `{SHA256}${'0f'.repeat(32)}`;
+    expect(Buffer.byteLength(packHash(hex).stored, 'latin1')).toBe(4 + 32 + '{SHA256}'.length);
+    expect(unpackHash(packHash(sha).stored)).toBe(sha);
   });
 });
 
@@ -114,15 +129,18 @@ describe('the tables over packed addresses', () => {
     const al = createAliasTable(ids);
     mb.set('u@d.test', { password: '{SHA512-CRYPT}$6$s$h', quotaBytes: 5, active: true });
     mb.set('\u0001x@d.test', { password: '\u0001odd', quotaBytes: 0, active: false });
+    mb.set('h@d.test', { password: `{SHA512-CRYPT}$6$s$${'ÿ'.repeat(3)}$${'z9./'.repeat(20)}`, quotaBytes: 0, active: true });
     al.set('a@d.test', 'u@d.test,@other.test,root');
     al.set('@d.test', 'u@d.test');
     expect(mb.get('u@d.test')).toEqual({ password: '{SHA512-CRYPT}$6$s$h', quotaBytes: 5, active: true });
     expect(mb.get('\u0001x@d.test')?.password).toBe('\u0001odd');
+    expect(mb.get('h@d.test')?.password).toBe(`{SHA512-CRYPT}$6$s$${'ÿ'.repeat(3)}$${'z9./'.repeat(20)}`);
+    expect(mb.isActive('h@d.test')).toBe(true);
     expect(al.get('a@d.test')).toBe('u@d.test,@other.test,root');
     expect(al.get('@d.test')).toBe('u@d.test');
     expect(mb.has('u@unknown.test')).toBe(false);
     expect(mb.delete('u@unknown.test')).toBe(false);
-    expect([...mb.keys()].sort()).toEqual(['\u0001x@d.test', 'u@d.test']);
+    expect([...mb.keys()].sort()).toEqual(['\u0001x@d.test', 'h@d.test', 'u@d.test']);
     expect([...al.keys()].sort()).toEqual(['@d.test', 'a@d.test']);
     expect(ids.size).toBe(2);
   });
