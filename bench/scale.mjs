@@ -209,7 +209,7 @@ async function lookups(c, keys, count) {
  * alias, an alias pointed elsewhere and a mailbox made inactive, each committed on its own
  * (autocommit), then the kept socketmap connection polled until its answer changes. Timed
  * from sending the statement; a change not visible within 5 s counts as lost. `from`: the
- * first change's number (a second trickle must not insert the first one's keys again);
+ * first change's number (a second trickle goes on from the first one's last);
  * `count` changes, or fewer when `stop()` says so. Each sample: when it was sent, its time.
  */
 async function trickle(url, c, n, from = 0, count = CHANGES, stop = () => false) {
@@ -315,7 +315,9 @@ async function measure(cluster, n, log) {
       const missing = await lookups(c, (i) => `nobody${i}@d${(i % d) + 1}.test`, LOOKUPS);
       r.hit = { n: existing.length, p50: pct(existing, 50), p99: pct(existing, 99) };
       r.miss = { n: missing.length, p50: pct(missing, 50), p99: pct(missing, 99) };
-      const t = await trickle(url, c, n, 100_000);
+      // Numbered on from the first trickle's: a number n apart would pick the same mailbox
+      // again, already inactive, and its change would never show (counted lost).
+      const t = await trickle(url, c, n, during.samples.length + during.lost);
       r.visible = { ...spread(t.samples), lost: t.lost };
       const kinds = [...new Set(t.samples.map((x) => x.kind))].map((kind) => {
         const k = spread(t.samples.filter((x) => x.kind === kind));
