@@ -65,37 +65,63 @@ export interface StoredHash {
   latin1: boolean;
 }
 
-/** Every char below 256: the text fits the byte form one byte each. */
-function bytesOnly(text: string): boolean {
-  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0xff) return false;
-  return true;
-}
-
 function prefixOf(value: string): number {
   for (let i = 0; i < prefixes.length; i++) if (value.startsWith(prefixes[i]!)) return i;
   return -1;
 }
 
-/** `tail` as `bits`-bit symbols of `alphabet` (index a), packed into bytes, one char each; undefined when a char is not in it. */
-function packBits(tail: string, a: number): string | undefined {
+/** Where packHash builds the byte form: one string is made of it at the end (a load packs millions). */
+const scratch = Buffer.allocUnsafeSlow(512);
+
+/**
+ * value[from, end) as `bits`-bit symbols of alphabet `a`, packed into scratch from `at`;
+ * the end of what it wrote, or -1 when a char is not in the alphabet.
+ */
+function packBits(value: string, from: number, a: number, at: number): number {
   const table = symbols[a]!;
   const bits = bitsOf(alphabets[a]!);
-  const out: number[] = [];
+  let len = at;
   let acc = 0;
   let n = 0;
-  for (let i = 0; i < tail.length; i++) {
-    const c = tail.charCodeAt(i);
+  for (let i = from; i < value.length; i++) {
+    const c = value.charCodeAt(i);
     const v = c < 128 ? table[c]! : -1;
-    if (v < 0) return undefined;
-    acc = (acc << bits) | v;
+    if (v < 0) return -1;
+    acc = ((acc << bits) | v) & 0xffff;
     n += bits;
     if (n >= 8) {
       n -= 8;
-      out.push((acc >>> n) & 0xff);
+      scratch[len++] = acc >>> n; // a Buffer keeps the low 8 bits
     }
   }
-  if (n > 0) out.push((acc << (8 - n)) & 0xff);
-  return String.fromCharCode(...out);
+  if (n > 0) scratch[len++] = acc << (8 - n);
+  return len;
+}
+
+/** The byte form of packHash, or undefined when the value does not fit it. */
+function bitPacked(value: string, p: number): string | undefined {
+  const start = p < 0 ? 0 : prefixes[p]!.length;
+  // The hash proper: after the last `$` (crypt's separator) or `}` (a scheme without one).
+  const tailStart = Math.max(start, value.lastIndexOf('$') + 1, value.lastIndexOf('}') + 1);
+  const count = value.length - tailStart;
+  if (count === 0 || count > 255 || 4 + value.length - start > scratch.length || value.startsWith(MARK) || value.startsWith(BITS)) return undefined;
+  scratch[0] = BITS.charCodeAt(0);
+  scratch[1] = p < 0 ? NO_PREFIX : CODE0 + p;
+  scratch[3] = count;
+  let at = 4;
+  for (let i = start; i < tailStart; i++) {
+    const c = value.charCodeAt(i);
+    if (c > 0xff) return undefined;
+    scratch[at++] = c;
+  }
+  for (let a = 0; a < alphabets.length; a++) {
+    const end = packBits(value, tailStart, a, at);
+    if (end >= 0) {
+      scratch[2] = a;
+      return scratch.toString('latin1', 0, end);
+    }
+  }
+  return undefined;
 }
 
 function unpackBits(packed: string, count: number, a: number): string {
@@ -125,20 +151,9 @@ function unpackBits(packed: string, count: number, a: number): string {
  */
 export function packHash(value: string): StoredHash {
   const p = prefixOf(value);
-  const rest = p < 0 ? value : value.slice(prefixes[p]!.length);
-  // The hash proper: after the last `$` (crypt's separator) or `}` (a scheme without one).
-  const cut = Math.max(rest.lastIndexOf('$'), rest.lastIndexOf('}')) + 1;
-  const head = rest.slice(0, cut);
-  const tail = rest.slice(cut);
-  if (tail.length > 0 && tail.length < 256 && bytesOnly(head) && !value.startsWith(MARK) && !value.startsWith(BITS)) {
-    for (let a = 0; a < alphabets.length; a++) {
-      const packed = packBits(tail, a);
-      if (packed !== undefined) {
-        return { stored: BITS + String.fromCharCode(p < 0 ? NO_PREFIX : CODE0 + p, a, tail.length) + head + packed, latin1: true };
-      }
-    }
-  }
-  if (p >= 0) return { stored: MARK + String.fromCharCode(CODE0 + p) + rest, latin1: false };
+  const bytes = bitPacked(value, p);
+  if (bytes !== undefined) return { stored: bytes, latin1: true };
+  if (p >= 0) return { stored: MARK + String.fromCharCode(CODE0 + p) + value.slice(prefixes[p]!.length), latin1: false };
   return { stored: value.startsWith(MARK) || value.startsWith(BITS) ? MARK + ESCAPED + value : value, latin1: false };
 }
 
