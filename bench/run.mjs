@@ -5,7 +5,22 @@
 
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 
-const all = ['sync', 'replicas', 'socketmap', 'routes', 'passwords', 'logins', 'lua', 'app-passwords', 'oauth2', 'snapshot', 'writeback', 'policy', 'scale'];
+const all = [
+  'sync',
+  'replicas',
+  'socketmap',
+  'routes',
+  'passwords',
+  'logins',
+  'lua',
+  'app-passwords',
+  'oauth2',
+  'snapshot',
+  'writeback',
+  'policy',
+  'policy-postfix',
+  'scale',
+];
 const wanted = process.argv.slice(2).filter((a) => all.includes(a));
 const lines = [];
 const log = (line) => {

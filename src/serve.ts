@@ -7,8 +7,6 @@
 import { loadConfig, type Config } from './config.js';
 import { openDatabase, primaryUrl, type DatabaseHandle } from './db/connect.js';
 import { databaseOf, redactUrl } from './db/conninfo.js';
-import { withClient } from './db/client.js';
-import { migrate } from './db/schema.js';
 import { createDirectory, type Directory } from './directory/directory.js';
 import type { Route } from './http/server.js';
 import { createMetricsRoute } from './http/metrics-route.js';
@@ -43,16 +41,9 @@ import type { Writer } from './writeback/writer.js';
 import { createDkimKeeper, type DkimKeeper } from './dkim/keeper.js';
 import { createPolicy } from './smtpd-policy/start.js';
 
-async function prepareDatabase(config: Config, logger: Logger): Promise<DatabaseHandle> {
-  const db = await openDatabase(config, logger);
-  // The embedded default is ours to shape; an external database is migrated by its
-  // administrator with `mailmapd migrate` (the daemon may run with a read-only role).
-  if (db.embedded) {
-    const r = await withClient(db.url, 'mailmapd', migrate);
-    if (r.applied.length > 0) logger.info('migrated the embedded database', { from: r.from, to: r.to });
-  }
-  return db;
-}
+// The embedded default is migrated as it is opened; an external database by its
+// administrator with `mailmapd migrate` (the daemon may run with a read-only role).
+const prepareDatabase = (config: Config, logger: Logger): Promise<DatabaseHandle> => openDatabase(config, logger, 'daemon');
 
 function announceReady(directory: Directory, listeners: Listeners, started: bigint, logger: Logger): void {
   const c = directory.counts();

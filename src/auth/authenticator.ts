@@ -41,6 +41,8 @@ export interface AuthenticatorDeps {
   maxStalenessMs?: number;
   /** Date.now() of the last successful refresh from the database. */
   lastRefresh?: () => number;
+  /** The clock lastRefresh is compared with (tests inject one); default Date.now. */
+  now?: () => number;
   /**
    * OAuth2 bearer tokens (`oauth2_issuer` set): checked where the auth socket's bearer
    * mechanisms send one, and where a Dovecot door's password has the shape of a JWT.
@@ -107,7 +109,7 @@ export function createAuthenticator(deps: AuthenticatorDeps): AuthenticatorHandl
   const staleFor = (): number | undefined => {
     const max = deps.maxStalenessMs ?? 0;
     if (max <= 0 || deps.lastRefresh === undefined) return undefined;
-    const age = Date.now() - deps.lastRefresh();
+    const age = (deps.now ?? Date.now)() - deps.lastRefresh();
     return age > max ? age : undefined;
   };
 

@@ -8,9 +8,11 @@
 
 import { randomBytes } from 'node:crypto';
 import type { AuthContext, AuthOutcome, Authenticator } from '../auth/types.js';
+import { limitFailedLogins, type FailedLoginLog } from '../log-limit.js';
 import { errorMessage, type Logger } from '../log.js';
 import { secondsSince, type Metrics, type Result } from '../metrics.js';
 import { doorHandler, type Conn, type Protocol } from '../net/connection.js';
+import { systemClock, type Clock } from '../net/clock.js';
 import type { ConnectionHandler } from '../net/listener.js';
 import { createLineDecoder } from '../net/tab-line.js';
 import {
@@ -35,6 +37,8 @@ export interface AuthClientDeps {
   maxRequestBytes: number;
   /** Offer OAUTHBEARER and XOAUTH2 (`oauth2_issuer` is set). */
   bearer?: boolean;
+  /** The failure delay's and the CONT wait's timers (tests inject one); default the system's. */
+  clock?: Clock;
 }
 
 /** Requests one connection may have open at once; Postfix and doveadm use one at a time. */
@@ -49,7 +53,7 @@ interface Request {
   params: AuthParams;
   /** waiting: for the client's CONT; checking: the authenticator is busy; delaying: a FAIL is on its timer. */
   state: 'waiting' | 'checking' | 'delaying';
-  timer?: NodeJS.Timeout;
+  timer?: unknown;
   /** The FAIL line held back by the failure delay. */
   held?: string;
 }
@@ -68,12 +72,14 @@ function resultLabel(o: AuthOutcome): Result {
 
 export function createAuthClientHandler(deps: AuthClientDeps): ConnectionHandler {
   const offered = deps.bearer ? { ...mechanisms, ...bearerMechanisms } : mechanisms;
-  return doorHandler<string>({ name: LISTENER, logger: deps.logger, metrics: deps.metrics, open: (conn) => openAuthClient(conn, deps, offered) });
+  // One for the listener: a flood is bounded per address across connections.
+  const failed = limitFailedLogins(deps.logger);
+  return doorHandler<string>({ name: LISTENER, logger: deps.logger, metrics: deps.metrics, open: (conn) => openAuthClient(conn, deps, offered, failed) });
 }
 
 // Long because it is the per-connection state machine as one closure (the phase, the
 // requests); each step inside is a short function.
-function openAuthClient(conn: Conn, deps: AuthClientDeps, offered: Record<string, () => Mechanism>): Protocol<string> {
+function openAuthClient(conn: Conn, deps: AuthClientDeps, offered: Record<string, () => Mechanism>, failed: FailedLoginLog): Protocol<string> {
   const { authenticator, logger, metrics } = deps;
   const requests = new Map<number, Request>();
   let phase: Phase = { name: 'awaiting-version' };
@@ -81,8 +87,13 @@ function openAuthClient(conn: Conn, deps: AuthClientDeps, offered: Record<string
   const send = (reply: ServerReply) => conn.send(serializeReply(reply));
   const drop = (fault: AuthClientFault, reason: string) => conn.refuse(fault, reason);
 
+  const clock = deps.clock ?? systemClock;
+  const stopTimer = (req: Request) => {
+    if (req.timer !== undefined) clock.clearTimeout(req.timer);
+    req.timer = undefined;
+  };
   const forget = (req: Request) => {
-    if (req.timer) clearTimeout(req.timer);
+    stopTimer(req);
     requests.delete(req.id);
   };
 
@@ -97,7 +108,8 @@ function openAuthClient(conn: Conn, deps: AuthClientDeps, offered: Record<string
     }
     req.state = 'delaying';
     req.held = line;
-    req.timer = setTimeout(() => {
+    // Unref'd (the system clock's): shutdown() sends a held-back FAIL at once anyway.
+    req.timer = clock.setTimeout(() => {
       forget(req);
       conn.send(line);
       conn.settled();
@@ -139,7 +151,7 @@ function openAuthClient(conn: Conn, deps: AuthClientDeps, offered: Record<string
       default: {
         // Unknown user, wrong password, disabled mailbox and a refused login look alike outside.
         const why = outcome.result === 'fail' ? outcome.why : outcome.result;
-        logger.info('login failed', { ...fields, reason: why });
+        failed('login failed', { ...fields, reason: why });
         // The bearer mechanisms first send their error status and wait for the client's dummy reply.
         if (req.mech.refused !== undefined) return step(req, req.mech.refused());
         failLater(req, { kind: 'fail', id: req.id, user: login });
@@ -151,17 +163,16 @@ function openAuthClient(conn: Conn, deps: AuthClientDeps, offered: Record<string
     switch (s.kind) {
       case 'continue':
         req.state = 'waiting';
-        if (req.timer) clearTimeout(req.timer);
-        req.timer = setTimeout(() => forget(req), STALE_REQUEST_MS);
-        req.timer.unref();
+        stopTimer(req);
+        req.timer = clock.setTimeout(() => forget(req), STALE_REQUEST_MS);
         send({ kind: 'cont', id: req.id, data: s.challenge });
         return;
       case 'fail':
-        logger.info('login failed', { user: s.login, service: req.params.service, mech: req.mechName, rip: req.params.rip, reason: s.reason });
+        failed('login failed', { user: s.login, service: req.params.service, mech: req.mechName, rip: req.params.rip, reason: s.reason });
         failLater(req, { kind: 'fail', id: req.id, ...(s.login !== undefined ? { user: s.login } : {}), reason: s.reason });
         return;
       case 'credentials':
-        if (req.timer) clearTimeout(req.timer);
+        stopTimer(req);
         check(req, s.login, s.password, s.bearer === true);
     }
   };
@@ -256,7 +267,7 @@ function openAuthClient(conn: Conn, deps: AuthClientDeps, offered: Record<string
       }
     },
     closed() {
-      for (const r of requests.values()) if (r.timer) clearTimeout(r.timer);
+      for (const r of requests.values()) stopTimer(r);
       requests.clear();
     },
   };

@@ -7,6 +7,7 @@
 
 import type { AuthContext, AuthOutcome, Authenticator, LookupOutcome } from '../auth/types.js';
 import type { UserdbFields } from '../directory/userdb.js';
+import { limitFailedLogins, type FailedLoginLog } from '../log-limit.js';
 import { errorMessage, type Logger } from '../log.js';
 import { secondsSince, type Metrics, type Result } from '../metrics.js';
 import { doorHandler, type Conn, type Protocol } from '../net/connection.js';
@@ -41,7 +42,7 @@ function okReply(f: UserdbFields): CheckpasswordReply {
 }
 
 /** The answer to one request, with the metric's result label. */
-async function answer(auth: Authenticator, req: CheckpasswordRequest, logger: Logger): Promise<[CheckpasswordReply, Result]> {
+async function answer(auth: Authenticator, req: CheckpasswordRequest, logger: Logger, failed: FailedLoginLog): Promise<[CheckpasswordReply, Result]> {
   const log = { user: req.user, service: req.service, rip: req.remoteIp || undefined };
   if (req.mode === 'lookup') {
     const out: LookupOutcome = auth.lookup(req.user);
@@ -79,16 +80,22 @@ async function answer(auth: Authenticator, req: CheckpasswordRequest, logger: Lo
       logger.warn('checkpassword login: temporary failure', { ...log, reason: out.why });
       return [{ code: 'temp', reason: out.why }, 'temp'];
     default:
-      logger.info('checkpassword login failed', { ...log, reason: out.result === 'fail' ? out.why : out.result });
+      failed('checkpassword login failed', { ...log, reason: out.result === 'fail' ? out.why : out.result });
       return [{ code: 'fail' }, 'fail'];
   }
 }
 
 export function createCheckpasswordHandler(deps: CheckpasswordDeps): ConnectionHandler {
-  return doorHandler<CheckpasswordRequest>({ name: LISTENER, logger: deps.logger, metrics: deps.metrics, open: (conn) => openCheckpassword(conn, deps) });
+  const failed = limitFailedLogins(deps.logger);
+  return doorHandler<CheckpasswordRequest>({
+    name: LISTENER,
+    logger: deps.logger,
+    metrics: deps.metrics,
+    open: (conn) => openCheckpassword(conn, deps, failed),
+  });
 }
 
-function openCheckpassword(conn: Conn, deps: CheckpasswordDeps): Protocol<CheckpasswordRequest> {
+function openCheckpassword(conn: Conn, deps: CheckpasswordDeps, failed: FailedLoginLog): Protocol<CheckpasswordRequest> {
   const { authenticator, logger, metrics } = deps;
   const queue: CheckpasswordRequest[] = [];
   /** idle: nothing to answer; answering: the head of `queue` is with the authenticator. */
@@ -103,7 +110,7 @@ function openCheckpassword(conn: Conn, deps: CheckpasswordDeps): Protocol<Checkp
     }
     phase = 'answering';
     const started = process.hrtime.bigint();
-    answer(authenticator, req, logger).then(
+    answer(authenticator, req, logger, failed).then(
       ([reply, result]) => {
         metrics.lookupDuration.observe({ protocol: 'checkpassword', map: req.mode === 'auth' ? 'passdb' : 'userdb', result }, secondsSince(started));
         conn.send(encodeReply(reply));

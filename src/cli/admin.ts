@@ -28,6 +28,8 @@ export async function domainCommand(args: string[], deps: AdminDeps): Promise<nu
   const [verb, ...rest] = args;
   // add: the domain, its DKIM keys and the DNS records to publish (domain-add.ts).
   if (verb === 'add') return (await import('./domain-add.js')).domainAdd(rest, deps);
+  // set: the domain's sending limits (send-limits.ts).
+  if (verb === 'set') return (await import('./send-limits.js')).domainSetCommand(rest, deps);
   const p = parseArgs(rest, []);
   switch (verb) {
     case 'rm': {
@@ -64,12 +66,14 @@ export async function domainCommand(args: string[], deps: AdminDeps): Promise<nu
       });
     }
     default:
-      throw new UsageError('usage: mailmapd domain add|rm|list …');
+      throw new UsageError('usage: mailmapd domain add|rm|list|set …');
   }
 }
 
 export async function mailboxCommand(args: string[], deps: AdminDeps): Promise<number> {
   const [verb, ...rest] = args;
+  // `set` parses its own flags (mailbox-set.ts): parsing them here first refused `--flag=value`.
+  if (verb === 'set') return (await import('./mailbox-set.js')).mailboxSetCommand(rest, deps);
   const p = parseArgs(rest, ['quota']);
   switch (verb) {
     case 'add':
@@ -82,8 +86,6 @@ export async function mailboxCommand(args: string[], deps: AdminDeps): Promise<n
       return mailboxList(p, deps);
     case 'show':
       return mailboxShow(p, deps);
-    case 'set':
-      return (await import('./mailbox-set.js')).mailboxSetCommand(rest, deps);
     default:
       throw new UsageError('usage: mailmapd mailbox add|rm|list|show|passwd|set …');
   }

@@ -8,16 +8,17 @@ import { withClient } from '../db/client.js';
 import { openDatabase, writeUrl, type DatabaseHandle } from '../db/connect.js';
 import { redactUrl } from '../db/conninfo.js';
 import { resolveUrl } from '../db/target.js';
-import { createLogger } from '../log.js';
+import { createLogger, errorMessage } from '../log.js';
 import { TempError } from '../errors.js';
 
 /** Runs `fn` with the database URL; stops an embedded server the command had to start. */
 export async function withDatabaseUrl<T>(config: Config, fn: (url: string) => Promise<T>): Promise<T> {
   let db: DatabaseHandle;
   try {
-    db = await openDatabase(config, createLogger('warn'));
+    db = await openDatabase(config, createLogger('warn'), 'command');
   } catch (err) {
-    throw new TempError(`cannot start or reach the database: ${(err as Error).message}`);
+    if (err instanceof TempError) throw err;
+    throw new TempError(`cannot start or reach the database: ${errorMessage(err)}`);
   }
   try {
     // Commands write: to the primary when one is named, else to the server of
@@ -26,7 +27,7 @@ export async function withDatabaseUrl<T>(config: Config, fn: (url: string) => Pr
     try {
       url = await resolveUrl(writeUrl(config, db.url), { connectTimeoutMs: 5000 });
     } catch (err) {
-      throw new TempError(`cannot connect to ${redactUrl(url)}: ${(err as Error).message}`);
+      throw new TempError(`cannot connect to ${redactUrl(url)}: ${errorMessage(err)}`);
     }
     return await fn(url);
   } finally {

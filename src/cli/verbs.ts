@@ -52,14 +52,23 @@ export const verbs: readonly Verb[] = [
   },
   {
     name: 'domain',
-    help: [['domain add|rm|list', 'manage domains (add DOMAIN [--alias-of TARGET] [--inactive] [--ip ADDR]… [--mx HOST] [--no-dkim]: DKIM keys, DNS records)']],
+    help: [
+      ['domain add|rm|list|set', 'manage domains (add DOMAIN [--alias-of TARGET] [--inactive] [--ip ADDR]… [--mx HOST] [--no-dkim]: DKIM keys, DNS records)'],
+      [
+        'domain set DOMAIN [--send-limit-day N|none] [--mailbox-send-limit-hour N|default] [--mailbox-send-limit-day N|default]',
+        "sending limits: the domain's total per day, its mailboxes' defaults (0: no limit)",
+      ],
+    ],
     run: async (ctx) => admin(ctx, (await import('./admin.js')).domainCommand),
   },
   {
     name: 'mailbox',
     help: [
       ['mailbox add|rm|list|show|passwd|set', 'manage mailboxes (password on stdin or at a prompt); list and show: last login, usage'],
-      ['mailbox set ADDRESS [--disable S,…] [--enable S,…] [--maintenance on|off]', 'per-service access, maintenance'],
+      [
+        'mailbox set ADDRESS [--disable S,…] [--enable S,…] [--maintenance on|off] [--send-limit-hour N|default] [--send-limit-day N|default]',
+        "per-service access, maintenance, sending limits (0: no limit; default: the domain's)",
+      ],
     ],
     run: async (ctx) => admin(ctx, (await import('./admin.js')).mailboxCommand),
   },

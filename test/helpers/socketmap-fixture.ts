@@ -164,7 +164,7 @@ export async function startSocketmap(
     handler,
     { maxConnections: opts.maxConnections ?? 100, idleTimeoutMs: 30_000 },
     { mode: 0o660, group: '' },
-    silentLogger,
+    opts.logger ?? silentLogger,
   );
   return { directory, metrics, listener, port: listener.port ?? 0, close: () => listener.close(1000) };
 }

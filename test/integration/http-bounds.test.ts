@@ -16,6 +16,7 @@ import { serveHttp, type HttpServer, type Route } from '../../src/http/server.js
 import { createLogger } from '../../src/log.js';
 import { createMetrics, type Metrics } from '../../src/metrics.js';
 import { parseListenAddress } from '../../src/net/listen-address.js';
+import { fakeClock, settle } from '../helpers/clock.js';
 import { startDaemon, type Daemon } from '../helpers/daemon.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 
@@ -191,4 +192,37 @@ describe('the real daemon under a pipelining flood', () => {
     // Unbounded, the daemon grew by gigabytes; bounded, by what 200 parsed 16 KiB reads cost.
     expect(grown).toBeLessThan(256 * 1024 * 1024);
   }, 90_000);
+});
+
+describe('the HTTP idle clock', () => {
+  it('closes a connection that sent nothing exactly at idle_timeout, on the fake clock', async () => {
+    const { clock, advance } = fakeClock();
+    const routes = new Map<string, Route>([['GET /healthz', () => ({ status: 200, body: 'ok\n' })]]);
+    const limits = { maxConnections: 10, maxBodyBytes: 65536, idleTimeoutMs: 5000, requestTimeoutMs: 1000 };
+    const server = await serveHttp(
+      parseListenAddress('127.0.0.1:0'),
+      routes,
+      limits,
+      { mode: 0o660, group: '' },
+      createLogger('error', () => {}),
+      createMetrics(false),
+      clock,
+    );
+    try {
+      const s = connect(server.port!, '127.0.0.1');
+      s.on('error', () => {});
+      let closed = false;
+      s.once('close', () => (closed = true));
+      await new Promise((r) => s.once('connect', r));
+      await settle(); // the server has the connection, its clock armed
+      advance(4999);
+      await settle();
+      expect(closed).toBe(false);
+      advance(1);
+      await settle();
+      expect(closed).toBe(true);
+    } finally {
+      await server.close(100);
+    }
+  });
 });

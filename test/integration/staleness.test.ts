@@ -51,12 +51,12 @@ describe('auth_max_staleness', () => {
     expect(await login(d.ports.checkpassword, 'user@example.org', 'secret')).toBe(0);
     expect(postmap(d.ports.socketmap, 'user@example.org')).toBe('example.org/user/');
 
-    const down = Date.now();
     cluster.stop();
     // Within the bound the last copy decides logins too: a database restart costs no login.
     expect(await login(d.ports.checkpassword, 'user@example.org', 'secret')).toBe(0);
     await waitFor(async () => (await login(d.ports.checkpassword, 'user@example.org', 'secret')) === 111, 8000, 'a stale login to be a temporary failure');
-    expect(Date.now() - down).toBeGreaterThanOrEqual(1500);
+    // (That the bound is kept to the millisecond is asserted on an injected clock in
+    // test/unit/authenticator.test.ts; here, in order: good logins first, then temporary failures.)
     expect(await login(d.ports.checkpassword, 'user@example.org', 'wrong')).toBe(111);
     // Mail keeps flowing from the last copy.
     expect(postmap(d.ports.socketmap, 'user@example.org')).toBe('example.org/user/');

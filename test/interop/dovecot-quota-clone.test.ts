@@ -192,21 +192,21 @@ for (const d of [dovecot23, dovecot24]) {
       expect(row).toEqual({ service: 'imap', ip: '192.0.2.44' });
     });
 
-    it('a saved message shows in quota_usage within seconds, and its expunge too', async () => {
+    // Eventually: how soon is the write-back's flush interval, measured in bench/ (writeback).
+    it('a saved message shows in quota_usage, and its expunge too', async () => {
       const saved = await doveadm(['save', '-u', 'alice@example.org'], message);
       expect(saved.code, saved.out + dc.log()).toBe(0);
-      const ms = await waitFor(async () => (await usage('alice@example.org'))?.messages === '1', 5000, 'the saved message in quota_usage');
+      await waitFor(async () => (await usage('alice@example.org'))?.messages === '1', 15_000, 'the saved message in quota_usage');
       const row = await usage('alice@example.org');
       expect(Number(row!.bytes)).toBeGreaterThanOrEqual(message.length - 10);
-      expect(ms).toBeLessThan(5000);
 
       const second = await doveadm(['save', '-u', 'alice@example.org'], message);
       expect(second.code, second.out).toBe(0);
-      await waitFor(async () => (await usage('alice@example.org'))?.messages === '2', 5000, 'the second message');
+      await waitFor(async () => (await usage('alice@example.org'))?.messages === '2', 15_000, 'the second message');
 
       const expunged = await doveadm(['expunge', '-u', 'alice@example.org', 'mailbox', 'INBOX', 'all']);
       expect(expunged.code, expunged.out).toBe(0);
-      await waitFor(async () => (await usage('alice@example.org'))?.messages === '0', 5000, 'the expunge in quota_usage');
+      await waitFor(async () => (await usage('alice@example.org'))?.messages === '0', 15_000, 'the expunge in quota_usage');
       expect((await usage('alice@example.org'))!.bytes).toBe('0');
       const log = dc.log();
       expect(log).toMatch(/starting up/); // the log these Dovecots write

@@ -122,6 +122,30 @@ describe('authenticate', () => {
     expect(auth.lookup('user@example.org')).toMatchObject({ result: 'temp' });
   });
 
+  it('auth_max_staleness: the copy decides logins up to the bound; past it a login is a temporary failure, userdb still answers', async () => {
+    let now = 100_000;
+    const lastRefresh = 90_000;
+    const a = createAuthenticator({
+      directory,
+      pool,
+      logger: createLogger('debug', (l) => logs.push(l)),
+      metrics,
+      userdb,
+      cacheSize: 0,
+      maxStalenessMs: 10_000,
+      lastRefresh: () => lastRefresh,
+      now: () => now,
+    });
+    expect(await a.authenticate('user@example.org', 'secret', ctx)).toMatchObject({ result: 'ok' });
+    now += 1;
+    expect(await a.authenticate('user@example.org', 'secret', ctx)).toMatchObject({ result: 'temp' });
+    expect(await a.authenticate('user@example.org', 'wrong', ctx)).toMatchObject({ result: 'temp' });
+    expect(a.lookup('user@example.org')).toMatchObject({ result: 'ok' });
+    expect(await value('mailmapd_auth_stale_total')).toBe(2);
+    expect(logs.join('')).toMatch(/older than auth_max_staleness/);
+    a.close();
+  });
+
   it('an unusable stored hash is bad_hash, logged with the user and scheme but never the hash', async () => {
     expect(await auth.authenticate('broken@example.org', 'secret', ctx)).toEqual({ result: 'fail', why: 'bad_hash' });
     const line = logs.find((l) => l.includes('cannot be checked'));
