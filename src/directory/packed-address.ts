@@ -19,15 +19,24 @@ function digits(id: number): string {
   return s;
 }
 
-/** The packed form of `address`, interning its domain (for what is stored). */
+/**
+ * The packed form of `address`, interning its domain (for what is stored). An address
+ * with NUL would make the form ambiguous; PostgreSQL text never holds one.
+ */
 export function packAddress(address: string, ids: DomainIds): string {
+  if (address.includes(SEP)) throw new RangeError('an address with NUL cannot be stored');
   const at = address.lastIndexOf('@');
   if (at < 0) return address;
   return address.slice(0, at) + SEP + digits(ids.intern(address.slice(at + 1)));
 }
 
-/** As packAddress, for a lookup: undefined when no entry names the domain (nothing is interned). */
+/**
+ * As packAddress, for a lookup: undefined when no entry can have the address — its domain
+ * is named by none (nothing is interned), or it holds NUL: a requested `x\0A` would
+ * otherwise be the packed form of `x@` the domain of id 1, and answer for it.
+ */
 export function packFound(address: string, ids: DomainIds): string | undefined {
+  if (address.includes(SEP)) return undefined;
   const at = address.lastIndexOf('@');
   if (at < 0) return address;
   const id = ids.find(address.slice(at + 1));

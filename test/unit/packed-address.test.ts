@@ -87,6 +87,19 @@ describe('packed addresses', () => {
     expect(ids.find('nowhere.test')).toBe(-1);
     expect(packFound('postmaster', ids)).toBe('postmaster');
   });
+
+  it('never finds a requested key holding NUL, which could spell another address packed', () => {
+    const ids = createDomainIds();
+    const al = createAliasTable(ids);
+    const mb = createMailboxTable(ids);
+    ids.intern('first.test'); // a.test gets id 1, whose digit is 'A' (id 0's is '@')
+    al.set('x@a.test', 'y@a.test');
+    mb.set('x@a.test', { password: null, quotaBytes: 0, active: true });
+    const packed = packAddress('x@a.test', ids);
+    expect([al.get(packed), al.has(packed), mb.has(packed), mb.isActive(packed), mb.delete(packed)]).toEqual([undefined, false, false, false, false]);
+    expect(() => al.set('n\u0000@a.test', 'y@a.test')).toThrow(RangeError);
+    expect(al.get('x@a.test')).toBe('y@a.test');
+  });
 });
 
 describe('password hashes in fewer bytes', () => {
