@@ -20,6 +20,8 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const LOOKUPS = 20_000; // per kind (existing, missing), each bounded to 30 s as well
 const CHANGES = 200; // the trickle: one change every 50 ms, each bounded to 5 s to show
 const CHANGE_EVERY_MS = 50;
+/** The Node options the systemd unit runs the daemon with: what is measured is what is installed. */
+const unitNodeOptions = /^Environment=NODE_OPTIONS=(.*)$/m.exec(readFileSync(join(root, 'systemd/mailmapd.service'), 'utf8'))?.[1] ?? '';
 /** Daemons running now and temporary directories: removed if this process is told to stop. */
 const daemons = new Set();
 const temps = new Set();
@@ -156,7 +158,7 @@ async function startDaemon(dir, databaseUrl) {
   const started = performance.now();
   const child = spawn(process.execPath, [join(root, 'dist/cli.js'), 'serve', '-c', conf], {
     stdio: ['ignore', 'ignore', 'pipe'],
-    env: { ...process.env, MAILMAPD_CONFIG: '' },
+    env: { ...process.env, MAILMAPD_CONFIG: '', NODE_OPTIONS: unitNodeOptions },
   });
   let err = '';
   child.stderr.on('data', (d) => (err = (err + d).slice(-4000)));
