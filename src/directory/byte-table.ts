@@ -34,6 +34,8 @@ const valueEncoding = (flags: number): BufferEncoding => ((flags & LATIN1_VALUE)
 const MAX_KEY_BYTES = (1 << 24) - 1;
 const MIN_GARBAGE = 4 << 20;
 const MOVE_BUDGET = 8 << 20;
+/** Index slots a change's share of the index's growth copies (see growStep). */
+const GROW_STEP = 64;
 /** Ids a change's share of a compaction looks at (see maybeCompact). */
 const STEP_IDS = 16 * 1024;
 
@@ -112,7 +114,9 @@ function hashBytes(buf: Buffer, off: number, len: number): number {
 
 // Long because it is a closure holding the module's private state; the functions inside
 // it are short and each does one thing.
-export function createByteTable(options: { numbers?: boolean } = {}): ByteTable {
+/** `growStep`: index slots copied per change while the index grows (GROW_STEP; tests make it slow). */
+export function createByteTable(options: { numbers?: boolean; growStep?: number } = {}): ByteTable {
+  const growBy = options.growStep ?? GROW_STEP;
   const chunks: (Buffer | undefined)[] = [];
   const chunkUsed: number[] = [];
   const chunkGarbage: number[] = [];
@@ -184,18 +188,72 @@ export function createByteTable(options: { numbers?: boolean } = {}): ByteTable 
     return s < 0 ? -1 : index[2 * s + 1]! - 1;
   };
 
-  const insertSlot = (h: number, id: number) => {
-    let s = h & mask;
-    while (index[2 * s + 1] !== 0) s = (s + 1) & mask;
-    index[2 * s] = h;
-    index[2 * s + 1] = id + 1;
+  /** Puts id+1 `idPlus` with hash h into index `arr` (mask `mk`): the first empty slot of its run. */
+  const insertInto = (arr: Uint32Array, mk: number, h: number, idPlus: number) => {
+    let s = h & mk;
+    while (arr[2 * s + 1] !== 0) s = (s + 1) & mk;
+    arr[2 * s] = h;
+    arr[2 * s + 1] = idPlus;
   };
 
-  const growIndex = () => {
-    const old = index;
-    index = new Uint32Array(old.length * 2);
-    mask = index.length / 2 - 1;
-    for (let s = 0; s < old.length; s += 2) if (old[s + 1] !== 0) insertSlot(old[s]!, old[s + 1]! - 1);
+  const insertSlot = (h: number, id: number) => insertInto(index, mask, h, id + 1);
+
+  /** The slot of `arr` holding idPlus (hash h), or -1. */
+  const slotById = (arr: Uint32Array, mk: number, h: number, idPlus: number): number => {
+    for (let s = h & mk; ; s = (s + 1) & mk) {
+      const v = arr[2 * s + 1]!;
+      if (v === 0) return -1;
+      if (v === idPlus) return s;
+    }
+  };
+
+  /** Empties slot s of `arr`, pulling later entries of its probe run back (no tombstones); `moved(from, to)` sees each pull. */
+  const removeAt = (arr: Uint32Array, mk: number, s: number, moved?: (from: number, to: number) => void) => {
+    for (let j = (s + 1) & mk; arr[2 * j + 1] !== 0; j = (j + 1) & mk) {
+      const home = arr[2 * j]! & mk;
+      const between = s <= j ? s < home && home <= j : s < home || home <= j;
+      if (between) continue;
+      arr[2 * s] = arr[2 * j]!;
+      arr[2 * s + 1] = arr[2 * j + 1]!;
+      moved?.(j, s);
+      s = j;
+    }
+    arr[2 * s] = 0;
+    arr[2 * s + 1] = 0;
+  };
+
+  // The index grows into one twice its size a GROW_STEP of slots per change, not in one go:
+  // at ten million entries one rehash held the event loop for a quarter of a second. Until
+  // the copy is through, the old index answers and every change is made in both; the new
+  // one holds every entry of the slots the copy has passed (`copied`), and any other entry
+  // put meanwhile.
+  let next: typeof index | undefined;
+  let nextMask = 0;
+  let copied = 0;
+
+  const ensureInNext = (h: number, idPlus: number) => {
+    if (slotById(next!, nextMask, h, idPlus) < 0) insertInto(next!, nextMask, h, idPlus);
+  };
+
+  const growStep = (slots: number) => {
+    if (next === undefined) return;
+    const end = Math.min(mask + 1, copied + slots);
+    for (let s = copied; s < end; s++) if (index[2 * s + 1] !== 0) ensureInNext(index[2 * s]!, index[2 * s + 1]!);
+    copied = end;
+    if (copied <= mask) return;
+    index = next;
+    mask = nextMask;
+    next = undefined;
+  };
+
+  /** Called before an entry is added: starts growing at 60% full; past 80% finishes at once. */
+  const growIfFull = () => {
+    if (next === undefined && (size + 1) * 5 > (mask + 1) * 3) {
+      next = new Uint32Array(index.length * 2);
+      nextMask = index.length - 1;
+      copied = 0;
+    }
+    if (next !== undefined && (size + 1) * 5 > (mask + 1) * 4) growStep(mask + 1);
   };
 
   // Where a running export (a snapshot write) has got to: ids below it are behind it. A
@@ -331,8 +389,9 @@ export function createByteTable(options: { numbers?: boolean } = {}): ByteTable 
       release(id);
     } else {
       id = newId();
-      if ((size + 1) * 5 > (mask + 1) * 3) growIndex();
+      growIfFull();
       insertSlot(h, id);
+      if (next !== undefined) insertInto(next, nextMask, h, id + 1);
       size++;
     }
     const [c, off] = reserve(keyLen + vl);
@@ -345,27 +404,27 @@ export function createByteTable(options: { numbers?: boolean } = {}): ByteTable 
     meta[m + 2] = (keyLen | (((flags & USER_FLAGS) | LIVE) << 24)) >>> 0;
     meta[m + 3] = value === null ? NULL_LEN : vl;
     if (nums) nums[id] = num;
+    growStep(growBy);
     maybeCompact();
   };
 
   const del = (key: string): boolean => {
-    let s = slotOf(encode(key));
+    const s = slotOf(encode(key));
     if (s < 0) return false;
     const id = index[2 * s + 1]! - 1;
     release(id);
     freeIds.push(id);
     size--;
-    // Backward-shift deletion: pull later entries of the probe run into the hole.
-    for (let j = (s + 1) & mask; index[2 * j + 1] !== 0; j = (j + 1) & mask) {
-      const home = index[2 * j]! & mask;
-      const between = s <= j ? s < home && home <= j : s < home || home <= j;
-      if (between) continue;
-      index[2 * s] = index[2 * j]!;
-      index[2 * s + 1] = index[2 * j + 1]!;
-      s = j;
+    if (next === undefined) removeAt(index, mask, s);
+    else {
+      const ns = slotById(next, nextMask, index[2 * s]!, id + 1);
+      if (ns >= 0) removeAt(next, nextMask, ns);
+      // An entry pulled back past the copy's position would be passed over: copy it now.
+      removeAt(index, mask, s, (from, to) => {
+        if (from >= copied && to < copied) ensureInNext(index[2 * to]!, index[2 * to + 1]!);
+      });
     }
-    index[2 * s] = 0;
-    index[2 * s + 1] = 0;
+    growStep(growBy);
     maybeCompact();
     return true;
   };

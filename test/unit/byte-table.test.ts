@@ -178,6 +178,30 @@ describe('byte table', () => {
     expectSame(t, model);
   });
 
+  it('keeps every entry findable while the index grows a step at a time, with deletions in between', () => {
+    // The index grows into a new one a few slots per change (byte-table.ts growStep):
+    // puts and deletes land meanwhile, and a deletion pulls entries back across the copy's
+    // position. A key pool that widens slowly keeps the table growing while a third of the
+    // changes delete. One slot per change, so that most changes land in the middle of a growth.
+    const t = createByteTable({ numbers: true, growStep: 1 });
+    const model = new Map<string, [string | null, number, number]>();
+    let x = 88172645;
+    const rnd = () => {
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      return (x >>> 0) / 4294967296;
+    };
+    for (let op = 0; op < 40_000; op++) {
+      const k = `k${Math.floor(rnd() * (op / 4 + 100))}@d.test`;
+      apply(t, model, rnd() < 0.45 ? { del: k } : { put: [k, `v${op}`, op, 0] });
+      if (op % 97 === 0) for (const key of model.keys()) expect(t.find(key), key).toBeGreaterThanOrEqual(0);
+    }
+    expectSame(t, model);
+    for (const k of [...model.keys()]) apply(t, model, { del: k });
+    expect(t.size).toBe(0);
+  });
+
   it('gives the memory of replaced and deleted entries back', () => {
     const t = createByteTable();
     const v = 'y'.repeat(1000);
