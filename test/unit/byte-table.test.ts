@@ -185,14 +185,16 @@ describe('byte table', () => {
     // changes delete. One slot per change, so that most changes land in the middle of a growth.
     const t = createByteTable({ numbers: true, growStep: 1 });
     const model = new Map<string, [string | null, number, number]>();
-    let x = 88172645;
+    // This seed pulls entries back past the copy's position that live on to the swap (without
+    // copying them then, it fails at change 13580; many seeds never hit the case).
+    let x = 12345;
     const rnd = () => {
       x ^= x << 13;
       x ^= x >>> 17;
       x ^= x << 5;
       return (x >>> 0) / 4294967296;
     };
-    for (let op = 0; op < 40_000; op++) {
+    for (let op = 0; op < 20_000; op++) {
       const k = `k${Math.floor(rnd() * (op / 4 + 100))}@d.test`;
       apply(t, model, rnd() < 0.45 ? { del: k } : { put: [k, `v${op}`, op, 0] });
       if (op % 97 === 0) for (const key of model.keys()) expect(t.find(key), key).toBeGreaterThanOrEqual(0);
