@@ -8,7 +8,7 @@
 // every size, with the ratios against the first size (100k by default).
 // Runnable alone: node bench/scale.mjs [100k 1M 10M]   (needs `npm run build`; makes its own cluster)
 
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -20,6 +20,8 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const LOOKUPS = 20_000; // per kind (existing, missing), each bounded to 30 s as well
 const CHANGES = 200; // the trickle: one change every 50 ms, each bounded to 5 s to show
 const CHANGE_EVERY_MS = 50;
+/** The Node options the systemd unit runs the daemon with: what is measured is what is installed. */
+const unitNodeOptions = /^Environment=NODE_OPTIONS=(.*)$/m.exec(readFileSync(join(root, 'systemd/mailmapd.service'), 'utf8'))?.[1] ?? '';
 /** Daemons running now and temporary directories: removed if this process is told to stop. */
 const daemons = new Set();
 const temps = new Set();
@@ -156,7 +158,7 @@ async function startDaemon(dir, databaseUrl) {
   const started = performance.now();
   const child = spawn(process.execPath, [join(root, 'dist/cli.js'), 'serve', '-c', conf], {
     stdio: ['ignore', 'ignore', 'pipe'],
-    env: { ...process.env, MAILMAPD_CONFIG: '' },
+    env: { ...process.env, MAILMAPD_CONFIG: '', NODE_OPTIONS: unitNodeOptions },
   });
   let err = '';
   child.stderr.on('data', (d) => (err = (err + d).slice(-4000)));
@@ -208,15 +210,16 @@ async function lookups(c, keys, count) {
  * The trickle: one change every CHANGE_EVERY_MS, rotating through a new mailbox, a new
  * alias, an alias pointed elsewhere and a mailbox made inactive, each committed on its own
  * (autocommit), then the kept socketmap connection polled until its answer changes. Timed
- * from sending the statement; a change not visible within 5 s counts as lost.
+ * from sending the statement; a change not visible within 5 s counts as lost. `from`: the
+ * first change's number (a second trickle goes on from the first one's last);
+ * `count` changes, or fewer when `stop()` says so. Each sample: when it was sent, its time.
  */
-async function trickle(url, c, n) {
+async function trickle(url, c, n, from = 0, count = CHANGES, stop = () => false) {
   const d = domainsFor(n);
-  const latencies = [];
-  const byKind = new Map();
+  const samples = [];
   let lost = 0;
   await withClient(url, async (db) => {
-    for (let k = 0; k < CHANGES; k++) {
+    for (let k = from; k < from + count && !stop(); k++) {
       const next = performance.now() + CHANGE_EVERY_MS;
       const i = ((k * 7919) % n) + 1; // spread over the directory
       const change = [
@@ -240,15 +243,32 @@ async function trickle(url, c, n) {
       await db.query(change.sql, [change.key]);
       let seen = false;
       while (!seen && performance.now() - t < 5000) seen = (await c.query(change.map, change.key)) !== before;
-      if (seen) {
-        const ms = performance.now() - t;
-        latencies.push(ms);
-        byKind.set(change.kind, [...(byKind.get(change.kind) ?? []), ms]);
-      } else lost++;
+      if (seen) samples.push({ at: t, ms: performance.now() - t, kind: change.kind });
+      else lost++;
       await sleep(Math.max(0, next - performance.now()));
     }
   });
-  return { latencies, lost, byKind };
+  return { samples, lost };
+}
+
+const spread = (samples) => {
+  const ms = samples.map((x) => x.ms);
+  return { n: ms.length, p50: pct(ms, 50), p99: pct(ms, 99) };
+};
+
+/** The first background snapshot write's metrics, once it is done (polled every 100 ms); `doneAt`: when it was first seen done. */
+async function firstWrite(dm, limitMs) {
+  const m = await until(
+    'the first snapshot write',
+    limitMs,
+    dm,
+    async () => {
+      const text = (await httpGet(dm.ports.http, '/metrics')).body;
+      return /^mailmapd_snapshot_writes_total\{result="written"\} [1-9]/m.test(text) ? text : undefined;
+    },
+    100,
+  );
+  return { doneAt: performance.now(), seconds: metric(m, 'mailmapd_snapshot_write_seconds'), bytes: metric(m, 'mailmapd_snapshot_bytes') };
 }
 
 // Long because it is one size's run in the order the measurements need (ready, memory,
@@ -275,30 +295,36 @@ async function measure(cluster, n, log) {
     r.readyMem = memory(dm.pid);
     log(`scale ${label(n)}: ready from PostgreSQL in ${r.ready.toFixed(2)} s, RSS ${r.readyMem.rss.toFixed(0)} MiB (peak ${r.readyMem.peak.toFixed(0)})`);
 
-    // The first background write comes 5 s after the load (snapshot/keeper.ts) and takes at
-    // most a tenth of a core: about ten times the full-speed write (12.6 s at 1M here).
-    const written = await until(
-      'the first snapshot write',
-      60_000 + 60_000 * millions,
-      dm,
-      async () => {
-        const m = (await httpGet(dm.ports.http, '/metrics')).body;
-        return /^mailmapd_snapshot_writes_total\{result="written"\} [1-9]/m.test(m) ? m : undefined;
-      },
-      200,
-    );
-    r.writeSeconds = metric(written, 'mailmapd_snapshot_write_seconds');
-    r.snapshotMiB = metric(written, 'mailmapd_snapshot_bytes') / 2 ** 20;
-
+    // The first background write begins 5 s after the daemon started or when the load is
+    // done, whichever is later (snapshot/keeper.ts), and takes at most a tenth of a core:
+    // about ten times the full-speed write. A trickle runs through it; the changes sent
+    // after it began and before it was seen done are the ones "while writing".
     const c = await socketmap(dm.ports.socketmap);
     try {
+      const writeStart = Math.max(performance.now(), dm.started + 5000);
+      let done = false;
+      const writing = firstWrite(dm, 60_000 + 60_000 * millions).finally(() => (done = true));
+      const during = await trickle(url, c, n, 0, 100_000, () => done);
+      const w = await writing;
+      r.writeSeconds = w.seconds;
+      r.snapshotMiB = w.bytes / 2 ** 20;
+      r.writing = { ...spread(during.samples.filter((x) => x.at >= writeStart && x.at <= w.doneAt)), lost: during.lost };
+      log(
+        `scale ${label(n)}: first snapshot write ${w.seconds.toFixed(2)} s; ${r.writing.n} changes sent during it, commit-to-visible p50/p99 ${r.writing.p50.toFixed(1)}/${r.writing.p99.toFixed(1)} ms`,
+      );
+
       const existing = await lookups(c, (i) => mailbox(((i * 7919) % n) + 1, d), LOOKUPS);
       const missing = await lookups(c, (i) => `nobody${i}@d${(i % d) + 1}.test`, LOOKUPS);
       r.hit = { n: existing.length, p50: pct(existing, 50), p99: pct(existing, 99) };
       r.miss = { n: missing.length, p50: pct(missing, 50), p99: pct(missing, 99) };
-      const t = await trickle(url, c, n);
-      r.visible = { n: t.latencies.length, lost: t.lost, p50: pct(t.latencies, 50), p99: pct(t.latencies, 99) };
-      const kinds = [...t.byKind].map(([kind, xs]) => `${kind} ${pct(xs, 50).toFixed(1)}/${pct(xs, 99).toFixed(1)}`);
+      // Numbered on from the first trickle's: a number n apart would pick the same mailbox
+      // again, already inactive, and its change would never show (counted lost).
+      const t = await trickle(url, c, n, during.samples.length + during.lost);
+      r.visible = { ...spread(t.samples), lost: t.lost };
+      const kinds = [...new Set(t.samples.map((x) => x.kind))].map((kind) => {
+        const k = spread(t.samples.filter((x) => x.kind === kind));
+        return `${kind} ${k.p50.toFixed(1)}/${k.p99.toFixed(1)}`;
+      });
       log(`scale ${label(n)}: commit-to-visible p50/p99 by change (ms): ${kinds.join(', ')}`);
     } finally {
       c.close();
@@ -308,6 +334,7 @@ async function measure(cluster, n, log) {
       `scale ${label(n)}: lookups hit p50/p99 ${r.hit.p50.toFixed(3)}/${r.hit.p99.toFixed(3)} ms, miss ${r.miss.p50.toFixed(3)}/${r.miss.p99.toFixed(3)} ms; ` +
         `commit-to-visible p50/p99 ${r.visible.p50.toFixed(1)}/${r.visible.p99.toFixed(1)} ms (${r.visible.n} changes, ${r.visible.lost} not seen in 5 s)`,
     );
+    if (compareAt(n)) r.compare = await compare(dir, url, dm.ports.socketmap, n, log);
 
     // Restart from the snapshot: the daemon writes it on the way out, then PostgreSQL stops.
     const stopping = performance.now();
@@ -351,6 +378,121 @@ async function measure(cluster, n, log) {
   return r;
 }
 
+// The socketmap comparison at the smallest size (the issue's "at 100k"): 8 real `postmap -q -`
+// clients, each with its own keys, against mailmapd, against Postfix's own pgsql: table
+// running PostfixAdmin's one-table mailbox query on the same database, and against a
+// do-nothing C server (bench/notfound.c) that answers NOTFOUND: what a lookup costs when
+// the lookup costs nothing. Rounds alternate between the three; medians of 3.
+const CLIENTS = 8;
+const KEYS_PER_CLIENT = 10_000;
+const ROUNDS = 3;
+const compareAt = (n) => n <= 100_000;
+const POSTMAP = process.env.POSTMAP ?? '/usr/sbin/postmap';
+
+/** Mostly existing mailboxes, one in ten unknown, each client its own. */
+function keysFor(client, n) {
+  const d = domainsFor(n);
+  let x = 2463534242 + client * 7919;
+  const keys = [];
+  for (let i = 0; i < KEYS_PER_CLIENT; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    const k = 1 + ((x >>> 0) % n);
+    keys.push(i % 10 === 9 ? `nobody${k}@d${(k % d) + 1}.test` : mailbox(k, d));
+  }
+  return `${keys.join('\n')}\n`;
+}
+
+/** CLIENTS concurrent `postmap -q - table`; wall seconds and what each printed. */
+async function postmapRound(table, inputs) {
+  const t0 = performance.now();
+  const outputs = await Promise.all(
+    inputs.map(
+      (input) =>
+        new Promise((resolve, reject) => {
+          const p = spawn(POSTMAP, ['-q', '-', table], { stdio: ['pipe', 'pipe', 'pipe'] });
+          const out = [];
+          let err = '';
+          p.stdout.on('data', (b) => out.push(b));
+          p.stderr.on('data', (b) => (err += b));
+          p.once('error', reject);
+          // postmap -q - exits 1 when no key was found at all; anything on stderr is a failure.
+          p.once('close', (code) =>
+            err !== '' || (code !== 0 && code !== 1)
+              ? reject(new Error(`postmap ${table}: ${code} ${err.slice(0, 300)}`))
+              : resolve(Buffer.concat(out).toString()),
+          );
+          p.stdin.end(input);
+        }),
+    ),
+  );
+  return { seconds: (performance.now() - t0) / 1000, outputs };
+}
+
+/** bench/notfound.c, built with cc into `dir` and started; resolves with its port and a stop(). */
+function startNotFound(dir) {
+  const bin = join(dir, 'notfound');
+  execFileSync('cc', ['-O2', '-o', bin, join(root, 'bench/notfound.c')]);
+  const p = spawn(bin, [], { stdio: ['ignore', 'pipe', 'inherit'] });
+  return new Promise((resolve, reject) => {
+    p.once('error', reject);
+    p.stdout.once('data', (b) => resolve({ port: Number(String(b).trim()), stop: () => p.kill() }));
+  });
+}
+
+async function compare(dir, url, port, n, log) {
+  if (!execFileSync('postconf', ['-m'], { encoding: 'utf8' }).split('\n').includes('pgsql'))
+    throw new Error('Postfix has no pgsql: table here (apt-get install postfix-pgsql)');
+  const u = new URL(url);
+  const cf = join(dir, 'pgsql-mailboxes.cf');
+  // PostfixAdmin's virtual_mailbox_maps: SELECT maildir FROM mailbox WHERE username='%s' AND active = '1',
+  // with the maildir made from the address as mailmapd answers it.
+  const query = `SELECT split_part(address, '@', 2) || '/' || split_part(address, '@', 1) || '/' FROM mailmapd.mailboxes WHERE address = '%s' AND active`;
+  writeFileSync(
+    cf,
+    [
+      `hosts = inet:${u.hostname}:${u.port}`,
+      `user = ${u.username || 'postgres'}`,
+      'password =',
+      `dbname = ${u.pathname.slice(1)}`,
+      `query = ${query}`,
+      '',
+    ].join('\n'),
+  );
+  const floor = await startNotFound(dir);
+  try {
+    const inputs = Array.from({ length: CLIENTS }, (_, i) => keysFor(i, n));
+    const targets = {
+      pgsql: `pgsql:${cf}`,
+      mailmapd: `socketmap:inet:127.0.0.1:${port}:mailboxes`,
+      notfound: `socketmap:inet:127.0.0.1:${floor.port}:mailboxes`,
+    };
+    const seconds = { pgsql: [], mailmapd: [], notfound: [] };
+    const answers = {};
+    for (const [name, table] of Object.entries(targets)) answers[name] = (await postmapRound(table, inputs)).outputs.join(''); // warm-up
+    for (let round = 0; round < ROUNDS; round++)
+      for (const [name, table] of Object.entries(targets)) seconds[name].push((await postmapRound(table, inputs)).seconds);
+    const med = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+    const lookups = CLIENTS * KEYS_PER_CLIENT;
+    const out = Object.fromEntries(Object.keys(targets).map((k) => [k, { seconds: med(seconds[k]), perSecond: lookups / med(seconds[k]) }]));
+    out.vsPgsql = out.pgsql.seconds / out.mailmapd.seconds;
+    out.vsFloor = out.mailmapd.seconds / out.notfound.seconds;
+    out.same = answers.pgsql === answers.mailmapd;
+    for (const k of Object.keys(targets))
+      log(
+        `scale ${label(n)}: socketmap ${k.padEnd(8)} ${CLIENTS} × postmap -q - × ${KEYS_PER_CLIENT} keys: ${out[k].seconds.toFixed(2)} s, ${Math.round(out[k].perSecond)} lookups/s`,
+      );
+    log(
+      `scale ${label(n)}: mailmapd ${out.vsPgsql.toFixed(2)}× the lookups/s of pgsql: (target ≥ 2: ${out.vsPgsql >= 2 ? 'met' : 'MISSED'}), ` +
+        `${out.vsFloor.toFixed(2)}× the do-nothing C server's time (target ≤ 1.3: ${out.vsFloor <= 1.3 ? 'met' : 'MISSED'}); answers ${out.same ? 'identical to' : 'DIFFERENT from'} pgsql's`,
+    );
+    return out;
+  } finally {
+    floor.stop();
+  }
+}
+
 /** Ready time over an empty directory: what every size's ready time includes regardless of size. */
 async function baseline(cluster) {
   const name = 'mailmapd_scale_empty';
@@ -390,6 +532,8 @@ function table(results, log) {
     ['lookup miss p99 (ms)', (r) => r.miss.p99, 3],
     ['commit-to-visible p50 (ms)', (r) => r.visible.p50, 1],
     ['commit-to-visible p99 (ms)', (r) => r.visible.p99, 1],
+    ['… while the snapshot is written p50 (ms)', (r) => r.writing.p50, 1],
+    ['… while the snapshot is written p99 (ms)', (r) => r.writing.p99, 1],
   ];
   const head = ['', ...results.map((r) => label(r.n)), ...results.slice(1).map((r) => `${label(r.n)}/${label(base.n)}`)];
   const body = rows.map(([title, get, digits]) => [

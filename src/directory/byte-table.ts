@@ -24,9 +24,20 @@ const NULL_LEN = 0xffffffff;
 const LIVE = 0x80;
 /** Flags a caller may use; the top bit marks a live entry. */
 const USER_FLAGS = 0x7f;
+/**
+ * A flag of the caller's that the table reads too: the value is bytes, a char each (below
+ * 256), not UTF-8 text — a packed hash (hash-prefix.ts) would take two bytes per byte above
+ * 0x7f as UTF-8.
+ */
+export const LATIN1_VALUE = 0x40;
+const valueEncoding = (flags: number): BufferEncoding => ((flags & LATIN1_VALUE) !== 0 ? 'latin1' : 'utf8');
 const MAX_KEY_BYTES = (1 << 24) - 1;
 const MIN_GARBAGE = 4 << 20;
 const MOVE_BUDGET = 8 << 20;
+/** Index slots a change's share of the index's growth copies (see growStep). */
+const GROW_STEP = 64;
+/** Ids a change's share of a compaction looks at (see maybeCompact). */
+const STEP_IDS = 16 * 1024;
 
 export interface ByteTable {
   readonly size: number;
@@ -103,7 +114,9 @@ function hashBytes(buf: Buffer, off: number, len: number): number {
 
 // Long because it is a closure holding the module's private state; the functions inside
 // it are short and each does one thing.
-export function createByteTable(options: { numbers?: boolean } = {}): ByteTable {
+/** `growStep`: index slots copied per change while the index grows (GROW_STEP; tests make it slow). */
+export function createByteTable(options: { numbers?: boolean; growStep?: number } = {}): ByteTable {
+  const growBy = options.growStep ?? GROW_STEP;
   const chunks: (Buffer | undefined)[] = [];
   const chunkUsed: number[] = [];
   const chunkGarbage: number[] = [];
@@ -175,18 +188,72 @@ export function createByteTable(options: { numbers?: boolean } = {}): ByteTable 
     return s < 0 ? -1 : index[2 * s + 1]! - 1;
   };
 
-  const insertSlot = (h: number, id: number) => {
-    let s = h & mask;
-    while (index[2 * s + 1] !== 0) s = (s + 1) & mask;
-    index[2 * s] = h;
-    index[2 * s + 1] = id + 1;
+  /** Puts id+1 `idPlus` with hash h into index `arr` (mask `mk`): the first empty slot of its run. */
+  const insertInto = (arr: Uint32Array, mk: number, h: number, idPlus: number) => {
+    let s = h & mk;
+    while (arr[2 * s + 1] !== 0) s = (s + 1) & mk;
+    arr[2 * s] = h;
+    arr[2 * s + 1] = idPlus;
   };
 
-  const growIndex = () => {
-    const old = index;
-    index = new Uint32Array(old.length * 2);
-    mask = index.length / 2 - 1;
-    for (let s = 0; s < old.length; s += 2) if (old[s + 1] !== 0) insertSlot(old[s]!, old[s + 1]! - 1);
+  const insertSlot = (h: number, id: number) => insertInto(index, mask, h, id + 1);
+
+  /** The slot of `arr` holding idPlus (hash h), or -1. */
+  const slotById = (arr: Uint32Array, mk: number, h: number, idPlus: number): number => {
+    for (let s = h & mk; ; s = (s + 1) & mk) {
+      const v = arr[2 * s + 1]!;
+      if (v === 0) return -1;
+      if (v === idPlus) return s;
+    }
+  };
+
+  /** Empties slot s of `arr`, pulling later entries of its probe run back (no tombstones); `moved(from, to)` sees each pull. */
+  const removeAt = (arr: Uint32Array, mk: number, s: number, moved?: (from: number, to: number) => void) => {
+    for (let j = (s + 1) & mk; arr[2 * j + 1] !== 0; j = (j + 1) & mk) {
+      const home = arr[2 * j]! & mk;
+      const between = s <= j ? s < home && home <= j : s < home || home <= j;
+      if (between) continue;
+      arr[2 * s] = arr[2 * j]!;
+      arr[2 * s + 1] = arr[2 * j + 1]!;
+      moved?.(j, s);
+      s = j;
+    }
+    arr[2 * s] = 0;
+    arr[2 * s + 1] = 0;
+  };
+
+  // The index grows into one twice its size a GROW_STEP of slots per change, not in one go:
+  // at ten million entries one rehash held the event loop for a quarter of a second. Until
+  // the copy is through, the old index answers and every change is made in both; the new
+  // one holds every entry of the slots the copy has passed (`copied`), and any other entry
+  // put meanwhile.
+  let next: typeof index | undefined;
+  let nextMask = 0;
+  let copied = 0;
+
+  const ensureInNext = (h: number, idPlus: number) => {
+    if (slotById(next!, nextMask, h, idPlus) < 0) insertInto(next!, nextMask, h, idPlus);
+  };
+
+  const growStep = (slots: number) => {
+    if (next === undefined) return;
+    const end = Math.min(mask + 1, copied + slots);
+    for (let s = copied; s < end; s++) if (index[2 * s + 1] !== 0) ensureInNext(index[2 * s]!, index[2 * s + 1]!);
+    copied = end;
+    if (copied <= mask) return;
+    index = next;
+    mask = nextMask;
+    next = undefined;
+  };
+
+  /** Called before an entry is added: starts growing at 60% full; past 80% finishes at once. */
+  const growIfFull = () => {
+    if (next === undefined && (size + 1) * 5 > (mask + 1) * 3) {
+      next = new Uint32Array(index.length * 2);
+      nextMask = index.length - 1;
+      copied = 0;
+    }
+    if (next !== undefined && (size + 1) * 5 > (mask + 1) * 4) growStep(mask + 1);
   };
 
   // Where a running export (a snapshot write) has got to: ids below it are behind it. A
@@ -260,25 +327,40 @@ export function createByteTable(options: { numbers?: boolean } = {}): ByteTable 
   };
 
   // Finding a chunk's entries means a scan of every id, so compaction waits until garbage
-  // is an eighth of the shared chunks (or 4 MiB) and then, in one scan, frees the chunks
-  // with the most garbage whose live entries fit in MOVE_BUDGET: with garbage spread evenly
-  // by random updates, freeing 1 MB means moving 7, and the event loop must not stall on it.
-  const maybeCompact = () => {
-    if (garbage < MIN_GARBAGE || garbage * 8 < sharedBytes) return;
+  // is an eighth of the shared chunks (or 4 MiB) and then frees the chunks with the most
+  // garbage whose live entries fit in MOVE_BUDGET: with garbage spread evenly by random
+  // updates, freeing 1 MB means moving 7. The scan goes STEP_IDS ids per change, not all at
+  // once: at ten million entries one whole scan would hold the event loop (and the change
+  // that set it off) for tens of milliseconds. Meanwhile no entry lands in a picked chunk
+  // (new bytes go to the tail, never picked), so once the scan is through they are empty.
+  let picked: Uint8Array | undefined;
+  let scanned = 0; // ids below this have been moved out of the picked chunks
+
+  const pickChunks = (): Uint8Array => {
     const candidates: number[] = [];
     chunks.forEach((b, c) => {
       if (b !== undefined && c !== tail && !chunkSingle[c] && chunkGarbage[c]! > 0) candidates.push(c);
     });
     candidates.sort((a, b) => chunkGarbage[b]! - chunkGarbage[a]!);
-    const picked = new Uint8Array(chunks.length);
+    const out = new Uint8Array(chunks.length);
     let moving = 0;
     for (const c of candidates) {
       const live = chunkUsed[c]! - chunkGarbage[c]!;
       if (moving > 0 && moving + live > MOVE_BUDGET) break;
-      picked[c] = 1;
+      out[c] = 1;
       moving += live;
     }
-    for (let id = 0; id < topId; id++) {
+    return out;
+  };
+
+  const maybeCompact = () => {
+    if (picked === undefined) {
+      if (garbage < MIN_GARBAGE || garbage * 8 < sharedBytes) return;
+      picked = pickChunks();
+      scanned = 0;
+    }
+    const end = Math.min(topId, scanned + STEP_IDS);
+    for (let id = scanned; id < end; id++) {
       const m = 4 * id;
       if (picked[meta[m]!] !== 1 || ((meta[m + 2]! >>> 24) & LIVE) === 0) continue;
       const bytes = entryBytes(id);
@@ -287,15 +369,19 @@ export function createByteTable(options: { numbers?: boolean } = {}): ByteTable 
       meta[m] = to;
       meta[m + 1] = off;
     }
+    scanned = end;
+    if (scanned < topId) return;
     picked.forEach((p, c) => {
       if (p === 1) freeChunk(c);
     });
+    picked = undefined;
   };
 
   const put = (key: string, value: string | null, num: number, flags: number) => {
     const h = encode(key);
     if (keyLen > MAX_KEY_BYTES) throw new RangeError(`key of ${keyLen} bytes is too long`);
-    const vl = value === null ? 0 : Buffer.byteLength(value, 'utf8');
+    const enc = valueEncoding(flags);
+    const vl = value === null ? 0 : Buffer.byteLength(value, enc);
     const s = slotOf(h);
     let id: number;
     if (s >= 0) {
@@ -303,41 +389,42 @@ export function createByteTable(options: { numbers?: boolean } = {}): ByteTable 
       release(id);
     } else {
       id = newId();
-      if ((size + 1) * 5 > (mask + 1) * 3) growIndex();
+      growIfFull();
       insertSlot(h, id);
+      if (next !== undefined) insertInto(next, nextMask, h, id + 1);
       size++;
     }
     const [c, off] = reserve(keyLen + vl);
     const buf = chunks[c]!;
     scratch.copy(buf, off, 0, keyLen);
-    if (value !== null) buf.write(value, off + keyLen, vl, 'utf8');
+    if (value !== null) buf.write(value, off + keyLen, vl, enc);
     const m = 4 * id;
     meta[m] = c;
     meta[m + 1] = off;
     meta[m + 2] = (keyLen | (((flags & USER_FLAGS) | LIVE) << 24)) >>> 0;
     meta[m + 3] = value === null ? NULL_LEN : vl;
     if (nums) nums[id] = num;
+    growStep(growBy);
     maybeCompact();
   };
 
   const del = (key: string): boolean => {
-    let s = slotOf(encode(key));
+    const s = slotOf(encode(key));
     if (s < 0) return false;
     const id = index[2 * s + 1]! - 1;
     release(id);
     freeIds.push(id);
     size--;
-    // Backward-shift deletion: pull later entries of the probe run into the hole.
-    for (let j = (s + 1) & mask; index[2 * j + 1] !== 0; j = (j + 1) & mask) {
-      const home = index[2 * j]! & mask;
-      const between = s <= j ? s < home && home <= j : s < home || home <= j;
-      if (between) continue;
-      index[2 * s] = index[2 * j]!;
-      index[2 * s + 1] = index[2 * j + 1]!;
-      s = j;
+    if (next === undefined) removeAt(index, mask, s);
+    else {
+      const ns = slotById(next, nextMask, index[2 * s]!, id + 1);
+      if (ns >= 0) removeAt(next, nextMask, ns);
+      // An entry pulled back past the copy's position would be passed over: copy it now.
+      removeAt(index, mask, s, (from, to) => {
+        if (from >= copied && to < copied) ensureInNext(index[2 * to]!, index[2 * to + 1]!);
+      });
     }
-    index[2 * s] = 0;
-    index[2 * s + 1] = 0;
+    growStep(growBy);
     maybeCompact();
     return true;
   };
@@ -509,7 +596,7 @@ export function createByteTable(options: { numbers?: boolean } = {}): ByteTable 
       const vl = meta[m + 3]!;
       if (vl === NULL_LEN) return null;
       const start = meta[m + 1]! + (meta[m + 2]! & MAX_KEY_BYTES);
-      return chunks[meta[m]!]!.toString('utf8', start, start + vl);
+      return chunks[meta[m]!]!.toString(valueEncoding(meta[m + 2]! >>> 24), start, start + vl);
     },
     num: (id) => (nums ? nums[id]! : 0),
     flags: (id) => (meta[4 * id + 2]! >>> 24) & USER_FLAGS,

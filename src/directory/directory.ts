@@ -7,6 +7,7 @@ import type { AppPassword, SendLimits } from './account.js';
 import { bindMaps, type MapName } from './maps.js';
 import { createRouteTable, routeLookups, type DomainSendLimits, type RouteTable } from './routes.js';
 import { createSenders } from './senders.js';
+import { createDomainIds, type DomainIds } from './domain-ids.js';
 import { createAliasTable, createMailboxTable, MAINTENANCE, RECIPIENT, type AliasTable, type MailboxRecord, type MailboxTable } from './tables.js';
 
 export type { AliasTable, MailboxRecord, MailboxTable } from './tables.js';
@@ -33,6 +34,8 @@ export interface DirectoryData {
   routes: RouteTable;
   /** Master users by name: they log in as any mailbox through Dovecot. */
   masterUsers: Map<string, MasterUserRecord>;
+  /** The ids the addresses in `mailboxes` and `aliases` are stored with (packed-address.ts). */
+  domainIds: DomainIds;
 }
 
 /**
@@ -71,13 +74,15 @@ export type UserLookup =
   | { status: 'unknown' };
 
 export function emptyData(): DirectoryData {
+  const domainIds = createDomainIds();
   return {
     domains: new Map(),
     aliasDomains: new Map(),
-    mailboxes: createMailboxTable(),
-    aliases: createAliasTable(),
+    mailboxes: createMailboxTable(domainIds),
+    aliases: createAliasTable(domainIds),
     routes: createRouteTable(),
     masterUsers: new Map(),
+    domainIds,
   };
 }
 

@@ -1,9 +1,15 @@
 // The directory's two big tables, mailboxes and aliases, as Map-like views of a byte table
 // (byte-table.ts): the same get/set/has/delete the sync and the tests use on a Map, with
-// the data kept off the JavaScript heap.
+// the data kept off the JavaScript heap. The addresses in them (keys, and an alias's
+// destinations) are stored as a local part and a domain id (packed-address.ts), a
+// password hash without its scheme's prefix (hash-prefix.ts): what a caller sees is the
+// plain text either way.
 
 import { packValue, unpackValue, type AppPassword, type SendLimits } from './account.js';
-import { createByteTable, type ByteTable } from './byte-table.js';
+import { createByteTable, LATIN1_VALUE, type ByteTable } from './byte-table.js';
+import { createDomainIds, type DomainIds } from './domain-ids.js';
+import { packHash, unpackHash } from './hash-prefix.js';
+import { packAddress, packFound, packList, unpackAddress, unpackList } from './packed-address.js';
 
 export interface MailboxRecord {
   /** `{SCHEME}hash` or a bare crypt string; null when the row has none (cannot log in). */
@@ -58,17 +64,35 @@ export const RECIPIENT = 1;
 /** delivery(): an active mailbox in maintenance (TEMP to Postfix). */
 export const MAINTENANCE = 2;
 
-export function createMailboxTable(): MailboxTable {
+/** The entry id of `address` in `t`, or -1; a domain no entry names is not looked for. */
+function findAddress(t: ByteTable, ids: DomainIds, address: string): number {
+  const key = packFound(address, ids);
+  return key === undefined ? -1 : t.find(key);
+}
+
+/** Every key of `t`, unpacked. */
+function* addresses(t: ByteTable, ids: DomainIds): IterableIterator<string> {
+  for (const k of t.keys()) yield unpackAddress(k, ids);
+}
+
+// A packed value (account.ts: NUL and JSON) is kept as it is; a bare password is packed (hash-prefix.ts).
+const storedValue = (v: string | null): { stored: string | null; latin1: boolean } =>
+  v === null || v.startsWith('\u0000') ? { stored: v, latin1: false } : packHash(v);
+const plainValue = (v: string | null): string | null => (v === null || v.startsWith('\u0000') ? v : unpackHash(v));
+
+/** `ids`: the domain ids its addresses are stored with, shared with the alias table of the same data. */
+export function createMailboxTable(ids: DomainIds = createDomainIds()): MailboxTable {
   const t = createByteTable({ numbers: true });
+  const find = (address: string) => findAddress(t, ids, address);
   const table: MailboxTable = {
     get size() {
       return t.size;
     },
     get(address) {
-      const id = t.find(address);
+      const id = find(address);
       if (id < 0) return undefined;
       const flags = t.flags(id);
-      const { password, disabledServices, appPasswords, sendLimits } = unpackValue(t.value(id));
+      const { password, disabledServices, appPasswords, sendLimits } = unpackValue(plainValue(t.value(id)));
       const r: MailboxRecord = { password, quotaBytes: t.num(id), active: (flags & ACTIVE) !== 0 };
       // Only what is set, so a plain mailbox reads back exactly as it was written.
       if (disabledServices.length > 0) r.disabledServices = disabledServices;
@@ -78,48 +102,58 @@ export function createMailboxTable(): MailboxTable {
       return r;
     },
     delivery(address) {
-      const id = t.find(address);
+      const id = find(address);
       if (id < 0) return 0;
       const flags = t.flags(id);
       if ((flags & ACTIVE) === 0 || (flags & NO_RECEIVE) !== 0) return 0;
       return (flags & MAINTENANCE_FLAG) !== 0 ? MAINTENANCE : RECIPIENT;
     },
     isActive(address) {
-      const id = t.find(address);
+      const id = find(address);
       return id >= 0 && (t.flags(id) & ACTIVE) !== 0;
     },
-    has: (address) => t.find(address) >= 0,
+    has: (address) => find(address) >= 0,
     set(address, r) {
       const disabledServices = r.disabledServices ?? [];
       const flags = (r.active ? ACTIVE : 0) | (r.maintenance === true ? MAINTENANCE_FLAG : 0) | (disabledServices.includes('receive') ? NO_RECEIVE : 0);
       const extras = { disabledServices, appPasswords: r.appPasswords ?? [], sendLimits: r.sendLimits };
-      t.put(address, packValue(r.password, extras), r.quotaBytes, flags);
+      const { stored, latin1 } = storedValue(packValue(r.password, extras));
+      t.put(packAddress(address, ids), stored, r.quotaBytes, latin1 ? flags | LATIN1_VALUE : flags);
       return table;
     },
-    delete: (address) => t.delete(address),
-    keys: () => t.keys(),
+    delete(address) {
+      const key = packFound(address, ids);
+      return key !== undefined && t.delete(key);
+    },
+    keys: () => addresses(t, ids),
     raw: t,
   };
   return table;
 }
 
-export function createAliasTable(): AliasTable {
+/** `ids`: as createMailboxTable's. */
+export function createAliasTable(ids: DomainIds = createDomainIds()): AliasTable {
   const t = createByteTable();
+  const find = (address: string) => findAddress(t, ids, address);
   const table: AliasTable = {
     get size() {
       return t.size;
     },
     get(address) {
-      const id = t.find(address);
-      return id < 0 ? undefined : (t.value(id) ?? undefined);
+      const id = find(address);
+      const v = id < 0 ? null : t.value(id);
+      return v === null ? undefined : unpackList(v, ids);
     },
-    has: (address) => t.find(address) >= 0,
+    has: (address) => find(address) >= 0,
     set(address, destinations) {
-      t.put(address, destinations, 0, 0);
+      t.put(packAddress(address, ids), packList(destinations, ids), 0, 0);
       return table;
     },
-    delete: (address) => t.delete(address),
-    keys: () => t.keys(),
+    delete(address) {
+      const key = packFound(address, ids);
+      return key !== undefined && t.delete(key);
+    },
+    keys: () => addresses(t, ids),
     raw: t,
   };
   return table;

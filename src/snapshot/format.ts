@@ -16,6 +16,10 @@
 //   it, a step per turn of the event loop, and knows the frame's head only at its end.
 //
 // Version 2: record heads carry the key's hash; frames are 1 MiB; the checksum order above.
+// Version 3: the big tables' addresses are packed (local part and domain id), their ids in
+// the domainIds section, the last one: ids only ever grow, so written after the tables it
+// has every id an entry written during a slow write may hold. Hashes lose their scheme
+// prefix (hash-prefix.ts).
 // A file of another version is refused (and rewritten by the next write).
 //
 // The byte tables travel as their raw records (byte-table.ts), so whatever a mailbox record
@@ -25,11 +29,19 @@
 import type { DirectoryData } from '../directory/directory.js';
 
 export const MAGIC = Buffer.from('MMDSNAP\n', 'latin1');
-export const FORMAT_VERSION = 2;
+export const FORMAT_VERSION = 3;
 export const PREFIX_BYTES = 32;
 
 /** The directory's parts, by their field in DirectoryData. A new kind is one more name here. */
-export const parts = ['domains', 'aliasDomains', 'mailboxes', 'aliases', 'routes', 'masterUsers'] as const satisfies readonly (keyof DirectoryData)[];
+export const parts = [
+  'domains',
+  'aliasDomains',
+  'mailboxes',
+  'aliases',
+  'routes',
+  'masterUsers',
+  'domainIds',
+] as const satisfies readonly (keyof DirectoryData)[];
 
 export const KIND_JSON = 1;
 export const KIND_RAW = 2;
