@@ -3,7 +3,7 @@
 // The protocol of SMTPD_POLICY_README: name=value lines, an empty line, one action= reply;
 // the connection stays open.
 
-import { createServer, type Server } from 'node:net';
+import { connect, createServer, type Server } from 'node:net';
 import type { PolicyService } from '../../src/smtpd-policy/types.js';
 import { onLines } from './lines.js';
 
@@ -44,4 +44,23 @@ export async function startTestDoor(service: PolicyService, port = 0): Promise<T
         server.close(() => resolve());
       }),
   };
+}
+
+/** One Postfix policy request to a door on a loopback port, as smtpd writes it: the action. */
+export function askPolicy(port: number, attrs: Record<string, string>): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = connect(port, '127.0.0.1');
+    s.setEncoding('utf8');
+    s.on('error', reject);
+    onLines(s, (line) => {
+      if (!line.startsWith('action=')) return;
+      s.end();
+      resolve(line.slice('action='.length));
+    });
+    s.write(
+      `${Object.entries({ request: 'smtpd_access_policy', ...attrs })
+        .map(([k, v]) => `${k}=${v}\n`)
+        .join('')}\n`,
+    );
+  });
 }

@@ -2,34 +2,15 @@
 // what they write and print, bad input refused with nothing written, and a running daemon's
 // policy door deferring at the limit the command set — as an administrator would check it.
 
-import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, startDaemon, type Daemon } from '../helpers/daemon.js';
 import { runCli } from '../helpers/cli.js';
 import { createTestDatabase, waitFor, type TestDatabase } from '../helpers/db.js';
+import { askPolicy } from '../helpers/policy-door.js';
 
 const cli = (url: string, args: string[]) => runCli(url, args, { trim: true });
 
-/** One policy request as Postfix's smtpd writes it; the action of the reply. */
-function ask(port: number, attrs: Record<string, string>): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const s = connect(port, '127.0.0.1');
-    let text = '';
-    s.on('data', (d) => {
-      text += d.toString('utf8');
-      if (text.endsWith('\n\n')) {
-        s.end();
-        resolve(text.trim().replace(/^action=/, ''));
-      }
-    });
-    s.on('error', reject);
-    s.write(
-      `${Object.entries({ request: 'smtpd_access_policy', ...attrs })
-        .map(([k, v]) => `${k}=${v}\n`)
-        .join('')}\n`,
-    );
-  });
-}
+const ask = askPolicy;
 
 describe('sending limits from the command line', { timeout: 180_000 }, () => {
   let db: TestDatabase;

@@ -7,15 +7,14 @@
 // asserted: every effect is polled for within a generous bound.
 
 import { spawnSync } from 'node:child_process';
-import { connect } from 'node:net';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrate } from '../../src/db/schema.js';
 import { createCluster, type Cluster } from '../helpers/cluster.js';
 import { cliPath, freePort, startDaemon, type Daemon } from '../helpers/daemon.js';
 import { waitFor } from '../helpers/db.js';
-import { onLines } from '../helpers/lines.js';
 import { smtpAuth } from '../helpers/logins.js';
+import { askPolicy } from '../helpers/policy-door.js';
 
 const secret = 'shared-counts-test-secret';
 const LOGIN_BOUND = 6;
@@ -63,24 +62,7 @@ async function guess(d: Daemon, login: string, n: number, net: string): Promise<
   for (let i = 0; i < n; i++) expect(await smtpAuth(d.ports.auth, login, `wrong-${net}-${i}`, `${net}.${i + 1}`)).toBe('FAIL');
 }
 
-/** One Postfix policy request on `port`: the action. */
-function ask(port: number, attrs: Record<string, string>): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const s = connect(port, '127.0.0.1');
-    s.setEncoding('utf8');
-    s.on('error', reject);
-    onLines(s, (line) => {
-      if (!line.startsWith('action=')) return;
-      s.end();
-      resolve(line.slice('action='.length));
-    });
-    s.write(
-      `${Object.entries({ request: 'smtpd_access_policy', ...attrs })
-        .map(([k, v]) => `${k}=${v}\n`)
-        .join('')}\n`,
-    );
-  });
-}
+const ask = askPolicy;
 
 const sent = (port: number, user: string, recipients: number, instance: string) =>
   ask(port, { protocol_state: 'END-OF-MESSAGE', sasl_username: user, recipient_count: String(recipients), instance });
