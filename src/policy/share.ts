@@ -7,6 +7,7 @@
 
 import type pg from 'pg';
 import { isRetryable } from '../db/sqlstate.js';
+import { writeInBatches } from '../shared-counts/batches.js';
 import { ringCounts } from '../shared-counts/doorbell.js';
 import type { Metrics } from '../metrics.js';
 import type { FollowedRead } from '../smtpd-policy/follower.js';
@@ -15,7 +16,6 @@ import type { WriteSource } from '../writeback/writer.js';
 import { bucketOf, shareKey, splitKey, type SharedState, type SourceRow } from './shared-state.js';
 import { failuresPrune, failuresRead, failuresWrite, sourcesPrune, sourcesRead, sourcesWrite } from './share-statements.js';
 
-const BATCH_ROWS = 5000;
 const PRUNE_MS = 60_000;
 /** The tables keep failures this long at least (a host with a longer policy_window still finds its own). */
 const KEEP_FAILURES_MS = 3_600_000;
@@ -88,24 +88,17 @@ export function createLimiterShare(state: SharedState, o: LimiterShareOptions): 
     pending: () => failures.pending() + sources.pending() + (now() - prunedAt >= PRUNE_MS ? 1 : 0),
     async flush(c) {
       const rows = failures.take();
-      for (let i = 0; i < rows.length; i += BATCH_ROWS) {
-        try {
-          await writeFailures(c, rows.slice(i, i + BATCH_ROWS));
-        } catch (err) {
-          // What this batch held is back in the counts; so must the batches after it be.
-          failures.failed(rows.slice(i + BATCH_ROWS), true);
-          throw err;
-        }
-      }
+      await writeInBatches(
+        rows,
+        (batch) => writeFailures(c, batch),
+        (rest) => failures.failed(rest, true),
+      );
       const known = sources.take();
-      for (let i = 0; i < known.length; i += BATCH_ROWS) {
-        try {
-          await writeSources(c, known.slice(i, i + BATCH_ROWS));
-        } catch (err) {
-          sources.failed(known.slice(i + BATCH_ROWS));
-          throw err;
-        }
-      }
+      await writeInBatches(
+        known,
+        (batch) => writeSources(c, batch),
+        (rest) => sources.failed(rest),
+      );
       if (rows.length > 0 || known.length > 0) await ringCounts(c);
       gauges();
       if (now() - prunedAt >= PRUNE_MS) {
@@ -125,7 +118,7 @@ export function createLimiterShare(state: SharedState, o: LimiterShareOptions): 
       for (const x of s.rows) sources.stored(shareKey(x.login, x.source), Number(x.seen));
     },
     onRead() {
-      o.metrics?.policySharedMerged.set(Date.now() / 1000);
+      o.metrics?.policySharedMerged.set(Date.now() / 1000); // wall time: the age metric reads it against Date.now()
       gauges();
     },
   };

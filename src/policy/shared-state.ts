@@ -1,7 +1,7 @@
-// What the brute-force limiter shares with every other host (through PostgreSQL, see
-// share-writer.ts and share-read.ts): failures per login, and per login and known source,
-// in ten-second buckets; and the addresses each login recently succeeded from. Pure: the
-// caller says what time it is.
+// What the brute-force limiter shares with every other host through PostgreSQL (the
+// writing and reading: share.ts, its SQL: share-statements.ts): failures per login, and
+// per login and known source, in ten-second buckets; and the addresses each login recently
+// succeeded from. Pure: the caller says what time it is.
 //
 // Shared: the per-login bound, the one a guesser spreading over several IMAP hosts would
 // otherwise multiply; and what lets the owner in while others guess (known sources, and

@@ -7,12 +7,12 @@
 
 import type pg from 'pg';
 import { isRetryable } from '../db/sqlstate.js';
+import { writeInBatches } from '../shared-counts/batches.js';
 import { ringCounts } from '../shared-counts/doorbell.js';
 import type { WriteSource } from '../writeback/writer.js';
 import { DAY_MINUTES, minuteOf, type CountRow, type SendCounts } from './send-counts.js';
 import { sendCountsPrune, sendCountsWrite, sendUsageIdle, sendUsageWrite } from './statements.js';
 
-const BATCH_ROWS = 5000;
 const REFRESH_MS = 60_000;
 
 export function createCountWriter(counts: SendCounts, now: () => number = Date.now): WriteSource {
@@ -39,15 +39,11 @@ export function createCountWriter(counts: SendCounts, now: () => number = Date.n
     async flush(c) {
       const minute = minuteOf(now());
       const rows = counts.take();
-      for (let i = 0; i < rows.length; i += BATCH_ROWS) {
-        try {
-          await writeBatch(c, rows.slice(i, i + BATCH_ROWS), minute);
-        } catch (err) {
-          // What this batch held is back in the counts; so must the batches after it be.
-          counts.failed(rows.slice(i + BATCH_ROWS), true);
-          throw err;
-        }
-      }
+      await writeInBatches(
+        rows,
+        (batch) => writeBatch(c, batch, minute),
+        (rest) => counts.failed(rest, true),
+      );
       if (rows.length > 0) await ringCounts(c);
       if (now() - refreshedAt >= REFRESH_MS) {
         refreshedAt = now();
