@@ -27,10 +27,8 @@ import { createSocketmapHandler } from './socketmap/server.js';
 import { createAuthClientHandler } from './authclient/server.js';
 import { createCheckpasswordHandler } from './checkpassword/server.js';
 import { createDovecotRoutes } from './dovecot/route.js';
-import { createLimiter, settingsFrom } from './policy/limiter.js';
 import { createPolicyRoutes } from './policy/route.js';
-import { createLimiterShare } from './policy/share.js';
-import { createSharedState } from './policy/shared-state.js';
+import { limiterFor } from './policy/start.js';
 import { returnFreedMemoryToOs } from './memory/malloc.js';
 import { embeddedUrl } from './db/connect.js';
 import { createSnapshotKeeper } from './snapshot/keeper.js';
@@ -109,17 +107,7 @@ export async function serve(configPath: string | undefined, opts: { policyServic
     const u = directory.user(login);
     return u.status === 'unknown' ? login : u.address;
   };
-  // Its failures per login and known sources shared with every host (share.ts): read back
-  // from the database, written by the write-back.
-  const limiterSettings = settingsFrom(config);
-  const shared =
-    config.policy_enabled && config.shared_counts
-      ? createSharedState({ maxKeys: Math.max(1, Math.floor(config.policy_max_entries / 6)), knownSourceMs: limiterSettings.knownSourceMs })
-      : undefined;
-  const limiterShare = shared
-    ? createLimiterShare(shared, { windowMs: limiterSettings.windowMs, knownSourceMs: limiterSettings.knownSourceMs, metrics })
-    : undefined;
-  const limiter = config.policy_enabled ? createLimiter(limiterSettings, metrics, Date.now, canonical, shared) : undefined;
+  const { limiter, share: limiterShare } = limiterFor(config, metrics, canonical);
   const oauth2 = oauth2From(config, logger);
   // What an unknown login is checked against: new hashes' scheme, so that it costs a real one.
   const decoy = await hashPassword(randomBytes(18).toString('base64'), config.password_scheme).catch(() => undefined);
