@@ -48,6 +48,7 @@ interface RepeatOptions {
  */
 function createRepeatWindows(logger: Logger, o: RepeatOptions) {
   const windows = new Map<string, Window>();
+  let sweptAt = Number.NEGATIVE_INFINITY;
   const seconds = Math.round(o.windowMs / 1000);
   const summary = (level: Level, msg: string, w: Window) =>
     logger[level](`${msg} … and ${w.dropped} more in the last ${seconds} s`, { ...w.fields, repeated: w.dropped });
@@ -84,8 +85,11 @@ function createRepeatWindows(logger: Logger, o: RepeatOptions) {
       // A window that wrote its lines and dropped none is forgotten at its next use or by
       // the sweep below, so keys made once do not pile up.
     },
+    /** Forgets ended windows; at most ten times a window, since a full table would otherwise be walked on every line. */
     sweep(): void {
       const now = o.now();
+      if (now - sweptAt < o.windowMs / 10) return;
+      sweptAt = now;
       for (const [key, w] of windows) if (w.timer === undefined && now - w.started >= o.windowMs) windows.delete(key);
     },
   };
