@@ -352,12 +352,25 @@ function describeDelivery(listener: 'inet' | 'unix', d: DovecotUnderTest): void 
     });
 
     it('with the daemon down Postfix defers (4xx), never bounces; it answers again once the daemon is back', async () => {
+      // A session Postfix drops before its greeting (CI saw one once, the maillog not kept)
+      // is no answer at all, not a bounce: the client retries. Ask again until one answers;
+      // the assertion is on the first answer, and the maillog is printed when a drop happens.
+      const answer = async (address: string) => {
+        try {
+          return await rcpt(address);
+        } catch (err) {
+          if (!(err instanceof Error) || err.message !== 'SMTP connection closed') throw err;
+          console.warn(`Postfix dropped a session before its greeting; maillog tail:\n${maillog().slice(-3000)}`);
+          return undefined;
+        }
+      };
       await daemon.stop();
-      const down = await rcpt('alice@example.org');
-      expect(down.code, down.text).toBe(451);
-      expect(down.text).toMatch(/4\.3\.0 .*[Tt]emporary lookup failure/);
+      let down: Awaited<ReturnType<typeof rcpt>> | undefined;
+      for (let i = 0; i < 5 && down === undefined; i++) down = await answer('alice@example.org');
+      expect(down?.code, down?.text).toBe(451);
+      expect(down?.text).toMatch(/4\.3\.0 .*[Tt]emporary lookup failure/);
       daemon = await startDaemon({ databaseUrl: db.url, config: daemonConfig });
-      await waitFor(async () => (await rcpt('alice@example.org')).code === 250, 10_000, 'Postfix to reach the restarted daemon');
+      await waitFor(async () => (await answer('alice@example.org'))?.code === 250, 10_000, 'Postfix to reach the restarted daemon');
     });
   });
 }
