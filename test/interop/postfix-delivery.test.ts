@@ -352,9 +352,11 @@ function describeDelivery(listener: 'inet' | 'unix', d: DovecotUnderTest): void 
     });
 
     it('with the daemon down Postfix defers (4xx), never bounces; it answers again once the daemon is back', async () => {
-      // A session Postfix drops before its greeting (CI saw one once, the maillog not kept)
-      // is no answer at all, not a bounce: the client retries. Ask again until one answers;
-      // the assertion is on the first answer, and the maillog is printed when a drop happens.
+      // With SMTP AUTH on this smtpd pointed at the daemon, an smtpd process started while
+      // the daemon is down cannot reach the auth socket and exits ("fatal: no SASL
+      // authentication mechanisms"): its session is dropped before the greeting — no answer,
+      // not a bounce; the client retries. Ask again until a running smtpd answers; the
+      // assertion is on that answer, and the maillog is printed when a drop happens.
       const answer = async (address: string) => {
         try {
           return await rcpt(address);
