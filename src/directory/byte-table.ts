@@ -4,23 +4,37 @@
 // Why not a Map: a million mailboxes as Map entries are four million heap objects — the
 // key string, a record object, the password-hash string, the Map's slot — about 300 bytes
 // each with their headers, and a garbage collector that must trace them all. Here an entry
-// is its bytes in a 1 MiB chunk, four numbers of metadata, and a slot in an index array:
-// with 1M mailboxes + 1M aliases (bench/) the process holds 361 MB RSS where Maps held
-// 535 MB (JS heap 7 MB where Maps needed 368), and a lookup touches three cache lines, as a Map's does, but no string header.
+// is its bytes in a 1 MiB chunk, five bytes of metadata and a 4-byte slot in an index
+// array: with 10M mailboxes + 10M aliases (bench/scale.mjs) the tables need about 85 bytes a
+// pair beside their keys and values; a lookup touches three cache lines, as a Map's does.
 //
-// Layout:
-// - chunks: Buffers of CHUNK bytes (an entry bigger than BIG gets a chunk of its own);
-//   an entry is its key's bytes followed by its value's.
-// - meta: per entry id, [chunk, offset, keyLen | flags << 24, valLen or NULL_LEN].
-// - index: open addressing with linear probing, pairs [hash, id + 1] (0 = empty slot),
-//   at most 60% full; deletion shifts later slots back (no tombstones to accumulate).
+// Layout (every byte here is paid twenty million times at ten million mailboxes, so the
+// metadata is the least a lookup needs, and the rest lives with the entry's bytes):
+// - chunks: Buffers of CHUNK_BYTES (an entry bigger than BIG gets a chunk of its own). An
+//   entry is [key length varint][key][value length + 1 varint, 0 = null value][the number,
+//   when the table keeps them (numCode)][value].
+// - places: per entry id, one u32: the chunk's number in the top 12 bits, the offset in
+//   the low 20 (so a table holds at most MAX_CHUNKS chunks, 4 GiB of entries).
+// - flagsOf: per entry id, the caller's flags and LIVE.
+// - index: open addressing with linear probing, one u32 a slot: id + 1 in the low ID_BITS
+//   (0 = empty slot), the top bits of the key's hash above them, so that a probe of another
+//   key seldom reads that key's bytes; at most 60% full; deletion shifts later slots back (no
+//   tombstones to accumulate). Where a full hash is needed (growth, deletion) it is computed
+//   again from the key's bytes: that is rare, a slot's other 4 bytes are paid by every entry.
 // Replaced and deleted bytes are garbage; compaction (maybeCompact) copies the live entries
 // of the chunks with the most garbage to the tail chunk and frees them, so memory follows
 // the live data.
 
-const CHUNK = 1 << 20;
+const CHUNK_BITS = 20;
+/** Bytes of a shared chunk; a snapshot's frames are no bigger (write.ts), so that one becomes a chunk. */
+export const CHUNK_BYTES = 1 << CHUNK_BITS;
+const OFFSET_MASK = CHUNK_BYTES - 1;
+const MAX_CHUNKS = 2 ** (32 - CHUNK_BITS);
 const BIG = 256 * 1024;
-const NULL_LEN = 0xffffffff;
+const ID_BITS = 26;
+const ID_MASK = 2 ** ID_BITS - 1;
+/** Entries one table can hold (ids 0 … MAX_IDS - 1, so that id + 1 fits ID_BITS): 67 million. */
+const MAX_IDS = ID_MASK;
 const LIVE = 0x80;
 /** Flags a caller may use; the top bit marks a live entry. */
 const USER_FLAGS = 0x7f;
@@ -31,13 +45,75 @@ const USER_FLAGS = 0x7f;
  */
 export const LATIN1_VALUE = 0x40;
 const valueEncoding = (flags: number): BufferEncoding => ((flags & LATIN1_VALUE) !== 0 ? 'latin1' : 'utf8');
-const MAX_KEY_BYTES = (1 << 24) - 1;
 const MIN_GARBAGE = 4 << 20;
 const MOVE_BUDGET = 8 << 20;
 /** Index slots a change's share of the index's growth copies (see growStep). */
 const GROW_STEP = 64;
 /** Ids a change's share of a compaction looks at (see maybeCompact). */
 const STEP_IDS = 16 * 1024;
+/** Bytes of a record head in a snapshot frame: [hash u32 LE, flags u8] (RecordFrame). */
+const RECORD_HEAD = 5;
+
+/** Bytes of varint(v): 7 bits a byte, low bits first; v is a non-negative safe integer. */
+function varintBytes(v: number): number {
+  let n = 1;
+  for (; v >= 128; n++) v = Math.floor(v / 128);
+  return n;
+}
+
+/** Writes varint(v) at `at`; returns where it ends. */
+function writeVarint(buf: Buffer, at: number, v: number): number {
+  for (; v >= 128; v = Math.floor(v / 128)) buf[at++] = (v % 128) | 128;
+  buf[at++] = v;
+  return at;
+}
+
+/** Where the last readVarint stopped (a second return value without an object per call). */
+let varEnd = 0;
+
+/** The varint at `at`; throws past the buffer's end (a damaged snapshot's chunk). */
+function readVarint(buf: Buffer, at: number): number {
+  let b = buf[at++];
+  if (b !== undefined && b < 128) {
+    varEnd = at;
+    return b;
+  }
+  let v = 0;
+  for (let mult = 1; ; mult *= 128) {
+    if (b === undefined || mult > 2 ** 49) throw new RangeError('record past the end of its chunk');
+    v += (b & 127) * mult;
+    if (b < 128) break;
+    b = buf[at++];
+  }
+  varEnd = at;
+  return v;
+}
+
+/**
+ * A number as an entry keeps it: m × 1024^e as varint(4m + e) for e below 3 — a quota of
+ * 1 GiB takes two bytes, none one — or, for any other number (negative, fractional, huge,
+ * -0), F64 and the number's 8 bytes.
+ */
+const F64 = 3;
+function numCode(n: number): number {
+  if (!Number.isSafeInteger(n) || n < 0 || Object.is(n, -0)) return F64;
+  let m = n;
+  let e = 0;
+  for (; e < 2 && m > 0 && m % 1024 === 0; e++) m /= 1024;
+  return m < 2 ** 50 ? m * 4 + e : F64;
+}
+const numBytes = (code: number): number => (code === F64 ? 9 : varintBytes(code));
+
+/** Reads a number written with numCode at `at`; varEnd is then past it. */
+function readNum(buf: Buffer, at: number): number {
+  const code = readVarint(buf, at);
+  if (code === F64) {
+    const n = buf.readDoubleLE(varEnd);
+    varEnd += 8;
+    return n;
+  }
+  return Math.floor(code / 4) * 1024 ** (code % 4);
+}
 
 export interface ByteTable {
   readonly size: number;
@@ -85,11 +161,11 @@ export interface TableLoader {
 }
 
 /**
- * A batch of raw entries: per entry a head [keyLen | flags << 24, valueLen or NULL_LEN, the
- * key's hash] as u32 LE and, when the table keeps numbers, the number as f64 LE; the keys'
- * and values' bytes back to back in a separate buffer, laid out as a chunk, so a reader can
- * adopt it. The hash is there so that loading a snapshot builds the index without hashing
- * two million keys again (the largest part of a restart's time before it was stored).
+ * A batch of raw entries: per entry a head of RECORD_HEAD bytes, [the key's hash u32 LE,
+ * the caller's flags u8]; the entries' bytes (keys, values, numbers and their lengths, as
+ * the table keeps them) back to back in a separate buffer, laid out as a chunk, so a reader
+ * can adopt it. The hash is there so that loading a snapshot builds the index without
+ * hashing twenty million keys again (the largest part of a restart's time before it was stored).
  */
 export interface RecordFrame {
   count: number;
@@ -117,6 +193,7 @@ function hashBytes(buf: Buffer, off: number, len: number): number {
 /** `growStep`: index slots copied per change while the index grows (GROW_STEP; tests make it slow). */
 export function createByteTable(options: { numbers?: boolean; growStep?: number } = {}): ByteTable {
   const growBy = options.growStep ?? GROW_STEP;
+  const numbers = options.numbers === true;
   const chunks: (Buffer | undefined)[] = [];
   const chunkUsed: number[] = [];
   const chunkGarbage: number[] = [];
@@ -127,13 +204,13 @@ export function createByteTable(options: { numbers?: boolean; growStep?: number 
   let sharedBytes = 0; // bytes of the chunks entries share
   let garbage = 0; // bytes in them of replaced and deleted entries
 
-  let meta = new Uint32Array(4 * 1024);
-  let nums = options.numbers ? new Float64Array(1024) : undefined;
+  let places = new Uint32Array(1024);
+  let flagsOf = new Uint8Array(1024);
   let topId = 0; // ids below this have been used
   const freeIds: number[] = [];
   let size = 0;
 
-  let index = new Uint32Array(2 * 1024);
+  let index = new Uint32Array(1024);
   let mask = 1023;
 
   let scratch = Buffer.allocUnsafeSlow(1024);
@@ -167,59 +244,81 @@ export function createByteTable(options: { numbers?: boolean; growStep?: number 
     return finish(h);
   };
 
+  const chunkOf = (id: number): Buffer => chunks[places[id]! >>> CHUNK_BITS]!;
+  const offsetOf = (id: number): number => places[id]! & OFFSET_MASK;
+
+  /** The end of the entry at `off` of `buf` (throws when it runs past the buffer). */
+  const entryEnd = (buf: Buffer, off: number): number => {
+    const kl = readVarint(buf, off);
+    const vl1 = readVarint(buf, varEnd + kl);
+    if (numbers) readNum(buf, varEnd);
+    return varEnd + (vl1 === 0 ? 0 : vl1 - 1);
+  };
+  const entryBytes = (id: number): number => entryEnd(chunkOf(id), offsetOf(id)) - offsetOf(id);
+
+  /** The hash of entry `id`'s key, from its bytes (the index keeps only its top bits). */
+  const hashOf = (id: number): number => {
+    const buf = chunkOf(id);
+    const kl = readVarint(buf, offsetOf(id));
+    return hashBytes(buf, varEnd, kl);
+  };
+
   /** Index slot of the key in scratch[0, keyLen) with hash h, or -1. */
   const slotOf = (h: number): number => {
+    const tag = h >>> ID_BITS;
     for (let s = h & mask; ; s = (s + 1) & mask) {
-      const idPlus = index[2 * s + 1]!;
-      if (idPlus === 0) return -1;
-      if (index[2 * s] !== h) continue;
-      const m = 4 * (idPlus - 1);
-      if ((meta[m + 2]! & MAX_KEY_BYTES) !== keyLen) continue;
-      const buf = chunks[meta[m]!]!;
-      const off = meta[m + 1]!;
+      const x = index[s]!;
+      if (x === 0) return -1;
+      if (x >>> ID_BITS !== tag) continue;
+      const id = (x & ID_MASK) - 1;
+      const buf = chunkOf(id);
+      let off = offsetOf(id);
+      let kl = buf[off++]!;
+      if (kl >= 128) {
+        kl = readVarint(buf, off - 1);
+        off = varEnd;
+      }
+      if (kl !== keyLen) continue;
       let i = 0;
       while (i < keyLen && buf[off + i] === scratch[i]) i++;
       if (i === keyLen) return s;
     }
   };
 
+  const idAt = (s: number): number => (index[s]! & ID_MASK) - 1;
+
   const find = (key: string): number => {
     const s = slotOf(encode(key));
-    return s < 0 ? -1 : index[2 * s + 1]! - 1;
+    return s < 0 ? -1 : idAt(s);
   };
 
-  /** Puts id+1 `idPlus` with hash h into index `arr` (mask `mk`): the first empty slot of its run. */
-  const insertInto = (arr: Uint32Array, mk: number, h: number, idPlus: number) => {
+  /** Puts `id` with hash h into index `arr` (mask `mk`): the first empty slot of its run. */
+  const insertInto = (arr: Uint32Array, mk: number, h: number, id: number) => {
     let s = h & mk;
-    while (arr[2 * s + 1] !== 0) s = (s + 1) & mk;
-    arr[2 * s] = h;
-    arr[2 * s + 1] = idPlus;
+    while (arr[s] !== 0) s = (s + 1) & mk;
+    arr[s] = (((h >>> ID_BITS) << ID_BITS) | (id + 1)) >>> 0;
   };
 
-  const insertSlot = (h: number, id: number) => insertInto(index, mask, h, id + 1);
-
-  /** The slot of `arr` holding idPlus (hash h), or -1. */
-  const slotById = (arr: Uint32Array, mk: number, h: number, idPlus: number): number => {
+  /** The slot of `arr` holding `id` (hash h), or -1. */
+  const slotById = (arr: Uint32Array, mk: number, h: number, id: number): number => {
     for (let s = h & mk; ; s = (s + 1) & mk) {
-      const v = arr[2 * s + 1]!;
-      if (v === 0) return -1;
-      if (v === idPlus) return s;
+      const x = arr[s]!;
+      if (x === 0) return -1;
+      if ((x & ID_MASK) === id + 1) return s;
     }
   };
 
   /** Empties slot s of `arr`, pulling later entries of its probe run back (no tombstones); `moved(from, to)` sees each pull. */
   const removeAt = (arr: Uint32Array, mk: number, s: number, moved?: (from: number, to: number) => void) => {
-    for (let j = (s + 1) & mk; arr[2 * j + 1] !== 0; j = (j + 1) & mk) {
-      const home = arr[2 * j]! & mk;
+    for (let j = (s + 1) & mk; arr[j] !== 0; j = (j + 1) & mk) {
+      const home = hashOf((arr[j]! & ID_MASK) - 1) & mk;
       const between = s <= j ? s < home && home <= j : s < home || home <= j;
       if (between) continue;
-      arr[2 * s] = arr[2 * j]!;
-      arr[2 * s + 1] = arr[2 * j + 1]!;
+      arr[s] = arr[j]!;
       moved?.(j, s);
       s = j;
     }
-    arr[2 * s] = 0;
-    arr[2 * s + 1] = 0;
+    arr[s] = 0;
   };
 
   // The index grows into one twice its size a GROW_STEP of slots per change, not in one go:
@@ -231,14 +330,15 @@ export function createByteTable(options: { numbers?: boolean; growStep?: number 
   let nextMask = 0;
   let copied = 0;
 
-  const ensureInNext = (h: number, idPlus: number) => {
-    if (slotById(next!, nextMask, h, idPlus) < 0) insertInto(next!, nextMask, h, idPlus);
+  const ensureInNext = (id: number) => {
+    const h = hashOf(id);
+    if (slotById(next!, nextMask, h, id) < 0) insertInto(next!, nextMask, h, id);
   };
 
   const growStep = (slots: number) => {
     if (next === undefined) return;
     const end = Math.min(mask + 1, copied + slots);
-    for (let s = copied; s < end; s++) if (index[2 * s + 1] !== 0) ensureInNext(index[2 * s]!, index[2 * s + 1]!);
+    for (let s = copied; s < end; s++) if (index[s] !== 0) ensureInNext(idAt(s));
     copied = end;
     if (copied <= mask) return;
     index = next;
@@ -250,7 +350,7 @@ export function createByteTable(options: { numbers?: boolean; growStep?: number 
   const growIfFull = () => {
     if (next === undefined && (size + 1) * 5 > (mask + 1) * 3) {
       next = new Uint32Array(index.length * 2);
-      nextMask = index.length - 1;
+      nextMask = next.length - 1;
       copied = 0;
     }
     if (next !== undefined && (size + 1) * 5 > (mask + 1) * 4) growStep(mask + 1);
@@ -262,26 +362,32 @@ export function createByteTable(options: { numbers?: boolean; growStep?: number 
   // takes a fresh id, which the export still reaches. 0 when no export runs.
   let exportedUpTo = 0;
 
+  /** Room for ids below `n` in places and flagsOf. */
+  const ensureIds = (n: number) => {
+    if (n <= places.length) return;
+    let cap = places.length;
+    while (cap < n) cap *= 2;
+    const p = new Uint32Array(cap);
+    p.set(places);
+    places = p;
+    const f = new Uint8Array(cap);
+    f.set(flagsOf);
+    flagsOf = f;
+  };
+
   const newId = (): number => {
     const top = freeIds.length - 1;
     if (top >= 0 && freeIds[top]! >= exportedUpTo) return freeIds.pop()!;
-    if (4 * (topId + 1) > meta.length) {
-      const m = new Uint32Array(meta.length * 2);
-      m.set(meta);
-      meta = m;
-      if (nums) {
-        const n = new Float64Array(nums.length * 2);
-        n.set(nums);
-        nums = n;
-      }
-    }
+    if (topId >= MAX_IDS) throw new RangeError(`a table holds at most ${MAX_IDS} entries`);
+    ensureIds(topId + 1);
     return topId++;
   };
 
   const newChunk = (bytes: number, single: boolean): number => {
-    const buf = Buffer.allocUnsafeSlow(bytes);
-    const c = freeChunks.pop() ?? chunks.length;
-    chunks[c] = buf;
+    const c = freeChunks.length > 0 ? freeChunks[freeChunks.length - 1]! : chunks.length;
+    if (c >= MAX_CHUNKS) throw new RangeError(`a table holds at most ${MAX_CHUNKS} chunks of entries`);
+    freeChunks.pop();
+    chunks[c] = Buffer.allocUnsafeSlow(bytes);
     chunkUsed[c] = 0;
     chunkGarbage[c] = 0;
     chunkSingle[c] = single;
@@ -298,29 +404,24 @@ export function createByteTable(options: { numbers?: boolean; growStep?: number 
     freeChunks.push(c);
   };
 
-  const entryBytes = (id: number): number => {
-    const vl = meta[4 * id + 3]!;
-    return (meta[4 * id + 2]! & MAX_KEY_BYTES) + (vl === NULL_LEN ? 0 : vl);
-  };
-
-  /** Room for `bytes` at the end of a chunk: [chunk, offset]. */
-  const reserve = (bytes: number): [number, number] => {
+  /** Room for `bytes` at the end of a chunk: its place (chunk << CHUNK_BITS | offset). */
+  const reserve = (bytes: number): number => {
     if (bytes > BIG) {
       const c = newChunk(bytes, true);
       chunkUsed[c] = bytes;
-      return [c, 0];
+      return (c << CHUNK_BITS) >>> 0;
     }
-    if (tail < 0 || chunkUsed[tail]! + bytes > CHUNK) tail = newChunk(CHUNK, false);
+    if (tail < 0 || chunkUsed[tail]! + bytes > CHUNK_BYTES) tail = newChunk(CHUNK_BYTES, false);
     const off = chunkUsed[tail]!;
     chunkUsed[tail] = off + bytes;
-    return [tail, off];
+    return ((tail << CHUNK_BITS) | off) >>> 0;
   };
 
   /** Turns an entry's bytes into garbage; the id is reused or rewritten by the caller. */
   const release = (id: number) => {
-    const c = meta[4 * id]!;
+    const c = places[id]! >>> CHUNK_BITS;
     const bytes = entryBytes(id);
-    meta[4 * id + 2] = 0; // not live: a compaction must not move it
+    flagsOf[id] = 0; // not live: a compaction must not move it
     if (chunkSingle[c]) return freeChunk(c);
     chunkGarbage[c]! += bytes;
     garbage += bytes;
@@ -361,13 +462,13 @@ export function createByteTable(options: { numbers?: boolean; growStep?: number 
     }
     const end = Math.min(topId, scanned + STEP_IDS);
     for (let id = scanned; id < end; id++) {
-      const m = 4 * id;
-      if (picked[meta[m]!] !== 1 || ((meta[m + 2]! >>> 24) & LIVE) === 0) continue;
-      const bytes = entryBytes(id);
-      const [to, off] = reserve(bytes);
-      chunks[meta[m]!]!.copy(chunks[to]!, off, meta[m + 1]!, meta[m + 1]! + bytes);
-      meta[m] = to;
-      meta[m + 1] = off;
+      if ((flagsOf[id]! & LIVE) === 0 || picked[places[id]! >>> CHUNK_BITS] !== 1) continue;
+      const from = chunkOf(id);
+      const off = offsetOf(id);
+      const bytes = entryEnd(from, off) - off;
+      const to = reserve(bytes);
+      from.copy(chunks[to >>> CHUNK_BITS]!, to & OFFSET_MASK, off, off + bytes);
+      places[id] = to;
     }
     scanned = end;
     if (scanned < topId) return;
@@ -379,98 +480,108 @@ export function createByteTable(options: { numbers?: boolean; growStep?: number 
 
   const put = (key: string, value: string | null, num: number, flags: number) => {
     const h = encode(key);
-    if (keyLen > MAX_KEY_BYTES) throw new RangeError(`key of ${keyLen} bytes is too long`);
     const enc = valueEncoding(flags);
     const vl = value === null ? 0 : Buffer.byteLength(value, enc);
+    const code = numbers ? numCode(num) : 0;
+    const vl1 = value === null ? 0 : vl + 1;
+    const bytes = varintBytes(keyLen) + keyLen + varintBytes(vl1) + (numbers ? numBytes(code) : 0) + vl;
     const s = slotOf(h);
-    let id: number;
-    if (s >= 0) {
-      id = index[2 * s + 1]! - 1;
-      release(id);
-    } else {
-      id = newId();
+    const id = s >= 0 ? idAt(s) : newId();
+    // Room first: should the table be full, it throws before anything has changed.
+    const place = reserve(bytes);
+    if (s >= 0) release(id);
+    else {
       growIfFull();
-      insertSlot(h, id);
-      if (next !== undefined) insertInto(next, nextMask, h, id + 1);
+      insertInto(index, mask, h, id);
+      if (next !== undefined) insertInto(next, nextMask, h, id);
       size++;
     }
-    const [c, off] = reserve(keyLen + vl);
-    const buf = chunks[c]!;
-    scratch.copy(buf, off, 0, keyLen);
-    if (value !== null) buf.write(value, off + keyLen, vl, enc);
-    const m = 4 * id;
-    meta[m] = c;
-    meta[m + 1] = off;
-    meta[m + 2] = (keyLen | (((flags & USER_FLAGS) | LIVE) << 24)) >>> 0;
-    meta[m + 3] = value === null ? NULL_LEN : vl;
-    if (nums) nums[id] = num;
+    const buf = chunks[place >>> CHUNK_BITS]!;
+    let at = writeVarint(buf, place & OFFSET_MASK, keyLen);
+    // By hand: Buffer.copy's own overhead is more than an address's few bytes take.
+    if (keyLen <= 64) for (let i = 0; i < keyLen; i++) buf[at + i] = scratch[i]!;
+    else scratch.copy(buf, at, 0, keyLen);
+    at = writeVarint(buf, at + keyLen, vl1);
+    if (numbers) {
+      at = writeVarint(buf, at, code);
+      if (code === F64) at = buf.writeDoubleLE(num, at);
+    }
+    if (value !== null) buf.write(value, at, vl, enc);
+    places[id] = place;
+    flagsOf[id] = (flags & USER_FLAGS) | LIVE;
     growStep(growBy);
     maybeCompact();
   };
 
   const del = (key: string): boolean => {
-    const s = slotOf(encode(key));
+    const h = encode(key);
+    const s = slotOf(h);
     if (s < 0) return false;
-    const id = index[2 * s + 1]! - 1;
-    release(id);
-    freeIds.push(id);
-    size--;
+    const id = idAt(s);
     if (next === undefined) removeAt(index, mask, s);
     else {
-      const ns = slotById(next, nextMask, index[2 * s]!, id + 1);
+      const ns = slotById(next, nextMask, h, id);
       if (ns >= 0) removeAt(next, nextMask, ns);
       // An entry pulled back past the copy's position would be passed over: copy it now.
       removeAt(index, mask, s, (from, to) => {
-        if (from >= copied && to < copied) ensureInNext(index[2 * to]!, index[2 * to + 1]!);
+        if (from >= copied && to < copied) ensureInNext(idAt(to));
       });
     }
+    // After the index: removeAt reads the keys of the entries it moves, and the freed chunk
+    // of a big entry may be given to the next one.
+    release(id);
+    freeIds.push(id);
+    size--;
     growStep(growBy);
     maybeCompact();
     return true;
   };
 
   const keyOf = (id: number): string => {
-    const m = 4 * id;
-    const off = meta[m + 1]!;
-    return chunks[meta[m]!]!.toString('utf8', off, off + (meta[m + 2]! & MAX_KEY_BYTES));
+    const buf = chunkOf(id);
+    const kl = readVarint(buf, offsetOf(id));
+    return buf.toString('utf8', varEnd, varEnd + kl);
   };
 
-  const recordHead = nums ? 20 : 12;
+  /** Where entry `id`'s value starts (varEnd after the call), and its length + 1 (0: null). */
+  const valueAt = (id: number): number => {
+    const buf = chunkOf(id);
+    const kl = readVarint(buf, offsetOf(id));
+    const vl1 = readVarint(buf, varEnd + kl);
+    if (numbers) readNum(buf, varEnd);
+    return vl1;
+  };
 
   const exportRecords = (fromId: number, heads: Buffer, out: Buffer, budget = Number.POSITIVE_INFINITY) => {
     let pos = 0;
     let count = 0;
     const dv = new DataView(heads.buffer, heads.byteOffset, heads.byteLength);
     // Entries added one after another lie one after another: they are copied as one run.
-    let runChunk = -1;
+    let runChunk: Buffer | undefined;
     let runStart = 0;
     let runEnd = 0;
     let runTo = 0;
     const copyRun = () => {
-      if (runChunk >= 0) chunks[runChunk]!.copy(out, runTo, runStart, runEnd);
+      runChunk?.copy(out, runTo, runStart, runEnd);
     };
     const stop = (next: number, full: boolean, need: number) => {
       copyRun();
       exportedUpTo = Math.max(next, 0); // next is -1 once the export is done
-      return { next, count, headBytes: count * recordHead, bytes: pos, need, full };
+      return { next, count, headBytes: count * RECORD_HEAD, bytes: pos, need, full };
     };
     for (let id = fromId; id < topId; id++) {
-      const m = 4 * id;
-      const kf = meta[m + 2]!;
-      if (((kf >>> 24) & LIVE) === 0) continue;
-      const bytes = entryBytes(id);
-      if (pos + bytes > out.length || (count + 1) * recordHead > heads.length) return stop(id, true, count === 0 ? bytes : 0);
+      if ((flagsOf[id]! & LIVE) === 0) continue;
+      const buf = chunkOf(id);
+      const off = offsetOf(id);
+      const bytes = entryEnd(buf, off) - off;
+      if (pos + bytes > out.length || (count + 1) * RECORD_HEAD > heads.length) return stop(id, true, count === 0 ? bytes : 0);
       if (pos >= budget) return stop(id, false, 0);
-      const c = meta[m]!;
-      const off = meta[m + 1]!;
-      const h = count * recordHead;
-      dv.setUint32(h, (kf & ~(LIVE << 24)) >>> 0, true);
-      dv.setUint32(h + 4, meta[m + 3]!, true);
-      dv.setUint32(h + 8, hashBytes(chunks[c]!, off, kf & MAX_KEY_BYTES), true);
-      if (nums) dv.setFloat64(h + 12, nums[id]!, true);
-      if (c !== runChunk || off !== runEnd) {
+      const h = count * RECORD_HEAD;
+      dv.setUint32(h, hashOf(id), true);
+      dv.setUint8(h + 4, flagsOf[id]! & USER_FLAGS);
+      if (buf !== runChunk || off !== runEnd) {
         copyRun();
-        runChunk = c;
+        runChunk = buf;
         runStart = off;
         runTo = pos;
       }
@@ -483,11 +594,12 @@ export function createByteTable(options: { numbers?: boolean; growStep?: number 
 
   /** Whether entries `a` and `b` have the same key. */
   const sameKey = (a: number, b: number): boolean => {
-    const kl = meta[4 * a + 2]! & MAX_KEY_BYTES;
-    if ((meta[4 * b + 2]! & MAX_KEY_BYTES) !== kl) return false;
-    const offA = meta[4 * a + 1]!;
-    const offB = meta[4 * b + 1]!;
-    return chunks[meta[4 * a]!]!.compare(chunks[meta[4 * b]!]!, offB, offB + kl, offA, offA + kl) === 0;
+    const bufA = chunkOf(a);
+    const kl = readVarint(bufA, offsetOf(a));
+    const startA = varEnd;
+    const bufB = chunkOf(b);
+    if (readVarint(bufB, offsetOf(b)) !== kl) return false;
+    return bufA.compare(bufB, varEnd, varEnd + kl, startA, startA + kl) === 0;
   };
 
   // Long because the loader's three steps (adopt a chunk, then order the stored hashes and
@@ -496,45 +608,37 @@ export function createByteTable(options: { numbers?: boolean; growStep?: number 
     if (topId !== 0 || chunks.length !== 0) throw new Error('a byte table loads only when empty');
     let hashes = new Uint32Array(Math.max(hint, 1024));
     // Sized once from the hint, so that a load does not regrow them step by step.
-    if (4 * hint > meta.length) {
-      meta = new Uint32Array(4 * hint);
-      if (nums) nums = new Float64Array(hint);
-    }
+    ensureIds(hint);
     const chunk = (heads: Buffer, count: number, buf: Buffer) => {
-      if (heads.length < count * recordHead) throw new RangeError('truncated record heads');
+      if (heads.length < count * RECORD_HEAD) throw new RangeError('truncated record heads');
+      // An entry's offset has CHUNK_BITS: a bigger frame is one big entry's own.
+      if (buf.length > CHUNK_BYTES && count > 1) throw new RangeError('a frame bigger than a chunk with more than one record');
       const c = chunks.length;
+      if (c >= MAX_CHUNKS) throw new RangeError(`a table holds at most ${MAX_CHUNKS} chunks of entries`);
+      const single = count === 1 && buf.length > BIG;
       chunks[c] = buf;
       chunkUsed[c] = buf.length; // full: new entries go to a chunk of their own
       chunkGarbage[c] = 0;
-      chunkSingle[c] = false;
-      sharedBytes += buf.length;
-      // A DataView reads the little-endian heads at any alignment, and quicker than Buffer's readers.
-      const dv = new DataView(heads.buffer, heads.byteOffset, heads.byteLength);
+      chunkSingle[c] = single;
+      if (!single) sharedBytes += buf.length;
       let pos = 0;
       for (let i = 0; i < count; i++) {
-        const at = i * recordHead;
-        const kf = dv.getUint32(at, true);
-        const vlRaw = dv.getUint32(at + 4, true);
-        const kl = kf & MAX_KEY_BYTES;
-        const vl = vlRaw === NULL_LEN ? 0 : vlRaw;
-        if (pos + kl + vl > buf.length) throw new RangeError('record past the end of its chunk');
+        const at = i * RECORD_HEAD;
+        const end = entryEnd(buf, pos);
+        if (end > buf.length) throw new RangeError('record past the end of its chunk');
         const id = newId();
         if (id >= hashes.length) {
           const h = new Uint32Array(hashes.length * 2);
           h.set(hashes);
           hashes = h;
         }
-        hashes[id] = dv.getUint32(at + 8, true);
+        hashes[id] = heads.readUInt32LE(at);
+        places[id] = ((c << CHUNK_BITS) | pos) >>> 0;
+        flagsOf[id] = (heads[at + 4]! & USER_FLAGS) | LIVE;
         // One key per chunk hashed again: stored hashes of another hash function (a change
         // here without a new snapshot format) would make every key unfindable.
-        if (i === 0 && hashes[id] !== hashBytes(buf, pos, kl)) throw new RangeError("stored key hashes are not this table's");
-        const m = 4 * id;
-        meta[m] = c;
-        meta[m + 1] = pos;
-        meta[m + 2] = (kl | ((((kf >>> 24) & USER_FLAGS) | LIVE) << 24)) >>> 0;
-        meta[m + 3] = vlRaw;
-        if (nums) nums[id] = dv.getFloat64(at + 12, true);
-        pos += kl + vl;
+        if (i === 0 && hashes[id] !== hashOf(id)) throw new RangeError("stored key hashes are not this table's");
+        pos = end;
       }
       if (pos !== buf.length) throw new RangeError('chunk bytes without a record');
     };
@@ -543,7 +647,7 @@ export function createByteTable(options: { numbers?: boolean; growStep?: number 
       let slots = mask + 1;
       while (n * 5 > slots * 3) slots *= 2;
       if (slots !== mask + 1) {
-        index = new Uint32Array(2 * slots);
+        index = new Uint32Array(slots);
         mask = slots - 1;
       }
       // Ids by the top bits of their home slot (a stable counting sort, so that of two
@@ -560,21 +664,20 @@ export function createByteTable(options: { numbers?: boolean; growStep?: number 
         order[at] = h;
         order[at + 1] = id;
       }
+      hashes = new Uint32Array(0);
       for (let k = 0; k < 2 * n; k += 2) {
         const h = order[k]!;
         const id = order[k + 1]!;
+        const tag = h >>> ID_BITS;
         let s = h & mask;
-        while (index[2 * s + 1] !== 0 && !(index[2 * s] === h && sameKey(index[2 * s + 1]! - 1, id))) s = (s + 1) & mask;
-        if (index[2 * s + 1] !== 0) {
+        while (index[s] !== 0 && !(index[s]! >>> ID_BITS === tag && sameKey(idAt(s), id))) s = (s + 1) & mask;
+        if (index[s] !== 0) {
           // The same key again: the later entry wins.
-          const old = index[2 * s + 1]! - 1;
+          const old = idAt(s);
           release(old);
           freeIds.push(old);
-        } else {
-          index[2 * s] = h;
-          size++;
-        }
-        index[2 * s + 1] = id + 1;
+        } else size++;
+        index[s] = ((tag << ID_BITS) | (id + 1)) >>> 0;
       }
     };
     return { chunk, finish };
@@ -584,25 +687,30 @@ export function createByteTable(options: { numbers?: boolean; growStep?: number 
     get size() {
       return size;
     },
-    numbers: nums !== undefined,
-    recordHead,
+    numbers,
+    recordHead: RECORD_HEAD,
     exportRecords,
     load,
     find,
     put,
     delete: del,
     value(id) {
-      const m = 4 * id;
-      const vl = meta[m + 3]!;
-      if (vl === NULL_LEN) return null;
-      const start = meta[m + 1]! + (meta[m + 2]! & MAX_KEY_BYTES);
-      return chunks[meta[m]!]!.toString(valueEncoding(meta[m + 2]! >>> 24), start, start + vl);
+      const vl1 = valueAt(id);
+      if (vl1 === 0) return null;
+      const at = varEnd;
+      return chunkOf(id).toString(valueEncoding(flagsOf[id]!), at, at + vl1 - 1);
     },
-    num: (id) => (nums ? nums[id]! : 0),
-    flags: (id) => (meta[4 * id + 2]! >>> 24) & USER_FLAGS,
+    num(id) {
+      if (!numbers) return 0;
+      const buf = chunkOf(id);
+      const kl = readVarint(buf, offsetOf(id));
+      readVarint(buf, varEnd + kl);
+      return readNum(buf, varEnd);
+    },
+    flags: (id) => flagsOf[id]! & USER_FLAGS,
     *keys() {
       // By id, so that entries changing during a slow consumer's iteration do not derail it.
-      for (let id = 0; id < topId; id++) if ((meta[4 * id + 2]! >>> 24) & LIVE) yield keyOf(id);
+      for (let id = 0; id < topId; id++) if ((flagsOf[id]! & LIVE) !== 0) yield keyOf(id);
     },
     memory() {
       let chunkBytes = 0;

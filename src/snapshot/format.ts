@@ -20,6 +20,9 @@
 // the domainIds section, the last one: ids only ever grow, so written after the tables it
 // has every id an entry written during a slow write may hold. Hashes lose their scheme
 // prefix (hash-prefix.ts).
+// Version 4: a record's lengths and number live in its bytes, its head is [hash, flags]
+// (byte-table.ts: ten million mailboxes pay for every byte of metadata); frames are at
+// most a chunk.
 // A file of another version is refused (and rewritten by the next write).
 //
 // The byte tables travel as their raw records (byte-table.ts), so whatever a mailbox record
@@ -29,7 +32,7 @@
 import type { DirectoryData } from '../directory/directory.js';
 
 export const MAGIC = Buffer.from('MMDSNAP\n', 'latin1');
-export const FORMAT_VERSION = 3;
+export const FORMAT_VERSION = 4;
 export const PREFIX_BYTES = 32;
 
 /** The directory's parts, by their field in DirectoryData. A new kind is one more name here. */

@@ -143,7 +143,14 @@ function readSection(r: FileReader, st: BodyState, data: DirectoryData, seen: Se
     const chunk = r.read(bytes);
     st.crc = crc32(f, crc32(h, crc32(chunk, st.crc)));
     if (map) {
-      for (const [k, v] of JSON.parse(chunk.toString('utf8')) as [string, unknown][]) map.set(k, v);
+      // Read before the body's checksum is checked (at its end): a bad byte here is damage too.
+      let entries: [string, unknown][];
+      try {
+        entries = JSON.parse(chunk.toString('utf8')) as [string, unknown][];
+      } catch {
+        throw new Damaged(`section ${name}: unreadable JSON`);
+      }
+      for (const [k, v] of entries) map.set(k, v);
     } else {
       if (headBytes !== count * table!.recordHead) throw new Damaged(`section ${name}: bad frame`);
       loader!.chunk(h, count, chunk);

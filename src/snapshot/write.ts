@@ -15,7 +15,7 @@ import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { DirectoryData } from '../directory/directory.js';
-import type { ByteTable } from '../directory/byte-table.js';
+import { CHUNK_BYTES, type ByteTable } from '../directory/byte-table.js';
 import { FORMAT_VERSION, FRAME_HEAD, KIND_JSON, KIND_RAW, PREFIX_BYTES, encodePrefix, parts, sectionHead, type SnapshotHeader } from './format.js';
 
 export interface WriteOptions {
@@ -119,7 +119,8 @@ async function writeBody(fh: FileHandle, o: WriteOptions): Promise<WriteResult> 
     at += want;
   };
   const put = (...bufs: Buffer[]) => write(bufs, false);
-  const frameBytes = o.frameBytes ?? 1024 * 1024;
+  // A raw frame becomes a chunk of the reader's table, whose offsets go up to CHUNK_BYTES.
+  const frameBytes = Math.min(o.frameBytes ?? CHUNK_BYTES, CHUNK_BYTES);
   const stepBytes = Math.min(o.stepBytes ?? 8 * 1024, frameBytes);
   for (const name of parts) {
     const part = o.data[name] as unknown;

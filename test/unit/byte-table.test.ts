@@ -4,7 +4,7 @@
 
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { createByteTable, LATIN1_VALUE, type ByteTable } from '../../src/directory/byte-table.js';
+import { CHUNK_BYTES, createByteTable, LATIN1_VALUE, type ByteTable } from '../../src/directory/byte-table.js';
 import { createAliasTable, createMailboxTable } from '../../src/directory/tables.js';
 
 type Op = { put: [string, string | null, number, number] } | { del: string };
@@ -103,6 +103,29 @@ describe('byte table', () => {
     );
   });
 
+  it('keeps every number exactly, whether it is stored in two bytes or eight', () => {
+    // A quota is mostly a round number of KiB, MiB or GiB and is then stored short
+    // (byte-table.ts numCode); anything else takes the long form and must come back as it was.
+    const quotas = [0, 1, 1023, 1024, 3 * 1024, 2 ** 30, 10 ** 9, 2 ** 40, 5 * 2 ** 50, 2 ** 53 - 1, 2 ** 53, 1.5, -1, -0, Number.POSITIVE_INFINITY, Number.MAX_VALUE];
+    const t = createByteTable({ numbers: true });
+    quotas.forEach((q, i) => t.put(`q${i}@x`, i % 2 === 0 ? null : 'v', q, 0));
+    const copy = copyThrough(t, 4096, 4096);
+    for (const table of [t, copy]) quotas.forEach((q, i) => expect(table.num(table.find(`q${i}@x`)), String(q)).toBe(q));
+    expect(copy.value(copy.find('q1@x'))).toBe('v');
+    expect(copy.value(copy.find('q0@x'))).toBeNull();
+  });
+
+  it('refuses a frame bigger than a chunk that holds more than one record', () => {
+    const t = createByteTable();
+    for (let i = 0; i < 40_000; i++) t.put(`k${i}@x`, 'v'.repeat(40), 0, 0);
+    const heads = Buffer.alloc(40_000 * t.recordHead);
+    const bytes = Buffer.alloc(4 << 20);
+    const r = t.exportRecords(0, heads, bytes);
+    expect(r.bytes).toBeGreaterThan(CHUNK_BYTES);
+    const loader = createByteTable().load(40_000);
+    expect(() => loader.chunk(heads.subarray(0, r.headBytes), r.count, bytes.subarray(0, r.bytes))).toThrow(/bigger than a chunk/);
+  });
+
   it('comes back whole through export and load, whatever the frame and step sizes', () => {
     fc.assert(
       fc.property(fc.array(op, { maxLength: 300 }), fc.integer({ min: 8, max: 4096 }), fc.integer({ min: 1, max: 4096 }), (ops, frame, step) => {
@@ -164,7 +187,7 @@ describe('byte table', () => {
     const heads = Buffer.alloc(10 * t.recordHead);
     const bytes = Buffer.alloc(4096);
     const r = t.exportRecords(0, heads, bytes);
-    heads.writeUInt32LE((heads.readUInt32LE(8) ^ 1) >>> 0, 8); // the first record's hash
+    heads.writeUInt32LE((heads.readUInt32LE(0) ^ 1) >>> 0, 0); // the first record's hash
     const loader = createByteTable().load(10);
     expect(() => loader.chunk(heads.subarray(0, r.headBytes), r.count, bytes.subarray(0, r.bytes))).toThrow(/hashes/);
   });
