@@ -47,7 +47,7 @@ export const LATIN1_VALUE = 0x40;
 const valueEncoding = (flags: number): BufferEncoding => ((flags & LATIN1_VALUE) !== 0 ? 'latin1' : 'utf8');
 const MIN_GARBAGE = 4 << 20;
 const MOVE_BUDGET = 8 << 20;
-/** Index slots a change's share of the index's growth copies (see growStep). */
+/** Entries a change's share of the index's growth copies (see growStep). */
 const GROW_STEP = 64;
 /** Ids a change's share of a compaction looks at (see maybeCompact). */
 const STEP_IDS = 16 * 1024;
@@ -126,8 +126,16 @@ export interface ByteTable {
   num(id: number): number;
   flags(id: number): number;
   keys(): IterableIterator<string>;
-  /** Bytes held in chunks and, of them, still live (for tests). */
-  memory(): { chunkBytes: number; liveBytes: number; chunks: number };
+  /** Bytes held in chunks and, of them, still live; the index's slots (for tests). */
+  memory(): { chunkBytes: number; liveBytes: number; chunks: number; indexSlots: number };
+  /**
+   * Makes room for `entries` in all, at once: a bulk load of that many then never grows the
+   * index (each growth hashes every key again). A guess (PostgreSQL's estimate of a query's
+   * rows): fit() undoes one far too high.
+   */
+  reserve(entries: number): void;
+  /** Shrinks an index left far bigger than the entries need (by reserve()). */
+  fit(): void;
   /** Whether entries carry a number (the layout of their raw records). */
   readonly numbers: boolean;
   /** Bytes of one record head in exportRecords' `heads` (see RecordFrame). */
@@ -190,7 +198,7 @@ function hashBytes(buf: Buffer, off: number, len: number): number {
 
 // Long because it is a closure holding the module's private state; the functions inside
 // it are short and each does one thing.
-/** `growStep`: index slots copied per change while the index grows (GROW_STEP; tests make it slow). */
+/** `growStep`: entries copied per change while the index grows (GROW_STEP; tests make it slow). */
 export function createByteTable(options: { numbers?: boolean; growStep?: number } = {}): ByteTable {
   const growBy = options.growStep ?? GROW_STEP;
   const numbers = options.numbers === true;
@@ -308,42 +316,71 @@ export function createByteTable(options: { numbers?: boolean; growStep?: number 
     }
   };
 
-  /** Empties slot s of `arr`, pulling later entries of its probe run back (no tombstones); `moved(from, to)` sees each pull. */
-  const removeAt = (arr: Uint32Array, mk: number, s: number, moved?: (from: number, to: number) => void) => {
+  /** Empties slot s of `arr`, pulling later entries of its probe run back (no tombstones). */
+  const removeAt = (arr: Uint32Array, mk: number, s: number) => {
     for (let j = (s + 1) & mk; arr[j] !== 0; j = (j + 1) & mk) {
       const home = hashOf((arr[j]! & ID_MASK) - 1) & mk;
       const between = s <= j ? s < home && home <= j : s < home || home <= j;
       if (between) continue;
       arr[s] = arr[j]!;
-      moved?.(j, s);
       s = j;
     }
     arr[s] = 0;
   };
 
-  // The index grows into one twice its size a GROW_STEP of slots per change, not in one go:
-  // at ten million entries one rehash held the event loop for a quarter of a second. Until
-  // the copy is through, the old index answers and every change is made in both; the new
-  // one holds every entry of the slots the copy has passed (`copied`), and any other entry
-  // put meanwhile.
+  // The index grows into one twice its size a GROW_STEP of entries per change, not in one
+  // go: at ten million entries one rehash held the event loop for a quarter of a second.
+  // Until the copy is through, the old index answers. The copy goes by id, not by slot: ids
+  // lie in the order their bytes were written, so the keys it hashes again are read front
+  // to back instead of one cache miss each. The new index holds the live entries of ids
+  // below `copied`, and those of ids from `growFrom` (the ids the copy will not reach);
+  // a change to any of those is made in both indexes, a change to an id in between only in
+  // the old one: the copy takes it there as it is when it gets to it.
   let next: typeof index | undefined;
   let nextMask = 0;
   let copied = 0;
+  let growFrom = 0;
 
-  const ensureInNext = (id: number) => {
-    const h = hashOf(id);
-    if (slotById(next!, nextMask, h, id) < 0) insertInto(next!, nextMask, h, id);
-  };
+  /** Whether entry `id` is in the new index while one is being grown. */
+  const inNext = (id: number) => next !== undefined && (id < copied || id >= growFrom);
 
-  const growStep = (slots: number) => {
+  const growStep = (ids: number) => {
     if (next === undefined) return;
-    const end = Math.min(mask + 1, copied + slots);
-    for (let s = copied; s < end; s++) if (index[s] !== 0) ensureInNext(idAt(s));
+    const end = Math.min(growFrom, copied + ids);
+    for (let id = copied; id < end; id++) if ((flagsOf[id]! & LIVE) !== 0) insertInto(next, nextMask, hashOf(id), id);
     copied = end;
-    if (copied <= mask) return;
+    if (copied < growFrom) return;
     index = next;
     mask = nextMask;
     next = undefined;
+  };
+
+  /** The number of index slots that holds `entries` at most 60% full. */
+  const slotsFor = (entries: number): number => {
+    let slots = 1024;
+    while (entries * 5 > slots * 3) slots *= 2;
+    return slots;
+  };
+
+  /** Puts every live entry into a new index of `slots` slots, by id (see growStep). */
+  const rebuildIndex = (slots: number) => {
+    growStep(growFrom); // a growth under way finishes first
+    const arr = new Uint32Array(slots);
+    for (let id = 0; id < topId; id++) if ((flagsOf[id]! & LIVE) !== 0) insertInto(arr, slots - 1, hashOf(id), id);
+    index = arr;
+    mask = slots - 1;
+  };
+
+  const reserve = (entries: number) => {
+    const want = Math.min(Math.max(0, Math.floor(entries)), MAX_IDS);
+    if (slotsFor(want) > mask + 1) rebuildIndex(slotsFor(want));
+    ensureIds(want);
+  };
+
+  // A quarter of what reserve() made is a guess four times too high: the index is then
+  // rebuilt at its size (the id arrays stay: their untouched pages cost nothing).
+  const fit = () => {
+    if (next === undefined && slotsFor(size) * 4 <= mask + 1) rebuildIndex(slotsFor(size));
   };
 
   /** Called before an entry is added: starts growing at 60% full; past 80% finishes at once. */
@@ -352,8 +389,9 @@ export function createByteTable(options: { numbers?: boolean; growStep?: number 
       next = new Uint32Array(index.length * 2);
       nextMask = next.length - 1;
       copied = 0;
+      growFrom = topId;
     }
-    if (next !== undefined && (size + 1) * 5 > (mask + 1) * 4) growStep(mask + 1);
+    if (next !== undefined && (size + 1) * 5 > (mask + 1) * 4) growStep(growFrom);
   };
 
   // Where a running export (a snapshot write) has got to: ids below it are behind it. A
@@ -405,7 +443,7 @@ export function createByteTable(options: { numbers?: boolean; growStep?: number 
   };
 
   /** Room for `bytes` at the end of a chunk: its place (chunk << CHUNK_BITS | offset). */
-  const reserve = (bytes: number): number => {
+  const roomFor = (bytes: number): number => {
     if (bytes > BIG) {
       const c = newChunk(bytes, true);
       chunkUsed[c] = bytes;
@@ -466,7 +504,7 @@ export function createByteTable(options: { numbers?: boolean; growStep?: number 
       const from = chunkOf(id);
       const off = offsetOf(id);
       const bytes = entryEnd(from, off) - off;
-      const to = reserve(bytes);
+      const to = roomFor(bytes);
       from.copy(chunks[to >>> CHUNK_BITS]!, to & OFFSET_MASK, off, off + bytes);
       places[id] = to;
     }
@@ -486,14 +524,14 @@ export function createByteTable(options: { numbers?: boolean; growStep?: number 
     const vl1 = value === null ? 0 : vl + 1;
     const bytes = varintBytes(keyLen) + keyLen + varintBytes(vl1) + (numbers ? numBytes(code) : 0) + vl;
     const s = slotOf(h);
-    const id = s >= 0 ? idAt(s) : newId();
     // Room first: should the table be full, it throws before anything has changed.
-    const place = reserve(bytes);
+    const place = roomFor(bytes);
+    if (s < 0) growIfFull(); // before the id: a fresh one is then one the copy does not reach
+    const id = s >= 0 ? idAt(s) : newId();
     if (s >= 0) release(id);
     else {
-      growIfFull();
       insertInto(index, mask, h, id);
-      if (next !== undefined) insertInto(next, nextMask, h, id);
+      if (inNext(id)) insertInto(next!, nextMask, h, id);
       size++;
     }
     const buf = chunks[place >>> CHUNK_BITS]!;
@@ -518,14 +556,10 @@ export function createByteTable(options: { numbers?: boolean; growStep?: number 
     const s = slotOf(h);
     if (s < 0) return false;
     const id = idAt(s);
-    if (next === undefined) removeAt(index, mask, s);
-    else {
-      const ns = slotById(next, nextMask, h, id);
-      if (ns >= 0) removeAt(next, nextMask, ns);
-      // An entry pulled back past the copy's position would be passed over: copy it now.
-      removeAt(index, mask, s, (from, to) => {
-        if (from >= copied && to < copied) ensureInNext(idAt(to));
-      });
+    removeAt(index, mask, s);
+    if (inNext(id)) {
+      const ns = slotById(next!, nextMask, h, id);
+      if (ns >= 0) removeAt(next!, nextMask, ns);
     }
     // After the index: removeAt reads the keys of the entries it moves, and the freed chunk
     // of a big entry may be given to the next one.
@@ -688,6 +722,8 @@ export function createByteTable(options: { numbers?: boolean; growStep?: number 
       return size;
     },
     numbers,
+    reserve,
+    fit,
     recordHead: RECORD_HEAD,
     exportRecords,
     load,
@@ -724,7 +760,7 @@ export function createByteTable(options: { numbers?: boolean; growStep?: number 
         garbage += chunkGarbage[c]!;
         unused += b.length - chunkUsed[c]!;
       });
-      return { chunkBytes, liveBytes: chunkBytes - garbage - unused, chunks: n };
+      return { chunkBytes, liveBytes: chunkBytes - garbage - unused, chunks: n, indexSlots: mask + 1 };
     },
   };
 }

@@ -123,6 +123,8 @@ export async function loadKind(
   times?: AliasTimes,
 ): Promise<void> {
   const cursor = `mailmapd_load_${kind}`;
+  const table = kind === 'mailbox' ? data.mailboxes.raw : kind === 'alias' ? data.aliases.raw : undefined;
+  if (table !== undefined) table.reserve(table.size + (await plannedRows(c, profile.queries[kind])));
   await c.query(`DECLARE ${cursor} NO SCROLL CURSOR FOR ${profile.queries[kind]}`);
   const rows = rowAdder(data, kind, times);
   const fetch = () => c.query({ text: `FETCH ${fetchSize} FROM ${cursor}`, rowMode: 'array' });
@@ -143,7 +145,21 @@ export async function loadKind(
     throw err;
   }
   rows.finish();
+  table?.fit();
   await c.query(`CLOSE ${cursor}`);
+}
+
+/**
+ * PostgreSQL's estimate of the rows `query` returns (0 if it gives none): a big table is
+ * sized for them before the load, so that ten million rows do not grow its index twenty
+ * times over, each time hashing every key again. The planner's guess, not a count: a count
+ * would read the rows twice. (An alias of several rows is one entry: a guess too high is
+ * shrunk back by fit().)
+ */
+async function plannedRows(c: pg.ClientBase, query: string): Promise<number> {
+  const r = await c.query<{ 'QUERY PLAN': [{ Plan?: { 'Plan Rows'?: unknown } }] }>(`EXPLAIN (FORMAT JSON) ${query}`);
+  const rows = Number(r.rows[0]?.['QUERY PLAN']?.[0]?.Plan?.['Plan Rows']);
+  return Number.isFinite(rows) && rows > 0 ? rows : 0;
 }
 
 /** The transactions at or above `xmin` whose changes the open snapshot sees, and the newest change row. */

@@ -90,10 +90,10 @@ function copyThrough(t: ByteTable, frameBytes: number, stepBytes: number, betwee
 }
 
 describe('byte table', () => {
-  it('behaves like a Map through any sequence of puts and deletes', () => {
+  it('behaves like a Map through any sequence of puts and deletes, whatever its index grows by a change', () => {
     fc.assert(
-      fc.property(fc.array(op, { maxLength: 400 }), (ops) => {
-        const t = createByteTable({ numbers: true });
+      fc.property(fc.array(op, { maxLength: 400 }), fc.constantFrom(1, 3, 64), (ops, growStep) => {
+        const t = createByteTable({ numbers: true, growStep });
         const model = new Map<string, [string | null, number, number]>();
         for (const o of ops) apply(t, model, o);
         expectSame(t, model);
@@ -106,11 +106,28 @@ describe('byte table', () => {
   it('keeps every number exactly, whether it is stored in two bytes or eight', () => {
     // A quota is mostly a round number of KiB, MiB or GiB and is then stored short
     // (byte-table.ts numCode); anything else takes the long form and must come back as it was.
-    const quotas = [0, 1, 1023, 1024, 3 * 1024, 2 ** 30, 10 ** 9, 2 ** 40, 5 * 2 ** 50, 2 ** 53 - 1, 2 ** 53, 1.5, -1, -0, Number.POSITIVE_INFINITY, Number.MAX_VALUE];
+    const quotas = [
+      0,
+      1,
+      1023,
+      1024,
+      3 * 1024,
+      2 ** 30,
+      10 ** 9,
+      2 ** 40,
+      5 * 2 ** 50,
+      2 ** 53 - 1,
+      2 ** 53,
+      1.5,
+      -1,
+      -0,
+      Number.POSITIVE_INFINITY,
+      Number.MAX_VALUE,
+    ];
     const t = createByteTable({ numbers: true });
-    quotas.forEach((q, i) => t.put(`q${i}@x`, i % 2 === 0 ? null : 'v', q, 0));
+    for (const [i, q] of quotas.entries()) t.put(`q${i}@x`, i % 2 === 0 ? null : 'v', q, 0);
     const copy = copyThrough(t, 4096, 4096);
-    for (const table of [t, copy]) quotas.forEach((q, i) => expect(table.num(table.find(`q${i}@x`)), String(q)).toBe(q));
+    for (const table of [t, copy]) for (const [i, q] of quotas.entries()) expect(table.num(table.find(`q${i}@x`)), String(q)).toBe(q);
     expect(copy.value(copy.find('q1@x'))).toBe('v');
     expect(copy.value(copy.find('q0@x'))).toBeNull();
   });
@@ -202,14 +219,13 @@ describe('byte table', () => {
   });
 
   it('keeps every entry findable while the index grows a step at a time, with deletions in between', () => {
-    // The index grows into a new one a few slots per change (byte-table.ts growStep):
-    // puts and deletes land meanwhile, and a deletion pulls entries back across the copy's
-    // position. A key pool that widens slowly keeps the table growing while a third of the
-    // changes delete. One slot per change, so that most changes land in the middle of a growth.
+    // The index grows into a new one a few entries per change, by id (byte-table.ts
+    // growStep): puts and deletes land meanwhile, on ids behind the copy, ahead of it, and
+    // beyond the ids it will copy; freed ids are given out again on either side of it. A key
+    // pool that widens slowly keeps the table growing while a third of the changes delete.
+    // One entry per change, so that most changes land in the middle of a growth.
     const t = createByteTable({ numbers: true, growStep: 1 });
     const model = new Map<string, [string | null, number, number]>();
-    // This seed pulls entries back past the copy's position that live on to the swap (without
-    // copying them then, it fails at change 13580; many seeds never hit the case).
     let x = 12345;
     const rnd = () => {
       x ^= x << 13;
@@ -217,14 +233,55 @@ describe('byte table', () => {
       x ^= x << 5;
       return (x >>> 0) / 4294967296;
     };
+    const used = new Set<string>();
+    // Present keys are found, deleted ones are not (a slot left behind in either index would find them).
+    const check = () => {
+      for (const key of used) expect(t.find(key) >= 0, key).toBe(model.has(key));
+    };
     for (let op = 0; op < 20_000; op++) {
       const k = `k${Math.floor(rnd() * (op / 4 + 100))}@d.test`;
+      used.add(k);
       apply(t, model, rnd() < 0.45 ? { del: k } : { put: [k, `v${op}`, op, 0] });
-      if (op % 97 === 0) for (const key of model.keys()) expect(t.find(key), key).toBeGreaterThanOrEqual(0);
+      if (op % 97 === 0) check();
     }
     expectSame(t, model);
+    check();
     for (const k of [...model.keys()]) apply(t, model, { del: k });
     expect(t.size).toBe(0);
+    check();
+  });
+
+  it('a key deleted while the index grows, behind the copy, is gone once the new index answers', () => {
+    // Ids go out in order here: k<i> has id i. The first index (1024 slots) starts growing
+    // at the 615th entry; one id copied per change, so the deletions below land on ids the
+    // copy has passed, and no put takes their ids again before the new index takes over.
+    const t = createByteTable({ growStep: 1 });
+    for (let i = 0; i < 700; i++) t.put(`k${i}`, 'v', 0, 0);
+    for (let i = 0; i < 650; i++) t.delete(`k${i}`);
+    for (let i = 0; i < 700; i++) expect(t.find(`k${i}`) >= 0, `k${i}`).toBe(i >= 650);
+    expect([...t.keys()]).toHaveLength(50);
+  });
+
+  it('sized for a guess up front, it holds what comes and gives an index far too big back', () => {
+    const t = createByteTable({ numbers: true });
+    t.put('before@x', 'b', 1, 0);
+    t.reserve(100_000);
+    const reserved = t.memory().indexSlots;
+    expect(reserved).toBeGreaterThanOrEqual((100_000 * 5) / 3);
+    for (let i = 0; i < 100_000; i++) t.put(`k${i}@x`, `v${i}`, i, 0);
+    // The guess was right: the load never grew the index.
+    expect(t.memory().indexSlots).toBe(reserved);
+    t.fit();
+    expect(t.memory().indexSlots).toBe(reserved);
+    // A guess ten times too high: fit() shrinks the index to what 10,001 entries need.
+    const u = createByteTable({ numbers: true });
+    u.reserve(100_000);
+    for (let i = 0; i < 10_000; i++) u.put(`k${i}@x`, `v${i}`, i, 0);
+    u.put('k5@x', 'again', 5, 0);
+    u.fit();
+    expect(u.memory().indexSlots).toBe(32_768);
+    expect([u.size, u.value(u.find('k5@x')), u.num(u.find('k9999@x')), u.find('k10000@x')]).toEqual([10_000, 'again', 9999, -1]);
+    for (let i = 0; i < 10_000; i += 7) expect(u.value(u.find(`k${i}@x`))).toBe(i === 5 ? 'again' : `v${i}`);
   });
 
   it('gives the memory of replaced and deleted entries back', () => {
