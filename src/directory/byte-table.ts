@@ -121,6 +121,8 @@ export interface ByteTable {
   find(key: string): number;
   /** Adds or replaces `key`'s entry. */
   put(key: string, value: string | null, num: number, flags: number): void;
+  /** As put() when `key` has no entry (and -1); else the id of the one it has, unchanged: a lookup fewer than find() then put(). */
+  putIfAbsent(key: string, value: string | null, num: number, flags: number): number;
   delete(key: string): boolean;
   value(id: number): string | null;
   num(id: number): number;
@@ -516,14 +518,13 @@ export function createByteTable(options: { numbers?: boolean; growStep?: number 
     picked = undefined;
   };
 
-  const put = (key: string, value: string | null, num: number, flags: number) => {
-    const h = encode(key);
+  /** Stores the key encode() left in scratch (hash h; slot s, or -1 when it is new). */
+  const store = (h: number, s: number, value: string | null, num: number, flags: number) => {
     const enc = valueEncoding(flags);
     const vl = value === null ? 0 : Buffer.byteLength(value, enc);
     const code = numbers ? numCode(num) : 0;
     const vl1 = value === null ? 0 : vl + 1;
     const bytes = varintBytes(keyLen) + keyLen + varintBytes(vl1) + (numbers ? numBytes(code) : 0) + vl;
-    const s = slotOf(h);
     // Room first: should the table be full, it throws before anything has changed.
     const place = roomFor(bytes);
     if (s < 0) growIfFull(); // before the id: a fresh one is then one the copy does not reach
@@ -549,6 +550,19 @@ export function createByteTable(options: { numbers?: boolean; growStep?: number 
     flagsOf[id] = (flags & USER_FLAGS) | LIVE;
     growStep(growBy);
     maybeCompact();
+  };
+
+  const put = (key: string, value: string | null, num: number, flags: number) => {
+    const h = encode(key);
+    store(h, slotOf(h), value, num, flags);
+  };
+
+  const putIfAbsent = (key: string, value: string | null, num: number, flags: number): number => {
+    const h = encode(key);
+    const s = slotOf(h);
+    if (s >= 0) return idAt(s);
+    store(h, -1, value, num, flags);
+    return -1;
   };
 
   const del = (key: string): boolean => {
@@ -729,6 +743,7 @@ export function createByteTable(options: { numbers?: boolean; growStep?: number 
     load,
     find,
     put,
+    putIfAbsent,
     delete: del,
     value(id) {
       const vl1 = valueAt(id);

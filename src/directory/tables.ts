@@ -49,6 +49,8 @@ export interface AliasTable {
   get(address: string): string | undefined;
   has(address: string): boolean;
   set(address: string, destinations: string): AliasTable;
+  /** set() when the address has no entry (and undefined); else its destinations, unchanged (a load's rows in one lookup each). */
+  setIfAbsent(address: string, destinations: string): string | undefined;
   delete(address: string): boolean;
   keys(): IterableIterator<string>;
   /** The byte table underneath, for the on-disk snapshot's raw records. */
@@ -148,6 +150,11 @@ export function createAliasTable(ids: DomainIds = createDomainIds()): AliasTable
     set(address, destinations) {
       t.put(packAddress(address, ids), packList(destinations, ids), 0, 0);
       return table;
+    },
+    setIfAbsent(address, destinations) {
+      const id = t.putIfAbsent(packAddress(address, ids), packList(destinations, ids), 0, 0);
+      const v = id < 0 ? null : t.value(id);
+      return v === null ? undefined : unpackList(v, ids);
     },
     delete(address) {
       const key = packFound(address, ids);

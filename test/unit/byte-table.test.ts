@@ -7,13 +7,21 @@ import { describe, expect, it } from 'vitest';
 import { CHUNK_BYTES, createByteTable, LATIN1_VALUE, type ByteTable } from '../../src/directory/byte-table.js';
 import { createAliasTable, createMailboxTable } from '../../src/directory/tables.js';
 
-type Op = { put: [string, string | null, number, number] } | { del: string };
+type Op = { put: [string, string | null, number, number] } | { add: [string, string | null, number, number] } | { del: string };
 
 function apply(t: ByteTable, model: Map<string, [string | null, number, number]>, op: Op) {
   if ('put' in op) {
     const [k, v, n, f] = op.put;
     t.put(k, v, n, f);
     model.set(k, [v, n, f]);
+  } else if ('add' in op) {
+    const [k, v, n, f] = op.add;
+    const had = model.get(k);
+    const id = t.putIfAbsent(k, v, n, f);
+    if (had === undefined) {
+      expect(id).toBe(-1);
+      model.set(k, [v, n, f]);
+    } else expect([t.value(id), t.num(id), t.flags(id)]).toEqual(had);
   } else {
     expect(t.delete(op.del)).toBe(model.delete(op.del));
   }
@@ -51,6 +59,10 @@ const op: fc.Arbitrary<Op> = fc.oneof(
       // A LATIN1_VALUE entry's value is bytes, a char each: the caller's promise, kept here.
       put: [k, v !== null && (f & LATIN1_VALUE) !== 0 ? Buffer.from(v, 'latin1').toString('latin1') : v, n, f] as [string, string | null, number, number],
     })),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.tuple(key, fc.string({ maxLength: 10 }), fc.integer({ min: 0, max: 5000 }), fc.integer({ min: 0, max: 0x3f })).map((add) => ({ add })),
   },
   { weight: 1, arbitrary: key.map((del) => ({ del })) },
 );
