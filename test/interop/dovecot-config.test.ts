@@ -33,6 +33,9 @@ describe('mailmapd dovecot-config', () => {
     const unix = dovecotConfig(unixConfig, []);
     expect(unix).toContain('smtpd_sasl_type = dovecot\n');
     expect(unix).toContain('smtpd_sasl_path = unix:/run/mailmapd/auth\n');
+    // AUTH is the submission service's (postfix-config), not every smtpd's: see postfix-delivery's daemon-down case.
+    expect(unix).not.toMatch(/^smtpd_sasl_auth_enable/m);
+    expect(unix).toContain('-o smtpd_sasl_auth_enable=yes');
     expect(unix).toContain('chroot');
     expect(unix).toContain('doveadm auth test -a /run/mailmapd/auth');
     const inet = dovecotConfig(inetConfig, []);

@@ -109,7 +109,8 @@ describe('OAuth2 bearer tokens: a real OpenID provider, Postfix SMTP AUTH and Do
       join(pfx.dir, 'etc', 'main.cf'),
       pfx.mainCf([sasl.slice(sasl.indexOf('# ---- Postfix')), 'smtpd_tls_auth_only = no', 'smtpd_relay_restrictions = permit_sasl_authenticated, reject']),
     );
-    writeFileSync(join(pfx.dir, 'etc', 'master.cf'), masterCf([`127.0.0.1:${smtpPort} inet n - y - - smtpd`]));
+    // The submission role: AUTH is switched on per service (postfix-config's submission block).
+    writeFileSync(join(pfx.dir, 'etc', 'master.cf'), masterCf([`127.0.0.1:${smtpPort} inet n - y - - smtpd`, '  -o smtpd_sasl_auth_enable=yes']));
     const pf = pfx.run('start');
     expect(pf.status, `postfix start failed:\n${pf.stderr}\n${pfx.maillog()}`).toBe(0);
 
