@@ -5,8 +5,9 @@
 // key string, a record object, the password-hash string, the Map's slot — about 300 bytes
 // each with their headers, and a garbage collector that must trace them all. Here an entry
 // is its bytes in a 1 MiB chunk, five bytes of metadata and a 4-byte slot in an index
-// array: with 10M mailboxes + 10M aliases (bench/scale.mjs) the tables need about 85 bytes a
-// pair beside their keys and values; a lookup touches three cache lines, as a Map's does.
+// array: with 10M mailboxes + 10M aliases (bench/scale.mjs) a mailbox and its alias cost
+// about 30 bytes beside their keys' and values' own (86 in all there); a lookup touches
+// three cache lines, as a Map's does.
 //
 // Layout (every byte here is paid twenty million times at ten million mailboxes, so the
 // metadata is the least a lookup needs, and the rest lives with the entry's bytes):
