@@ -41,8 +41,9 @@ describe('memory after a full reload', () => {
     expect(existsSync(new URL('memory/malloc.node', dist)), 'dist/memory/malloc.node: run npm run build').toBe(true);
     const r = run(true);
     expect(r.fixed).toBe(true);
-    // Each load is ~60 MB of tables; a retained old copy would add that much.
+    // Each load is ~46 MB of tables; a retained old copy would add that much (73 MB more
+    // here without the fix); with it, about 16 MB of heap and allocator slack stay.
     expect(r.tables).toBeGreaterThan(40 * 2 ** 20);
-    expect(r.after - r.first).toBeLessThan(r.tables / 3);
+    expect(r.after - r.first).toBeLessThan(r.tables / 2);
   });
 });
