@@ -23,6 +23,7 @@
 // Version 4: a record's lengths and number live in its bytes, its head is [hash, flags]
 // (byte-table.ts: ten million mailboxes pay for every byte of metadata); frames are at
 // most a chunk.
+// A file of version 3 is read still (format-3.ts), for the upgrade from it.
 // A file of another version is refused (and rewritten by the next write).
 //
 // The byte tables travel as their raw records (byte-table.ts), so whatever a mailbox record

@@ -10,6 +10,7 @@ import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { crc32 } from 'node:zlib';
 import { emptyData, type DirectoryData } from '../directory/directory.js';
 import type { ByteTable } from '../directory/byte-table.js';
+import { FORMAT_3, putRecords3, recordHead3 } from './format-3.js';
 import { FORMAT_VERSION, FRAME_HEAD, KIND_JSON, KIND_RAW, PREFIX_BYTES, decodePrefix, parts, type SnapshotHeader } from './format.js';
 
 export type ReadResult =
@@ -72,7 +73,7 @@ function readFrom(fd: number, check: (h: SnapshotHeader) => string | undefined):
   if (size < PREFIX_BYTES) return refuse(`truncated: ${size} bytes`);
   const p = decodePrefix(r.read(PREFIX_BYTES));
   if (typeof p === 'string') return refuse(p);
-  if (p.version !== FORMAT_VERSION) return refuse(`format version ${p.version}, this mailmapd reads ${FORMAT_VERSION}`);
+  if (p.version !== FORMAT_VERSION && p.version !== FORMAT_3) return refuse(`format version ${p.version}, this mailmapd reads ${FORMAT_VERSION}`);
   const expected = PREFIX_BYTES + p.headerBytes + p.bodyBytes;
   if (size !== expected) return refuse(`truncated or damaged: ${size} bytes, the header says ${expected}`);
   const headerBuf = r.read(p.headerBytes);
@@ -88,7 +89,7 @@ function readFrom(fd: number, check: (h: SnapshotHeader) => string | undefined):
 
   const data = emptyData();
   const seen = new Set<string>();
-  const body: BodyState = { crc: 0, frame: Buffer.allocUnsafeSlow(FRAME_HEAD), heads: Buffer.allocUnsafeSlow(64 * 1024) };
+  const body: BodyState = { version: p.version, crc: 0, frame: Buffer.allocUnsafeSlow(FRAME_HEAD), heads: Buffer.allocUnsafeSlow(64 * 1024) };
   while (r.at() < size) seen.add(readSection(r, body, data, seen));
   if (body.crc !== p.bodyCrc) return refuse('damaged: body checksum mismatch');
   const missing = parts.filter((n) => !seen.has(n));
@@ -98,6 +99,8 @@ function readFrom(fd: number, check: (h: SnapshotHeader) => string | undefined):
 
 /** The body's running checksum, and the buffers frame heads and record heads are read into (only looked at while a frame is adopted). */
 interface BodyState {
+  /** The file's format: FORMAT_VERSION, or FORMAT_3 (format-3.ts). */
+  version: number;
   crc: number;
   frame: Buffer;
   heads: Buffer;
@@ -123,8 +126,12 @@ function readSection(r: FileReader, st: BodyState, data: DirectoryData, seen: Se
   if (kind !== (map ? KIND_JSON : KIND_RAW) || (table !== undefined && table.numbers !== numbers)) {
     throw new Damaged(`section ${name} has another layout`);
   }
+  const old = st.version === FORMAT_3;
+  const recordHead = table === undefined ? 0 : old ? recordHead3(table) : table.recordHead;
   // A hint only, and bounded by what the rest of the file could hold.
-  const loader = table?.load(Math.min(entries, Math.floor((r.size - r.at()) / table.recordHead)));
+  const hint = table === undefined ? 0 : Math.min(entries, Math.floor((r.size - r.at()) / recordHead));
+  const loader = old ? undefined : table?.load(hint);
+  if (old) table?.reserve(hint);
   for (;;) {
     // A frame's checksum order: data, heads, head (write.ts sums each step as it copies it).
     const f = r.readInto(st.frame, FRAME_HEAD);
@@ -152,8 +159,9 @@ function readSection(r: FileReader, st: BodyState, data: DirectoryData, seen: Se
       }
       for (const [k, v] of entries) map.set(k, v);
     } else {
-      if (headBytes !== count * table!.recordHead) throw new Damaged(`section ${name}: bad frame`);
-      loader!.chunk(h, count, chunk);
+      if (headBytes !== count * recordHead) throw new Damaged(`section ${name}: bad frame`);
+      if (old) putRecords3(table!, h, count, chunk);
+      else loader!.chunk(h, count, chunk);
     }
   }
   loader?.finish();

@@ -141,6 +141,39 @@ describe('snapshot file', () => {
     rmSync(big);
   });
 
+  it('reads a snapshot of format 3, as the mailmapd before this one wrote it, so that an upgrade restarts from it', async () => {
+    // test/fixtures/snapshot/format-3.snapshot was written by commit dceb3b2's writeSnapshot
+    // with the directory made here (the script is in that commit's message).
+    const expected = emptyData();
+    expected.domains.set('example.org', true).set('bücher.example', true);
+    expected.aliasDomains.set('example.net', { target: 'example.org', active: true });
+    for (let i = 0; i < 300; i++) {
+      const hash = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789./'.slice(i % 40);
+      expected.mailboxes.set(`u${i}@example.org`, { password: `{SHA512-CRYPT}$6$salt${i}$${hash}`, quotaBytes: i * 1024 * 1024, active: i % 3 !== 0 });
+      expected.aliases.set(`a${i}@example.org`, `u${i}@example.org,u${i + 1}@example.org`);
+    }
+    expected.mailboxes.set('nopass@example.org', { password: null, quotaBytes: 0, active: true });
+    expected.mailboxes.set('jürgen@bücher.example', { password: '{PLAIN}grüße', quotaBytes: 1.5, active: true, maintenance: true, disabledServices: ['imap'] });
+    expected.aliases.set('@bücher.example', 'jürgen@bücher.example');
+    expected.routes.set('transport:example.org', 'lmtp:unix:private/dovecot-lmtp');
+    const back = readSnapshot(new URL('../fixtures/snapshot/format-3.snapshot', import.meta.url).pathname, () => undefined);
+    expect(back.status === 'refused' ? back.reason : back.status).toBe('ok');
+    if (back.status !== 'ok') return;
+    expect(dump(back.data)).toEqual(dump(expected));
+    expect([...back.data.routes.entries()]).toEqual([...expected.routes.entries()]);
+    expect(back.data.mailboxes.get('jürgen@bücher.example')).toEqual(expected.mailboxes.get('jürgen@bücher.example'));
+    // The tables it filled go on as tables: changed, written in the current format, read back.
+    back.data.mailboxes.set('new@example.org', { password: '{PLAIN}x', quotaBytes: 0, active: true });
+    expected.mailboxes.set('new@example.org', { password: '{PLAIN}x', quotaBytes: 0, active: true });
+    const again = join(dir, 'from-format-3.snapshot');
+    expect((await writeSnapshot({ path: again, data: back.data, header: header({ at: 'p5' }) })).status).toBe('written');
+    expect(readFileSync(again).readUInt32LE(8)).toBe(FORMAT_VERSION);
+    const current = readSnapshot(again, () => undefined);
+    expect(current.status).toBe('ok');
+    if (current.status === 'ok') expect(dump(current.data)).toEqual(dump(expected));
+    rmSync(again);
+  });
+
   it('refuses a truncated, damaged, foreign or missing file and says why', () => {
     const good = readFileSync(path);
     const bad = join(dir, 'bad.snapshot');
