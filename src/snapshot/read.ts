@@ -4,7 +4,8 @@
 // section of the directory present and none unknown, every entry inside its frame, and
 // the body's CRC-32. Frames of raw entries become the tables' chunks without a copy, and
 // their entries go into the tables' indexes by the hashes stored with them: no key is
-// hashed, no per-entry object made (a restart's time is mostly reading the file).
+// hashed, no per-entry object made (a restart's time is mostly reading the file). A file
+// of the format before is read too, its records put one by one (format-3.ts).
 
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { crc32 } from 'node:zlib';
