@@ -21,6 +21,7 @@ const all = [
   'policy-postfix',
   'shared',
   'scale',
+  'table-growth',
 ];
 const wanted = process.argv.slice(2).filter((a) => all.includes(a));
 const lines = [];
