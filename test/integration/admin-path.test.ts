@@ -65,7 +65,13 @@ describe('npm start', () => {
     let log = '';
     npm.stdout!.on('data', (d) => (log += d));
     npm.stderr!.on('data', (d) => (log += d));
-    const exited = new Promise<number | null>((resolve) => npm.once('exit', (code) => resolve(code)));
+    let exitCode: number | null | undefined;
+    const exited = new Promise<number | null>((resolve) =>
+      npm.once('exit', (code) => {
+        exitCode = code;
+        resolve(code);
+      }),
+    );
     const answers = async () => {
       try {
         return (await fetch(`http://127.0.0.1:${http}/healthz`)).status === 200;
@@ -74,7 +80,17 @@ describe('npm start', () => {
       }
     };
     try {
-      await waitFor(answers, 30_000, `npm start to serve /healthz (log: ${log})`);
+      // An npm that exits early fails at once, with what it printed (the log as it is then, not at the start).
+      await waitFor(
+        async () => {
+          if (exitCode !== undefined) throw new Error(`npm start exited with ${exitCode} before serving /healthz; it printed:\n${log.slice(-3000)}`);
+          return answers();
+        },
+        30_000,
+        'npm start to serve /healthz',
+      ).catch((err: unknown) => {
+        throw exitCode === undefined ? new Error(`${String(err)}; npm start printed:\n${log.slice(-3000)}`) : err;
+      });
       npm.kill('SIGINT');
       await waitFor(async () => !(await answers()), 10_000, 'the daemon to stop after SIGINT to npm');
       expect(await exited).toBe(0);
