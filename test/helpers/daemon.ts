@@ -3,7 +3,7 @@
 // with the real Postfix and Dovecot tools.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,16 +12,45 @@ import { fileURLToPath } from 'node:url';
 export const root = fileURLToPath(new URL('../..', import.meta.url));
 export const cliPath = join(root, 'dist/cli.js');
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/** Binds 127.0.0.1:port (0: any) and closes it again: the port, or undefined when it was taken. */
+function tryPort(port: number): Promise<number | undefined> {
+  return new Promise((resolve) => {
     const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
+    s.once('error', () => resolve(undefined));
+    s.listen(port, '127.0.0.1', () => {
       const a = s.address();
-      const port = typeof a === 'object' && a ? a.port : 0;
-      s.close(() => resolve(port));
+      const got = typeof a === 'object' && a ? a.port : 0;
+      s.close(() => resolve(got));
     });
   });
+}
+
+/** The first port of the kernel's ephemeral range (the ports outgoing connections are given). */
+function ephemeralStart(): number {
+  try {
+    return Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) || 32768;
+  } catch {
+    return 32768;
+  }
+}
+
+/**
+ * A loopback port free now, for a listener a test starts soon after. Picked below the
+ * ephemeral range: a port bind(0) gives is one an outgoing connection may take next, and
+ * while the suite runs, other files hold thousands of them (connection-limits), so the
+ * daemon's bind a second later could find it taken. Below the range only another test's
+ * listener can take it, and the pick is random over ten thousand ports.
+ */
+export async function freePort(): Promise<number> {
+  const top = ephemeralStart();
+  const bottom = Math.max(10_000, top - 12_000);
+  for (let i = 0; i < 50 && top - bottom > 1000; i++) {
+    const port = await tryPort(bottom + Math.floor(Math.random() * (top - bottom)));
+    if (port !== undefined) return port;
+  }
+  const port = await tryPort(0);
+  if (port === undefined) throw new Error('no free loopback port');
+  return port;
 }
 
 export interface Daemon {
