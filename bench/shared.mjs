@@ -158,42 +158,49 @@ async function policyClient(port) {
 
 const ip = (i) => `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
 
-/** Logins per second over `clients` connections of `window` logins each, for `seconds`; a third fail. */
-async function loginRate(d, seconds, clients = 2, window = 16) {
-  const conns = await Promise.all(Array.from({ length: clients }, () => authClient(d.ports.auth)));
+/** Requests per second for `seconds`: `workers` loops, each asking `step(i)` (i counts every request) until the time is up. */
+async function rateOf(seconds, workers, step) {
   let done = 0;
   let n = 0;
   const until = Date.now() + seconds * 1000;
-  const worker = async (c) => {
-    while (Date.now() < until) {
-      const i = n++;
-      const u = `user${i % MAILBOXES}@d.test`;
-      await c.login(u, i % 3 === 0 ? `wrong${i}` : 'right', ip(i % 50_000));
-      done++;
-    }
-  };
-  await Promise.all(conns.flatMap((c) => Array.from({ length: window }, () => worker(c))));
-  for (const c of conns) c.close();
+  await Promise.all(
+    workers.map(async (ask) => {
+      while (Date.now() < until) {
+        await step(ask, n++);
+        done++;
+      }
+    }),
+  );
   return done / seconds;
+}
+
+/** Logins per second over `clients` connections of `window` logins each, for `seconds`; a third fail. */
+async function loginRate(d, seconds, clients = 2, window = 16) {
+  const conns = await Promise.all(Array.from({ length: clients }, () => authClient(d.ports.auth)));
+  const rate = await rateOf(
+    seconds,
+    conns.flatMap((c) => Array.from({ length: window }, () => c)),
+    (c, i) => c.login(`user${i % MAILBOXES}@d.test`, i % 3 === 0 ? `wrong${i}` : 'right', ip(i % 50_000)),
+  );
+  for (const c of conns) c.close();
+  return rate;
 }
 
 /** Policy requests per second over `clients` connections, for `seconds`: a message's RCPTs and its END-OF-MESSAGE. */
 async function policyRate(d, seconds, clients = 16) {
   const conns = await Promise.all(Array.from({ length: clients }, () => policyClient(d.ports.policy)));
-  let done = 0;
-  let n = 0;
-  const until = Date.now() + seconds * 1000;
-  const worker = async (c) => {
-    while (Date.now() < until) {
-      const i = n++;
-      const base = { request: 'smtpd_access_policy', sasl_username: `user${i % 2000}@d.test`, instance: `i${i >> 2}`, recipient: `r${i}@elsewhere.test` };
-      await c.ask({ ...base, protocol_state: i % 4 === 3 ? 'END-OF-MESSAGE' : 'RCPT', recipient_count: '3' });
-      done++;
-    }
-  };
-  await Promise.all(conns.map(worker));
+  const rate = await rateOf(seconds, conns, (c, i) =>
+    c.ask({
+      request: 'smtpd_access_policy',
+      sasl_username: `user${i % 2000}@d.test`,
+      instance: `i${i >> 2}`,
+      recipient: `r${i}@elsewhere.test`,
+      protocol_state: i % 4 === 3 ? 'END-OF-MESSAGE' : 'RCPT',
+      recipient_count: '3',
+    }),
+  );
   for (const c of conns) c.close();
-  return done / seconds;
+  return rate;
 }
 
 /** Milliseconds from a failed login on `from` until `to` refuses that login, `rounds` times. */

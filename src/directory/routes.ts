@@ -41,6 +41,8 @@ export interface RouteTable {
   /** The value of `name` in one source: get(`${source}:${name}`) without building that key. */
   lookup(source: RouteSource, name: string): string | undefined;
   set(key: string, value: string): RouteTable;
+  /** set() when the key has no value (and undefined); else its value, unchanged (a load's list rows, as the alias table's). */
+  setIfAbsent(key: string, value: string): string | undefined;
   delete(key: string): boolean;
   keys(): IterableIterator<string>;
   entries(): IterableIterator<[string, string]>;
@@ -97,6 +99,11 @@ export function createRouteTable(): RouteTable {
       }
       m.set(name, value);
       return table;
+    },
+    setIfAbsent(key, value) {
+      const had = table.get(key);
+      if (had === undefined) table.set(key, value);
+      return had;
     },
     delete(key) {
       const [source, name] = split(key);

@@ -137,25 +137,22 @@ export function createMailboxTable(ids: DomainIds = createDomainIds()): MailboxT
 export function createAliasTable(ids: DomainIds = createDomainIds()): AliasTable {
   const t = createByteTable();
   const find = (address: string) => findAddress(t, ids, address);
+  /** The destinations of entry `id` (-1: none), unpacked. */
+  const destinations = (id: number): string | undefined => {
+    const v = id < 0 ? null : t.value(id);
+    return v === null ? undefined : unpackList(v, ids);
+  };
   const table: AliasTable = {
     get size() {
       return t.size;
     },
-    get(address) {
-      const id = find(address);
-      const v = id < 0 ? null : t.value(id);
-      return v === null ? undefined : unpackList(v, ids);
-    },
+    get: (address) => destinations(find(address)),
     has: (address) => find(address) >= 0,
     set(address, destinations) {
       t.put(packAddress(address, ids), packList(destinations, ids), 0, 0);
       return table;
     },
-    setIfAbsent(address, destinations) {
-      const id = t.putIfAbsent(packAddress(address, ids), packList(destinations, ids), 0, 0);
-      const v = id < 0 ? null : t.value(id);
-      return v === null ? undefined : unpackList(v, ids);
-    },
+    setIfAbsent: (address, list) => destinations(t.putIfAbsent(packAddress(address, ids), packList(list, ids), 0, 0)),
     delete(address) {
       const key = packFound(address, ids);
       return key !== undefined && t.delete(key);

@@ -221,9 +221,10 @@ export function createLimiter(
   const isAllowed = (addr: { ip: string; family: 4 | 6 } | undefined) => addr !== undefined && allowed.check(addr.ip, addr.family === 4 ? 'ipv4' : 'ipv6');
 
   const decideFor = (l: string, addr: { ip: string; family: 4 | 6 } | undefined): Decision => {
-    if (addr && isKnown(shareKey(l, addr.ip))) {
+    const sourceKey = addr === undefined ? undefined : shareKey(l, addr.ip);
+    if (sourceKey !== undefined && isKnown(sourceKey)) {
       // The owner's own address: only its own failures for this login count.
-      const mine = over('source', `${l}\0${addr.ip}`, settings.rejectAfter);
+      const mine = over('source', sourceKey, settings.rejectAfter);
       return mine === undefined ? { action: 'allow' } : { action: 'reject', retryAfterSeconds: mine, reason: 'address' };
     }
     const byLogin = over('login', l, settings.loginRejectAfter);
@@ -245,7 +246,7 @@ export function createLimiter(
   /** The counted keys a failure of login key `l` from `addr` lands in. */
   const countedKeys = (l: string, addr: { ip: string; family: 4 | 6 } | undefined): [Counted, string, number][] => {
     const keys: [Counted, string, number][] = [['login', l, settings.loginRejectAfter + 1]];
-    if (addr) keys.push(['source', `${l}\0${addr.ip}`, settings.rejectAfter + 1]);
+    if (addr) keys.push(['source', shareKey(l, addr.ip), settings.rejectAfter + 1]);
     if (addr && !isAllowed(addr)) {
       keys.push(['address', addr.ip, settings.rejectAfter + 1]);
       keys.push(['prefix', prefixOf(addr.ip, addr.family), settings.prefixRejectAfter + 1]);

@@ -151,7 +151,7 @@ export async function loadKind(
 
 /**
  * PostgreSQL's estimate of the rows `query` returns (0 if it gives none): a big table is
- * sized for them before the load, so that ten million rows do not grow its index twenty
+ * sized for them before the load, so that ten million rows do not grow its index fourteen
  * times over, each time hashing every key again. The planner's guess, not a count: a count
  * would read the rows twice. (An alias of several rows is one entry: a guess too high is
  * shrunk back by fit().)

@@ -174,16 +174,7 @@ export function rowAdder(data: DirectoryData, kind: ChangeKind, times?: AliasTim
  * one row per granted mailbox), whose rows are joined as alias rows are.
  */
 function routeRowAdder(data: DirectoryData): { add(r: Row): void; finish(): void } {
-  const routes = data.routes;
-  const lists = aliasRowAdder({
-    get: (k) => routes.get(k),
-    set: (k, v) => routes.set(k, v),
-    setIfAbsent(k, v) {
-      const had = routes.get(k);
-      if (had === undefined) routes.set(k, v);
-      return had;
-    },
-  });
+  const lists = aliasRowAdder(data.routes);
   return {
     add(r) {
       const [k, v] = routeRow(r);
